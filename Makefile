@@ -1,0 +1,50 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
+
+.PHONY: install demo test lint test-sqlite test-postgres browser bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/backstop demo --port 8000
+
+# Browser tests drive Debian's chromium through Playwright; install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (browser tests need it)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check backstop bench conftest.py
+	$(BIN)/mypy backstop bench conftest.py
+
+test-sqlite: install browser
+	$(BIN)/pytest
+
+# Runs only when a PostgreSQL server answers on 127.0.0.1:5432.
+test-postgres: install browser
+	@if $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: running the suite on it"; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/pytest; \
+	else echo "no PostgreSQL on 127.0.0.1:5432: suite ran on SQLite only"; fi
+
+test: lint test-sqlite test-postgres
+
+bench: install
+	$(BIN)/python bench/signup_latency.py
+	$(BIN)/python bench/activation_throughput.py
+	$(BIN)/python bench/reconcile_scale.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth import login
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from ninja import Router, Schema
+from ninja.security import SessionAuth
+
+from backstop.accounts import messages, services
+from backstop.accounts.models import Account
+from backstop.accounts.progress import setup_progress
+from backstop.lib.http import client_ip
+
+router = Router(tags=["accounts"])
+
+
+class SignedInSession(SessionAuth):
+    """The session, then CSRF: a caller who isn't signed in hears "not signed in", not a token error."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
+
+
+signed_in = SignedInSession()
+
+
+class SignupIn(Schema):
+    name: str
+    email: str
+    phone: str
+    company: str
+    password: str
+
+
+class LoginIn(Schema):
+    email: str
+    password: str
+
+
+class RecoverIn(Schema):
+    email: str
+
+
+class VerifyIn(Schema):
+    email: str
+    code: str
+    new_password: str = ""
+
+
+class AccountOut(Schema):
+    id: int
+    email: str
+    state: str
+
+
+class StepOut(Schema):
+    name: str
+    label: str
+    status: str
+    status_text: str
+    attempts: int
+    last_error: str
+    next_attempt_at: dt.datetime | None
+
+
+class SetupOut(Schema):
+    state: str
+    state_label: str
+    steps: list[StepOut]
+    email_verified: bool
+    banner: str
+    message: str
+    can_retry: bool
+
+
+class SignupOut(Schema):
+    account: AccountOut
+    setup: SetupOut
+    message: str
+    resumed: bool
+
+
+class LoginOut(Schema):
+    account: AccountOut
+    state: str
+    message: str
+    setup: SetupOut | None
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+class MessageOut(Schema):
+    message: str
+
+
+def _sign_in(request: HttpRequest, account: Account) -> None:
+    login(request, account, backend="django.contrib.auth.backends.ModelBackend")
+    get_token(request)  # sets the CSRF cookie a script needs for the session endpoints
+
+
+def _account_out(account: Account) -> dict[str, Any]:
+    return {"id": account.pk, "email": account.email, "state": account.state}
+
+
+@router.post("/signup", response={201: SignupOut, 200: SignupOut, 400: ErrorOut, 409: ErrorOut, 429: ErrorOut})
+def signup(request: HttpRequest, payload: SignupIn) -> tuple[int, dict[str, Any]]:
+    try:
+        result = services.signup_account(**payload.dict(), ip=client_ip(request))
+    except services.EmailTaken:
+        return 409, {"code": "email_taken", "message": messages.EMAIL_TAKEN.text}
+    _sign_in(request, result.account)
+    resumed = result.outcome == "resumed"
+    progress = setup_progress(result.account, action="resignup" if resumed else "signup")
+    return (200 if resumed else 201), {
+        "account": _account_out(result.account), "setup": progress.as_dict(), "message": progress.message,
+        "resumed": resumed,
+    }
+
+
+@router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})
+def login_view(request: HttpRequest, payload: LoginIn) -> tuple[int, dict[str, Any]]:
+    try:
+        account = services.authenticate_account(email=payload.email, password=payload.password,
+                                                ip=client_ip(request))
+    except services.InvalidCredentials:
+        return 401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text}
+    except services.AccountDisabled:
+        return 403, {"code": "account_disabled", "message": messages.notice("disabled", "login").text}
+    _sign_in(request, account)
+    progress = setup_progress(account, action="login")
+    return 200, {
+        "account": _account_out(account), "state": account.state, "message": progress.message,
+        "setup": None if account.state == "active" else progress.as_dict(),
+    }
+
+
+@router.get("/setup", auth=signed_in, response={200: SetupOut, 401: ErrorOut})
+def setup(request: HttpRequest) -> dict[str, Any]:
+    return setup_progress(Account.objects.signed_in(request.user)).as_dict()
+
+
+@router.post("/setup/retry", auth=signed_in, response={202: SetupOut, 401: ErrorOut})
+def setup_retry(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+    account = Account.objects.signed_in(request.user)
+    services.retry_setup(account=account)
+    account.refresh_from_db()
+    return 202, setup_progress(account).as_dict()
+
+
+@router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
+def recover(request: HttpRequest, payload: RecoverIn) -> tuple[int, dict[str, str]]:
+    services.send_sign_in_code(email=payload.email, ip=client_ip(request))
+    return 202, {"message": messages.RECOVERY_SENT.text}
+
+
+@router.post("/recover/verify", response={200: LoginOut, 400: ErrorOut, 429: ErrorOut})
+def recover_verify(request: HttpRequest, payload: VerifyIn) -> tuple[int, dict[str, Any]]:
+    try:
+        account = services.redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
+                                               new_password=payload.new_password)
+    except services.CodeRejected:
+        return 400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text}
+    _sign_in(request, account)
+    progress = setup_progress(account, action="recovery")
+    return 200, {
+        "account": _account_out(account), "state": account.state, "message": progress.message,
+        "setup": None if account.state == "active" else progress.as_dict(),
+    }
+
+

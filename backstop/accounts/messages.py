@@ -1,0 +1,175 @@
+"""Every sentence the accounts surface says to a person, in one place.
+
+A notice says what happened, what we are doing, and what the person can do; when the failure is ours,
+it says so. Keys are (state, action) so a test can prove every combination is covered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backstop.accounts.models import AccountState
+
+
+@dataclass(frozen=True)
+class Notice:
+    happened: str
+    doing: str
+    you_can: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(part for part in (self.happened, self.doing, self.you_can) if part)
+
+
+ACTIONS = ("signup", "login", "resignup", "recovery", "setup_page")
+
+_SETTING_UP_DOING = (
+    "We're finishing your set-up in the background and keep retrying by ourselves if a provider is slow."
+)
+_NEEDS_ATTENTION_HAPPENED = (
+    "Your account is saved, but we could not finish setting it up after several tries. "
+    "That is our failure, not yours, and we're sorry it is costing you time."
+)
+_NEEDS_ATTENTION_DOING = "Our support team already has the details and will finish it for you."
+_NEEDS_ATTENTION_YOU_CAN = (
+    "You don't need to sign up again. You can press “Try again now”, or write to us from the contact page."
+)
+_DISABLED = Notice(
+    "This account has been disabled, so it can't be used right now.",
+    "Nothing is being changed on it.",
+    "If you think this is a mistake, write to us from the contact page and a person will reply.",
+)
+
+CATALOGUE: dict[tuple[str, str], Notice] = {
+    (AccountState.SETTING_UP, "signup"): Notice(
+        "Your account is created and you're signed in.",
+        _SETTING_UP_DOING,
+        "You can watch each step on this page; it updates by itself.",
+    ),
+    (AccountState.ACTIVE, "signup"): Notice(
+        "Your account is created and your workspace is ready.", "", "You can start using it now."
+    ),
+    (AccountState.NEEDS_ATTENTION, "signup"): Notice(
+        _NEEDS_ATTENTION_HAPPENED, _NEEDS_ATTENTION_DOING, _NEEDS_ATTENTION_YOU_CAN
+    ),
+    (AccountState.DISABLED, "signup"): _DISABLED,
+    (AccountState.SETTING_UP, "login"): Notice(
+        "You're signed in. Your account exists; we haven't finished setting up your workspace yet.",
+        _SETTING_UP_DOING,
+        "This page shows each step live, and you can press “Try again now” at any time.",
+    ),
+    (AccountState.ACTIVE, "login"): Notice("You're signed in.", "", ""),
+    (AccountState.NEEDS_ATTENTION, "login"): Notice(
+        "You're signed in. " + _NEEDS_ATTENTION_HAPPENED, _NEEDS_ATTENTION_DOING, _NEEDS_ATTENTION_YOU_CAN
+    ),
+    (AccountState.DISABLED, "login"): _DISABLED,
+    (AccountState.SETTING_UP, "resignup"): Notice(
+        "You already have an account with us; we recognised your password, so you're signed in.",
+        "We hadn't finished setting it up, so we're trying again right now.",
+        "You don't need to do anything else; this page shows each step.",
+    ),
+    (AccountState.ACTIVE, "resignup"): Notice(
+        "You already have an account with us; we recognised your password, so you're signed in.", "", ""
+    ),
+    (AccountState.NEEDS_ATTENTION, "resignup"): Notice(
+        "You already have an account with us; we recognised your password, so you're signed in. "
+        "Setting it up failed earlier, which is our fault.",
+        "We've started setting it up again right now, and our support team knows about it.",
+        "You don't need to sign up again; this page shows each step.",
+    ),
+    (AccountState.DISABLED, "resignup"): _DISABLED,
+    (AccountState.SETTING_UP, "recovery"): Notice(
+        "Your code is correct and you're signed in.", _SETTING_UP_DOING, "This page shows each step."
+    ),
+    (AccountState.ACTIVE, "recovery"): Notice("Your code is correct and you're signed in.", "", ""),
+    (AccountState.NEEDS_ATTENTION, "recovery"): Notice(
+        "Your code is correct and you're signed in. " + _NEEDS_ATTENTION_HAPPENED,
+        _NEEDS_ATTENTION_DOING, _NEEDS_ATTENTION_YOU_CAN,
+    ),
+    (AccountState.DISABLED, "recovery"): _DISABLED,
+    (AccountState.SETTING_UP, "setup_page"): Notice(
+        "We're setting up your account.",
+        _SETTING_UP_DOING + " We'll email you when it's ready.",
+        "You don't need to do anything; you can press “Try again now” if you'd rather not wait.",
+    ),
+    (AccountState.ACTIVE, "setup_page"): Notice("Your account is ready.", "", "You can start using your workspace."),
+    (AccountState.NEEDS_ATTENTION, "setup_page"): Notice(
+        _NEEDS_ATTENTION_HAPPENED, _NEEDS_ATTENTION_DOING, _NEEDS_ATTENTION_YOU_CAN
+    ),
+    (AccountState.DISABLED, "setup_page"): _DISABLED,
+}
+
+
+def notice(state: str, action: str) -> Notice:
+    return CATALOGUE[(state, action)]
+
+
+EMAIL_TAKEN = Notice(
+    "An account with this email address already exists.",
+    "We haven't changed anything on it.",
+    "Sign in with your password, or get a sign-in code if you've forgotten it.",
+)
+INVALID_CREDENTIALS = Notice(
+    "That email and password don't match an account we can sign you in to.",
+    "",
+    "Check both and try again, or get a sign-in code sent to your phone and email.",
+)
+RATE_LIMITED = Notice(
+    "There have been too many attempts in a short time.",
+    "We pause attempts for a little while to protect your account.",
+    "Please try again in {minutes} minute(s).",
+)
+RECOVERY_SENT = Notice(
+    "If an account exists for that address, we've sent a sign-in code to its phone by SMS and to its email.",
+    "The code works for 10 minutes.",
+    "Enter it on the next page. No code after a few minutes? Ask for a new one or write to us.",
+)
+CODE_REJECTED = Notice(
+    "That code isn't valid: it may be mistyped, used already, or older than 10 minutes.",
+    "",
+    "Check it and try again, or ask for a new code.",
+)
+EMAIL_VERIFIED = Notice("Your email address is confirmed. Thank you.", "", "")
+VERIFY_LINK_BAD = Notice(
+    "That confirmation link has expired or isn't valid.", "", "Sign in and ask for a code by SMS instead."
+)
+NOT_SIGNED_IN = Notice("You're not signed in.", "", "Sign in with your email and password, or ask for a code.")
+RETRY_STARTED = Notice("We're trying again now.", "Each step below updates as it happens.", "")
+INVALID_INPUT = Notice("Some details need fixing before we can continue.", "Nothing has been saved.",
+                       "Each problem is shown next to its field.")
+MALFORMED_REQUEST = Notice("We couldn't read that request.", "Nothing has been saved.",
+                           "Send a JSON object with the fields described at /api/docs.")
+BODY_TOO_LARGE = Notice("That request is larger than we accept.", "Nothing has been saved.",
+                        "Send only the fields the form asks for.")
+UNEXPECTED = Notice("Something went wrong on our side.", "It has been logged and nothing was half-saved.",
+                    "Please try again in a moment.")
+# True before the welcome email has gone out too: the setup page may be showing that step still retrying.
+VERIFY_EMAIL_BANNER = (
+    "Please confirm your email address, {email}, with the link in our welcome email. "
+    "If it hasn't arrived, we can send you a code by SMS instead."
+)
+
+STEP_STATUS_TEXT = {
+    "pending": "Not started yet.",
+    "retrying": "Attempt {attempts} failed: {error}. We'll try again at {next_attempt}.",
+    "waiting": "Our {provider} provider isn't answering, so we're waiting for it to recover before trying again "
+               "(next check at {next_attempt}).",
+    "done": "Done.",
+    "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
+}
+PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
+
+FIELD_ERRORS = {
+    "email_required": "Enter your work email address.",
+    "email_invalid": "Enter a valid email address, like name@company.com.",
+    "email_too_long": "Email addresses can be at most 254 characters.",
+    "phone_required": "Enter a phone number; we use it to send you a code if email isn't working.",
+    "phone_invalid": "Enter a valid phone number with its country code, like +1 415 555 0100.",
+    "name_required": "Enter your name.",
+    "company_required": "Enter your company's name.",
+    "too_long": "This can be at most {limit} characters.",
+    "control_characters": "Remove the invisible control characters from this field.",
+    "code_required": "Enter the 6-digit code we sent you.",
+    "password_required": "Enter your password.",
+}

@@ -1,0 +1,141 @@
+"""Accounts and their setup: every state is recorded, never a boolean."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+
+class AccountState(models.TextChoices):
+    SETTING_UP = "setting_up", "setting up"
+    ACTIVE = "active", "active"
+    NEEDS_ATTENTION = "needs_attention", "needs attention"
+    DISABLED = "disabled", "disabled"
+
+
+class StepName(models.TextChoices):
+    WORKSPACE = "workspace", "Your workspace"
+    WELCOME_EMAIL = "welcome_email", "Welcome email"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "not started yet"
+    RETRYING = "retrying", "failed, trying again"
+    WAITING = "waiting", "waiting for the provider to recover"
+    DONE = "done", "done"
+    FAILED = "failed", "stopped retrying, handed to support"
+
+
+OPEN_STEP_STATUSES = (StepStatus.PENDING, StepStatus.RETRYING, StepStatus.WAITING)
+
+
+class AccountManager(BaseUserManager["Account"]):
+    def by_email_key(self, email_key: str) -> Account | None:
+        if "\x00" in email_key:  # never part of an address, and PostgreSQL refuses it even in a query
+            return None
+        return self.filter(email_key=email_key).first()
+
+    def signed_in(self, user: Any) -> Account:
+        """The full account behind ``request.user`` (a view only gets here once signed in)."""
+        return self.get(pk=user.pk)
+
+    def with_open_setup_since(self, moment: dt.datetime) -> models.QuerySet[Account]:
+        """Accounts with a setup step still open and untouched since ``moment``."""
+        return self.filter(
+            setup_steps__status__in=OPEN_STEP_STATUSES, setup_steps__updated_at__lt=moment
+        ).exclude(state=AccountState.DISABLED).distinct()
+
+
+class Account(AbstractBaseUser, PermissionsMixin):
+    email = models.CharField(max_length=254)
+    # Case-folded, NFKC-normalised email: the database refuses two accounts for one address.
+    email_key = models.CharField(max_length=254, unique=True)
+    name = models.CharField(max_length=150)
+    company = models.CharField(max_length=150)
+    phone = models.CharField(max_length=20, blank=True, default="")
+    state = models.CharField(max_length=20, choices=AccountState.choices, default=AccountState.SETTING_UP)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    setup_run = models.IntegerField(default=1)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AccountManager()
+
+    USERNAME_FIELD = "email_key"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email", "name", "company"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return self.state != AccountState.DISABLED
+
+    @property
+    def setup_workflow_id(self) -> str:
+        return setup_workflow_id(self.pk, self.setup_run)
+
+    def verify_email(self) -> bool:
+        """Mark the email verified; False when it already was."""
+        return bool(
+            Account.objects.filter(pk=self.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
+        )
+
+
+def setup_workflow_id(account_id: int, run: int) -> str:
+    return f"setup:{account_id}:{run}"
+
+
+class SetupStep(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="setup_steps")
+    name = models.CharField(max_length=20, choices=StepName.choices)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="one_row_per_setup_step")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"
+
+
+class AccountEvent(models.Model):
+    """The account's timeline, in plain words (setup attempts, sign-ins, codes sent)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class VerificationCode(models.Model):
+    """A one-time code sent by SMS and email; only its keyed hash is stored."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    tries = models.IntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"code for {self.account_id} until {self.expires_at:%H:%M}"

@@ -1,0 +1,396 @@
+"""Account actions: each one a keyword-only function that writes every model it touches in one go."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dbos import DBOS, SetWorkflowID
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backstop.accounts.models import (
+    Account,
+    AccountEvent,
+    AccountState,
+    SetupStep,
+    StepName,
+    StepStatus,
+    VerificationCode,
+    setup_workflow_id,
+)
+from backstop.accounts.validation import (
+    InvalidInput,
+    SignupData,
+    clean_new_password,
+    clean_signup,
+    email_key,
+    normalise_password,
+)
+from backstop.notify import services as notify
+from backstop.notify.models import Message
+from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
+from backstop.support.models import AttentionKind, AttentionRecord
+from backstop.workspaces.services import provision_workspace
+
+log = logging.getLogger(__name__)
+
+SIGNUP_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
+LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
+RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
+VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
+VERIFY_EMAIL_SALT = "backstop.verify-email"
+VERIFY_LINK_MAX_AGE = 7 * 24 * 3600
+LIVE_WORKFLOW_STATUSES = {"PENDING", "ENQUEUED", "DELAYED"}
+# A real Argon2 hash to check against when the email is unknown, so both answers take as long.
+_TIMING_DECOY = make_password(secrets.token_urlsafe(16))
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class InvalidCredentials(Exception):
+    pass
+
+
+class AccountDisabled(Exception):
+    pass
+
+
+class CodeRejected(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    account: Account
+    outcome: Literal["created", "resumed"]
+
+
+def record_event(account: Account | int, kind: str, text: str) -> None:
+    account_id = account if isinstance(account, int) else account.pk
+    AccountEvent.objects.create(account_id=account_id, kind=kind, text=text[:500])
+
+
+def signup_account(
+    *, name: str, email: str, phone: str, company: str, password: str, ip: str
+) -> SignupResult:
+    """Create the account and queue its setup; never makes a second account for one address."""
+    data = clean_signup(name=name, email=email, phone=phone, company=company, password=password)
+    check_rate_limit(action="signup", limit=SIGNUP_LIMIT, ip=ip, email_key=data.email_key)
+    existing = Account.objects.by_email_key(data.email_key)
+    if existing is not None:
+        return _signup_again(existing, data.password)
+    hashed = make_password(data.password)
+    try:
+        account = _create_account(data, hashed)
+    except IntegrityError:  # a simultaneous signup for the same address won the unique constraint
+        return _signup_again(Account.objects.get(email_key=data.email_key), data.password)
+    return SignupResult(account=account, outcome="created")
+
+
+@transaction.atomic
+def _create_account(data: SignupData, hashed_password: str) -> Account:
+    account = Account.objects.create(
+        email=data.email, email_key=data.email_key, name=data.name, company=data.company, phone=data.phone,
+        password=hashed_password,
+    )
+    SetupStep.objects.bulk_create([SetupStep(account=account, name=name) for name in StepName.values])
+    notify.create_email(
+        account=account, kind="welcome", key=_welcome_key(account.pk), to=account.email,
+        context={"account": account, "verify_url": email_verification_url(account)},
+    )
+    record_event(account, "signed_up", f"Signed up as {account.email} for {account.company}.")
+    transaction.on_commit(lambda: _enqueue_setup(account.pk, account.setup_run))
+    return account
+
+
+def _signup_again(account: Account, password: str) -> SignupResult:
+    same_password = check_password(password, account.password)
+    if same_password and account.state in (AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION):
+        record_event(account, "signed_up_again", "Signed up again with the same password; setup retried.")
+        retry_setup(account=account)
+        account.refresh_from_db()
+        return SignupResult(account=account, outcome="resumed")
+    if not same_password:
+        _tell_owner_about_signup_attempt(account)
+    raise EmailTaken
+
+
+def _tell_owner_about_signup_attempt(account: Account) -> None:
+    # At most one notice an hour, whatever the number of attempts.
+    hour = timezone.now().strftime("%Y%m%d%H")
+    context = {"account": account, "login_url": f"{settings.BASE_URL}/login",
+               "recover_url": f"{settings.BASE_URL}/recover"}
+    with transaction.atomic():
+        messages = [notify.create_email(account=account, kind="signup_attempt", to=account.email, context=context,
+                                        key=f"signup-attempt:{account.pk}:{hour}")]
+        if account.phone:
+            messages.append(notify.create_sms(account=account, kind="signup_attempt",
+                                              key=f"signup-attempt-sms:{account.pk}:{hour}", to=account.phone,
+                                              context=context))
+        record_event(account, "signup_attempt", "Someone tried to sign up again with this email and another password.")
+        for message in messages:
+            notify.send_soon(message)
+
+
+def authenticate_account(*, email: str, password: str, ip: str) -> Account:
+    key = email_key(email)
+    check_rate_limit(action="login", limit=LOGIN_LIMIT, ip=ip, email_key=key)
+    password = normalise_password(password)
+    account = Account.objects.by_email_key(key) if key else None
+    if account is None:
+        check_password(password, _TIMING_DECOY)
+        raise InvalidCredentials
+    if not account.check_password(password):
+        raise InvalidCredentials
+    if account.state == AccountState.DISABLED:
+        raise AccountDisabled
+    record_event(account, "signed_in", "Signed in with password.")
+    return account
+
+
+def retry_setup(*, account: Account) -> None:
+    """Try the unfinished setup steps now: wake the running workflow, or start a new run."""
+    if not SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE).exists():
+        return
+    status = DBOS.get_workflow_status(account.setup_workflow_id)
+    if status is not None and status.status in LIVE_WORKFLOW_STATUSES:
+        DBOS.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
+        return
+    _start_new_setup_run(account)
+
+
+def _start_new_setup_run(account: Account) -> None:
+    with transaction.atomic():
+        # Conditional UPDATE: of two simultaneous retries exactly one starts the next run.
+        won = Account.objects.filter(pk=account.pk, setup_run=account.setup_run).update(setup_run=F("setup_run") + 1)
+        if not won:
+            return
+        Account.objects.filter(pk=account.pk, state=AccountState.NEEDS_ATTENTION).update(
+            state=AccountState.SETTING_UP
+        )
+        SetupStep.objects.filter(account=account, status=StepStatus.FAILED).update(
+            status=StepStatus.PENDING, next_attempt_at=None, updated_at=timezone.now()
+        )
+        run = account.setup_run + 1
+        record_event(account, "setup_restarted", "Setup started again.")
+        transaction.on_commit(lambda: _enqueue_setup(account.pk, run))
+
+
+def _enqueue_setup(account_id: int, run: int) -> None:
+    from backstop.accounts.workflows import setup_workflow
+    from backstop.runtime.engine import SETUP_QUEUE, queue
+
+    try:
+        with SetWorkflowID(setup_workflow_id(account_id, run)):
+            queue(SETUP_QUEUE).enqueue(setup_workflow, account_id)
+    except Exception:  # the sweep restarts any setup whose workflow never started
+        log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
+
+
+def _welcome_key(account_id: int) -> str:
+    return f"welcome:{account_id}"
+
+
+def open_setup_steps(*, account_id: int) -> list[str]:
+    return list(
+        SetupStep.objects.filter(account_id=account_id).exclude(status=StepStatus.DONE).values_list("name", flat=True)
+    )
+
+
+def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptResult:
+    """One attempt at one setup step, recorded on the step and the timeline. Safe to run twice."""
+    row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
+    if row.status == StepStatus.DONE:
+        return {"status": "done", "retry_in": 0.0, "error": ""}
+    account = row.account
+    if step == StepName.WORKSPACE:
+        result = call_through_breaker(
+            "workspace", attempt, lambda: _provision(account)
+        )
+    else:
+        welcome = Message.objects.get(key=_welcome_key(account_id))
+        result = notify.deliver_message(message_id=welcome.pk, attempt=attempt)
+    _record_step_result(account, row, attempt, result)
+    return result
+
+
+def _provision(account: Account) -> None:
+    provision_workspace(account_id=account.pk, name=account.company)
+
+
+def _record_step_result(account: Account, row: SetupStep, attempt: int, result: AttemptResult) -> None:
+    now = timezone.now()
+    label = StepName(row.name).label
+    with transaction.atomic():
+        steps = SetupStep.objects.filter(pk=row.pk).exclude(status=StepStatus.DONE)
+        if result["status"] == "done":
+            if steps.update(status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="",
+                            attempts=attempt, updated_at=now):
+                record_event(account, "step_done", f"{label}: done on attempt {attempt}.")
+            if row.name == StepName.WORKSPACE:
+                _activate(account)
+            else:
+                AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.EMAIL_UNDELIVERED,
+                                                    how="email delivered")
+        elif result["status"] == "failed":
+            steps.update(status=StepStatus.RETRYING, attempts=attempt, last_error=result["error"],
+                         next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
+            record_event(account, "step_failed", f"{label}: attempt {attempt} failed: {result['error']}.")
+        else:
+            steps.update(status=StepStatus.WAITING,
+                         next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
+
+
+def _activate(account: Account) -> None:
+    activated = Account.objects.filter(
+        pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
+    ).update(state=AccountState.ACTIVE, activated_at=timezone.now())
+    if activated:
+        record_event(account, "activated", "Workspace ready: the account is active.")
+        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
+
+
+def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
+    """The retry budget is spent: record it and hand the account to the support desk."""
+    account = Account.objects.get(pk=account_id)
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(SetupStep.objects.filter(account=account, name__in=steps).exclude(status=StepStatus.DONE))
+        SetupStep.objects.filter(pk__in=[r.pk for r in rows]).update(
+            status=StepStatus.FAILED, next_attempt_at=None, updated_at=now
+        )
+        detail = {r.name: {"attempts": r.attempts, "last_error": r.last_error} for r in rows}
+        for row in rows:
+            record_event(account, "step_gave_up", f"{StepName(row.name).label}: stopped retrying after "
+                                                   f"{row.attempts} attempts ({row.last_error}).")
+        workspace = detail.get(StepName.WORKSPACE)
+        if workspace is not None:
+            Account.objects.filter(pk=account.pk, state=AccountState.SETTING_UP).update(
+                state=AccountState.NEEDS_ATTENTION
+            )
+            AttentionRecord.objects.raise_once(
+                kind=AttentionKind.SETUP_STALLED, account=account, detail=detail,
+                summary=f"Workspace for {account.email} could not be created after "
+                        f"{workspace['attempts']} attempts: {workspace['last_error']}",
+            )
+        if any(r.name == StepName.WELCOME_EMAIL for r in rows):
+            notify.give_up_message(message_id=Message.objects.get(key=_welcome_key(account_id)).pk)
+            AttentionRecord.objects.raise_once(
+                kind=AttentionKind.EMAIL_UNDELIVERED, account=account, detail=detail,
+                summary=f"Welcome email to {account.email} could not be delivered: "
+                        f"{detail[StepName.WELCOME_EMAIL]['last_error']}",
+            )
+
+
+def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
+    """Safety net: restart setup for accounts whose steps are open but whose workflow is not running."""
+    cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    restarted = 0
+    for account in Account.objects.with_open_setup_since(cutoff)[:limit]:
+        status = DBOS.get_workflow_status(account.setup_workflow_id)
+        if status is None or status.status not in LIVE_WORKFLOW_STATUSES:
+            record_event(account, "setup_swept", "Setup was not running; the safety net restarted it.")
+            if status is None:
+                _enqueue_setup(account.pk, account.setup_run)
+            else:
+                _start_new_setup_run(account)
+            restarted += 1
+    return restarted
+
+
+# --- Email verification and sign-in codes ---------------------------------------------------------
+
+def email_verification_url(account: Account) -> str:
+    token = signing.dumps({"a": account.pk, "e": account.email_key}, salt=VERIFY_EMAIL_SALT)
+    return f"{settings.BASE_URL}/verify/email/{token}"
+
+
+def verify_email_token(*, token: str) -> Account | None:
+    try:
+        data = signing.loads(token, salt=VERIFY_EMAIL_SALT, max_age=VERIFY_LINK_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    account = Account.objects.filter(pk=data.get("a"), email_key=data.get("e")).first()
+    if account is not None and account.verify_email():
+        record_event(account, "email_verified", "Email address confirmed by link.")
+    return account
+
+
+def _hash_code(account_id: int, code: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_sign_in_code(*, email: str, ip: str) -> None:
+    """Send a one-time code by SMS and email. Says nothing about whether the address exists."""
+    key = email_key(email)
+    check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=key)
+    account = Account.objects.by_email_key(key) if key else None
+    if account is None or account.state == AccountState.DISABLED:
+        return
+    code = f"{secrets.randbelow(10**6):06d}"
+    with transaction.atomic():
+        record = VerificationCode.objects.create(
+            account=account, code_hash=_hash_code(account.pk, code),
+            expires_at=timezone.now() + dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
+        )
+        context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify"}
+        messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{record.pk}:email",
+                                        to=account.email, context=context)]
+        if account.phone:
+            messages.append(notify.create_sms(account=account, kind="sign_in_code", key=f"code:{record.pk}:sms",
+                                              to=account.phone, context=context))
+        record_event(account, "code_sent", "A sign-in code was sent by SMS and email.")
+        for message in messages:
+            notify.send_soon(message)
+
+
+def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "") -> Account:
+    """Check a code (5 tries, 10 minutes, once). A correct code proves the person: email verified."""
+    key = email_key(email)
+    check_rate_limit(action="verify", limit=VERIFY_LIMIT, ip=ip, email_key=key)
+    new_password = normalise_password(new_password)
+    if new_password:
+        errors: dict[str, str] = {}
+        clean_new_password(new_password, errors, email=email)
+        if errors:
+            raise InvalidInput({"new_password": errors["password"]})
+    account = Account.objects.by_email_key(key) if key else None
+    if account is None or account.state == AccountState.DISABLED:
+        raise CodeRejected
+    now = timezone.now()
+    candidate = VerificationCode.objects.filter(
+        account=account, used_at__isnull=True, expires_at__gt=now,
+        tries__lt=settings.VERIFICATION_CODE_MAX_TRIES,
+    ).order_by("-created_at").first()
+    if candidate is None:
+        raise CodeRejected
+    VerificationCode.objects.filter(pk=candidate.pk).update(tries=F("tries") + 1)
+    if not hmac.compare_digest(candidate.code_hash, _hash_code(account.pk, code.strip())):
+        raise CodeRejected
+    # Conditional UPDATE: a code signs in once, even if submitted twice at the same moment.
+    if not VerificationCode.objects.filter(pk=candidate.pk, used_at__isnull=True).update(used_at=now):
+        raise CodeRejected
+    with transaction.atomic():
+        if account.verify_email():
+            record_event(account, "email_verified", "Identity confirmed with a one-time code.")
+        if new_password:
+            account.set_password(new_password)
+            account.save(update_fields=["password"])
+            record_event(account, "password_reset", "Password changed after signing in with a code.")
+        record_event(account, "signed_in", "Signed in with a one-time code.")
+    account.refresh_from_db()
+    return account
+

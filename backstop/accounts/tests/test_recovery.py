@@ -1,0 +1,250 @@
+"""Sign-in codes by SMS and email, and the email confirmation link: the ways back in when a password or inbox fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dbos import DBOS
+from django.conf import settings as django_settings
+from django.test import Client
+from django.utils import timezone
+from django.utils.html import escape
+
+from backstop.accounts import messages
+from backstop.accounts.models import Account, AccountState, SetupStep, StepName, VerificationCode
+from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
+from backstop.notify.models import Channel, LocalMailboxItem
+from conftest import wait_for
+
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "lantern orchard plum"
+ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100", "company": "Acme",
+       "password": PASSWORD}
+
+
+@pytest.fixture(autouse=True)
+def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
+    if "engine_db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
+    yield
+    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
+                                             load_output=False),
+             timeout=60, message="this test's workflows were still running")
+
+
+@pytest.fixture(autouse=True)
+def local_mailbox(settings: Any) -> None:
+    """Emails land in the demo mailbox table (pytest-django would otherwise swap in its in-memory outbox)."""
+    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+
+
+def make_account(state: str = AccountState.SETTING_UP) -> Account:
+    account = Account(email="ann@example.com", email_key="ann@example.com", name="Ann Lee", company="Acme",
+                      phone="+14155550100", state=state)
+    account.set_password(PASSWORD)
+    account.save()
+    SetupStep.objects.bulk_create([SetupStep(account=account, name=name) for name in StepName.values])
+    return account
+
+
+def post(client: Client, path: str, **body: Any) -> Any:
+    return client.post(path, body, content_type="application/json")
+
+
+def delivered_codes() -> dict[str, str]:
+    """The code each channel delivered to Ann, once both have arrived."""
+    items = LocalMailboxItem.objects.filter(to__in=("ann@example.com", "+14155550100"))
+    codes = {}
+    for item in items:
+        found = re.search(r"\b(\d{6})\b", item.text)
+        if found:
+            codes[item.channel] = found.group(1)
+    return codes if len(codes) == 2 else {}
+
+
+def request_code(client: Client | None = None) -> str:
+    LocalMailboxItem.objects.all().delete()
+    assert post(client or Client(), "/api/recover", email="ann@example.com").status_code == 202
+    codes = wait_for(delivered_codes, message="the sign-in code never arrived by both SMS and email")
+    assert codes[Channel.SMS] == codes[Channel.EMAIL]
+    return str(codes[Channel.SMS])
+
+
+def verify(client: Client, code: str, **extra: str) -> Any:
+    return post(client, "/api/recover/verify", email="ann@example.com", code=code, **extra)
+
+
+def test_it_answers_a_known_and_an_unknown_address_alike(engine_db: str) -> None:
+    make_account()
+
+    known = post(Client(), "/api/recover", email="ann@example.com")
+    unknown = post(Client(), "/api/recover", email="nobody@example.com")
+
+    assert known.status_code == unknown.status_code == 202
+    assert known.content == unknown.content
+    assert known.json() == {"message": messages.RECOVERY_SENT.text}
+    wait_for(delivered_codes, message="the known address never got its code")
+    assert not LocalMailboxItem.objects.exclude(to__in=("ann@example.com", "+14155550100")).exists()
+
+
+def test_it_sends_one_code_by_sms_and_email_and_stores_only_a_keyed_hash(engine_db: str) -> None:
+    account = make_account()
+
+    code = request_code()
+
+    record = VerificationCode.objects.get(account=account)
+    assert code not in record.code_hash
+    assert record.code_hash != hashlib.sha256(code.encode()).hexdigest()
+    keyed = hmac.new(django_settings.SECRET_KEY.encode(), f"{account.pk}:{code}".encode(), hashlib.sha256)
+    assert record.code_hash == keyed.hexdigest()
+    assert record.used_at is None and record.tries == 0
+    assert record.expires_at > timezone.now()
+
+
+def test_it_signs_in_with_the_right_code_and_confirms_the_email(engine_db: str) -> None:
+    account = make_account()
+    code = request_code()
+    browser = Client()
+
+    response = verify(browser, code)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["account"]["id"] == account.pk
+    assert response.json()["message"] == messages.notice(AccountState.SETTING_UP, "recovery").text
+    assert response.json()["setup"]["email_verified"] is True
+    assert browser.get("/api/setup").status_code == 200
+    account.refresh_from_db()
+    assert account.email_verified_at is not None
+    assert VerificationCode.objects.get().used_at is not None
+    assert account.check_password(PASSWORD)
+
+
+def test_it_refuses_even_the_right_code_after_five_wrong_ones(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+
+    for _ in range(django_settings.VERIFICATION_CODE_MAX_TRIES):
+        refused = verify(Client(), wrong)
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "code_rejected"
+
+    browser = Client()
+    too_late = verify(browser, code)
+    assert too_late.status_code == 400
+    assert too_late.json() == {"code": "code_rejected", "message": messages.CODE_REJECTED.text, "fields": None}
+    assert browser.get("/api/setup").status_code == 401
+    assert Account.objects.get().email_verified_at is None
+
+
+def test_it_refuses_an_expired_code(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+    VerificationCode.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    assert verify(Client(), code).status_code == 400
+    assert Account.objects.get().email_verified_at is None
+
+
+def test_it_accepts_a_code_once(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+
+    assert verify(Client(), code).status_code == 200
+    second = verify(Client(), code)
+
+    assert second.status_code == 400
+    assert second.json()["code"] == "code_rejected"
+
+
+def test_it_refuses_a_code_for_an_unknown_or_disabled_account(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+    assert post(Client(), "/api/recover/verify", email="nobody@example.com", code=code).status_code == 400
+    Account.objects.update(state=AccountState.DISABLED)
+    assert verify(Client(), code).status_code == 400
+
+    LocalMailboxItem.objects.all().delete()
+    assert post(Client(), "/api/recover", email="ann@example.com").status_code == 202
+    assert VerificationCode.objects.count() == 1  # a disabled account gets no new code
+
+
+def test_it_validates_and_applies_a_new_password(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+
+    weak = verify(Client(), code, new_password="123")
+    assert weak.status_code == 400
+    assert weak.json()["code"] == "invalid_input"
+    assert set(weak.json()["fields"]) == {"new_password"}
+    assert VerificationCode.objects.get().used_at is None  # a refused password does not spend the code
+
+    similar = verify(Client(), code, new_password="ann@example.com")
+    assert similar.status_code == 400
+    assert set(similar.json()["fields"]) == {"new_password"}
+
+    applied = verify(Client(), code, new_password=NEW_PASSWORD)
+    assert applied.status_code == 200, applied.content
+    account = Account.objects.get()
+    assert account.check_password(NEW_PASSWORD)
+    assert account.events.filter(kind="password_reset").count() == 1
+    new_login = post(Client(), "/api/login", email="ann@example.com", password=NEW_PASSWORD)
+    assert new_login.status_code == 200
+    assert post(Client(), "/api/login", email="ann@example.com", password=PASSWORD).status_code == 401
+
+
+def test_it_lets_a_new_password_typed_in_any_unicode_form_sign_in(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+    typed = "cafe\u0301 \uff2cantern orchard"
+
+    assert verify(Client(), code, new_password=typed).status_code == 200
+
+    assert post(Client(), "/api/login", email="ann@example.com", password=typed).status_code == 200
+    assert post(Client(), "/api/login", email="ann@example.com", password="café Lantern orchard").status_code == 200
+
+
+def test_it_confirms_the_email_from_the_welcome_link_and_refuses_a_tampered_one(engine_db: str) -> None:
+    assert post(Client(), "/api/signup", **ANN).status_code == 201
+    welcome = wait_for(lambda: LocalMailboxItem.objects.filter(channel=Channel.EMAIL, to="ann@example.com").first(),
+                       message="the welcome email never arrived")
+    found = re.search(r"/verify/email/(\S+)", welcome.text)
+    assert found, welcome.text
+    token = found.group(1)
+    assert found.group(1) in welcome.html
+
+    tampered_token = token[:-1] + ("A" if token[-1] != "A" else "B")
+    tampered = Client().get(f"/verify/email/{tampered_token}")
+    assert tampered.status_code == 400
+    assert escape(messages.VERIFY_LINK_BAD.happened) in tampered.content.decode()
+    assert Account.objects.get().email_verified_at is None
+
+    confirmed = Client().get(f"/verify/email/{token}")
+    assert confirmed.status_code == 200
+    assert Account.objects.get().email_verified_at is not None
+    assert Account.objects.get().events.filter(kind="email_verified").count() == 1
+    again = Client().get(f"/verify/email/{token}")
+    assert again.status_code == 200
+    assert Account.objects.get().events.filter(kind="email_verified").count() == 1
+
+
+def test_it_refuses_a_confirmation_link_for_another_address(engine_db: str) -> None:
+    from backstop.accounts.services import email_verification_url
+
+    account = make_account()
+    link = email_verification_url(account)
+    Account.objects.filter(pk=account.pk).update(email="ann.lee@example.com", email_key="ann.lee@example.com")
+
+    response = Client().get(link.removeprefix(django_settings.BASE_URL))
+
+    assert response.status_code == 400
+    assert Account.objects.get().email_verified_at is None

@@ -1,0 +1,169 @@
+"""Bad signup input: every problem named against its field, unreadable requests refused, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from backstop.accounts import messages
+from backstop.accounts.models import Account, AccountEvent, SetupStep
+from backstop.notify.models import Message
+from backstop.ratelimits.models import Counter
+
+ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100", "company": "Acme",
+       "password": "correct horse battery"}
+
+
+def signup(**fields: Any) -> Any:
+    return Client().post("/api/signup", fields, content_type="application/json")
+
+
+def signup_raw(body: str | bytes) -> Any:
+    return Client().post("/api/signup", body, content_type="application/json")
+
+
+def assert_nothing_written() -> None:
+    assert Account.objects.count() == 0
+    assert SetupStep.objects.count() == 0
+    assert AccountEvent.objects.count() == 0
+    assert Message.objects.count() == 0
+
+
+def assert_invalid(response: Any, *fields: str) -> dict[str, str]:
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid_input"
+    assert body["message"] == messages.INVALID_INPUT.text
+    assert set(body["fields"]) == set(fields), body["fields"]
+    assert all(text.strip() for text in body["fields"].values())
+    assert_nothing_written()
+    return dict(body["fields"])
+
+
+def long_email(length: int) -> str:
+    """A syntactically valid address of exactly ``length`` characters (DNS labels of at most 63)."""
+    local = "a" * 64
+    remaining = length - len(local) - len("@") - len("com")
+    labels = []
+    while remaining > 0:
+        size = min(63, remaining - 1)
+        labels.append("b" * size + ".")
+        remaining -= size + 1
+    email = f"{local}@{''.join(labels)}com"
+    assert len(email) == length
+    return email
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("email", "not-an-address"),
+    ("email", "ann@"),
+    ("email", "ann@@example.com"),
+    ("email", "ann example@example.com"),
+    ("email", ""),
+    ("phone", "12"),
+    ("phone", "+1 555 0100 0000 1"),
+    ("phone", "call me maybe"),
+    ("phone", ""),
+    ("name", ""),
+    ("name", "   "),
+    ("company", ""),
+    ("company", "\t\n"),
+    ("name", "x" * 151),
+])
+def test_it_names_the_field_with_the_problem(db: Any, field: str, value: str) -> None:
+    assert_invalid(signup(**{**ANN, field: value}), field)
+
+
+@pytest.mark.parametrize("password", [
+    "short",                  # shorter than 10
+    "1234567890123",          # entirely numeric
+    "qwertyuiop",             # on the common-passwords list
+    "password123",            # on the common-passwords list
+    "annexample.com",         # too close to the email
+    "x" * 1025,               # beyond what we hash
+])
+def test_it_refuses_a_weak_password_against_the_password_field(db: Any, password: str) -> None:
+    assert_invalid(signup(**{**ANN, "password": password}), "password")
+
+
+def test_it_refuses_an_address_longer_than_254_characters(db: Any) -> None:
+    fields = assert_invalid(signup(**{**ANN, "email": long_email(255)}), "email")
+    assert fields["email"] == messages.FIELD_ERRORS["email_too_long"]
+
+
+def test_it_reports_every_problem_at_once(db: Any) -> None:
+    response = signup(name="", email="nope", phone="x", company="", password="123")
+    assert_invalid(response, "name", "email", "phone", "company", "password")
+
+
+def test_it_names_each_missing_field(db: Any) -> None:
+    response = signup(email="ann@example.com")
+    fields = assert_invalid(response, "name", "phone", "company", "password")
+    assert len(set(fields.values())) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("email", 42), ("email", None), ("name", ["Ann"]), ("password", {"p": 1}), ("phone", True),
+])
+def test_it_names_the_field_sent_with_the_wrong_type(db: Any, field: str, value: Any) -> None:
+    assert_invalid(signup(**{**ANN, field: value}), field)
+
+
+@pytest.mark.parametrize("body", [
+    "{", "not json", "", "null", "[]", json.dumps([ANN]), '"a string"', "42",
+    b"\xff\xfe{}",
+    json.dumps({**ANN, "name": "Ann \ud800"}),   # half a surrogate pair: not text any database can hold
+])
+def test_it_refuses_a_request_it_cannot_read(db: Any, body: str | bytes) -> None:
+    response = signup_raw(body)
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"code": "malformed_request", "message": messages.MALFORMED_REQUEST.text}
+    assert_nothing_written()
+
+
+def test_it_refuses_a_body_over_the_size_limit(db: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = signup(**{**ANN, "company": "x" * 4096})
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"code": "body_too_large", "message": messages.BODY_TOO_LARGE.text}
+    assert_nothing_written()
+
+
+def test_it_refuses_a_body_over_the_configured_default_limit(db: Any) -> None:
+    response = signup_raw(json.dumps({**ANN, "padding": "x" * (64 * 1024)}))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "body_too_large"
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize("field", ["name", "company"])
+def test_it_refuses_control_characters_against_their_field(db: Any, field: str) -> None:
+    assert_invalid(signup(**{**ANN, field: "Acme\x00 Corp"}), field)
+
+
+def test_it_does_not_count_refused_input_against_the_rate_limit(db: Any) -> None:
+    signup(**{**ANN, "email": "broken"})
+    assert Counter.objects.count() == 0
+
+
+def test_it_signs_up_an_address_of_exactly_254_characters(engine_db: str) -> None:
+    email = long_email(254)
+    response = signup(**{**ANN, "email": email})
+
+    assert response.status_code == 201, response.content
+    assert Account.objects.get().email == email
+
+
+def test_it_refuses_an_address_whose_case_folded_form_is_too_long(db: Any) -> None:
+    # "ß" case-folds to "ss": the address is 250 characters, the identity key it would be stored under 430.
+    email = "a" * 64 + "@" + ".".join(["\u00df" * 60] * 3) + ".de"
+    assert len(email) == 250
+
+    fields = assert_invalid(signup(**{**ANN, "email": email}), "email")
+    assert fields["email"] == messages.FIELD_ERRORS["email_too_long"]

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from backstop.accounts import messages, services
+from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
+from backstop.accounts.models import Account, AccountState
+from backstop.accounts.progress import setup_progress
+from backstop.accounts.validation import InvalidInput
+from backstop.lib.http import client_ip
+from backstop.ratelimits.services import RateLimited
+
+
+def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> HttpResponseRedirect:
+    login(request, account, backend="django.contrib.auth.backends.ModelBackend")
+    request.session["last_notice"] = messages.notice(account.state, action).text
+    return redirect("app" if account.state == AccountState.ACTIVE else "setup")
+
+
+def _rate_limited_text(error: RateLimited) -> str:
+    return messages.RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+
+
+def signup_page(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "errors": {}, "problem": ""}
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.signup_account(**form.cleaned_data, ip=client_ip(request))
+        except InvalidInput as error:
+            context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
+        except services.EmailTaken:
+            context["problem"] = messages.EMAIL_TAKEN.text
+            context["email_taken"] = True
+        except RateLimited as error:
+            context["problem"] = _rate_limited_text(error)
+        else:
+            action = "resignup" if result.outcome == "resumed" else "signup"
+            return _sign_in_and_go(request, result.account, action)
+    return render(request, "accounts/signup.html", context, status=400 if context["problem"] else 200)
+
+
+def login_page(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "problem": ""}
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.authenticate_account(**form.cleaned_data, ip=client_ip(request))
+        except services.InvalidCredentials:
+            context["problem"] = messages.INVALID_CREDENTIALS.text
+        except services.AccountDisabled:
+            context["problem"] = messages.notice(AccountState.DISABLED, "login").text
+        except RateLimited as error:
+            context["problem"] = _rate_limited_text(error)
+        else:
+            return _sign_in_and_go(request, account, "login")
+    return render(request, "accounts/login.html", context, status=400 if context["problem"] else 200)
+
+
+@require_POST
+def logout_page(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("login")
+
+
+@login_required
+def setup_page(request: HttpRequest) -> HttpResponse:
+    account = Account.objects.signed_in(request.user)
+    notice = request.session.pop("last_notice", "")
+    return render(request, "accounts/setup.html", {"progress": setup_progress(account), "notice": notice})
+
+
+@login_required
+@require_POST
+def setup_retry(request: HttpRequest) -> HttpResponse:
+    services.retry_setup(account=Account.objects.signed_in(request.user))
+    request.session["last_notice"] = messages.RETRY_STARTED.text
+    return redirect("setup")
+
+
+@login_required
+def app_page(request: HttpRequest) -> HttpResponse:
+    account = Account.objects.signed_in(request.user)
+    if account.state != AccountState.ACTIVE:
+        return redirect("setup")
+    notice = request.session.pop("last_notice", "")
+    return render(request, "accounts/app.html", {
+        "account": account, "progress": setup_progress(account), "notice": notice,
+        "workspace": getattr(account, "workspace", None),
+    })
+
+
+def recover_page(request: HttpRequest) -> HttpResponse:
+    form = RecoverForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "problem": ""}
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
+        except RateLimited as error:
+            context["problem"] = _rate_limited_text(error)
+        else:
+            request.session["last_notice"] = messages.RECOVERY_SENT.text
+            return redirect(f"{reverse('verify')}?{urlencode({'email': form.cleaned_data['email']})}")
+    return render(request, "accounts/recover.html", context, status=400 if context["problem"] else 200)
+
+
+@login_required
+@require_POST
+def send_code_page(request: HttpRequest) -> HttpResponse:
+    """The banner's "get a code by SMS instead": the same code as recovery, sent to the signed-in account."""
+    account = Account.objects.signed_in(request.user)
+    try:
+        services.send_sign_in_code(email=account.email, ip=client_ip(request))
+    except RateLimited as error:
+        request.session["last_notice"] = _rate_limited_text(error)
+    else:
+        request.session["last_notice"] = messages.RECOVERY_SENT.text
+    return redirect(f"{reverse('verify')}?{urlencode({'email': account.email})}")
+
+
+def verify_page(request: HttpRequest) -> HttpResponse:
+    form = VerifyForm(request.POST or None, initial={"email": request.GET.get("email", "")})
+    context: dict[str, Any] = {"form": form, "problem": "", "errors": {},
+                               "notice": request.session.pop("last_notice", "")}
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request))
+        except services.CodeRejected:
+            context["problem"] = messages.CODE_REJECTED.text
+        except InvalidInput as error:
+            context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
+        except RateLimited as error:
+            context["problem"] = _rate_limited_text(error)
+        else:
+            return _sign_in_and_go(request, account, "recovery")
+    return render(request, "accounts/verify.html", context, status=400 if context["problem"] else 200)
+
+
+def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
+    account = services.verify_email_token(token=token)
+    text = (messages.EMAIL_VERIFIED if account else messages.VERIFY_LINK_BAD).text
+    return render(request, "accounts/verified.html", {"text": text, "ok": account is not None},
+                  status=200 if account else 400)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("app" if request.user.is_authenticated else "signup")

@@ -1,0 +1,111 @@
+"""The JSON API (django-ninja): one error shape everywhere, {"code", "message"} plus "fields"."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+from ninja.types import DictStrAny
+
+from backstop.accounts import messages
+from backstop.accounts.validation import InvalidInput
+from backstop.ratelimits.services import RateLimited
+
+log = logging.getLogger(__name__)
+
+
+class JsonObjectParser(Parser):
+    """A body is one JSON object of real text: anything else is unreadable, not a set of missing fields."""
+
+    def parse_body(self, request: HttpRequest) -> DictStrAny:
+        data = super().parse_body(request)
+        if not isinstance(data, dict):
+            raise ValueError("the request body is not a JSON object")  # ninja answers 400: malformed_request
+        # A "\ud800" escape decodes to half a surrogate pair, which no database driver can store or query.
+        json.dumps(data, ensure_ascii=False).encode()
+        return data
+
+
+api = NinjaAPI(title="Backstop", version="1", docs_url="/docs", openapi_url="/openapi.json", urls_namespace="api",
+               parser=JsonObjectParser())
+
+
+def error_response(request: HttpRequest, status: int, code: str, message: str, **extra: Any) -> HttpResponse:
+    return api.create_response(request, {"code": code, "message": message, **extra}, status=status)
+
+
+def _field_name(loc: list[Any] | tuple[Any, ...]) -> str:
+    # ninja locations look like ("body", "payload", "email"); the field is the last named part.
+    names = [str(part) for part in loc if part not in ("body", "payload", "query", "path")]
+    return ".".join(names) or "body"
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields: dict[str, str] = {}
+    for error in exc.errors:
+        name = _field_name(error.get("loc", ()))
+        if error.get("type") == "missing":
+            fields.setdefault(name, "This field is required.")
+        else:
+            fields.setdefault(name, str(error.get("msg", "This value is not valid.")))
+    if set(fields) == {"body"} or not fields:
+        return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
+    return error_response(request, 400, "invalid_input", messages.INVALID_INPUT.text, fields=fields)
+
+
+@api.exception_handler(InvalidInput)
+def on_invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
+    return error_response(request, 400, "invalid_input", messages.INVALID_INPUT.text, fields=exc.errors)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return error_response(request, 400, "body_too_large", messages.BODY_TOO_LARGE.text)
+
+
+@api.exception_handler(RateLimited)
+def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    text = messages.RATE_LIMITED.text.format(minutes=max(1, round(exc.retry_after / 60)))
+    response = error_response(request, 429, "rate_limited", text, retry_after=exc.retry_after)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(AuthenticationError)
+def on_not_signed_in(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(request, 401, "not_signed_in", messages.NOT_SIGNED_IN.text)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:
+        return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
+    return error_response(request, exc.status_code, "error", str(exc))
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    reference = uuid.uuid4().hex[:12]
+    log.exception("unhandled API error, reference %s", reference)
+    return error_response(request, 500, "internal_error", messages.UNEXPECTED.text, reference=reference)
+
+
+def _mount_routers() -> None:
+    from backstop.accounts.api import router as accounts_router
+    from backstop.billing.api import router as billing_router
+    from backstop.support.api import router as support_router
+
+    api.add_router("", accounts_router)
+    api.add_router("/support", support_router)
+    api.add_router("", billing_router)
+
+
+_mount_routers()

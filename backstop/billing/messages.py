@@ -1,0 +1,137 @@
+"""Every sentence the checkout says to a buyer, in one place.
+
+Each outcome says what happened, what we are doing, and what the buyer can do; a buyer who may have paid is
+always told not to pay again. Placeholders ({reference}, {email}, {minutes}...) are filled by outcome.py.
+"""
+
+from __future__ import annotations
+
+from backstop.accounts.messages import Notice
+
+# The page and the API both speak in these outcomes (see outcome.py for how an attempt maps to one).
+PROCESSING = "processing"
+FINISHING = "finishing"
+PAID = "paid"
+REFUNDED = "refunded"
+DECLINED = "declined"
+NOT_CHARGED = "not_charged"
+IN_DOUBT = "in_doubt"
+
+TITLES = {
+    PROCESSING: "We're taking your payment",
+    FINISHING: "Payment received: finishing your order",
+    PAID: "Paid: your plan is active",
+    REFUNDED: "Refunded",
+    DECLINED: "Your card was declined",
+    NOT_CHARGED: "You were not charged",
+    IN_DOUBT: "We're checking your payment",
+}
+
+OUTCOMES = {
+    PROCESSING: Notice(
+        "We're charging your card for {product} ({amount}). This usually takes a few seconds.",
+        "Your order reference is {reference}. This page updates by itself.",
+        "Please don't pay again: if you leave this page, we still finish your order and email {email}.",
+    ),
+    FINISHING: Notice(
+        "We received your payment of {amount}. You do not need to pay again.",
+        "We're activating {product} now; your reference is {reference}. This page updates by itself, "
+        "and a confirmation email to {email} will follow.",
+        "You don't need to do anything. If this page closes, your order still finishes.",
+    ),
+    PAID: Notice(
+        "Thank you: your payment of {amount} went through and {product} is active until {ends_on}.",
+        "We've sent a confirmation to {email}. Your order reference is {reference}.",
+        "You don't need to do anything else.",
+    ),
+    REFUNDED: Notice(
+        "We refunded {refunded} to your card on {refunded_on}; {product} has ended.",
+        "Refunds usually reach the card within 5 to 10 business days. Your order reference is {reference}.",
+        "If it hasn't arrived after 10 business days, write to us with the reference.",
+    ),
+    DECLINED: Notice(
+        "Your card was declined: {reason} Nothing was charged.",
+        "",
+        "You can try again with another card.",
+    ),
+    NOT_CHARGED: Notice(
+        "We checked with our payment processor: your card was not charged for {product}.",
+        "Nothing else will happen with this order ({reference}).",
+        "You can try again whenever you like.",
+    ),
+    IN_DOUBT: Notice(
+        "We didn't get a clear answer from our payment processor, so your card may or may not have been "
+        "charged. Please do not pay again.",
+        "We are checking with the processor and will email {email} within {minutes} minutes with the result. "
+        "If you were charged, your order ({reference}) will be finished automatically; you will never be "
+        "charged twice for it.",
+        "You don't need to do anything. This page updates by itself.",
+    ),
+}
+DECLINE_REASONS = {
+    "insufficient_funds": "the bank says there aren't enough funds.",
+    "expired_card": "the card has expired.",
+    "incorrect_cvc": "the security code doesn't match.",
+    "lost_card": "the bank refused the card.",
+    "stolen_card": "the bank refused the card.",
+    "processing_error": "the bank had a processing error.",
+    "resource_missing": "we couldn't use that card.",
+}
+DECLINE_REASON_DEFAULT = "the bank refused the payment."
+
+# Shown by the result page's script when it cannot reach us (e.g. while the server restarts).
+OFFLINE = (
+    "We can't reach our server right now. If you paid, your payment is safe and your order will be finished: "
+    "please don't pay again. This page keeps trying by itself."
+)
+
+# Any unexpected error in the purchase path: never a bare 500, always this page with a reference.
+PURCHASE_ERROR = Notice(
+    "Something went wrong on our side while we were handling your order (error reference {error_reference}).",
+    "If your card was charged, we finish your order automatically and email you; you will never be "
+    "charged twice for one order.",
+    "Please don't pay again for now. If you have no email from us within {minutes} minutes, write to us and "
+    "quote the error reference.",
+)
+PURCHASE_ERROR_TITLE = "Something went wrong on our side"
+ORDER_NOT_FOUND = Notice(
+    "We couldn't find an order with that reference.",
+    "",
+    "Check the reference in your confirmation email, or write to us and we'll look it up.",
+)
+PRODUCT_NOT_FOUND = Notice("That plan isn't on sale.", "Nothing was charged.", "Check the link, or write to us.")
+IDEMPOTENCY_KEY_REUSED = Notice(
+    "This checkout was already submitted with different details.",
+    "Nothing new was charged.",
+    "Reload the checkout page to start a new purchase.",
+)
+NOT_REFUNDABLE = "The payment processor refused to refund this order ({error}). Nothing changed here."
+REFUND_FAILED = "The payment processor didn't refund this order: {error} Nothing changed; try again later."
+CSRF_FAILED = "This request came without our page's security token. Reload the checkout page and try again."
+STAFF_ONLY = "Only staff can do this. Sign in with a staff account."
+WEBHOOK_BAD_SIGNATURE = "The Stripe-Signature header is missing, invalid, or too old."
+
+FIELD_ERRORS = {
+    "product_unknown": "Choose a plan that's on sale.",
+    "payment_method_required": "Choose a card to pay with.",
+    "payment_method_invalid": "That card can't be used here.",
+    "idempotency_key_invalid": "The Idempotency-Key header must be 1 to 255 printable characters.",
+}
+
+# The checkout page.
+CHECKOUT_TITLE = "Buy {product}"
+CHECKOUT_INTRO = "{amount} for one year of {product}, charged once."
+CHECKOUT_BUTTON = "Pay {amount}"
+CHECKOUT_EMAIL_LABEL = "Email for the receipt"
+CHECKOUT_CARD_LABEL = "Card"
+# The fake processor's test cards (the same names Stripe's test mode uses).
+TEST_CARDS = [
+    ("pm_card_visa", "Test Visa ending 4242 (succeeds)"),
+    ("pm_card_chargeDeclined", "Test card that is declined"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Test card with insufficient funds"),
+]
+CHECKOUT_SIGNED_IN_AS = "You're buying as {email}."
+TRY_AGAIN_LINK = "Try again"
+STATUS_LINK = "See the order's status"
+REFERENCE_LABEL = "Order reference"
+ERROR_REFERENCE_LABEL = "Error reference"

@@ -1,0 +1,261 @@
+"""Catalogue, purchase attempts, orders and entitlements, and the books kept about them.
+
+A purchase attempt is recorded before any money moves; every later state is a conditional UPDATE from the
+states it may come from, so the checkout workflow, a webhook, reconciliation and support can all race on
+one payment and still leave exactly one order and one entitlement behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# Crockford's base32 without look-alikes: a reference read out over the phone survives.
+_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reference() -> str:
+    """``BK-XXXXX-XXXXX``: 50 random bits, unguessable and still easy to read out."""
+    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
+    return f"BK-{chars[:5]}-{chars[5:]}"
+
+
+class ProductManager(models.Manager["Product"]):
+    def for_sale(self, code: str) -> Product | None:
+        return self.filter(code=code, active=True).first()
+
+
+class Product(models.Model):
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    period_days = models.PositiveIntegerField()
+    active = models.BooleanField(default=True)
+
+    objects = ProductManager()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttemptState(models.TextChoices):
+    RECORDED = "recorded", "recorded, not charged yet"
+    CHARGING = "charging", "asking the processor to charge"
+    CHARGED = "charged", "charged, order not finished yet"
+    FULFILLED = "fulfilled", "paid and fulfilled"
+    DECLINED = "declined", "not charged"
+    IN_DOUBT = "in_doubt", "the processor's answer is unknown"
+
+
+# States from which a charge may still be under way: a webhook or reconciliation may move them on.
+OPEN_ATTEMPT_STATES = (AttemptState.RECORDED, AttemptState.CHARGING, AttemptState.CHARGED, AttemptState.IN_DOUBT)
+# Set when an in-doubt checkout turned out to have never reached the card.
+NOT_CHARGED = "not_charged"
+
+
+class PurchaseAttemptManager(models.Manager["PurchaseAttempt"]):
+    def by_reference(self, reference: str) -> PurchaseAttempt | None:
+        return self.select_related("product").filter(reference=reference.strip().upper()).first()
+
+    def by_idempotency_key(self, key: str) -> PurchaseAttempt | None:
+        return self.filter(idempotency_key=key).first()
+
+    def move(self, attempt_id: int, *, from_states: tuple[str, ...], to: str, **fields: Any) -> bool:
+        """Conditional state change: True for the one caller whose UPDATE found the attempt in ``from_states``."""
+        return bool(
+            self.filter(pk=attempt_id, state__in=from_states).update(state=to, updated_at=timezone.now(), **fields)
+        )
+
+    def stuck(self, *, before: dt.datetime) -> models.QuerySet[PurchaseAttempt]:
+        """Attempts not finished and untouched since ``before``: their workflow may have died."""
+        return self.filter(state__in=OPEN_ATTEMPT_STATES, updated_at__lt=before).order_by("id")
+
+
+class PurchaseAttempt(models.Model):
+    """One press of "Pay", recorded before the card is charged; the reference the buyer is shown."""
+
+    reference = models.CharField(max_length=20, unique=True, default=new_reference)
+    # The client's Idempotency-Key: a double click, a retry, a refresh map to this one attempt.
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    # What was asked for under that key: the same key with another request is refused, as Stripe does.
+    request_fingerprint = models.CharField(max_length=64)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="attempts")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    email = models.CharField(max_length=254)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="purchases"
+    )
+    payment_method = models.CharField(max_length=100)
+    state = models.CharField(max_length=12, choices=AttemptState.choices, default=AttemptState.RECORDED)
+    payment_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    decline_code = models.CharField(max_length=60, blank=True, default="")
+    decline_message = models.CharField(max_length=300, blank=True, default="")
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    # Calls to the processor for this attempt (each with the same idempotency key).
+    charge_calls = models.IntegerField(default=0)
+    # The checkout did not go straight through (crash, restart, unknown answer): the email says sorry.
+    interrupted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    charge_started_at = models.DateTimeField(null=True, blank=True)
+    charged_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    in_doubt_since = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PurchaseAttemptManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.state}"
+
+    @property
+    def processor_key(self) -> str:
+        """The idempotency key every processor call for this attempt carries: one attempt, one charge."""
+        return f"backstop-purchase-{self.pk}"
+
+    @property
+    def workflow_id(self) -> str:
+        return purchase_workflow_id(self.pk)
+
+
+def purchase_workflow_id(attempt_id: int) -> str:
+    return f"purchase:{attempt_id}"
+
+
+class OrderStatus(models.TextChoices):
+    PAID = "paid", "paid"
+    REFUNDED = "refunded", "refunded"
+
+
+class FulfilledBy(models.TextChoices):
+    CHECKOUT = "checkout", "the checkout itself"
+    WEBHOOK = "webhook", "the processor's webhook"
+    RECONCILIATION = "reconciliation", "reconciliation"
+    SUPPORT = "support", "a support agent"
+
+
+class OrderManager(models.Manager["Order"]):
+    def by_reference(self, reference: str) -> Order | None:
+        return self.filter(reference=reference.strip().upper()).first()
+
+
+class Order(models.Model):
+    """A paid purchase: exactly one per processor payment and one per attempt."""
+
+    reference = models.CharField(max_length=20, unique=True)
+    attempt = models.OneToOneField(PurchaseAttempt, on_delete=models.PROTECT, related_name="order")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
+    email = models.CharField(max_length=254)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    payment_id = models.CharField(max_length=100, unique=True)
+    # The processor's creation time of the payment: reconciliation walks both sides in this order.
+    payment_created_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=10, choices=OrderStatus.choices, default=OrderStatus.PAID)
+    fulfilled_by = models.CharField(max_length=20, choices=FulfilledBy.choices)
+    refunded_cents = models.PositiveIntegerField(default=0)
+    refund_id = models.CharField(max_length=100, blank=True, default="")
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrderManager()
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.status}"
+
+
+class EntitlementState(models.TextChoices):
+    ACTIVE = "active", "active"
+    REVOKED = "revoked", "ended by a refund"
+
+
+class Entitlement(models.Model):
+    """What the order buys: access to the product until ``ends_at``."""
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="entitlement")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="entitlements")
+    email = models.CharField(max_length=254)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="entitlements"
+    )
+    state = models.CharField(max_length=10, choices=EntitlementState.choices, default=EntitlementState.ACTIVE)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.product} for {self.email} until {self.ends_at:%Y-%m-%d}"
+
+
+class ProcessedWebhookEvent(models.Model):
+    """A processor event already handled: a replayed delivery finds its id here and changes nothing."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    payment_id = models.CharField(max_length=100, blank=True, default="")
+    outcome = models.CharField(max_length=200, blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type})"
+
+
+class ReconciliationWatermarkManager(models.Manager["ReconciliationWatermark"]):
+    def reconciled_until(self, name: str) -> dt.datetime | None:
+        return self.filter(name=name).values_list("reconciled_until", flat=True).first()
+
+    def advance(self, name: str, *, until: dt.datetime, summary: dict[str, Any]) -> None:
+        """Move the watermark forward only: a slow older run never moves it back."""
+        now = timezone.now()
+        self.get_or_create(name=name)
+        self.filter(name=name).update(last_run_at=now, last_summary=summary)
+        self.filter(Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=until), name=name).update(
+            reconciled_until=until
+        )
+
+
+class ReconciliationWatermark(models.Model):
+    """How far reconciliation has checked processor payments (by their creation time)."""
+
+    name = models.CharField(primary_key=True, max_length=40)
+    reconciled_until = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_summary = models.JSONField(default=dict)
+
+    objects = ReconciliationWatermarkManager()
+
+    def __str__(self) -> str:
+        return f"{self.name} until {self.reconciled_until}"
+
+
+class AuditEntry(models.Model):
+    """Every action on money: who, what, when, and the state before and after."""
+
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=60)
+    reference = models.CharField(max_length=20, db_index=True)
+    payment_id = models.CharField(max_length=100, blank=True, default="")
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.reference}"

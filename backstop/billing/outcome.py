@@ -1,0 +1,96 @@
+"""The one read model of a checkout, used by the result page, GET /api/orders/<reference> and the emails."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+
+from backstop.billing import messages
+from backstop.billing.models import NOT_CHARGED, AttemptState, Order, OrderStatus, PurchaseAttempt
+
+# Outcomes after which nothing changes by itself: the page stops refreshing.
+FINAL_OUTCOMES = {messages.PAID, messages.REFUNDED, messages.DECLINED, messages.NOT_CHARGED}
+
+
+def money(cents: int, currency: str) -> str:
+    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency.lower(), "")
+    amount = f"{cents / 100:,.2f}".removesuffix(".00")
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+
+
+def mask_email(email: str) -> str:
+    """``a***@example.com``: the reference alone must not reveal who bought."""
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if at else "***"
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    reference: str
+    outcome: str
+    final: bool
+    title: str
+    message: str
+    attempt_state: str
+    product: str
+    amount: str
+    email: str
+    paid: bool
+    active_until: dt.datetime | None
+    order_status: str | None
+    refunded: str | None
+    status_url: str
+    page_url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outcome_of(attempt: PurchaseAttempt, order: Order | None) -> str:
+    if order is not None:
+        return messages.REFUNDED if order.status == OrderStatus.REFUNDED else messages.PAID
+    return {
+        AttemptState.RECORDED: messages.PROCESSING,
+        AttemptState.CHARGING: messages.PROCESSING,
+        AttemptState.CHARGED: messages.FINISHING,
+        # Fulfilled without an order row: the order is being rebuilt (reconciliation), the money is in.
+        AttemptState.FULFILLED: messages.FINISHING,
+        AttemptState.IN_DOUBT: messages.IN_DOUBT,
+        AttemptState.DECLINED: messages.NOT_CHARGED if attempt.decline_code == NOT_CHARGED else messages.DECLINED,
+    }[AttemptState(attempt.state)]
+
+
+def checkout_outcome(attempt: PurchaseAttempt, *, show_email: bool = False) -> CheckoutOutcome:
+    order = Order.objects.select_related("entitlement").filter(attempt=attempt).first()
+    outcome = outcome_of(attempt, order)
+    entitlement = getattr(order, "entitlement", None) if order is not None else None
+    email = attempt.email if show_email else mask_email(attempt.email)
+    amount = money(attempt.amount_cents, attempt.currency)
+    refunded = money(order.refunded_cents, order.currency) if order is not None and order.refunded_cents else None
+    text = messages.OUTCOMES[outcome].text.format(
+        product=attempt.product.name, amount=amount, reference=attempt.reference, email=email,
+        minutes=settings.IN_DOUBT_REPLY_MINUTES,
+        ends_on=f"{entitlement.ends_at:%B %-d, %Y}" if entitlement is not None else "",
+        refunded=refunded or "", refunded_on=f"{order.refunded_at:%B %-d, %Y}" if order and order.refunded_at else "",
+        reason=messages.DECLINE_REASONS.get(attempt.decline_code, messages.DECLINE_REASON_DEFAULT),
+    )
+    return CheckoutOutcome(
+        reference=attempt.reference,
+        outcome=outcome,
+        final=outcome in FINAL_OUTCOMES,
+        title=messages.TITLES[outcome],
+        message=text,
+        attempt_state=attempt.state,
+        product=attempt.product.name,
+        amount=amount,
+        email=email,
+        paid=order is not None,
+        active_until=entitlement.ends_at if entitlement is not None and entitlement.state == "active" else None,
+        order_status=order.status if order is not None else None,
+        refunded=refunded,
+        status_url=f"/api/orders/{attempt.reference}",
+        page_url=f"/checkout/{attempt.reference}",
+    )

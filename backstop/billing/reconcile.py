@@ -1,0 +1,407 @@
+"""Reconciliation: our books against the processor's, in both directions.
+
+1. Checkouts that never settled (in doubt, or whose workflow died mid-charge) are looked up at the processor
+   and settled: charged -> fulfilled (with the apologetic email), failed or never charged -> the buyer is told.
+2. Processor payments and local orders are walked together, newest first, grouped by the payment's creation
+   second. Memory holds a few pages of payments, one second's worth of orders, and a bounded queue of
+   discrepancies, which a second thread fixes while the walk goes on:
+   - a succeeded payment with no order is fulfilled when its metadata names our checkout, otherwise support
+     gets an attention record with the amount, email, payment id and time;
+   - an order whose payment the processor doesn't have is flagged for support.
+
+Incremental runs start at the stored watermark minus an overlap (late writes on either side are caught on
+the next run); payments younger than RECONCILE_SETTLE_SECONDS are left to their own checkout and webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import timezone
+
+from backstop.billing import dispatch, services
+from backstop.billing.models import (
+    AttemptState,
+    FulfilledBy,
+    Order,
+    PurchaseAttempt,
+    ReconciliationWatermark,
+    purchase_workflow_id,
+)
+from backstop.billing.outcome import money
+from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
+from backstop.lib.errors import ProviderError
+from backstop.support.models import AttentionKind, AttentionRecord
+
+log = logging.getLogger(__name__)
+
+WATERMARK = "payments"
+# How far around an in-doubt checkout's charge time we look for its payment.
+LOOKUP_MARGIN = dt.timedelta(minutes=2)
+LOCAL_CHUNK = 2000
+PREFETCH_PAGES = 4
+FIX_QUEUE = 1000
+FAILED_PAYMENT_STATUSES = {"requires_payment_method", "canceled"}
+
+ProgressCallback = Callable[[int, dt.datetime | None], None]
+
+
+@dataclass
+class ReconcileSummary:
+    mode: str
+    since: dt.datetime | None
+    until: dt.datetime
+    payments_seen: int = 0
+    orders_matched: int = 0
+    orders_recreated: int = 0
+    payments_unmatched: int = 0
+    orders_without_payment: int = 0
+    in_doubt_charged: int = 0
+    in_doubt_declined: int = 0
+    in_doubt_not_charged: int = 0
+    workflows_restarted: int = 0
+    still_unresolved: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["since"] = self.since.isoformat() if self.since else None
+        data["until"] = self.until.isoformat()
+        return data
+
+    def lines(self) -> list[str]:
+        window = f"{self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else "the beginning"
+        lines = [
+            f"Reconciled payments created from {window} to {self.until:%Y-%m-%d %H:%M:%S} UTC "
+            f"({self.mode}) in {self.seconds:.1f} s.",
+            f"  processor payments checked:             {self.payments_seen:,}",
+            f"  orders matching a payment:              {self.orders_matched:,}",
+            f"  paid without an order, now fulfilled:   {self.orders_recreated:,}",
+            f"  payments matching no checkout (support): {self.payments_unmatched:,}",
+            f"  orders with no payment (support):       {self.orders_without_payment:,}",
+            f"  in-doubt checkouts charged -> fulfilled: {self.in_doubt_charged:,}",
+            f"  in-doubt checkouts declined:            {self.in_doubt_declined:,}",
+            f"  in-doubt checkouts never charged:       {self.in_doubt_not_charged:,}",
+            f"  stalled checkouts restarted:            {self.workflows_restarted:,}",
+            f"  checkouts still unsettled:              {self.still_unresolved:,}",
+        ]
+        lines += [f"  problem: {problem}" for problem in self.problems]
+        return lines
+
+
+def reconcile_payments(
+    *, actor: str, full: bool = False, since: dt.datetime | None = None, progress: ProgressCallback | None = None,
+    processor: PaymentProcessor | None = None,
+) -> ReconcileSummary:
+    """One reconciliation run; safe alongside others, the checkout workflow and webhooks."""
+    started = time.monotonic()
+    processor = processor or payment_processor()
+    now = timezone.now()
+    until = now - dt.timedelta(seconds=settings.RECONCILE_SETTLE_SECONDS)
+    mode = "full" if full else ("since" if since is not None else "incremental")
+    if not full and since is None:
+        watermark = ReconciliationWatermark.objects.reconciled_until(WATERMARK)
+        since = watermark - dt.timedelta(seconds=settings.RECONCILE_OVERLAP_SECONDS) if watermark else None
+    summary = ReconcileSummary(mode=mode, since=None if full else since, until=until)
+    _settle_open_checkouts(summary, processor, now=now, actor=actor)
+    try:
+        _compare_books(summary, processor, actor=actor, progress=progress)
+    except ProviderError as error:
+        summary.problems.append(f"the processor's payment list failed: {error}; the watermark did not move")
+    else:
+        ReconciliationWatermark.objects.advance(WATERMARK, until=until, summary=summary.as_dict())
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+# --- 1. Checkouts that never settled ---------------------------------------------------------------------
+
+def _settle_open_checkouts(summary: ReconcileSummary, processor: PaymentProcessor, *, now: dt.datetime,
+                           actor: str) -> None:
+    stuck_before = now - dt.timedelta(seconds=settings.RECONCILE_STUCK_AFTER_SECONDS)
+    candidates = list(PurchaseAttempt.objects.filter(state=AttemptState.IN_DOUBT).order_by("id")[:1000])
+    candidates += list(PurchaseAttempt.objects.stuck(before=stuck_before).exclude(state=AttemptState.IN_DOUBT)[:1000])
+    for attempt in candidates:
+        try:
+            _settle(attempt, summary, processor, now=now, actor=actor)
+        except ProviderError as error:
+            summary.still_unresolved += 1
+            _escalate_if_overdue(attempt, now=now, error=str(error))
+
+
+def _settle(attempt: PurchaseAttempt, summary: ReconcileSummary, processor: PaymentProcessor, *, now: dt.datetime,
+            actor: str) -> None:
+    workflow = dispatch.workflow_status(purchase_workflow_id(attempt.pk))
+    if attempt.state != AttemptState.IN_DOUBT:
+        if workflow in dispatch.LIVE_WORKFLOW_STATUSES:
+            return  # still working on it (e.g. retrying a slow processor)
+        if attempt.state == AttemptState.RECORDED and attempt.charge_calls == 0:
+            services.enqueue_purchase(attempt.pk)  # never reached the processor: let the checkout run
+            summary.workflows_restarted += 1
+            return
+        # Its workflow died between the charge and the order: what happened is for the processor to say.
+        services.mark_in_doubt(attempt_id=attempt.pk)
+        attempt.refresh_from_db()
+    payment = _find_payment(attempt, processor, now=now)
+    if payment is not None and payment.succeeded:
+        services.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor, attempt_id=attempt.pk)
+        summary.in_doubt_charged += 1
+    elif payment is not None and payment.status in FAILED_PAYMENT_STATUSES:
+        services.settle_declined_payment(payment=payment, actor=actor)
+        summary.in_doubt_declined += 1
+    elif payment is None and _long_enough_to_be_sure(attempt, now=now):
+        services.settle_not_charged(attempt_id=attempt.pk, actor=actor)
+        summary.in_doubt_not_charged += 1
+    else:
+        summary.still_unresolved += 1
+        _escalate_if_overdue(attempt, now=now, error=f"the payment is {payment.status}" if payment else
+                             "no payment found yet")
+
+
+def _retrieve(processor: PaymentProcessor, payment_id: str) -> ProcessorPayment | None:
+    """The payment, or None when the processor says there is no such payment (unreachable raises)."""
+    try:
+        return processor.retrieve(payment_id)
+    except RequestRefused:
+        return None
+
+
+def _find_payment(
+    attempt: PurchaseAttempt, processor: PaymentProcessor, *, now: dt.datetime
+) -> ProcessorPayment | None:
+    if attempt.payment_id:
+        return _retrieve(processor, attempt.payment_id)
+    # Unknown payment id (the answer never arrived): our checkout's id is in the payment's metadata.
+    started = attempt.charge_started_at or attempt.created_at
+    for page in processor.list_pages(created_gte=started - LOOKUP_MARGIN, created_lte=now + LOOKUP_MARGIN):
+        for payment in page:
+            if payment.attempt_id == attempt.pk:
+                return payment
+    return None
+
+
+def _long_enough_to_be_sure(attempt: PurchaseAttempt, *, now: dt.datetime) -> bool:
+    # A request the processor was still holding could land late: give it the settle time before saying "no".
+    since = attempt.in_doubt_since or attempt.updated_at
+    return (now - since).total_seconds() >= settings.RECONCILE_SETTLE_SECONDS
+
+
+def _escalate_if_overdue(attempt: PurchaseAttempt, *, now: dt.datetime, error: str) -> None:
+    """We promised an answer within IN_DOUBT_REPLY_MINUTES: past that, a person takes over."""
+    since = attempt.in_doubt_since or attempt.updated_at
+    if (now - since).total_seconds() < settings.IN_DOUBT_REPLY_MINUTES * 60:
+        return
+    AttentionRecord.objects.raise_once_about(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}", account=attempt.account,
+        summary=f"Checkout {attempt.reference} ({money(attempt.amount_cents, attempt.currency)}, {attempt.email}) "
+                f"is unsettled since {since:%Y-%m-%d %H:%M} UTC: {error}. The buyer was promised an email.",
+        detail={"reference": attempt.reference, "email": attempt.email, "amount_cents": attempt.amount_cents,
+                "currency": attempt.currency, "state": attempt.state, "since": since.isoformat(), "error": error},
+    )
+
+
+# --- 2. Processor payments against local orders ------------------------------------------------------------
+
+class LocalOrder(NamedTuple):
+    payment_id: str
+    reference: str
+    created: dt.datetime
+
+
+def _second(moment: dt.datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _succeeded_payments(pages: Iterable[list[ProcessorPayment]], summary: ReconcileSummary,
+                        progress: ProgressCallback | None) -> Iterator[ProcessorPayment]:
+    for page in pages:
+        summary.payments_seen += len(page)
+        if progress is not None:
+            progress(len(page), page[-1].created)
+        yield from (payment for payment in page if payment.succeeded)
+
+
+def _local_orders(since: dt.datetime | None, until: dt.datetime) -> Iterator[LocalOrder]:
+    """Orders newest payment first, a chunk of rows at a time (a server-side cursor on PostgreSQL).
+
+    Read with a plain cursor: Django's per-row converters would cost more than the rest of the walk.
+    """
+    orders = Order.objects.filter(payment_created_at__lte=until)
+    if since is not None:
+        orders = orders.filter(payment_created_at__gte=since)
+    rows = orders.order_by("-payment_created_at").values_list("payment_id", "reference", "payment_created_at")
+    sql, params = rows.query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(LOCAL_CHUNK):
+            for payment_id, reference, created in chunk:
+                yield LocalOrder(payment_id, reference, _as_utc(created))
+
+
+def _as_utc(value: dt.datetime | str) -> dt.datetime:
+    """PostgreSQL gives an aware datetime; SQLite the text Django stored (naive UTC)."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _prefetched(
+    pages: Iterator[list[ProcessorPayment]], depth: int = PREFETCH_PAGES
+) -> Iterator[list[ProcessorPayment]]:
+    """Fetch the next pages on a thread while this one is compared: the processor works while we do.
+
+    At most ``depth`` pages wait in memory; an error on the fetching thread is raised here, in order.
+    """
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    abandoned = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                while not abandoned.is_set():
+                    try:
+                        buffer.put(("page", page), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if abandoned.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as error:  # handed to the consumer below
+            buffer.put(("error", error))
+
+    fetcher = threading.Thread(target=fetch, name="backstop-reconcile-fetch", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        abandoned.set()
+
+
+class _Fixer:
+    """Fixes discrepancies on its own thread (and database connection) while the walk goes on.
+
+    SQLite in WAL mode lets this writer commit while the walk's cursor keeps reading its snapshot; the
+    queue is bounded, so a flood of discrepancies slows the walk down instead of filling memory.
+    """
+
+    def __init__(self, summary: ReconcileSummary, processor: PaymentProcessor, *, actor: str) -> None:
+        self.summary = summary
+        self.processor = processor
+        self.actor = actor
+        self.late_matches = 0
+        self.failures: list[BaseException] = []
+        self.work: queue.Queue[ProcessorPayment | LocalOrder | None] = queue.Queue(maxsize=FIX_QUEUE)
+        self.thread = threading.Thread(target=self._run, name="backstop-reconcile-fix", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self.work.get()) is not None:
+                if self.failures:
+                    continue  # drain, so the walk never blocks on a dead fixer
+                try:
+                    if isinstance(item, LocalOrder):
+                        _check_order_payment(item, self.summary, self.processor)
+                    else:
+                        self.late_matches += _fulfil_or_report(item, self.summary, actor=self.actor)
+                except BaseException as error:  # raised on the walking thread by finish()
+                    self.failures.append(error)
+        finally:
+            connections.close_all()
+
+    def finish(self) -> None:
+        self.work.put(None)
+        self.thread.join()
+        self.summary.orders_matched += self.late_matches
+        if self.failures:
+            raise self.failures[0]
+
+
+def _compare_books(summary: ReconcileSummary, processor: PaymentProcessor, *, actor: str,
+                   progress: ProgressCallback | None) -> None:
+    pages = _prefetched(processor.list_pages(created_gte=summary.since, created_lte=summary.until))
+    payments = _succeeded_payments(pages, summary, progress)
+    fixer = _Fixer(summary, processor, actor=actor)
+    remote = itertools.groupby(payments, key=lambda payment: _second(payment.created))
+    local = itertools.groupby(_local_orders(summary.since, summary.until), key=lambda order: _second(order.created))
+    remote_group = next(remote, None)
+    local_group = next(local, None)
+    try:
+        # Both sides come newest first: a merge join on the creation second, one second in memory at a time.
+        while remote_group is not None or local_group is not None:
+            if local_group is None or (remote_group is not None and remote_group[0] > local_group[0]):
+                assert remote_group is not None
+                for payment in remote_group[1]:
+                    fixer.work.put(payment)
+                remote_group = next(remote, None)
+            elif remote_group is None or local_group[0] > remote_group[0]:
+                for order in local_group[1]:
+                    fixer.work.put(order)
+                local_group = next(local, None)
+            else:
+                by_id = {payment.id: payment for payment in remote_group[1]}
+                for order in local_group[1]:
+                    if by_id.pop(order.payment_id, None) is None:
+                        fixer.work.put(order)
+                    else:
+                        summary.orders_matched += 1
+                for payment in by_id.values():
+                    fixer.work.put(payment)
+                remote_group, local_group = next(remote, None), next(local, None)
+    finally:
+        fixer.finish()
+
+
+def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, actor: str) -> int:
+    """Returns 1 when another path had already made the order (a late match), else 0."""
+    try:
+        fulfilment = services.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor)
+    except services.UnmatchedPayment:
+        services.report_unmatched_payment(payment=payment)
+        summary.payments_unmatched += 1
+        return 0
+    if fulfilment.created:
+        summary.orders_recreated += 1
+    elif fulfilment.order is None or fulfilment.problem:
+        summary.payments_unmatched += 1
+    else:
+        return 1  # another path finished it while we were walking
+    return 0
+
+
+def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor: PaymentProcessor) -> None:
+    # Not in the list under that second: look it up directly before calling it missing.
+    try:
+        payment = _retrieve(processor, order.payment_id)
+    except ProviderError as error:
+        summary.problems.append(f"could not look up the payment of order {order.reference}: {error}")
+        return
+    if payment is not None and payment.succeeded:
+        summary.orders_matched += 1
+        return
+    summary.orders_without_payment += 1
+    status = payment.status if payment is not None else "not found at the processor"
+    AttentionRecord.objects.raise_once_about(
+        kind=AttentionKind.ORDER_WITHOUT_PAYMENT, subject=f"order:{order.reference}",
+        summary=f"Order {order.reference} has no succeeded payment at the processor (payment {order.payment_id}: "
+                f"{status}). Check before the customer keeps access unpaid.",
+        detail={"reference": order.reference, "payment_id": order.payment_id, "payment_status": status,
+                "payment_created_at": order.created.isoformat()},
+    )

@@ -1,0 +1,114 @@
+"""The processor's webhook: signed, replay-proof, order-proof, and it finishes what the checkout could not."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from django.core import mail
+from django.test import Client
+
+from backstop.billing import services
+from backstop.billing.models import AttemptState, Order, ProcessedWebhookEvent, PurchaseAttempt
+from backstop.billing.tests.conftest import annual_plan, buy, events_for, settled, signed
+from conftest import wait_for
+
+
+def _deliver(client: Client, event: dict[str, Any], **signing: Any) -> Any:
+    body, signature = signed(event, **signing)
+    return client.post("/api/webhooks/payments", body, content_type="application/json",
+                       HTTP_STRIPE_SIGNATURE=signature)
+
+
+def _charged_but_unrecorded(email: str) -> tuple[PurchaseAttempt, str]:
+    attempt = PurchaseAttempt.objects.create(
+        idempotency_key=f"hook-{email}", request_fingerprint="x", product=annual_plan(), amount_cents=24900,
+        currency="usd", email=email, payment_method="pm_card_visa",
+    )
+    charge = services.charge_attempt(attempt_id=attempt.pk, try_number=1)
+    assert charge["payment"] is not None
+    return attempt, charge["payment"].id
+
+
+def test_it_fulfils_a_payment_the_request_path_never_recorded(engine_db: str, processor: Any) -> None:
+    attempt, payment_id = _charged_but_unrecorded("ann@example.com")
+    [event] = events_for(processor, payment_id, "payment_intent.succeeded")
+
+    answer = _deliver(Client(), event)
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["outcome"] == "order fulfilled"
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.FULFILLED
+    assert Order.objects.get(attempt=attempt).fulfilled_by == "webhook"
+    wait_for(lambda: mail.outbox, message="no confirmation email")
+
+
+def test_it_handles_a_replayed_event_once(engine_db: str, processor: Any) -> None:
+    _, payment_id = _charged_but_unrecorded("bob@example.com")
+    [event] = events_for(processor, payment_id, "payment_intent.succeeded")
+    client = Client()
+
+    outcomes = [_deliver(client, event).json()["outcome"] for _ in range(3)]
+
+    assert outcomes == ["order fulfilled", "duplicate: already handled", "duplicate: already handled"]
+    assert ProcessedWebhookEvent.objects.filter(event_id=event["id"]).count() == 1
+    assert Order.objects.count() == 1
+    wait_for(lambda: mail.outbox, message="no confirmation email")
+    time.sleep(0.5)
+    assert len(mail.outbox) == 1
+
+
+def test_it_ignores_a_late_failure_event_for_a_paid_order(engine_db: str, processor: Any) -> None:
+    attempt = settled(buy("cat@example.com"))
+    [event] = events_for(processor, attempt.payment_id, "payment_intent.succeeded")
+    # Delivered out of order: an old "payment_failed" for this payment arrives after it succeeded.
+    stale = {**event, "id": "evt_stale_failure", "type": "payment_intent.payment_failed",
+             "data": {"object": {**event["data"]["object"], "status": "requires_payment_method"}}}
+
+    answer = _deliver(Client(), stale)
+
+    assert answer.status_code == 200
+    assert answer.json()["outcome"] == "nothing to change"
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.FULFILLED
+    assert Order.objects.filter(attempt=attempt, status="paid").count() == 1
+
+
+def test_it_refuses_unsigned_forged_and_stale_events(engine_db: str, processor: Any) -> None:
+    _, payment_id = _charged_but_unrecorded("dan@example.com")
+    [event] = events_for(processor, payment_id, "payment_intent.succeeded")
+    client = Client()
+
+    unsigned = client.post("/api/webhooks/payments", event, content_type="application/json")
+    forged = _deliver(client, event, secret="whsec_someone_else")
+    stale = _deliver(client, event, at=int(time.time()) - 3600)
+
+    assert [r.status_code for r in (unsigned, forged, stale)] == [400, 400, 400]
+    assert unsigned.json()["code"] == "bad_signature"
+    assert not ProcessedWebhookEvent.objects.exists()
+    assert not Order.objects.exists()
+
+
+def test_it_receives_the_processors_own_signed_deliveries(server_factory: Any, fakepay: Any) -> None:
+    server = server_factory(BACKSTOP_CHECKOUT_WAIT_SECONDS="0")
+    fakepay.start(webhook_url=f"{server.url}/api/webhooks/payments")
+    server.start(STRIPE_API_BASE=fakepay.url)
+    paid = httpx.post(f"{server.url}/api/checkout", json={"product": "annual", "email": "eve@example.com"},
+                      headers={"Idempotency-Key": "hooks-1"}, timeout=30)
+    assert paid.status_code in (200, 202)
+    database = server.database
+    [(event_id,)] = wait_for(lambda: fakepay.query("SELECT id FROM events WHERE type = 'payment_intent.succeeded'"),
+                             timeout=30, message="never charged")
+    wait_for(lambda: database.scalar("SELECT COUNT(*) FROM billing_processedwebhookevent WHERE event_id = ?",
+                                     (event_id,)) == 1, timeout=30, message=f"fakepay's delivery never landed:\n"
+                                                                            f"{fakepay.log()}")
+    for _ in range(3):  # the processor redelivers (as Stripe does on a timeout)
+        httpx.post(f"{fakepay.url}/_fakepay/events/{event_id}/redeliver", timeout=10).raise_for_status()
+    wait_for(lambda: fakepay.query("SELECT COUNT(*) FROM webhook_deliveries WHERE event_id = ? AND state = "
+                                   "'delivered'", (event_id,)) == [(4,)], timeout=30)
+
+    assert database.scalar("SELECT COUNT(*) FROM billing_processedwebhookevent WHERE event_id = ?", (event_id,)) == 1
+    assert database.scalar("SELECT COUNT(*) FROM billing_order") == 1
+    assert database.scalar("SELECT COUNT(*) FROM notify_message WHERE key LIKE ?", ("purchase-confirmation:%",)) == 1

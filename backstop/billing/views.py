@@ -1,0 +1,106 @@
+"""The checkout page and the result page: a form, one service call, a redirect, a page that keeps itself true."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from backstop.accounts.messages import RATE_LIMITED
+from backstop.accounts.models import Account
+from backstop.accounts.validation import InvalidInput
+from backstop.billing import messages, services
+from backstop.billing.models import Product, PurchaseAttempt
+from backstop.billing.outcome import checkout_outcome, money
+from backstop.lib.http import client_ip
+from backstop.ratelimits.services import RateLimited
+
+log = logging.getLogger(__name__)
+DEFAULT_PRODUCT = "annual"
+
+
+def purchase_error_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Whatever fails in the purchase path, the buyer gets the truth and a reference, never a bare 500."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Exception:
+            error_reference = uuid.uuid4().hex[:12]
+            log.exception("purchase page failed, error reference %s", error_reference)
+            text = messages.PURCHASE_ERROR.text.format(error_reference=error_reference,
+                                                       minutes=settings.IN_DOUBT_REPLY_MINUTES)
+            return render(request, "billing/error.html", {
+                "title": messages.PURCHASE_ERROR_TITLE, "text": text, "error_reference": error_reference,
+                "error_reference_label": messages.ERROR_REFERENCE_LABEL,
+                "status_url": request.session.get("last_checkout_url", ""), "status_link": messages.STATUS_LINK,
+            }, status=500)
+
+    return guarded
+
+
+def _form_context(request: HttpRequest, product: Product, account: Account | None, **extra: Any) -> dict[str, Any]:
+    amount = money(product.amount_cents, product.currency)
+    return {
+        "product": product,
+        "title": messages.CHECKOUT_TITLE.format(product=product.name),
+        "intro": messages.CHECKOUT_INTRO.format(amount=amount, product=product.name),
+        "button": messages.CHECKOUT_BUTTON.format(amount=amount),
+        "email_label": messages.CHECKOUT_EMAIL_LABEL,
+        "card_label": messages.CHECKOUT_CARD_LABEL,
+        "cards": messages.TEST_CARDS,
+        "signed_in_as": messages.CHECKOUT_SIGNED_IN_AS.format(email=account.email) if account else "",
+        # One key per rendering of the form: a double click or a resubmitted form is one purchase.
+        "idempotency_key": request.POST.get("idempotency_key") or uuid.uuid4().hex,
+        "email": request.POST.get("email", ""),
+        "card": request.POST.get("payment_method", messages.TEST_CARDS[0][0]),
+        "errors": {},
+        "problem": "",
+        **extra,
+    }
+
+
+@purchase_error_page
+def checkout_page(request: HttpRequest) -> HttpResponse:
+    product = Product.objects.for_sale(request.GET.get("product", DEFAULT_PRODUCT))
+    if product is None:
+        return render(request, "billing/outcome_missing.html", {"text": messages.PRODUCT_NOT_FOUND.text}, status=404)
+    account = Account.objects.signed_in(request.user) if request.user.is_authenticated else None
+    context = _form_context(request, product, account)
+    if request.method == "POST":
+        try:
+            result = services.start_checkout(
+                product=product.code, email=request.POST.get("email", ""), account=account,
+                payment_method=request.POST.get("payment_method", ""),
+                idempotency_key=request.POST.get("idempotency_key", ""), ip=client_ip(request),
+            )
+        except InvalidInput as error:
+            context.update(errors=error.errors, problem=" ".join(error.errors.values()))
+        except services.IdempotencyKeyReused:
+            context.update(problem=messages.IDEMPOTENCY_KEY_REUSED.text, idempotency_key=uuid.uuid4().hex)
+        except RateLimited as error:
+            context["problem"] = RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+        else:
+            page_url = f"/checkout/{result.attempt.reference}"
+            request.session["last_checkout_url"] = page_url
+            return redirect(page_url)
+    return render(request, "billing/checkout.html", context, status=400 if context["problem"] else 200)
+
+
+@purchase_error_page
+def outcome_page(request: HttpRequest, reference: str) -> HttpResponse:
+    attempt = PurchaseAttempt.objects.by_reference(reference)
+    if attempt is None:
+        return render(request, "billing/outcome_missing.html", {"text": messages.ORDER_NOT_FOUND.text}, status=404)
+    outcome = checkout_outcome(attempt)
+    return render(request, "billing/outcome.html", {
+        "outcome": outcome, "offline": messages.OFFLINE, "reference_label": messages.REFERENCE_LABEL,
+        "try_again": messages.TRY_AGAIN_LINK, "checkout_url": f"/checkout?product={attempt.product.code}",
+    })

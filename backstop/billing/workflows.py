@@ -1,0 +1,112 @@
+"""The purchase workflow (charge, record, fulfil, confirm, durably) and the scheduled reconciliation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from dbos import DBOS
+from django.conf import settings
+
+from backstop.billing import reconcile, services
+from backstop.billing.models import FulfilledBy
+from backstop.billing.providers import ProcessorPayment
+from backstop.lib.backoff import backoff_delay
+from backstop.runtime.engine import release_db_connections
+
+log = logging.getLogger(__name__)
+RECONCILE_SCHEDULE_NAME = "reconcile-payments"
+
+
+@DBOS.step()
+def charge_payment(attempt_id: int, try_number: int) -> services.ChargeOutcome:
+    return services.charge_attempt(attempt_id=attempt_id, try_number=try_number)
+
+
+@DBOS.step()
+def record_charge(attempt_id: int, charge: services.ChargeOutcome) -> str:
+    return services.record_charge(attempt_id=attempt_id, charge=charge)
+
+
+@DBOS.step()
+def mark_in_doubt(attempt_id: int) -> None:
+    services.mark_in_doubt(attempt_id=attempt_id)
+
+
+@DBOS.step()
+def fulfil_order(attempt_id: int, payment: ProcessorPayment) -> bool:
+    fulfilment = services.fulfil_payment(payment=payment, source=FulfilledBy.CHECKOUT, actor="system:checkout",
+                                         attempt_id=attempt_id)
+    return fulfilment.order is not None
+
+
+@DBOS.step()
+def send_confirmation(attempt_id: int) -> bool:
+    return services.ensure_confirmation_queued(attempt_id=attempt_id)
+
+
+@DBOS.workflow()
+def purchase_workflow(attempt_id: int) -> str:
+    """Charge once (same idempotency key on every try), record it, fulfil, then confirm by email.
+
+    An unknown answer (timeout, processor error) is retried with the same key; when it stays unknown the
+    checkout is "in doubt" and reconciliation settles it against the processor.
+    """
+    try:
+        try:
+            charge = _charge_with_retries(attempt_id)
+        except Exception:
+            # Whatever broke, the buyer's page must not say "processing" forever: "in doubt" until checked.
+            mark_in_doubt(attempt_id)
+            raise
+        if charge["outcome"] == "unknown":
+            mark_in_doubt(attempt_id)
+            return "in_doubt"
+        if charge["outcome"] == "succeeded" and charge["payment"] is not None:
+            fulfil_order(attempt_id, charge["payment"])
+        # Also after "settled": a webhook may have fulfilled the order while this workflow was down.
+        send_confirmation(attempt_id)
+        return charge["outcome"]
+    finally:
+        release_db_connections()
+
+
+def _charge_with_retries(attempt_id: int) -> services.ChargeOutcome:
+    charge = charge_payment(attempt_id, 1)
+    record_charge(attempt_id, charge)
+    for try_number in range(2, settings.PAYMENT_MAX_ATTEMPTS + 1):
+        if charge["outcome"] != "unknown":
+            break
+        release_db_connections()
+        DBOS.sleep(backoff_delay(try_number - 1, base=settings.RETRY_BASE_SECONDS, cap=settings.RETRY_CAP_SECONDS))
+        charge = charge_payment(attempt_id, try_number)
+        record_charge(attempt_id, charge)
+    return charge
+
+
+@DBOS.step()
+def reconcile_recent_payments() -> dict[str, Any]:
+    return reconcile.reconcile_payments(actor="system:reconciler").as_dict()
+
+
+@DBOS.workflow()
+def reconcile_workflow(scheduled_at: dt.datetime, context: Any) -> None:
+    """Every few minutes (one run per scheduled time across all processes): incremental reconciliation.
+
+    Its summary is the step's recorded output; problems are logged for whoever watches the logs.
+    """
+    try:
+        summary = reconcile_recent_payments()
+        for problem in summary["problems"]:
+            log.warning("scheduled reconciliation at %s: %s", scheduled_at.isoformat(), problem)
+    finally:
+        release_db_connections()
+
+
+def apply_reconcile_schedule() -> None:
+    if not settings.RECONCILE_SCHEDULE:
+        DBOS.delete_schedule(RECONCILE_SCHEDULE_NAME)
+        return
+    DBOS.apply_schedules([{"schedule_name": RECONCILE_SCHEDULE_NAME, "workflow_fn": reconcile_workflow,
+                           "schedule": settings.RECONCILE_SCHEDULE}])

@@ -1,0 +1,50 @@
+"""Misconfiguration is a system check with an id, so `backstop serve` refuses to start with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register("backstop")
+def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    problems: list[Any] = []
+    production = settings.MODE == "production"
+    if production and settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+        problems.append(Error("BACKSTOP_SECRET_KEY is not set", hint="Set a long random value.", id="backstop.E001"))
+    if production and (settings.FAULT_INJECTION or settings.INITIAL_FAULTS):
+        problems.append(Error("fault injection is on in production",
+                              hint="Unset BACKSTOP_FAULT_INJECTION and BACKSTOP_FAULTS.", id="backstop.E002"))
+    if production and settings.DEMO_PAGES:
+        problems.append(Error("demo pages are on in production", hint="Unset BACKSTOP_DEMO_PAGES.",
+                              id="backstop.E003"))
+    if production and settings.RATE_LIMIT_SCALE == 0:
+        problems.append(Error("rate limits are off in production", hint="Unset BACKSTOP_RATE_LIMIT_SCALE.",
+                              id="backstop.E004"))
+    if settings.SMS_PROVIDER == "twilio" and not (
+        settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER
+    ):
+        problems.append(Error("BACKSTOP_SMS=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER",
+                              id="backstop.E005"))
+    if settings.WORKSPACE_PROVIDER == "http" and not settings.WORKSPACE_PROVISIONER_URL:
+        problems.append(Error("BACKSTOP_WORKSPACES=http needs BACKSTOP_PROVISIONER_URL", id="backstop.E006"))
+    if settings.INITIAL_FAULTS and not settings.FAULT_INJECTION:
+        problems.append(Error("BACKSTOP_FAULTS is set but fault injection is off",
+                              hint="Set BACKSTOP_FAULT_INJECTION=1 (demo and tests only).", id="backstop.E007"))
+    if settings.INITIAL_FAULTS:
+        from backstop.demo.faults import parse_faults
+
+        try:
+            parse_faults(settings.INITIAL_FAULTS)
+        except ValueError as error:
+            problems.append(Error(f"BACKSTOP_FAULTS is not valid: {error}", id="backstop.E008"))
+    if production:
+        fakes = [name for name, value in (("BACKSTOP_EMAIL", settings.EMAIL_PROVIDER == "mailbox"),
+                                          ("BACKSTOP_SMS", settings.SMS_PROVIDER == "mailbox"),
+                                          ("BACKSTOP_WORKSPACES", settings.WORKSPACE_PROVIDER == "local")) if value]
+        if fakes:
+            problems.append(Warning(f"local fake providers in production: {', '.join(fakes)}",
+                                    hint="Point them at real providers.", id="backstop.W001"))
+    return problems

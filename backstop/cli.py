@@ -1,0 +1,182 @@
+"""The `backstop` command: demo, serve, worker; anything else goes to Django's management commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+DEMO_STAFF_EMAIL = "staff@backstop.localhost"
+DEMO_STAFF_PASSWORD = "backstop-demo-staff"
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backstop.settings")
+    import django
+
+    django.setup()
+
+
+def _prepare(*, migrate: bool) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+
+    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    call_command("check", fail_level="ERROR")
+    if migrate:
+        call_command("migrate", interactive=False, verbosity=0)
+    if settings.INITIAL_FAULTS:
+        from backstop.demo.faults import parse_faults
+        from backstop.demo.models import FaultSetting
+
+        FaultSetting.objects.set_modes(parse_faults(settings.INITIAL_FAULTS))
+
+
+def _serve_http(host: str, port: int, threads: int) -> None:
+    from waitress import serve
+
+    from backstop.wsgi import application
+
+    serve(application, host=host, port=port, threads=threads, ident="backstop", clear_untrusted_proxy_headers=True)
+
+
+def _stop_on_sigterm() -> None:
+    def handle(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    os.environ["BACKSTOP_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    os.environ.setdefault("BACKSTOP_FAULT_INJECTION", "1")
+    os.environ.setdefault("BACKSTOP_DEMO_PAGES", "1")
+    os.environ.setdefault("BACKSTOP_BASE_URL", f"http://127.0.0.1:{args.port}")
+    os.environ.setdefault("BACKSTOP_EXECUTOR_ID", "demo")
+    _setup_django()
+    _prepare(migrate=True)
+    from backstop.accounts.staff import ensure_staff_account
+    from backstop.runtime import engine
+
+    ensure_staff_account(email=DEMO_STAFF_EMAIL, password=DEMO_STAFF_PASSWORD)
+    fakepay = _start_demo_fakepay(Path(args.data_dir).resolve(), web_port=args.port)
+    engine.launch(role="demo")
+    print(f"Backstop demo on http://127.0.0.1:{args.port}  (fault panel: /demo/faults, mailbox: /demo/mailbox)")
+    print(f"Staff sign-in: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}", flush=True)
+    _stop_on_sigterm()
+    try:
+        _serve_http(args.host, args.port, args.threads)
+    finally:
+        engine.shutdown()
+        if fakepay is not None:
+            fakepay.terminate()
+            fakepay.wait(timeout=10)
+
+
+def _start_demo_fakepay(data_dir: Path, *, web_port: int) -> subprocess.Popen[bytes] | None:
+    """The demo's payment processor: `backstop fakepay` as a child process, its events sent to the demo."""
+    from django.conf import settings
+
+    if settings.PAYMENTS_PROVIDER != "fakepay":
+        return None
+    print(f"Payments: fakepay on {settings.FAKEPAY_API_BASE} (checkout: /checkout)", flush=True)
+    return subprocess.Popen([
+        sys.executable, "-m", "backstop.cli", "fakepay", "--port", "12111", "--db", str(data_dir / "fakepay.sqlite3"),
+        "--webhook-url", f"http://127.0.0.1:{web_port}/api/webhooks/payments",
+    ])
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    _setup_django()
+    _prepare(migrate=args.migrate)
+    from backstop.runtime import engine
+
+    engine.launch(role="web")
+    print(f"Backstop serving on http://{args.host}:{args.port}", flush=True)
+    _stop_on_sigterm()
+    try:
+        _serve_http(args.host, args.port, args.threads)
+    finally:
+        engine.shutdown()
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    _setup_django()
+    _prepare(migrate=args.migrate)
+    from backstop.runtime import engine
+
+    executor = engine.launch(role="worker")
+    print(f"Backstop worker {executor} running workflows", flush=True)
+    _stop_on_sigterm()
+    try:
+        threading.Event().wait()
+    finally:
+        engine.shutdown()
+
+
+def run_fakepay(args: argparse.Namespace) -> None:
+    """The local fake payment processor: its own process and SQLite file, no Django."""
+    from backstop.fakepay import server
+
+    _stop_on_sigterm()
+    server.serve(
+        host=args.host,
+        port=args.port,
+        db_path=Path(args.db) if args.db else None,
+        webhook_urls=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+        allow_reset=args.allow_reset,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="backstop", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    demo = commands.add_parser("demo", help="migrate, seed a staff user, serve with local fake providers")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--data-dir", default=os.environ.get("BACKSTOP_DATA_DIR", "var"))
+    demo.add_argument("--threads", type=int, default=16)
+    demo.set_defaults(run=run_demo)
+
+    serve = commands.add_parser("serve", help="web server and workflow runner, providers from settings")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--threads", type=int, default=16)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.set_defaults(run=run_serve)
+
+    worker = commands.add_parser("worker", help="workflow runner only")
+    worker.add_argument("--migrate", action="store_true", help="apply migrations first")
+    worker.set_defaults(run=run_worker)
+
+    fakepay = commands.add_parser("fakepay", help="local fake payment processor speaking Stripe's API")
+    fakepay.add_argument("--port", type=int, default=12111)
+    fakepay.add_argument("--host", default="127.0.0.1")
+    fakepay.add_argument("--db", help="SQLite file (default: $BACKSTOP_DATA_DIR or ./var, fakepay.sqlite3)")
+    fakepay.add_argument("--webhook-url", action="append", default=[], help="POST events here (repeatable)")
+    fakepay.add_argument("--webhook-secret", default="whsec_fakepay_local", help="signs the Stripe-Signature")
+    fakepay.add_argument("--allow-reset", action="store_true", help="enable POST /_fakepay/reset")
+    fakepay.set_defaults(run=run_fakepay)
+
+    if argv and argv[0] not in {"demo", "serve", "worker", "fakepay", "-h", "--help"}:
+        _setup_django()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["backstop", *argv])
+        return
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

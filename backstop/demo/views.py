@@ -1,0 +1,75 @@
+"""Demo-only pages: the local mailbox and the fault panel (mounted only when BACKSTOP_DEMO_PAGES is on)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from backstop.demo.faults import PROVIDERS, modes_for, validate_faults
+from backstop.demo.models import FaultMode, FaultSetting
+from backstop.notify.models import LocalMailboxItem
+
+MAILBOX_PAGE_SIZE = 100
+
+
+def _mailbox_items(to: str) -> list[dict[str, Any]]:
+    items = LocalMailboxItem.objects.all()
+    if to:
+        items = items.filter(to__iexact=to)
+    return [
+        {"id": i.id, "channel": i.channel, "to": i.to, "subject": i.subject, "text": i.text,
+         "message_id": i.message_id, "created_at": i.created_at.isoformat()}
+        for i in items[:MAILBOX_PAGE_SIZE]
+    ]
+
+
+def mailbox_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/mailbox.html", {"items": _mailbox_items(request.GET.get("to", ""))})
+
+
+def mailbox_api(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"messages": _mailbox_items(request.GET.get("to", ""))})
+
+
+def _current_faults() -> dict[str, str]:
+    return {provider: FaultSetting.objects.mode_of(provider) for provider in PROVIDERS}
+
+
+def _fault_rows() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(provider, current mode, the modes it can take) for the panel: crash_after_charge only for payments."""
+    return [(provider, mode, [(value, FaultMode(value).label) for value in modes_for(provider)])
+            for provider, mode in _current_faults().items()]
+
+
+@csrf_exempt  # a demo control used from scripts; never mounted in production
+@require_http_methods(["GET", "POST"])
+def faults_api(request: HttpRequest) -> JsonResponse:
+    if request.method == "POST":
+        try:
+            modes = json.loads(request.body)
+            if not isinstance(modes, dict):
+                raise ValueError("send a JSON object like {\"email\": \"timeout\"}")
+            modes = {str(k).lower(): str(v).lower() for k, v in modes.items()}
+            validate_faults(modes)
+        except ValueError as error:
+            return JsonResponse({"code": "invalid_input", "message": str(error)}, status=400)
+        FaultSetting.objects.set_modes(modes)
+    return JsonResponse({"faults": _current_faults()})
+
+
+@require_http_methods(["GET", "POST"])
+def faults_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        modes = {p: request.POST.get(p, FaultMode.OK) for p in PROVIDERS}
+        try:
+            validate_faults(modes)
+        except ValueError as error:
+            return render(request, "demo/faults.html", {"rows": _fault_rows(), "problem": str(error)}, status=400)
+        FaultSetting.objects.set_modes(modes)
+        return redirect("demo-faults")
+    return render(request, "demo/faults.html", {"rows": _fault_rows()})

@@ -1,0 +1,66 @@
+"""Every email and SMS we send, with its delivery state, and the local mailbox the fakes deliver to."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "email"
+    SMS = "sms", "SMS"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "waiting to be sent"
+    RETRYING = "retrying", "failed, will try again"
+    SENT = "sent", "handed to the provider"
+    FAILED = "failed", "could not be delivered"
+
+
+class Message(models.Model):
+    """One outgoing message. ``key`` is its idempotency key: a message is created and sent once."""
+
+    key = models.CharField(max_length=200, unique=True)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    kind = models.CharField(max_length=40)
+    to = models.CharField(max_length=320)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text = models.TextField()
+    html = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    attempts = models.IntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.kind} to {self.to}: {self.status}"
+
+    @property
+    def message_id_header(self) -> str:
+        # Stable across retries, so a receiving server can drop a duplicate after a crash mid-send.
+        return f"<{self.key.replace(':', '.')}@backstop>"
+
+
+class LocalMailboxItem(models.Model):
+    """What the local fake email/SMS providers "delivered": shown at /demo/mailbox."""
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    to = models.CharField(max_length=320)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text = models.TextField()
+    html = models.TextField(blank=True, default="")
+    message_id = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.to}"

@@ -1,0 +1,97 @@
+"""Email and SMS adapters: a real implementation and a local fake for each."""
+
+from __future__ import annotations
+
+import smtplib
+from typing import Any, Protocol
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+
+from backstop.demo.faults import maybe_with_faults
+from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.notify.models import Channel, LocalMailboxItem
+
+
+class EmailProvider(Protocol):
+    def send_email(self, *, to: str, subject: str, text: str, html: str, message_id: str) -> None: ...
+
+
+class SmsProvider(Protocol):
+    def send_sms(self, *, to: str, text: str, message_id: str) -> None: ...
+
+
+class DjangoEmailProvider:
+    """Sends through the configured Django email backend (SMTP, anymail, or the local mailbox)."""
+
+    def send_email(self, *, to: str, subject: str, text: str, html: str, message_id: str) -> None:
+        connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        email = EmailMultiAlternatives(
+            subject=subject, body=text, to=[to], connection=connection, headers={"Message-ID": message_id}
+        )
+        if html:
+            email.attach_alternative(html, "text/html")
+        try:
+            email.send()
+        except (smtplib.SMTPException, OSError) as error:
+            # smtplib reports a server that stops answering as SMTPServerDisconnected raised while
+            # handling the socket's TimeoutError, so the timeout can sit in the exception's context.
+            if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+                raise ProviderTimeout(
+                    f"the email server did not answer within {settings.EMAIL_TIMEOUT:g} seconds"
+                ) from error
+            if not isinstance(error, smtplib.SMTPException):
+                raise ProviderError(f"could not reach the email server ({error.__class__.__name__})") from error
+            raise ProviderError(f"the email server refused the message ({error.__class__.__name__})") from error
+        except Exception as error:  # anymail raises its own AnymailError family
+            if error.__class__.__module__.startswith("anymail"):
+                raise ProviderError(f"the email provider refused the message ({error})") from error
+            raise
+
+
+class LocalMailboxEmailBackend(BaseEmailBackend):
+    """Django email backend for the demo: messages land in LocalMailboxItem, shown at /demo/mailbox."""
+
+    def send_messages(self, email_messages: Any) -> int:
+        for message in email_messages:
+            html = next((body for body, mime in getattr(message, "alternatives", []) if mime == "text/html"), "")
+            LocalMailboxItem.objects.create(
+                channel=Channel.EMAIL, to=", ".join(message.to), subject=message.subject, text=message.body,
+                html=html, message_id=message.extra_headers.get("Message-ID", ""),
+            )
+        return len(email_messages)
+
+
+class TwilioSmsProvider:
+    """Twilio's Messages API over HTTPS."""
+
+    def send_sms(self, *, to: str, text: str, message_id: str) -> None:
+        url = f"{settings.TWILIO_API_BASE}/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"
+        try:
+            response = httpx.post(
+                url, auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+                data={"To": to, "From": settings.TWILIO_FROM_NUMBER, "Body": text},
+                timeout=settings.SMS_TIMEOUT,
+            )
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
+        except httpx.HTTPError as error:
+            raise ProviderError(f"could not reach the SMS provider ({error.__class__.__name__})") from error
+        if response.status_code >= 400:
+            raise ProviderError(f"the SMS provider refused the message (HTTP {response.status_code})")
+
+
+class LocalMailboxSmsProvider:
+    def send_sms(self, *, to: str, text: str, message_id: str) -> None:
+        LocalMailboxItem.objects.create(channel=Channel.SMS, to=to, text=text, message_id=message_id)
+
+
+def email_provider() -> EmailProvider:
+    return maybe_with_faults("email", DjangoEmailProvider(), settings.EMAIL_TIMEOUT)
+
+
+def sms_provider() -> SmsProvider:
+    adapter = TwilioSmsProvider() if settings.SMS_PROVIDER == "twilio" else LocalMailboxSmsProvider()
+    return maybe_with_faults("sms", adapter, settings.SMS_TIMEOUT)

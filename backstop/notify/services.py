@@ -1,0 +1,105 @@
+"""Queueing and delivering messages. Queueing is a local write; delivery happens in a workflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from dbos import SetWorkflowID
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from backstop.notify.models import Channel, DeliveryStatus, Message
+from backstop.notify.providers import email_provider, sms_provider
+from backstop.runtime.retrying import AttemptResult, call_through_breaker
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render_email(kind: str, context: dict[str, Any]) -> Rendered:
+    """An email kind is the template triple notify/email/<kind>/{subject.txt,body.txt,body.html}."""
+    base = f"notify/email/{kind}"
+    return Rendered(
+        subject=" ".join(render_to_string(f"{base}/subject.txt", context).split()),
+        text=render_to_string(f"{base}/body.txt", context).strip() + "\n",
+        html=render_to_string(f"{base}/body.html", context),
+    )
+
+
+def render_sms(kind: str, context: dict[str, Any]) -> str:
+    return " ".join(render_to_string(f"notify/sms/{kind}.txt", context).split())
+
+
+def create_email(*, account: Any, kind: str, key: str, to: str, context: dict[str, Any]) -> Message:
+    """Record an email to send; the same ``key`` never makes a second message."""
+    rendered = render_email(kind, context)
+    message, _ = Message.objects.get_or_create(
+        key=key,
+        defaults={"account": account, "channel": Channel.EMAIL, "kind": kind, "to": to,
+                  "subject": rendered.subject, "text": rendered.text, "html": rendered.html},
+    )
+    return message
+
+
+def create_sms(*, account: Any, kind: str, key: str, to: str, context: dict[str, Any]) -> Message:
+    message, _ = Message.objects.get_or_create(
+        key=key,
+        defaults={"account": account, "channel": Channel.SMS, "kind": kind, "to": to,
+                  "text": render_sms(kind, context)},
+    )
+    return message
+
+
+def send_soon(message: Message) -> None:
+    """After the surrounding transaction commits, hand the message to a durable delivery workflow."""
+    transaction.on_commit(lambda: enqueue_delivery(message.pk, message.key))
+
+
+def enqueue_delivery(message_id: int, key: str) -> None:
+    from backstop.notify.workflows import delivery_workflow
+    from backstop.runtime.engine import DELIVERY_QUEUE, queue
+
+    with SetWorkflowID(f"deliver:{key}"):
+        queue(DELIVERY_QUEUE).enqueue(delivery_workflow, message_id)
+
+
+def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
+    """One delivery attempt. Idempotent: a message already sent is not sent again."""
+    message = Message.objects.get(pk=message_id)
+    if message.status == DeliveryStatus.SENT:
+        return {"status": "done", "retry_in": 0.0, "error": ""}
+
+    def send() -> None:
+        if message.channel == Channel.EMAIL:
+            email_provider().send_email(
+                to=message.to, subject=message.subject, text=message.text, html=message.html,
+                message_id=message.message_id_header,
+            )
+        else:
+            sms_provider().send_sms(to=message.to, text=message.text, message_id=message.message_id_header)
+
+    result = call_through_breaker(message.channel, attempt, send)
+    now = timezone.now()
+    if result["status"] == "done":
+        Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
+            status=DeliveryStatus.SENT, sent_at=now, attempts=attempt, last_error="", next_attempt_at=None
+        )
+    elif result["status"] == "failed":
+        Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
+            status=DeliveryStatus.RETRYING, attempts=attempt, last_error=result["error"],
+            next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]),
+        )
+    return result
+
+
+def give_up_message(*, message_id: int) -> None:
+    Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None
+    )

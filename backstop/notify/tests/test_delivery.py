@@ -1,0 +1,172 @@
+"""The message outbox: one message per key, delivered once, retried with a budget, then marked failed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from dbos import DBOS
+from django.db import transaction
+
+from backstop.demo.models import FaultSetting
+from backstop.notify import services
+from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
+from conftest import wait_for
+
+CODE_CONTEXT = {"account": {"name": "Ann"}, "code": "123456", "verify_url": "http://testserver/verify"}
+
+
+@pytest.fixture(autouse=True)
+def local_mailbox(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+    settings.SMS_PROVIDER = "mailbox"
+
+
+def new_key() -> str:
+    return f"code:{uuid.uuid4().hex}"
+
+
+def code_email(key: str) -> Message:
+    return services.create_email(account=None, kind="sign_in_code", key=key, to="ann@example.com",
+                                 context=CODE_CONTEXT)
+
+
+def code_sms(key: str) -> Message:
+    return services.create_sms(account=None, kind="sign_in_code", key=key, to="+14155550100", context=CODE_CONTEXT)
+
+
+def delivery_outcome(key: str, timeout: float = 30) -> Any:
+    workflow_id = f"deliver:{key}"
+    status = wait_for(
+        lambda: (s := DBOS.get_workflow_status(workflow_id)) is not None and s.status in ("SUCCESS", "ERROR") and s,
+        timeout=timeout, message=f"delivery {workflow_id} did not finish",
+    )
+    assert status.status == "SUCCESS", status.error
+    return status.output
+
+
+@pytest.mark.django_db
+def test_it_renders_and_records_a_message_once_per_key() -> None:
+    key = new_key()
+    first = code_email(key)
+    again = services.create_email(account=None, kind="sign_in_code", key=key, to="other@example.com",
+                                  context={**CODE_CONTEXT, "code": "999999"})
+
+    assert first.pk == again.pk
+    assert Message.objects.count() == 1
+    assert (first.channel, first.status, first.to) == (Channel.EMAIL, DeliveryStatus.QUEUED, "ann@example.com")
+    assert first.subject == "Your Backstop sign-in code: 123456"
+    assert "Your sign-in code is 123456." in first.text
+    assert "<strong>123456</strong>" in first.html
+    assert first.message_id_header == f"<{key.replace(':', '.')}@backstop>"
+
+
+@pytest.mark.django_db
+def test_it_delivers_a_message_once_even_when_the_attempt_runs_twice() -> None:
+    message = code_email(new_key())
+
+    first = services.deliver_message(message_id=message.pk, attempt=1)
+    again = services.deliver_message(message_id=message.pk, attempt=2)
+
+    assert first["status"] == again["status"] == "done"
+    assert LocalMailboxItem.objects.count() == 1
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.last_error) == (DeliveryStatus.SENT, 1, "")
+    assert message.sent_at is not None
+    assert LocalMailboxItem.objects.get().message_id == message.message_id_header
+
+
+@pytest.mark.django_db
+def test_it_records_a_failed_attempt_for_the_next_retry() -> None:
+    FaultSetting.objects.set_modes({"sms": "error"})
+    message = code_sms(new_key())
+
+    result = services.deliver_message(message_id=message.pk, attempt=1)
+
+    assert result["status"] == "failed"
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (DeliveryStatus.RETRYING, 1)
+    assert message.last_error == "the sms provider answered with an error"
+    assert message.next_attempt_at is not None
+    assert not LocalMailboxItem.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_never_marks_a_sent_message_failed() -> None:
+    message = code_email(new_key())
+    services.deliver_message(message_id=message.pk, attempt=1)
+
+    services.give_up_message(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == DeliveryStatus.SENT
+
+
+def test_it_delivers_in_a_workflow_once_the_transaction_commits(engine_db: str) -> None:
+    key = new_key()
+    with transaction.atomic():
+        message = code_sms(key)
+        services.send_soon(message)
+        assert DBOS.get_workflow_status(f"deliver:{key}") is None  # nothing leaves before the commit
+
+    assert delivery_outcome(key) is True
+    message.refresh_from_db()
+    assert message.status == DeliveryStatus.SENT
+    item = LocalMailboxItem.objects.get()
+    assert (item.channel, item.to, item.message_id) == (Channel.SMS, "+14155550100", message.message_id_header)
+    assert item.text.startswith("Backstop: your sign-in code is 123456.")
+
+
+def test_it_sends_nothing_when_the_transaction_rolls_back(engine_db: str) -> None:
+    key = new_key()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.send_soon(code_sms(key))
+        raise RuntimeError("the surrounding action failed")
+
+    assert not Message.objects.filter(key=key).exists()
+    assert DBOS.get_workflow_status(f"deliver:{key}") is None
+
+
+def test_it_runs_one_delivery_per_message_however_often_it_is_queued(engine_db: str) -> None:
+    key = new_key()
+    message = code_email(key)
+
+    services.enqueue_delivery(message.pk, key)
+    services.enqueue_delivery(message.pk, key)
+    assert delivery_outcome(key) is True
+    services.enqueue_delivery(message.pk, key)
+
+    assert len(DBOS.list_workflows(workflow_ids=[f"deliver:{key}"])) == 1
+    assert LocalMailboxItem.objects.count() == 1
+
+
+def test_it_marks_the_message_failed_once_the_retry_budget_is_spent(engine_db: str, settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 3
+    FaultSetting.objects.set_modes({"sms": "error"})
+    key = new_key()
+    services.enqueue_delivery(code_sms(key).pk, key)
+
+    assert delivery_outcome(key) is False
+
+    message = Message.objects.get(key=key)
+    assert (message.status, message.attempts) == (DeliveryStatus.FAILED, 3)
+    assert message.last_error == "the sms provider answered with an error"
+    assert message.next_attempt_at is None
+    assert not LocalMailboxItem.objects.exists()
+
+
+def test_it_delivers_after_a_few_failures_within_the_budget(engine_db: str, settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 50
+    FaultSetting.objects.set_modes({"email": "error"})
+    key = new_key()
+    services.enqueue_delivery(code_email(key).pk, key)
+    wait_for(lambda: Message.objects.get(key=key).attempts >= 2, timeout=15)
+
+    FaultSetting.objects.set_modes({"email": "ok"})
+
+    assert delivery_outcome(key) is True
+    message = Message.objects.get(key=key)
+    assert message.status == DeliveryStatus.SENT
+    assert message.attempts >= 3
+    assert LocalMailboxItem.objects.count() == 1

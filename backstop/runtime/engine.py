@@ -1,0 +1,148 @@
+"""Starting and stopping the durable-workflow engine (DBOS) inside a web or worker process.
+
+Every process gets its own executor id. DBOS recovers only its own workflows when a process restarts
+with the same id, so each process also runs a supervisor thread: it writes a heartbeat and, when a
+peer has been silent for EXECUTOR_DEAD_AFTER_SECONDS, claims it (one winner, by conditional UPDATE)
+and re-enqueues the dead peer's pending workflows through DBOS's recovery API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from dbos import DBOS, DBOSConfig, Queue
+from django.conf import settings
+from django.db import connections
+
+from backstop.runtime.models import Executor
+
+log = logging.getLogger(__name__)
+
+SETUP_QUEUE = "setup"
+DELIVERY_QUEUE = "delivery"
+PURCHASE_QUEUE = "purchase"
+# A fixed version lets any process of this release recover any other's workflows.
+APPLICATION_VERSION = "backstop-1"
+
+_state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
+
+
+def release_db_connections() -> None:
+    """Close this thread's Django connections: workflow threads wait for minutes between steps."""
+    connections.close_all()
+
+
+def wait_for_message(topic: str, timeout_seconds: float) -> Any:
+    """Durable wait inside a workflow that holds no database connection while it waits."""
+    release_db_connections()
+    return DBOS.recv(topic, timeout_seconds=max(0.05, timeout_seconds))
+
+
+def executor_id() -> str:
+    current = _state["executor_id"]
+    if current is None:
+        raise RuntimeError("the workflow engine is not running in this process")
+    return str(current)
+
+
+def queue(name: str) -> Queue:
+    queues: dict[str, Queue] = _state["queues"]
+    return queues[name]
+
+
+def is_running() -> bool:
+    return _state["executor_id"] is not None
+
+
+def default_executor_id(role: str) -> str:
+    return settings.EXECUTOR_ID or f"{socket.gethostname()}-{role}-{os.getpid()}"
+
+
+def launch(*, role: str) -> str:
+    """Start DBOS in this process: queues, schedules, heartbeat and takeover of dead peers."""
+    # Importing the workflow modules registers their workflows before launch.
+    from backstop.accounts import workflows as account_workflows  # noqa: F401
+    from backstop.billing import workflows as billing_workflows
+    from backstop.notify import workflows as notify_workflows  # noqa: F401
+
+    this_executor = default_executor_id(role)
+    config: DBOSConfig = {
+        "name": "backstop",
+        "system_database_url": settings.DBOS_SYSTEM_DATABASE_URL,
+        "executor_id": this_executor,
+        "application_version": APPLICATION_VERSION,
+        "log_level": settings.LOG_LEVEL,
+        "notification_listener_polling_interval_sec": 0.1,
+        "scheduler_polling_interval_sec": 5.0,
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    _state["executor_id"] = this_executor
+    _state["queues"] = {
+        SETUP_QUEUE: DBOS.register_queue(
+            SETUP_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
+            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
+        ),
+        DELIVERY_QUEUE: DBOS.register_queue(
+            DELIVERY_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
+            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
+        ),
+        PURCHASE_QUEUE: DBOS.register_queue(
+            PURCHASE_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
+            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
+        ),
+    }
+    billing_workflows.apply_reconcile_schedule()
+    stop = threading.Event()
+    _state["stop"] = stop
+    Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=socket.gethostname())
+    release_db_connections()
+    threading.Thread(target=_supervise, args=(this_executor, role, stop), daemon=True,
+                     name="backstop-supervisor").start()
+    return this_executor
+
+
+def shutdown() -> None:
+    stop = _state.get("stop")
+    if stop is not None:
+        stop.set()
+    if is_running():
+        DBOS.destroy(destroy_registry=False)
+    _state.update({"queues": {}, "stop": None, "executor_id": None})
+
+
+def take_over_dead_executors(this_executor: str) -> list[str]:
+    claimed = Executor.objects.claim_dead(claimer=this_executor, dead_after=settings.EXECUTOR_DEAD_AFTER_SECONDS)
+    for dead in claimed:
+        handles = DBOS._recover_pending_workflows([dead])
+        log.warning("took over %d workflows of silent executor %s", len(handles), dead)
+    return claimed
+
+
+def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
+    from backstop.accounts.services import restart_stalled_setups
+    from backstop.support.automation import run_support_cycle
+
+    hostname = socket.gethostname()
+    next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
+    next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
+    while not stop.wait(settings.HEARTBEAT_SECONDS):
+        try:
+            Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=hostname)
+            take_over_dead_executors(this_executor)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
+                if restarted := restart_stalled_setups(grace_seconds=settings.SWEEP_GRACE_SECONDS):
+                    log.warning("safety net restarted setup for %d accounts", restarted)
+            if time.monotonic() >= next_support_cycle:
+                next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
+                run_support_cycle()
+        except Exception:  # the supervisor must outlive a database hiccup
+            log.exception("supervisor cycle failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
+        finally:
+            release_db_connections()

@@ -1,0 +1,125 @@
+"""Shared state of the workflow runtime: live processes and circuit breakers per provider."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.utils import timezone
+
+
+class ExecutorManager(models.Manager["Executor"]):
+    def beat(self, executor_id: str, *, role: str, pid: int, hostname: str) -> None:
+        now = timezone.now()
+        updated = self.filter(pk=executor_id).update(last_seen_at=now, taken_over_by="", pid=pid)
+        if not updated:
+            self.update_or_create(
+                pk=executor_id,
+                defaults={"role": role, "pid": pid, "hostname": hostname, "last_seen_at": now,
+                          "started_at": now, "taken_over_by": ""},
+            )
+
+    def claim_dead(self, *, claimer: str, dead_after: float) -> list[str]:
+        """Executors silent for ``dead_after`` seconds that this process won the right to take over."""
+        cutoff = timezone.now() - dt.timedelta(seconds=dead_after)
+        live = self.filter(last_seen_at__gte=cutoff).values("pk")
+        # Unclaimed, or claimed by a process that went silent too: it may have died between claiming and
+        # re-enqueueing, and re-enqueueing again is harmless (DBOS only re-enqueues still-pending workflows).
+        candidates = self.filter(last_seen_at__lt=cutoff).exclude(pk=claimer).exclude(taken_over_by__in=live)
+        claimed = []
+        for executor_id, previous_claimer in candidates.values_list("pk", "taken_over_by"):
+            # Conditional UPDATE: of several live processes, exactly one wins each dead executor.
+            won = self.filter(pk=executor_id, taken_over_by=previous_claimer, last_seen_at__lt=cutoff).update(
+                taken_over_by=claimer, taken_over_at=timezone.now()
+            )
+            if won:
+                claimed.append(executor_id)
+        return claimed
+
+
+class Executor(models.Model):
+    """One running process (web server or worker) that executes workflows."""
+
+    id = models.CharField(primary_key=True, max_length=200)
+    role = models.CharField(max_length=20)
+    hostname = models.CharField(max_length=200)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    taken_over_by = models.CharField(max_length=200, blank=True, default="")
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExecutorManager()
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "working"
+    OPEN = "open", "failing, calls paused"
+    HALF_OPEN = "half_open", "testing whether it works again"
+
+
+class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
+    def wait_before_call(self, provider: str) -> float:
+        """0 when a call to ``provider`` may go ahead now, otherwise the seconds to wait first.
+
+        While the breaker is open nobody calls the provider; when the cool-down ends exactly one caller
+        (the one whose conditional UPDATE wins) becomes the probe, the rest keep waiting.
+        """
+        breaker, _ = self.get_or_create(provider=provider)
+        now = timezone.now()
+        if breaker.state == BreakerState.CLOSED:
+            return 0.0
+        if breaker.retry_at is not None and now >= breaker.retry_at:
+            lease = now + dt.timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
+            won = self.filter(pk=provider, state=breaker.state, retry_at=breaker.retry_at).update(
+                state=BreakerState.HALF_OPEN, retry_at=lease, updated_at=now
+            )
+            if won:
+                return 0.0
+            breaker.refresh_from_db()
+            if breaker.state == BreakerState.CLOSED:
+                return 0.0
+        assert breaker.retry_at is not None
+        return max(0.2, (breaker.retry_at - now).total_seconds())
+
+    def record_success(self, provider: str) -> None:
+        # Only write when something changes: the healthy path stays read-only.
+        self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).update(
+            state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None,
+            updated_at=timezone.now(),
+        )
+
+    def record_failure(self, provider: str, error: str) -> None:
+        now = timezone.now()
+        self.get_or_create(provider=provider)
+        self.filter(pk=provider).update(
+            consecutive_failures=F("consecutive_failures") + 1, last_error=error[:500], updated_at=now
+        )
+        retry_at = now + dt.timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
+        # A failed probe re-opens at once; a closed breaker opens after enough failures in a row.
+        self.filter(pk=provider, state=BreakerState.HALF_OPEN).update(state=BreakerState.OPEN, retry_at=retry_at)
+        self.filter(
+            pk=provider, state=BreakerState.CLOSED, consecutive_failures__gte=settings.BREAKER_THRESHOLD
+        ).update(state=BreakerState.OPEN, opened_at=now, retry_at=retry_at)
+
+
+class CircuitBreaker(models.Model):
+    """Health of one third-party provider, shared by every process."""
+
+    provider = models.CharField(primary_key=True, max_length=40)
+    state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    consecutive_failures = models.IntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = CircuitBreakerManager()
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.state}"

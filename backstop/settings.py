@@ -1,0 +1,220 @@
+"""Django settings. Every value comes from an env helper with a default that runs a fresh checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from backstop.lib.env import env_bool, env_choice, env_float, env_int, env_path, env_str, env_time_range
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env_path("BACKSTOP_DATA_DIR", BASE_DIR / "var")
+
+# "development" runs a fresh checkout; "production" turns on the checks in backstop/checks.py.
+MODE = env_choice("BACKSTOP_MODE", "development", {"development", "production"})
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
+SECRET_KEY = env_str("BACKSTOP_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+DEBUG = env_bool("BACKSTOP_DEBUG", False)
+ALLOWED_HOSTS = [h for h in env_str("BACKSTOP_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+BASE_URL = env_str("BACKSTOP_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = [BASE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "backstop.runtime",
+    "backstop.ratelimits",
+    "backstop.accounts",
+    "backstop.workspaces",
+    "backstop.notify",
+    "backstop.support",
+    "backstop.demo",
+    "backstop.billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "backstop.urls"
+WSGI_APPLICATION = "backstop.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "backstop" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "backstop.demo.context.demo_mode",
+            ]
+        },
+    }
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # The workflow engine keeps its tables in the "dbos" schema of the same database.
+    DBOS_SYSTEM_DATABASE_URL = DATABASE_URL
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "backstop.sqlite3"),
+            "OPTIONS": {
+                # WAL lets the web server read while workflows write; IMMEDIATE takes the write lock at
+                # BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # Workflows run on threads with their own connections, so tests need a file, not :memory:.
+            "TEST": {"NAME": str(DATA_DIR / "test-backstop.sqlite3")},
+        }
+    }
+    # A separate SQLite file: one writer lock per file, and the engine writes on every step.
+    DBOS_SYSTEM_DATABASE_URL = f"sqlite:///{DATA_DIR / 'workflows.sqlite3'}"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.Account"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("name", "email", "company")}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+SESSION_COOKIE_SECURE = MODE == "production"
+CSRF_COOKIE_SECURE = MODE == "production"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Bodies beyond this are refused with a clear 400 before any parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BACKSTOP_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
+# --- Providers -----------------------------------------------------------------------------------
+# Each third party sits behind an adapter; the defaults are local fakes so a checkout runs offline.
+EMAIL_PROVIDER = env_choice("BACKSTOP_EMAIL", "mailbox", {"mailbox", "smtp", "anymail"})
+EMAIL_BACKEND = {
+    "mailbox": "backstop.notify.providers.LocalMailboxEmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "anymail": env_str("BACKSTOP_ANYMAIL_BACKEND", "anymail.backends.postmark.EmailBackend"),
+}[EMAIL_PROVIDER]
+EMAIL_HOST = env_str("BACKSTOP_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("BACKSTOP_SMTP_PORT", 1025, minimum=1)
+EMAIL_HOST_USER = env_str("BACKSTOP_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env_str("BACKSTOP_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("BACKSTOP_SMTP_TLS", False)
+EMAIL_TIMEOUT = env_float("BACKSTOP_EMAIL_TIMEOUT", 10.0, minimum=0.1)
+DEFAULT_FROM_EMAIL = env_str("BACKSTOP_FROM_EMAIL", "Backstop <hello@backstop.localhost>")
+ANYMAIL = {"POSTMARK_SERVER_TOKEN": env_str("BACKSTOP_POSTMARK_TOKEN", "")}
+
+SMS_PROVIDER = env_choice("BACKSTOP_SMS", "mailbox", {"mailbox", "twilio"})
+SMS_TIMEOUT = env_float("BACKSTOP_SMS_TIMEOUT", 10.0, minimum=0.1)
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+# Tests point this at a local HTTP server; production leaves the default.
+TWILIO_API_BASE = env_str("BACKSTOP_TWILIO_API_BASE", "https://api.twilio.com").rstrip("/")
+
+WORKSPACE_PROVIDER = env_choice("BACKSTOP_WORKSPACES", "local", {"local", "http"})
+WORKSPACE_PROVISIONER_URL = env_str("BACKSTOP_PROVISIONER_URL", "")
+WORKSPACE_PROVISIONER_TOKEN = env_str("BACKSTOP_PROVISIONER_TOKEN", "")
+WORKSPACE_TIMEOUT = env_float("BACKSTOP_WORKSPACE_TIMEOUT", 10.0, minimum=0.1)
+
+# Payments go through Stripe's API: to Stripe itself, or to `backstop fakepay`, a local process speaking it.
+PAYMENTS_PROVIDER = env_choice("BACKSTOP_PAYMENTS", "fakepay", {"fakepay", "stripe"})
+FAKEPAY_API_BASE = "http://127.0.0.1:12111"
+FAKEPAY_API_KEY = "sk_test_fakepay"
+FAKEPAY_WEBHOOK_SECRET = "whsec_fakepay_local"
+STRIPE_API_KEY = env_str("STRIPE_API_KEY", FAKEPAY_API_KEY)
+# Empty: the SDK's own address for Stripe.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", FAKEPAY_API_BASE if PAYMENTS_PROVIDER == "fakepay" else "").rstrip("/")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", FAKEPAY_WEBHOOK_SECRET)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
+PAYMENT_TIMEOUT = env_float("BACKSTOP_PAYMENT_TIMEOUT", 20.0, minimum=0.1)
+# Tries of one charge (same idempotency key) before the checkout is "in doubt" and left to reconciliation.
+PAYMENT_MAX_ATTEMPTS = env_int("BACKSTOP_PAYMENT_MAX_ATTEMPTS", 3, minimum=1)
+# How long POST /api/checkout waits for the charge before answering "processing".
+CHECKOUT_WAIT_SECONDS = env_float("BACKSTOP_CHECKOUT_WAIT_SECONDS", 3.0, minimum=0)
+# A checkout that takes longer than this to finish gets the confirmation that apologises for the wait.
+CHECKOUT_SLOW_SECONDS = env_float("BACKSTOP_CHECKOUT_SLOW_SECONDS", 30.0, minimum=0.1)
+# The "we are checking and will email you within N minutes" promise; reconciliation runs every 5 minutes.
+IN_DOUBT_REPLY_MINUTES = env_int("BACKSTOP_IN_DOUBT_REPLY_MINUTES", 15, minimum=1)
+RECONCILE_SCHEDULE = env_str("BACKSTOP_RECONCILE_SCHEDULE", "0 */5 * * * *")  # cron with seconds; empty: off
+RECONCILE_OVERLAP_SECONDS = env_float("BACKSTOP_RECONCILE_OVERLAP_SECONDS", 3600.0, minimum=0)
+# Payments younger than this are left to their own checkout workflow and webhook.
+RECONCILE_SETTLE_SECONDS = env_float("BACKSTOP_RECONCILE_SETTLE_SECONDS", 120.0, minimum=0)
+RECONCILE_STUCK_AFTER_SECONDS = env_float("BACKSTOP_RECONCILE_STUCK_AFTER_SECONDS", 600.0, minimum=0)
+
+# Fault injection wraps the adapters in the demo and the tests; a production check refuses it.
+FAULT_INJECTION = env_bool("BACKSTOP_FAULT_INJECTION", False)
+INITIAL_FAULTS = env_str("BACKSTOP_FAULTS", "")
+FAULT_SLOW_SECONDS = env_float("BACKSTOP_FAULT_SLOW_SECONDS", 2.0, minimum=0)
+DEMO_PAGES = env_bool("BACKSTOP_DEMO_PAGES", False)
+
+# --- Workflows -----------------------------------------------------------------------------------
+EXECUTOR_ID = env_str("BACKSTOP_EXECUTOR_ID", "")
+SETUP_MAX_ATTEMPTS = env_int("BACKSTOP_SETUP_MAX_ATTEMPTS", 8, minimum=1)
+RETRY_BASE_SECONDS = env_float("BACKSTOP_RETRY_BASE_SECONDS", 2.0, minimum=0.01)
+RETRY_CAP_SECONDS = env_float("BACKSTOP_RETRY_CAP_SECONDS", 300.0, minimum=0.01)
+BREAKER_THRESHOLD = env_int("BACKSTOP_BREAKER_THRESHOLD", 5, minimum=1)
+BREAKER_COOLDOWN_SECONDS = env_float("BACKSTOP_BREAKER_COOLDOWN_SECONDS", 15.0, minimum=0.1)
+SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
+HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)
+QUEUE_POLL_SECONDS = env_float("BACKSTOP_QUEUE_POLL_SECONDS", 0.2, minimum=0.01)
+SETUP_CONCURRENCY = env_int("BACKSTOP_SETUP_CONCURRENCY", 50, minimum=1)
+
+# --- Abuse limits ----------------------------------------------------------------------------------
+# Multiplies every limit; benchmarks raise it, 0 switches limits off (refused in production).
+RATE_LIMIT_SCALE = env_float("BACKSTOP_RATE_LIMIT_SCALE", 1.0, minimum=0)
+VERIFICATION_CODE_TTL_SECONDS = 10 * 60
+VERIFICATION_CODE_MAX_TRIES = 5
+
+# --- Support desk ----------------------------------------------------------------------------------
+# How often each process runs the support cycle (join signals, incidents, auto-resolution, staff notices).
+SUPPORT_CYCLE_SECONDS = env_float("BACKSTOP_SUPPORT_CYCLE_SECONDS", 30.0, minimum=0.1)
+# UTC window ("22:00-07:00") in which no staff notification is sent; held ones go out when it ends.
+SUPPORT_QUIET_HOURS = env_time_range("BACKSTOP_SUPPORT_QUIET_HOURS", "")
+# At most one digest this often (0: on every cycle with something in it).
+SUPPORT_DIGEST_HOURS = env_float("BACKSTOP_SUPPORT_DIGEST_HOURS", 24.0, minimum=0)
+# Customers hurt by one still-failing provider that make an incident even before its breaker opens.
+SUPPORT_INCIDENT_MIN_CASES = env_int("BACKSTOP_SUPPORT_INCIDENT_MIN_CASES", 3, minimum=2)
+# After the provider recovers, how long automation has to finish an incident's cases before a person gets them.
+SUPPORT_INCIDENT_SETTLE_SECONDS = env_float("BACKSTOP_SUPPORT_INCIDENT_SETTLE_SECONDS", 900.0, minimum=1)
+# How long the contact form watches a retried setup before answering "still running".
+SUPPORT_CONTACT_WAIT_SECONDS = env_float("BACKSTOP_SUPPORT_CONTACT_WAIT_SECONDS", 5.0, minimum=0)
+
+LOG_LEVEL = env_str("BACKSTOP_LOG_LEVEL", "WARNING").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

@@ -1,0 +1,360 @@
+"""Read models of the desk: the queue, incident cards, the case page, the reply draft and the week. No writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from backstop.accounts.models import Account, AccountEvent
+from backstop.accounts.progress import SetupProgress, setup_progress
+from backstop.notify.models import Message
+from backstop.runtime.models import CircuitBreaker
+from backstop.support import charts, messages, payments, triage
+from backstop.support.models import (
+    ActionOutcome,
+    Case,
+    CaseState,
+    Contact,
+    Incident,
+    Resolution,
+    SavedReply,
+    Signal,
+    SignalKind,
+    SupportAction,
+)
+from backstop.workspaces.models import Workspace
+
+QUEUE_PAGE = 50
+# What we wrote to the customer ourselves is shown word for word on the timeline.
+SHOWN_IN_FULL = frozenset({"support_reply", "support_ack", "support_resolved"})
+TIMELINE_LIMIT = 300
+DID_ACTIONS = frozenset(messages.DID_TEXT)
+OTHER_ACTIONS = ("retry_setup", "complete_workspace", "send_code_sms", "fulfil_from_charge", "refund", "grant_credit",
+                 "merge", "close")
+
+
+def _hhmm(moment: dt.datetime | None) -> str:
+    return f"{moment:%H:%M}" if moment else ""
+
+
+def age_text(since: dt.datetime, now: dt.datetime) -> str:
+    return messages.duration_text((now - since).total_seconds())
+
+
+# --- Incidents -----------------------------------------------------------------------------------------
+
+def incident_card_text(incident: Incident, *, waiting: int | None = None) -> str:
+    if waiting is None:
+        waiting = Case.objects.filter(incident=incident, state=CaseState.OPEN).count()
+    doing = messages.INCIDENT_DOING[incident.state].format(
+        cleared=_hhmm(incident.cleared_at), resolved=_hhmm(incident.resolved_at))
+    return messages.INCIDENT_CARD.format(
+        provider=messages.provider_name(incident.provider).capitalize(), how=messages.failing_how(incident.last_error),
+        since=_hhmm(incident.started_at), count=waiting, s=messages.plural(waiting), doing=doing)
+
+
+@dataclass(frozen=True)
+class IncidentCard:
+    incident: Incident
+    text: str
+    waiting: int
+    needs_hand: int
+    needs_hand_text: str
+
+
+def incident_cards() -> list[IncidentCard]:
+    cards = []
+    for incident in Incident.objects.active():
+        waiting = Case.objects.filter(incident=incident, state=CaseState.OPEN).count()
+        needs_hand = Case.objects.filter(left_incident=incident, state=CaseState.OPEN).count()
+        cards.append(IncidentCard(
+            incident=incident, text=incident_card_text(incident, waiting=waiting), waiting=waiting,
+            needs_hand=needs_hand,
+            needs_hand_text=messages.INCIDENT_NEEDS_HAND.format(count=needs_hand) if needs_hand else "",
+        ))
+    return cards
+
+
+# --- The queue ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueueRow:
+    case: Case
+    harm_label: str
+    suggestion: triage.Suggestion
+    age: str
+
+
+def _suggestion_for(case: Case, failing: dict[str, CircuitBreaker]) -> triage.Suggestion:
+    account = case.account
+    return triage.suggest(kinds=case.kinds, failing=failing, has_phone=bool(account and account.phone))
+
+
+@dataclass(frozen=True)
+class DeskHome:
+    incidents: list[IncidentCard]
+    rows: list[QueueRow]
+    total: int
+    week: WeekPicture
+
+
+def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
+    now = now or timezone.now()
+    failing = triage.failing_providers()
+    queue = Case.objects.queue()
+    cases = list(queue.select_related("account")[:QUEUE_PAGE])
+    rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
+                     age=age_text(c.opened_at, now)) for c in cases]
+    total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
+    return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now))
+
+
+# --- The week ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DayStat:
+    day: dt.date
+    opened: int
+    resolved: int
+
+
+@dataclass(frozen=True)
+class WeekPicture:
+    days: list[DayStat]
+    opened: int
+    resolved: int
+    median_seconds: float | None
+    automated: int
+    summary: str
+    svg: str
+
+
+def _median_seconds(cases: QuerySet[Case], *, count: int) -> float | None:
+    """The middle of the sorted resolution times (the mean of the two middle ones for an even count), in SQL."""
+    if not count:
+        return None
+    middle = list(cases.order_by("resolution_seconds").values_list("resolution_seconds", flat=True)
+                  [(count - 1) // 2: count // 2 + 1])
+    return float(statistics.mean(v for v in middle if v is not None))
+
+
+def week_picture(*, now: dt.datetime) -> WeekPicture:
+    first_day = (now - dt.timedelta(days=6)).date()
+    starts = [dt.datetime.combine(first_day + dt.timedelta(days=i), dt.time.min, tzinfo=dt.UTC) for i in range(8)]
+    # One pass per side with a filtered count per day: range conditions on indexed columns, no per-row date casts.
+    opened = Case.objects.filter(opened_at__gte=starts[0]).aggregate(**{
+        f"d{i}": Count("id", filter=Q(opened_at__gte=starts[i], opened_at__lt=starts[i + 1])) for i in range(7)})
+    resolved_cases = Case.objects.filter(resolved_at__gte=starts[0]).exclude(resolution=Resolution.MERGED)
+    resolved = resolved_cases.aggregate(
+        automated=Count("id", filter=Q(resolution=Resolution.AUTOMATION)),
+        timed=Count("id", filter=Q(resolution_seconds__isnull=False)),
+        **{f"d{i}": Count("id", filter=Q(resolved_at__gte=starts[i], resolved_at__lt=starts[i + 1]))
+           for i in range(7)})
+    median = _median_seconds(resolved_cases.exclude(resolution_seconds=None), count=resolved["timed"])
+    automated = resolved["automated"]
+    days = [DayStat(day=first_day + dt.timedelta(days=i), opened=opened[f"d{i}"], resolved=resolved[f"d{i}"])
+            for i in range(7)]
+    total_opened, total_resolved = sum(d.opened for d in days), sum(d.resolved for d in days)
+    summary = messages.WEEK_SUMMARY.format(
+        opened=total_opened, resolved=total_resolved, automated=automated,
+        median=messages.duration_text(median) if median is not None else messages.WEEK_NO_MEDIAN)
+    svg = charts.week_chart([(d.day, d.opened, d.resolved) for d in days])
+    return WeekPicture(days=days, opened=total_opened, resolved=total_resolved, median_seconds=median,
+                       automated=automated, summary=summary, svg=svg)
+
+
+# --- The case page ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: dt.datetime
+    source: str
+    text: str
+    who: str = ""
+    status: str = ""
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    message: Message
+    status_label: str
+    delivered: bool
+
+
+@dataclass
+class CaseView:
+    case: Case
+    account: Account | None
+    workspace: Workspace | None
+    progress: SetupProgress | None
+    signals: list[Signal]
+    suggestion: triage.Suggestion
+    messages: list[MessageRow]
+    contacts: list[Contact]
+    actions: list[SupportAction]
+    payments: list[payments.PaymentRow]
+    timeline: list[TimelineEntry]
+    earlier_cases: list[Case]
+    reply_subject: str
+    reply_body: str
+    saved_replies: list[SavedReply]
+    other_actions: list[tuple[str, str]] = field(default_factory=list)
+
+
+def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
+    case = Case.objects.select_related("account", "incident", "resolved_by").get(pk=case_id)
+    account = case.account
+    failing = triage.failing_providers()
+    signals = list(Signal.objects.filter(case=case).order_by("cleared_at", "-harm", "id"))
+    customer_cases = Case.objects.filter(customer_key=case.customer_key)
+    contacts = list(Contact.objects.filter(customer_key=case.customer_key).order_by("-id")[:50])
+    actions = list(SupportAction.objects.filter(case__in=customer_cases).select_related("staff", "message")
+                   .order_by("-id")[:100])
+    message_rows = [MessageRow(m, m.get_status_display(), m.status == "sent") for m in _messages_for(case, account)]
+    money = payments.payments_for(email=case.email, account=account)
+    suggestion = _suggestion_for(case, failing) if case.is_open else triage.Suggestion("close", "")
+    saved = SavedReply.objects.filter(pk=saved_reply_id).first() if saved_reply_id else None
+    subject, body = draft_reply(case=case, staff=staff, signals=signals, actions=actions, saved=saved)
+    return CaseView(
+        case=case, account=account,
+        workspace=Workspace.objects.filter(account=account).first() if account else None,
+        progress=setup_progress(account) if account else None,
+        signals=signals, suggestion=suggestion, messages=message_rows, contacts=contacts, actions=actions,
+        payments=money, timeline=_timeline(case, account, signals, contacts, actions, message_rows),
+        earlier_cases=list(customer_cases.exclude(pk=case.pk).order_by("-opened_at")[:20]),
+        reply_subject=subject, reply_body=body, saved_replies=list(SavedReply.objects.all()[:100]),
+        other_actions=[(a, messages.ACTIONS[a].label) for a in OTHER_ACTIONS if a != suggestion.action],
+    )
+
+
+def _messages_for(case: Case, account: Account | None) -> list[Message]:
+    if account is not None:
+        return list(Message.objects.filter(account=account).order_by("-id")[:100])
+    return list(Message.objects.filter(to__iexact=case.email).order_by("-id")[:100])
+
+
+def _timeline(
+    case: Case, account: Account | None, signals: list[Signal], contacts: list[Contact],
+    actions: list[SupportAction], message_rows: list[MessageRow],
+) -> list[TimelineEntry]:
+    entries: list[TimelineEntry] = []
+    if account is not None:
+        events = AccountEvent.objects.filter(account=account).order_by("-created_at", "-id")[:TIMELINE_LIMIT]
+        entries += [TimelineEntry(e.created_at, "account", e.text) for e in events]
+    for row in message_rows:
+        m = row.message
+        detail = f" ({m.last_error})" if m.last_error and not row.delivered else ""
+        entries.append(TimelineEntry(m.created_at, m.channel, f"{m.subject or m.kind} to {m.to}{detail}",
+                                     status=row.status_label, body=m.text if m.kind in SHOWN_IN_FULL else ""))
+    for contact in contacts:
+        entries.append(TimelineEntry(contact.created_at, "contact", f"Wrote: “{contact.text}”", who=contact.email))
+        if contact.finding:
+            entries.append(TimelineEntry(contact.created_at, "answer",
+                                         f"Answered automatically ({contact.get_finding_display()})."))
+    for action in actions:
+        who = action.staff.email if action.staff else "automation"
+        label = messages.ACTIONS[action.action].label if action.action in messages.ACTIONS else action.action
+        entries.append(TimelineEntry(action.created_at, "support", f"{label}: {action.note}", who=who,
+                                     status=action.get_outcome_display()))
+    for signal in signals:
+        entries.append(TimelineEntry(signal.created_at, "signal", signal.summary))
+        if signal.cleared_at:
+            entries.append(TimelineEntry(signal.cleared_at, "signal", f"Cleared: {signal.cleared_how}."))
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:TIMELINE_LIMIT]
+
+
+# --- The reply draft ------------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{(name|staff_name)\}")
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def _family(signals: list[Signal]) -> str:
+    kinds = {s.kind for s in signals}
+    if kinds & triage.MONEY_KINDS:
+        return "money"
+    if kinds & triage.SETUP_KINDS:
+        return "setup"
+    if kinds & triage.EMAIL_KINDS:
+        return "email"
+    return "question"
+
+
+def _failure_text(signals: list[Signal], family: str) -> str:
+    for signal in sorted(signals, key=lambda s: -s.harm):
+        detail: dict[str, Any] = signal.detail or {}
+        if family == "setup" and signal.kind in triage.SETUP_KINDS:
+            error = detail.get("last_error") or next(
+                (v.get("last_error") for v in detail.values() if isinstance(v, dict) and v.get("last_error")), "")
+            return f"creating your workspace failed ({error})" if error else "creating your workspace failed"
+        if family == "email" and signal.kind in triage.EMAIL_KINDS:
+            error = detail.get("error") or next(
+                (v.get("last_error") for v in detail.values() if isinstance(v, dict) and v.get("last_error")), "")
+            return error or "our email provider was failing"
+        if family == "money" and signal.kind in triage.MONEY_KINDS:
+            return str(detail.get("amount_text") or detail.get("amount") or signal.summary)
+    return ""
+
+
+def _did_text(actions: list[SupportAction], fixed: bool) -> str:
+    done = [a for a in reversed(actions) if a.outcome == ActionOutcome.DONE and a.action in DID_ACTIONS]
+    if not done:
+        return messages.REPLY_DID_NOTHING_YET
+    parts = [messages.DID_TEXT[a.action].format(at=f"{a.created_at:%H:%M UTC on %-d %b}") for a in done]
+    joined = "; ".join(parts)
+    return (messages.REPLY_DID_FIXED if fixed else messages.REPLY_DID_ACTIONS).format(actions=joined)
+
+
+def _cost_text(case: Case, signals: list[Signal], family: str) -> str:
+    account = case.account
+    now = timezone.now()
+    if family == "setup" and account is not None:
+        end = account.activated_at or now
+        return messages.REPLY_COST_LOCKED.format(duration=messages.duration_text((end - account.created_at)
+                                                                                 .total_seconds()))
+    relevant = [s for s in signals if s.kind in (triage.EMAIL_KINDS if family == "email" else triage.MONEY_KINDS)]
+    if not relevant:
+        return messages.REPLY_COST_UNKNOWN
+    start = min(s.created_at for s in relevant)
+    end = max((s.cleared_at or now) for s in relevant)
+    duration = messages.duration_text((end - start).total_seconds())
+    if family == "email":
+        return messages.REPLY_COST_DEGRADED.format(duration=duration)
+    amount = next((str(s.detail.get("amount_text")) for s in relevant if s.detail.get("amount_text")), "")
+    return messages.REPLY_COST_MONEY.format(amount=amount, duration=duration) if amount else messages.REPLY_COST_UNKNOWN
+
+
+def draft_reply(
+    *, case: Case, staff: Account, signals: list[Signal], actions: list[SupportAction], saved: SavedReply | None
+) -> tuple[str, str]:
+    """A reply that names what happened, what we did and what it cost the customer, signed by ``staff``."""
+    account = case.account
+    name = (account.name if account else "") or "there"
+    staff_name = staff.name or staff.email
+    values = {"name": name, "staff_name": staff_name}
+    if saved is not None:
+        return messages.REPLY_SUBJECT, fill_placeholders(saved.body, values)
+    family = _family(signals)
+    fixed = not any(s.is_open and s.kind != SignalKind.CONTACT for s in signals)
+    did = _did_text([a for a in actions if a.case_id == case.pk], fixed)
+    middle = messages.REPLY_TEMPLATES[family].format(
+        signed_up=f"{account.created_at:%-d %b}" if account else "", failure=_failure_text(signals, family),
+        did=did, cost=_cost_text(case, signals, family))
+    body = "\n\n".join([messages.REPLY_GREETING.format(name=name), middle,
+                        messages.REPLY_SIGNATURE.format(staff_name=staff_name)])
+    return messages.REPLY_SUBJECT, body
+
+
+def incident_cases(incident: Incident) -> list[Case]:
+    return list(Case.objects.filter(incident=incident).select_related("account").order_by("-harm", "opened_at")[:500])

@@ -1,0 +1,273 @@
+"""Every sentence the support desk says, to customers and to staff, in one place.
+
+To a customer: what we actually see, what we did, what happens next, and when the failure is ours we say so.
+To staff: one plain line per problem and the action that fixes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- Names -------------------------------------------------------------------------------------------
+
+PROVIDER_NAMES = {"workspace": "workspace", "email": "email", "sms": "SMS", "payments": "payment"}
+STEP_PROVIDERS = {"workspace": "workspace", "welcome_email": "email"}
+STEP_NAMES = {"workspace": "creating the workspace", "welcome_email": "the welcome email"}
+HARM_LABELS = {30: "Money taken, no access", 20: "Locked out", 10: "Degraded", 0: "Question"}
+
+
+def provider_name(provider: str) -> str:
+    return PROVIDER_NAMES.get(provider, provider)
+
+
+def failing_how(last_error: str) -> str:
+    return "timing out" if "did not answer" in last_error or "timed out" in last_error else "answering with errors"
+
+
+# --- Signals, as staff read them ------------------------------------------------------------------
+
+SIGNAL_SETUP_DELAYED = "{step} is waiting for the {provider} provider ({attempts} failed attempts, last: {error})."
+SIGNAL_SETUP_DELAYED_NO_ERROR = "{step} is waiting for the {provider} provider, which is failing."
+SIGNAL_MESSAGE_UNDELIVERED = "Our {channel} “{subject}” to {to} could not be delivered: {error}."
+SIGNAL_CONTACT = "Wrote in: “{excerpt}”"
+SIGNAL_PAID_WITHOUT_ACCESS = (
+    "Paid {amount} on {paid_on} ({payment_id}) and has no access; automation could not fix it: {error}"
+)
+SIGNAL_CONTACT_ANSWERED = "Wrote in (answered automatically: {finding}): “{excerpt}”"
+CASE_MORE_SIGNALS = " (+{count} more)"
+CASE_ALL_CLEAR = "Everything that was wrong is fixed; nothing open."
+
+
+# --- Suggested and other actions ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActionText:
+    label: str
+    done: str
+    already: str
+
+
+ACTIONS: dict[str, ActionText] = {
+    "retry_setup": ActionText(
+        "Retry setup now", "Setup started again; its steps update below.",
+        "Nothing to retry: every setup step had already finished."),
+    "complete_workspace": ActionText(
+        "Complete workspace by hand", "Workspace recorded and the account is active.",
+        "The workspace already existed (automation finished it first); nothing changed."),
+    "send_code_sms": ActionText(
+        "Send a code by SMS", "A sign-in code was sent by SMS (and email).",
+        "No phone number on this account: nothing was sent."),
+    "fulfil_from_charge": ActionText(
+        "Fulfil from charge", "Access given from the payment already taken; no new charge.",
+        "Already fulfilled (automation got there first); nothing changed."),
+    "refund": ActionText("Refund", "Refund requested from the processor.", "Already refunded; nothing changed."),
+    "grant_credit": ActionText("Grant a credit", "Credit granted.", "That credit was already granted."),
+    "merge": ActionText("Merge into another case", "Merged: this case now lives in case {target}.",
+                        "Already merged or closed; nothing changed."),
+    "close": ActionText("Close case", "Case closed.", "Already resolved (at {when}); nothing changed."),
+    "reply": ActionText("Send reply", "Reply sent; it is on the timeline below.", "That reply was already sent."),
+    "wait": ActionText("No action needed", "", ""),
+}
+SUGGESTION_REASONS = {
+    "retry_setup": "the {provider} provider is working",
+    "retry_setup_unsure": "the {provider} provider failed recently but isn't marked down, so a retry may go through",
+    "complete_workspace": "the workspace provider is still failing; create it by hand and record its id",
+    "send_code_sms": "our emails are not reaching them; an SMS code lets them in and confirms the address",
+    "fulfil_from_charge": "we took their money and they have no access",
+    "refund": "a payment that matches none of our checkouts goes back to the payer",
+    "reply": "they wrote to us and automation could not answer it",
+    "close": "everything is fixed; close it (or reply first)",
+    "wait": "automation is retrying; no action needed",
+}
+ACTION_FAILED = "That didn't work: {error}. Nothing else was changed."
+ACTION_NOT_AVAILABLE = "That action isn't available for this case."
+NO_CHARGE_FOUND = "We can't find a charge without access for this customer; enter the payment id."
+NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."
+PAYMENT_NOT_SUCCEEDED = "The processor says that payment has not succeeded ({status}), so there is nothing to fulfil."
+PAYMENT_MATCHES_NO_CHECKOUT = (
+    "That payment matches none of our checkouts, so there is nothing to fulfil it with; refund it at the processor."
+)
+REFUND_NEEDS_ORDER = "No paid order to refund for this customer; enter the order reference."
+NO_SUCH_ORDER = "There is no order {reference}."
+CREDIT_NOT_AVAILABLE = "Credits aren't available yet: billing has no credit to grant. Nothing was changed."
+WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
+WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
+MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."
+REPLY_EMPTY = "Write something before sending."
+NO_REPLY_ADDRESS = "This case has no email address to reply to."
+SAVED_REPLY_SAVED = "Saved as “{title}”."
+
+
+# --- Incidents ---------------------------------------------------------------------------------------
+
+INCIDENT_CARD = "{provider} provider {how} since {since} UTC, {count} customer{s} waiting, {doing}"
+INCIDENT_DOING = {
+    "open": "automation retrying, no action needed",
+    "recovering": "provider working again since {cleared} UTC, automation finishing",
+    "resolved": "resolved at {resolved} UTC; every customer was told",
+}
+INCIDENT_NEEDS_HAND = "{count} of them need a person: they are in the queue below."
+
+
+# --- What the customer hears when they write in -----------------------------------------------------
+
+CONTACT_PUBLIC = (
+    "Thank you, we've got your message (reference {reference}). We've looked up what we know about this "
+    "address and emailed it, with what happens next, to the email address on file. You don't need to write again."
+)
+CONTACT_GREETING = "Hello{name},"
+CONTACT_SIGNOFF = "The Backstop team"
+CONTACT_REFERENCE = "Your reference: {reference}."
+CONTACT_FINDINGS = {
+    "no_account": (
+        "We don't have an account for {email}. If you signed up with another address, write to us from that one. "
+        "A person will read your message and reply within one working day."
+    ),
+    "all_well": (
+        "We looked at your account: it is active and we don't see anything wrong on our side right now. "
+        "A person will read your message and reply within one working day."
+    ),
+    "setup_fixed": (
+        "We see your account setup hadn't finished ({what}). That was our failure, not yours. We tried again as soon "
+        "as your message arrived and it has now finished: {now}. "
+        "If your message was about something else, write to us again and a person will answer."
+    ),
+    "setup_retrying": (
+        "We see your account setup hadn't finished ({what}). That was our failure, not yours. We started it again "
+        "as soon as your message arrived and it is running now; we'll email you once when it's done. "
+        "You don't need to sign up again."
+    ),
+    "setup_waiting": (
+        "Your account is saved, but setting it up is waiting for our {provider} provider, which has been failing "
+        "since {since}. That is our failure, not yours. Your setup will finish by itself as soon as the provider "
+        "recovers, and we'll email you once when it's done. You don't need to do anything or sign up again."
+    ),
+    "setup_needs_human": (
+        "We see your account setup didn't finish ({what}). That is our failure, not yours. We tried again as soon "
+        "as your message arrived and it is still failing, so a person on our team now has your case and will "
+        "finish it by hand within one working day. We'll email you when it's done. You don't need to sign up again."
+    ),
+    "email_undelivered": (
+        "We see our emails to this address haven't been getting through ({error}). We've sent a sign-in code by "
+        "SMS to the phone number on your account; entering it at {verify_url} signs you in and confirms your "
+        "address. A person will also read your message and reply within one working day."
+    ),
+    "payment_fulfilled": (
+        "We see your {amount} payment from {paid_on}. You will not be charged again. Your access is active now."
+    ),
+    "payment_needs_human": (
+        "We see your {amount} payment from {paid_on}, and that your access isn't active yet. That is our failure. "
+        "You will not be charged again. A person on our team now has your case and will give you access or refund "
+        "you in full within one working day, and email you when it's done."
+    ),
+    "disabled": (
+        "This account is disabled, so nothing can be changed on it from here. "
+        "A person will read your message and reply within one working day."
+    ),
+}
+CONTACT_SUBJECT = "We've got your message ({reference})"
+FIELD_EMAIL = "Enter the email address you use with us, like name@company.com."
+FIELD_MESSAGE = "Tell us what's wrong in a few words."
+FIELD_MESSAGE_TOO_LONG = "Please keep it under {limit} characters."
+FIELD_REFERENCE_TOO_LONG = "A reference is at most {limit} characters."
+
+
+# --- One message that owns the failure, when a case resolves by itself ------------------------------
+
+RESOLVED_SUBJECT = "It's fixed: sorry about {what}"
+RESOLVED_INCIDENT = (
+    "Our {provider} provider failed from {since} to {until}, and because of that {what}. That was our failure, "
+    "not yours, and we're sorry it cost you {cost} of waiting. It's fixed now: {now}. You don't need to do anything."
+)
+RESOLVED_ALONE = (
+    "Earlier, {what}. That was our failure, not yours, and we're sorry it cost you {cost} of waiting. "
+    "It's fixed now: {now}. You don't need to do anything."
+)
+RESOLVED_MORE = "If anything still looks wrong, write to us at {contact_url} and a person will answer."
+RESOLVED_WHAT = {
+    "workspace": "setting up your workspace was delayed",
+    "email": "our emails to you were delayed",
+    "sms": "our text messages to you were delayed",
+}
+RESOLVED_WHAT_SHORT = {"workspace": "the delay setting up your account", "email": "our delayed emails",
+                       "sms": "our delayed text messages"}
+RESOLVED_NOW = {"workspace": "your workspace is ready and you can sign in", "email": "our emails reach you again",
+                "sms": "our text messages reach you again"}
+
+
+# --- Replies -----------------------------------------------------------------------------------------
+
+REPLY_SUBJECT = "About your Backstop account"
+REPLY_SIGNATURE = "{staff_name}\nBackstop support"
+REPLY_GREETING = "Hello {name},"
+REPLY_TEMPLATES = {
+    "setup": (
+        "What happened: when you signed up on {signed_up}, {failure}. That was our fault, not yours.\n\n"
+        "What we did: {did}\n\n"
+        "What it cost you: {cost}. I'm sorry for that."
+    ),
+    "email": (
+        "What happened: our emails to you weren't getting through ({failure}). That was our fault, not yours.\n\n"
+        "What we did: {did}\n\n"
+        "What it cost you: {cost}. I'm sorry for that."
+    ),
+    "money": (
+        "What happened: we took your payment ({failure}) but didn't give you access. That was our fault.\n\n"
+        "What we did: {did}\n\n"
+        "What it cost you: {cost}. You won't be charged again, and I'm sorry for the worry."
+    ),
+    "question": "Thank you for your message.\n\n{did}",
+}
+REPLY_DID_NOTHING_YET = "[say what you did]"
+REPLY_DID_ACTIONS = "{actions}."
+REPLY_DID_FIXED = "{actions}, and it's working now."
+REPLY_COST_LOCKED = "{duration} without your workspace"
+REPLY_COST_DEGRADED = "{duration} without our emails"
+REPLY_COST_MONEY = "{amount} paid and {duration} without access"
+REPLY_COST_UNKNOWN = "[say what it cost them]"
+DID_TEXT = {
+    "retry_setup": "I restarted your account set-up at {at}",
+    "complete_workspace": "I created your workspace by hand at {at}",
+    "send_code_sms": "I sent you a sign-in code by SMS at {at}",
+    "fulfil_from_charge": "I switched on your access from the payment you'd already made, at {at}",
+    "refund": "I refunded your payment at {at}",
+    "grant_credit": "I added a credit to your account at {at}",
+}
+
+
+# --- Staff notifications -----------------------------------------------------------------------------
+
+STAFF_URGENT_SUBJECT = "Money at risk: {email}"
+STAFF_URGENT_TEXT = "Money at risk: {email}: {summary} Open the case: {url}"
+STAFF_INCIDENT_TEXT = "Incident: {card} {url}"
+STAFF_CASE_TEXT = "{harm}: {email}: {summary} {url}"
+STAFF_DIGEST_SUBJECT = "Support digest: {count} item{s}"
+STAFF_DIGEST_INTRO = "Since the last digest (nothing here needs you this minute):"
+STAFF_URGENT_INTRO = "This needs a person soon: money was taken and the customer has no access."
+
+
+# --- The desk ----------------------------------------------------------------------------------------
+
+DESK_EMPTY = "Nothing needs a person right now."
+WEEK_TITLE = "The last 7 days"
+WEEK_SUMMARY = (
+    "{opened} opened, {resolved} resolved, median time to resolution {median}, "
+    "{automated} fixed by automation without a person."
+)
+WEEK_NO_MEDIAN = "n/a"
+
+
+def plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def duration_text(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} minute{plural(minutes)}"
+    hours = round(minutes / 60, 1)
+    if hours < 48:
+        whole = int(hours) if hours == int(hours) else hours
+        return f"{whole} hour{'' if hours == 1 else 's'}"
+    days = round(hours / 24)
+    return f"{days} day{plural(days)}"

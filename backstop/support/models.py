@@ -1,0 +1,406 @@
+"""The support desk's records: what automation could not fix, the customer's case, incidents and the audit trail.
+
+An AttentionRecord is raised by the app that noticed a problem (accounts, billing). Every such record, every
+undeliverable message, every contact from the customer and every customer stranded by a failing provider becomes a
+Signal on the customer's one open Case. Cases that share a cause hang off one Incident.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+
+class AttentionKind(models.TextChoices):
+    SETUP_STALLED = "setup_stalled", "account setup ran out of retries"
+    EMAIL_UNDELIVERED = "email_undelivered", "an email could not be delivered"
+    PAYMENT_UNMATCHED = "payment_unmatched", "a processor payment matches no checkout"
+    ORDER_WITHOUT_PAYMENT = "order_without_payment", "an order has no payment at the processor"
+    PAYMENT_UNRESOLVED = "payment_unresolved", "a checkout's payment could not be settled"
+
+
+class AttentionRecordManager(models.Manager["AttentionRecord"]):
+    def raise_once(self, *, kind: str, account: Any, summary: str, detail: dict[str, Any]) -> AttentionRecord:
+        """Open a record unless one is already open for this account and kind; either way it joins a case."""
+        try:
+            with transaction.atomic():
+                record = self.create(kind=kind, account=account, summary=summary, detail=detail)
+        except IntegrityError:
+            record = self.get(kind=kind, account=account, resolved_at__isnull=True)
+        _join_support_case(record)
+        return record
+
+    def raise_once_about(
+        self, *, kind: str, subject: str, summary: str, detail: dict[str, Any], account: Any = None
+    ) -> AttentionRecord:
+        """Open a record about ``subject`` (e.g. a payment id) unless one is already open for it."""
+        try:
+            with transaction.atomic():
+                record = self.create(kind=kind, subject=subject, account=account, summary=summary, detail=detail)
+        except IntegrityError:
+            record = self.get(kind=kind, subject=subject, resolved_at__isnull=True)
+        _join_support_case(record)
+        return record
+
+    def resolve_for(self, *, account: Any, kind: str, how: str) -> int:
+        return self.filter(account=account, kind=kind, resolved_at__isnull=True).update(
+            resolved_at=timezone.now(), resolution=how
+        )
+
+
+def _join_support_case(record: AttentionRecord) -> None:
+    # The desk must never break the automation that raised the record: if joining fails here, the
+    # support cycle finds the record without a signal and joins it on its next pass.
+    from backstop.support.services import join_attention_record
+
+    try:
+        with transaction.atomic():
+            join_attention_record(record=record)
+    except Exception:
+        log.exception("could not join attention record %s to a case; the support cycle will retry", record.pk)
+
+
+class AttentionRecord(models.Model):
+    kind = models.CharField(max_length=40, choices=AttentionKind.choices)
+    # Empty for records about something no account owns yet, such as a payment from an unknown buyer.
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="attention"
+    )
+    # What the record is about when that is not an account (e.g. "payment:pi_123").
+    subject = models.CharField(max_length=200, blank=True, default="")
+    summary = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True, default="")
+
+    objects = AttentionRecordManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"], condition=Q(resolved_at__isnull=True), name="one_open_record_per_kind"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "subject"], condition=Q(resolved_at__isnull=True) & ~Q(subject=""),
+                name="one_open_record_per_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+# --- Cases -------------------------------------------------------------------------------------------
+
+class Harm(models.IntegerChoices):
+    """How badly the customer is hurt; the desk queue is ordered by this, then by age."""
+
+    QUESTION = 0, "a question, nothing wrong found"
+    DEGRADED = 10, "degraded"
+    LOCKED_OUT = 20, "locked out"
+    MONEY = 30, "money taken without access"
+
+
+class CaseState(models.TextChoices):
+    OPEN = "open", "open"
+    RESOLVED = "resolved", "resolved"
+
+
+class Resolution(models.TextChoices):
+    AUTOMATION = "automation", "fixed by automation"
+    STAFF = "staff", "closed by staff"
+    MERGED = "merged", "merged into another case"
+
+
+class CaseManager(models.Manager["Case"]):
+    def open_for(self, customer_key: str) -> Case | None:
+        return self.filter(customer_key=customer_key, state=CaseState.OPEN).first()
+
+    def queue(self) -> models.QuerySet[Case]:
+        """Open cases that need a human: not waiting on an incident, worst harm first, then oldest."""
+        return self.filter(state=CaseState.OPEN, incident__isnull=True).order_by("-harm", "opened_at", "id")
+
+
+class Case(models.Model):
+    """Everything about one customer that needs (or needed) support, from the first signal until resolved."""
+
+    # The case-folded email: a customer who wrote in without an account still has exactly one case.
+    customer_key = models.CharField(max_length=254)
+    email = models.CharField(max_length=254)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="support_cases"
+    )
+    state = models.CharField(max_length=10, choices=CaseState.choices, default=CaseState.OPEN)
+    # Denormalised from the open signals on every change, so the queue is one indexed query.
+    harm = models.IntegerField(choices=Harm.choices, default=Harm.QUESTION)
+    kinds = models.JSONField(default=list)
+    cause = models.CharField(max_length=80, blank=True, default="")
+    summary = models.CharField(max_length=500, blank=True, default="")
+    incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    # The incident this case was handed out of (automation could not finish it): it is not attached again.
+    left_incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Bumped by every signal that joins: automation resolves a case only if nothing joined since it looked.
+    version = models.IntegerField(default=0)
+    opened_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    human_touched_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Kept at resolution so the week's median is a sort of integers, not a date difference per row.
+    resolution_seconds = models.IntegerField(null=True, blank=True)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True, default="")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution_note = models.CharField(max_length=500, blank=True, default="")
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = CaseManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer_key"], condition=Q(state="open"), name="one_open_case_per_customer"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state", "incident", "-harm", "opened_at"], name="support_case_queue"),
+            models.Index(fields=["opened_at"], name="support_case_opened"),
+            models.Index(fields=["resolved_at"], name="support_case_resolved"),
+            models.Index(fields=["customer_key"], name="support_case_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.pk} for {self.email}: {self.state}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == CaseState.OPEN
+
+    def seconds_open(self, until: dt.datetime) -> int:
+        return max(0, round((until - self.opened_at).total_seconds()))
+
+
+class SignalKind(models.TextChoices):
+    """Signals the desk raises itself; attention records keep their own AttentionKind as the signal kind."""
+
+    SETUP_DELAYED = "setup_delayed", "setup waiting for a failing provider"
+    MESSAGE_UNDELIVERED = "message_undelivered", "a message could not be delivered"
+    CONTACT = "contact", "the customer wrote to us"
+    PAID_WITHOUT_ACCESS = "paid_without_access", "paid, and no access for it"
+
+
+class Signal(models.Model):
+    """One thing we learned about the customer; it is cleared when the problem behind it is gone."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="signals")
+    kind = models.CharField(max_length=40)
+    # What caused it, when known: "provider:email", "provider:workspace", "provider:payments"...
+    cause = models.CharField(max_length=80, blank=True, default="")
+    harm = models.IntegerField(choices=Harm.choices, default=Harm.QUESTION)
+    summary = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict)
+    # Where it came from ("attention:12", "message:40", "contact:3", "setup:7:workspace"): joins are idempotent.
+    source = models.CharField(max_length=120)
+    attention = models.ForeignKey(AttentionRecord, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="signals")
+    message = models.ForeignKey("notify.Message", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="support_signals")
+    created_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_how = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source"], condition=Q(cleared_at__isnull=True),
+                                    name="one_open_signal_per_source")
+        ]
+        indexes = [
+            models.Index(fields=["case", "cleared_at"], name="support_signal_case"),
+            models.Index(fields=["kind", "cleared_at"], name="support_signal_kind"),
+            models.Index(fields=["source"], name="support_signal_source"),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class Finding(models.TextChoices):
+    """What we saw when a customer wrote in, before any human read it."""
+
+    NO_ACCOUNT = "no_account", "no account for this address"
+    ALL_WELL = "all_well", "nothing wrong found"
+    SETUP_FIXED = "setup_fixed", "setup was stuck; retried and finished"
+    SETUP_RETRYING = "setup_retrying", "setup was stuck; retried, still running"
+    SETUP_WAITING = "setup_waiting", "setup waiting for a failing provider"
+    SETUP_NEEDS_HUMAN = "setup_needs_human", "setup failing; needs a person"
+    EMAIL_UNDELIVERED = "email_undelivered", "our emails are not reaching them; code sent by SMS"
+    PAYMENT_FULFILLED = "payment_fulfilled", "paid without access; access given now"
+    PAYMENT_NEEDS_HUMAN = "payment_needs_human", "paid without access; needs a person"
+    DISABLED = "disabled", "account disabled"
+
+
+class Contact(models.Model):
+    """A message from a customer (contact page or API), with what we saw and what we told them."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="contacts")
+    email = models.CharField(max_length=254)
+    customer_key = models.CharField(max_length=254, db_index=True)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    # The reference they typed (an order, an earlier message), and the one we gave them.
+    reference = models.CharField(max_length=100, blank=True, default="")
+    our_reference = models.CharField(max_length=20, unique=True)
+    finding = models.CharField(max_length=30, choices=Finding.choices, blank=True, default="")
+    needs_human = models.BooleanField(default=True)
+    # What the page showed to whoever typed the address, and what went to the address on file.
+    public_reply = models.TextField()
+    private_reply = models.TextField()
+    acknowledgement = models.ForeignKey("notify.Message", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"contact from {self.email}"
+
+
+# --- Incidents ---------------------------------------------------------------------------------------
+
+class IncidentState(models.TextChoices):
+    OPEN = "open", "provider failing, automation retrying"
+    RECOVERING = "recovering", "provider working again, automation finishing"
+    RESOLVED = "resolved", "resolved"
+
+
+class IncidentManager(models.Manager["Incident"]):
+    def active(self) -> models.QuerySet[Incident]:
+        return self.exclude(state=IncidentState.RESOLVED).order_by("started_at")
+
+
+class Incident(models.Model):
+    """One cause (a failing provider) behind many cases: one card on the desk, one notification."""
+
+    cause = models.CharField(max_length=80)
+    provider = models.CharField(max_length=40, blank=True, default="")
+    state = models.CharField(max_length=12, choices=IncidentState.choices, default=IncidentState.OPEN)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Customers this incident touched, kept after their cases resolve (for the apology and the record).
+    customers_affected = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = IncidentManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cause"], condition=~Q(state="resolved"),
+                                    name="one_live_incident_per_cause")
+        ]
+
+    def __str__(self) -> str:
+        return f"incident {self.pk}: {self.cause} ({self.state})"
+
+
+# --- Staff actions, replies, notifications -------------------------------------------------------------
+
+class ActionOutcome(models.TextChoices):
+    STARTED = "started", "started"
+    DONE = "done", "done"
+    ALREADY_DONE = "already_done", "nothing to do: already done"
+    FAILED = "failed", "failed"
+
+
+class SupportAction(models.Model):
+    """The audit trail: every action on a case, by a person or by automation (staff empty), with before/after."""
+
+    # One per click (the form carries it), so a double click or a resent form is one action.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="actions")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    action = models.CharField(max_length=40)
+    outcome = models.CharField(max_length=20, choices=ActionOutcome.choices, default=ActionOutcome.STARTED)
+    note = models.CharField(max_length=500, blank=True, default="")
+    params = models.JSONField(default=dict)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    message = models.ForeignKey("notify.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["case", "created_at"], name="support_action_case")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on case {self.case_id}: {self.outcome}"
+
+    @property
+    def by_automation(self) -> bool:
+        return self.staff_id is None
+
+
+class SavedReply(models.Model):
+    """A reply a staff member saved for reuse; placeholders like {name} are filled from the case."""
+
+    title = models.CharField(max_length=100, unique=True)
+    body = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Urgency(models.TextChoices):
+    IMMEDIATE = "immediate", "now (money at risk)"
+    DIGEST = "digest", "in the next digest"
+
+
+class StaffNotice(models.Model):
+    """Something staff should hear about: at most one per case or incident (the key), sent now or in a digest."""
+
+    key = models.CharField(max_length=120, unique=True)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    batch_key = models.CharField(max_length=120, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["sent_at", "urgency"], name="support_notice_pending")]
+
+    def __str__(self) -> str:
+        return self.text

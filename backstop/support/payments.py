@@ -1,0 +1,201 @@
+"""The desk's view of money, through billing: what was paid, what access it gave, and the actions on it.
+
+Support never writes billing's tables; every change goes through billing's service functions, which make a
+fulfilment or a refund happen once even when the checkout, a webhook and reconciliation race with a click here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from backstop.billing import services as billing
+from backstop.billing.models import AttemptState, FulfilledBy, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.outcome import money
+from backstop.billing.providers import RequestRefused, payment_processor
+from backstop.lib.errors import ProviderError
+from backstop.support import messages, triage
+from backstop.support.models import AttentionRecord, Signal
+
+# Charged at the processor, no order yet: the money is in, the access is not.
+PAID_WITHOUT_ORDER = (AttemptState.CHARGED, AttemptState.IN_DOUBT)
+PROCESSOR_SAYS = {
+    AttemptState.RECORDED: "not charged yet",
+    AttemptState.CHARGING: "charge under way",
+    AttemptState.CHARGED: "succeeded",
+    AttemptState.FULFILLED: "succeeded",
+    AttemptState.IN_DOUBT: "unknown: being checked",
+    AttemptState.DECLINED: "declined, nothing charged",
+}
+
+
+class PaymentActionFailed(Exception):
+    """Billing refused or could not finish a money action; the text says why."""
+
+
+@dataclass(frozen=True)
+class PaidWithoutAccess:
+    payment_id: str
+    reference: str
+    amount_text: str
+    paid_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    """One payment as the processor reported it and as our books have it, side by side on the case page."""
+
+    reference: str
+    payment_id: str
+    amount_text: str
+    paid_at: dt.datetime | None
+    processor_status: str
+    our_status: str
+    access: str
+
+
+def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
+    match = Q(email__iexact=email)
+    if account is not None:
+        match |= Q(account=account)
+    if reference:
+        match |= Q(reference=reference.strip().upper())
+    return PurchaseAttempt.objects.filter(match)
+
+
+def _open_money_records(email: str) -> Any:
+    return AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
+        Q(detail__email=email) | Q(detail__email=email.lower()))
+
+
+def find_paid_without_access(*, email: str, account: Any, reference: str) -> PaidWithoutAccess | None:
+    """A charge of this customer's (or under their reference) that gave them nothing, newest first."""
+    attempt = (_customer_attempts(email=email, account=account, reference=reference)
+               .filter(state__in=PAID_WITHOUT_ORDER).exclude(payment_id="").order_by("-id").first())
+    if attempt is not None and not Order.objects.filter(attempt=attempt).exists():
+        return PaidWithoutAccess(payment_id=attempt.payment_id, reference=attempt.reference,
+                                 amount_text=money(attempt.amount_cents, attempt.currency),
+                                 paid_at=attempt.charged_at or attempt.created_at)
+    record = _open_money_records(email).order_by("-id").first()
+    if record is not None and record.detail.get("payment_id"):
+        created = record.detail.get("created_at")
+        return PaidWithoutAccess(
+            payment_id=str(record.detail["payment_id"]), reference="",
+            amount_text=str(record.detail.get("amount") or ""),
+            paid_at=dt.datetime.fromisoformat(created) if created else record.created_at)
+    return None
+
+
+def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
+    rows = []
+    attempts = _customer_attempts(email=email, account=account).exclude(state=AttemptState.RECORDED).order_by("-id")
+    for attempt in attempts.select_related("order__entitlement")[:50]:
+        order = getattr(attempt, "order", None)
+        entitlement = getattr(order, "entitlement", None) if order is not None else None
+        if order is None:
+            ours, access = ("no order yet" if attempt.state in PAID_WITHOUT_ORDER else "no order"), "none"
+        else:
+            ours = f"order {order.reference}: {order.get_status_display()} ({order.get_fulfilled_by_display()})"
+            access = (f"{entitlement.get_state_display()} until {entitlement.ends_at:%-d %b %Y}"
+                      if entitlement is not None else "none")
+        rows.append(PaymentRow(
+            reference=attempt.reference, payment_id=attempt.payment_id,
+            amount_text=money(attempt.amount_cents, attempt.currency), paid_at=attempt.charged_at,
+            processor_status=PROCESSOR_SAYS.get(AttemptState(attempt.state), attempt.state), our_status=ours,
+            access=access))
+    for record in _open_money_records(email)[:20]:
+        detail = record.detail
+        rows.append(PaymentRow(
+            reference="", payment_id=str(detail.get("payment_id", "")), amount_text=str(detail.get("amount", "")),
+            paid_at=record.created_at, processor_status=str(detail.get("status", "succeeded")),
+            our_status=record.get_kind_display(), access="none"))
+    return rows
+
+
+def snapshot(*, email: str, account: Any) -> dict[str, Any]:
+    attempts = _customer_attempts(email=email, account=account).exclude(state=AttemptState.RECORDED)
+    orders = dict(Order.objects.filter(attempt__in=attempts).values_list("reference", "status"))
+    unpaid = list(attempts.filter(state__in=PAID_WITHOUT_ORDER).values_list("reference", flat=True))
+    return {"orders": orders, "charged_without_order": unpaid} if orders or unpaid else {}
+
+
+def fulfilled_payment_ids(payment_ids: list[str]) -> set[str]:
+    return set(Order.objects.filter(payment_id__in=[p for p in payment_ids if p]).values_list("payment_id", flat=True))
+
+
+def _actor(staff: Any) -> str:
+    return f"support:{staff.email}" if staff is not None else "support:automation"
+
+
+def _payment_to_fulfil(case: Any) -> str:
+    """The payment the case is about: named by its money signal (directly or by checkout), or the customer's
+    latest charge that has no order."""
+    for detail in Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS).order_by("-id").values_list(
+            "detail", flat=True):
+        if detail.get("payment_id"):
+            return str(detail["payment_id"])
+        attempt = PurchaseAttempt.objects.by_reference(str(detail.get("reference") or "")) \
+            if detail.get("reference") else None
+        if attempt is not None and attempt.payment_id:
+            return attempt.payment_id
+    attempt = (_customer_attempts(email=case.email, account=case.account).filter(state__in=PAID_WITHOUT_ORDER)
+               .exclude(payment_id="").order_by("-id").first())
+    return attempt.payment_id if attempt is not None else ""
+
+
+def _resolve_money_records(case: Any, *, payment_id: str, how: str) -> None:
+    """The records that brought this money problem to the desk are answered."""
+    AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
+        Q(signals__case=case) | Q(detail__payment_id=payment_id)).update(resolved_at=timezone.now(), resolution=how)
+
+
+def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
+    """Give access for a payment already taken: no new charge. True when this call created the order."""
+    payment_id = payment_id.strip() or _payment_to_fulfil(case)
+    if not payment_id:
+        raise PaymentActionFailed(messages.NO_CHARGE_FOUND)
+    try:
+        payment = payment_processor().retrieve(payment_id)
+    except RequestRefused as error:
+        raise PaymentActionFailed(messages.NO_SUCH_PAYMENT.format(payment_id=payment_id)) from error
+    except ProviderError as error:
+        raise PaymentActionFailed(str(error)) from error
+    if not payment.succeeded:
+        raise PaymentActionFailed(messages.PAYMENT_NOT_SUCCEEDED.format(status=payment.status))
+    try:
+        result = billing.fulfil_payment(payment=payment, source=FulfilledBy.SUPPORT, actor=_actor(staff))
+    except billing.UnmatchedPayment as error:
+        raise PaymentActionFailed(messages.PAYMENT_MATCHES_NO_CHECKOUT) from error
+    if result.order is None or result.problem:
+        raise PaymentActionFailed(result.problem or messages.NO_CHARGE_FOUND)
+    _resolve_money_records(case, payment_id=payment_id, how=f"fulfilled from charge by {_actor(staff)}")
+    return result.created
+
+
+def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
+    """Refund the order in full through billing (once, whatever the number of clicks). True when it changed."""
+    if not reference.strip():
+        # Their latest order: still paid, it is refunded; refunded already, the click changes nothing.
+        order = (Order.objects.filter(attempt__in=_customer_attempts(email=case.email, account=case.account))
+                 .order_by("-id").first())
+        if order is None:
+            raise PaymentActionFailed(messages.REFUND_NEEDS_ORDER)
+        reference = order.reference
+    before = Order.objects.filter(reference=reference.strip().upper()).values_list("status", flat=True).first()
+    if before is None:
+        raise PaymentActionFailed(messages.NO_SUCH_ORDER.format(reference=reference))
+    try:
+        order = billing.refund_order(reference=reference, actor=_actor(staff))
+    except (RequestRefused, ProviderError, billing.NotRefundable) as error:
+        raise PaymentActionFailed(str(error)) from error
+    _resolve_money_records(case, payment_id=order.payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200])
+    return before == OrderStatus.PAID and order.status == OrderStatus.REFUNDED
+
+
+def grant_credit(*, case: Any, staff: Any, days: int, reason: str) -> bool:
+    # Billing has no credit yet: see the report for the function the desk would call.
+    raise PaymentActionFailed(messages.CREDIT_NOT_AVAILABLE)

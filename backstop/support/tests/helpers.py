@@ -1,0 +1,107 @@
+"""Builders shared by the support tests: accounts in each state, staff, and a signed-in desk client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from typing import Any
+
+from dbos import DBOS
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from backstop.accounts import services as accounts
+from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
+from backstop.accounts.validation import clean_signup
+from backstop.runtime.models import BreakerState, CircuitBreaker
+from backstop.support.models import AttentionKind, AttentionRecord
+from conftest import wait_for
+
+_numbers = itertools.count(1)
+
+
+def new_account(email: str, *, name: str = "Ann Lee", phone: str = "+1 415 555 0100") -> Account:
+    """An account exactly as signup writes it; with the workflow engine running, its setup starts on commit."""
+    data = clean_signup(name=name, email=email, phone=phone, company="Acme", password="correct horse battery")
+    return accounts._create_account(data, make_password(None))
+
+
+def stalled_account(email: str, *, error: str = "the workspace provider answered with an error") -> Account:
+    """An account whose setup ran out of retries, written directly (no workflow): needs_attention, record raised."""
+    account = Account.objects.create(email=email, email_key=email.lower(), name="Bob Stone", company="Bobco",
+                                     phone="+1 415 555 0101", state=AccountState.NEEDS_ATTENTION)
+    SetupStep.objects.create(account=account, name=StepName.WORKSPACE, status=StepStatus.FAILED, attempts=4,
+                             last_error=error)
+    SetupStep.objects.create(account=account, name=StepName.WELCOME_EMAIL, status=StepStatus.DONE, attempts=1,
+                             done_at=timezone.now())
+    AttentionRecord.objects.raise_once(
+        kind=AttentionKind.SETUP_STALLED, account=account,
+        detail={"workspace": {"attempts": 4, "last_error": error}},
+        summary=f"Workspace for {email} could not be created after 4 attempts: {error}",
+    )
+    return account
+
+
+def finish_setup(account: Account) -> None:
+    """What the setup workflow leaves behind when it finally succeeds (for tests that run no workflow)."""
+    now = timezone.now()
+    SetupStep.objects.filter(account=account).update(status=StepStatus.DONE, done_at=now, last_error="")
+    Account.objects.filter(pk=account.pk).update(state=AccountState.ACTIVE, activated_at=now)
+    AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
+
+
+def staff_account(*, email: str = "agent@backstop.localhost", name: str = "Sam Agent",
+                  permissions: tuple[str, ...] = ("view_case", "change_case"), is_staff: bool = True) -> Account:
+    account = Account.objects.create(email=email, email_key=email.lower(), name=name, company="Backstop",
+                                     state=AccountState.ACTIVE, is_staff=is_staff)
+    account.user_permissions.add(*Permission.objects.filter(content_type__app_label="support",
+                                                            codename__in=permissions))
+    return Account.objects.get(pk=account.pk)  # fresh: no cached permissions
+
+
+def desk_client(staff: Account) -> Client:
+    client = Client()
+    client.force_login(staff, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def unique_email(prefix: str = "customer") -> str:
+    return f"{prefix}{next(_numbers)}@example.com"
+
+
+def workflow_finished(workflow_id: str, timeout: float = 30) -> Any:
+    return wait_for(
+        lambda: (s := DBOS.get_workflow_status(workflow_id)) is not None
+        and s.status not in accounts.LIVE_WORKFLOW_STATUSES and s,
+        timeout=timeout, message=f"workflow {workflow_id} did not finish",
+    )
+
+
+def open_breaker(provider: str, *, error: str = "the workspace provider answered with an error",
+                 minutes_ago: float = 5) -> CircuitBreaker:
+    """A provider down: its breaker open since ``minutes_ago``, next probe far away (no call gets through)."""
+    now = timezone.now()
+    breaker, _ = CircuitBreaker.objects.update_or_create(provider=provider, defaults={
+        "state": BreakerState.OPEN, "consecutive_failures": 10, "last_error": error,
+        "opened_at": now - dt.timedelta(minutes=minutes_ago), "retry_at": now + dt.timedelta(hours=1),
+        "updated_at": now})
+    return breaker
+
+
+def close_breaker(provider: str) -> None:
+    CircuitBreaker.objects.filter(provider=provider).update(state=BreakerState.CLOSED, consecutive_failures=0,
+                                                            opened_at=None, retry_at=None)
+
+
+def suggested_action(page: str) -> str:
+    """The action behind the case page's one-click "Suggested" button."""
+    match = re.search(r'id="suggested".*?data-action="(\w+)"', page, re.DOTALL)
+    assert match, "no suggested action with a button"
+    return match.group(1)
+
+
+def steps_of(account: Account) -> dict[str, str]:
+    return dict(SetupStep.objects.filter(account=account).values_list("name", "status"))

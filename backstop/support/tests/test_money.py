@@ -1,0 +1,132 @@
+"""Money taken without access: the desk fixes it through billing (no new charge), once, against a real fakepay."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from backstop.billing import services as billing
+from backstop.billing.models import AttemptState, Entitlement, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
+from backstop.notify.models import Message
+from backstop.support import automation
+from backstop.support.models import (
+    ActionOutcome,
+    AttentionKind,
+    AttentionRecord,
+    Case,
+    CaseState,
+    Contact,
+    Finding,
+    Harm,
+    Resolution,
+    SupportAction,
+)
+from backstop.support.tests.helpers import desk_client, staff_account, suggested_action
+
+pytestmark = pytest.mark.usefixtures("engine_db", "processor")
+
+
+def _charged_without_access(email: str) -> PurchaseAttempt:
+    """What a checkout whose process died right after the charge leaves: the money is in, no order, no access."""
+    attempt = PurchaseAttempt.objects.create(
+        idempotency_key=f"key-{email}", request_fingerprint="x", product=annual_plan(), amount_cents=24900,
+        currency="usd", email=email, payment_method="pm_card_visa", state=AttemptState.CHARGING)
+    payment = stripe_client().charge(
+        amount=24900, currency="usd", payment_method="pm_card_visa", email=email, description="Backstop annual plan",
+        idempotency_key=attempt.processor_key,
+        metadata={"attempt_id": str(attempt.pk), "reference": attempt.reference, "email": email})
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.CHARGED, payment_id=payment.id,
+                                                         charged_at=timezone.now())
+    attempt.refresh_from_db()
+    return attempt
+
+
+def test_it_gives_access_for_a_payment_already_taken_when_the_buyer_writes_in() -> None:
+    attempt = _charged_without_access("ann@example.com")
+
+    answer = Client().post("/api/support/contact", {"email": "ann@example.com", "message": "I paid, no access!"},
+                           content_type="application/json")
+
+    assert answer.status_code == 202
+    assert "$249" not in answer.json()["message"]  # the page only says where the details went
+    contact = Contact.objects.get()
+    assert contact.finding == Finding.PAYMENT_FULFILLED
+    assert contact.acknowledgement is not None
+    paid_on = f"{attempt.charged_at:%-d %b %Y}"
+    assert (f"We see your $249 payment from {paid_on}. You will not be charged again. Your access is active now."
+            in contact.acknowledgement.text)
+    order = Order.objects.get()
+    assert (order.payment_id, order.fulfilled_by) == (attempt.payment_id, "support")
+    assert Entitlement.objects.get(order=order).state == "active"
+    assert Message.objects.filter(key=billing.confirmation_key(attempt.reference)).count() == 1
+    assert SupportAction.objects.get(action="fulfil_from_charge").staff is None
+
+    automation.run_support_cycle()
+    assert Case.objects.get().state == CaseState.RESOLVED
+
+
+def test_it_fulfils_from_the_charge_with_one_click_once_however_often_it_is_clicked() -> None:
+    attempt = _charged_without_access("bob@example.com")
+    AttentionRecord.objects.raise_once_about(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}",
+        summary=f"Checkout {attempt.reference} ($249, bob@example.com) is unsettled.",
+        detail={"reference": attempt.reference, "email": "bob@example.com", "amount_cents": 24900})
+    case = Case.objects.get()
+    assert case.harm == Harm.MONEY
+    staff = staff_account()
+    client = desk_client(staff)
+    page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert suggested_action(page) == "fulfil_from_charge"
+    assert "no order yet" in page  # the payment as we see it, next to the processor's "succeeded"
+
+    for _ in range(2):
+        client.post(f"/desk/cases/{case.pk}/act", {"action": "fulfil_from_charge", "idempotency_key": "c1"})
+
+    assert Order.objects.filter(payment_id=attempt.payment_id).count() == 1
+    action = SupportAction.objects.get()
+    assert action.outcome == ActionOutcome.DONE and action.staff == staff
+    assert action.before["charged_without_order"] == [attempt.reference]
+    assert action.after["orders"] == {attempt.reference: OrderStatus.PAID}
+    assert AttentionRecord.objects.get().resolved_at is not None
+    automation.run_support_cycle()
+    case.refresh_from_db()
+    assert case.state == CaseState.RESOLVED and case.resolution == Resolution.STAFF
+
+
+def test_it_loses_gracefully_to_a_checkout_that_fulfilled_the_payment_first() -> None:
+    attempt = _charged_without_access("cat@example.com")
+    AttentionRecord.objects.raise_once_about(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}", summary="unsettled",
+        detail={"reference": attempt.reference, "email": "cat@example.com"})
+    payment = stripe_client().retrieve(attempt.payment_id)
+    billing.fulfil_payment(payment=payment, source="checkout", actor="system:checkout")  # automation got there
+
+    client = desk_client(staff_account())
+    client.post(f"/desk/cases/{Case.objects.get().pk}/act", {"action": "fulfil_from_charge", "idempotency_key": "c"})
+
+    assert Order.objects.get().fulfilled_by == "checkout"
+    assert SupportAction.objects.get().outcome == ActionOutcome.ALREADY_DONE
+
+
+def test_it_refunds_with_one_click_once() -> None:
+    attempt = settled(buy("dan@example.com"))
+    Client().post("/api/support/contact", {"email": "dan@example.com", "message": "Please refund me"},
+                  content_type="application/json")
+    case = Case.objects.get()
+    client = desk_client(staff_account())
+
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "refund", "idempotency_key": "r1", "reason": "asked"})
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "refund", "idempotency_key": "r2"})
+
+    order = Order.objects.get(reference=attempt.reference)
+    assert order.status == OrderStatus.REFUNDED
+    assert Entitlement.objects.get(order=order).state == "revoked"
+    first, second = SupportAction.objects.filter(action="refund").order_by("id")
+    assert (first.outcome, second.outcome) == (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE)
+    assert first.before["orders"] == {attempt.reference: "paid"}
+    assert first.after["orders"] == {attempt.reference: "refunded"}
+

@@ -1,0 +1,106 @@
+"""How bad each signal is, what caused it, and what a person should do about a case. No writes here."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from backstop.runtime.models import BreakerState, CircuitBreaker
+from backstop.support import messages
+from backstop.support.models import AttentionKind, Harm, SignalKind
+
+# Attention kinds raised by billing where money was (or may have been) taken and nobody has access for it: a
+# processor payment matching no checkout, a checkout whose payment could not be settled. (An order without a
+# payment hurts us, not the customer: it ranks as degraded.)
+MONEY_KINDS = frozenset({AttentionKind.PAYMENT_UNMATCHED.value, AttentionKind.PAYMENT_UNRESOLVED.value,
+                         SignalKind.PAID_WITHOUT_ACCESS.value})
+# Kinds whose open signal means the customer can't use what they signed up for.
+LOCKED_OUT_KINDS = frozenset({AttentionKind.SETUP_STALLED.value})
+SETUP_KINDS = frozenset({AttentionKind.SETUP_STALLED.value, SignalKind.SETUP_DELAYED.value})
+EMAIL_KINDS = frozenset({AttentionKind.EMAIL_UNDELIVERED.value, SignalKind.MESSAGE_UNDELIVERED.value})
+
+
+def harm_of(kind: str, *, step: str = "") -> Harm:
+    if kind in MONEY_KINDS:
+        return Harm.MONEY
+    if kind in LOCKED_OUT_KINDS or (kind == SignalKind.SETUP_DELAYED and step == "workspace"):
+        return Harm.LOCKED_OUT
+    if kind == SignalKind.CONTACT:
+        return Harm.QUESTION
+    return Harm.DEGRADED
+
+
+def provider_cause(provider: str) -> str:
+    return f"provider:{provider}"
+
+
+def provider_of_cause(cause: str) -> str:
+    return cause.removeprefix("provider:") if cause.startswith("provider:") else ""
+
+
+def cause_of_attention(kind: str, detail: Mapping[str, object]) -> str:
+    """The provider whose failure raised the record, when we can tell."""
+    if kind == AttentionKind.SETUP_STALLED:
+        return provider_cause("workspace")
+    if kind == AttentionKind.EMAIL_UNDELIVERED:
+        return provider_cause("email")
+    provider = detail.get("provider")
+    return provider_cause(str(provider)) if provider else ""
+
+
+def failing_providers() -> dict[str, CircuitBreaker]:
+    """Providers whose breaker is not closed, or closed but still counting failures: calls are not getting through."""
+    return {
+        breaker.provider: breaker
+        for breaker in CircuitBreaker.objects.all()
+        if breaker.state != BreakerState.CLOSED or breaker.consecutive_failures > 0
+    }
+
+
+def provider_is_down(failing: Mapping[str, CircuitBreaker], provider: str) -> bool:
+    """Down means the breaker is open (or probing); a few failures on a closed breaker still let calls through."""
+    breaker = failing.get(provider)
+    return breaker is not None and breaker.state != BreakerState.CLOSED
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    action: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return messages.ACTIONS[self.action].label
+
+
+def suggest(
+    *, kinds: Collection[str], failing: Mapping[str, CircuitBreaker], has_phone: bool
+) -> Suggestion:
+    """The one action most likely to fix the case, from its open signal kinds and current provider health."""
+
+    def make(action: str, provider: str = "") -> Suggestion:
+        # "Working" only when its last call succeeded; after recent failures a retry may or may not go through.
+        reason = "retry_setup_unsure" if action == "retry_setup" and provider in failing else action
+        return Suggestion(action, messages.SUGGESTION_REASONS[reason].format(provider=messages.provider_name(provider)))
+
+    if not kinds:
+        return make("close")
+    money = set(kinds) & MONEY_KINDS
+    if money:
+        # A payment matching none of our checkouts has nothing to fulfil: it goes back to the payer.
+        return make("refund" if money == {AttentionKind.PAYMENT_UNMATCHED} else "fulfil_from_charge")
+    if AttentionKind.SETUP_STALLED in kinds:
+        if provider_is_down(failing, "workspace"):
+            return make("complete_workspace")
+        return make("retry_setup", "workspace")
+    if set(kinds) & EMAIL_KINDS:
+        if provider_is_down(failing, "email"):
+            return make("send_code_sms") if has_phone else make("reply")
+        if AttentionKind.EMAIL_UNDELIVERED in kinds:
+            return make("retry_setup", "email")
+        return make("reply")
+    if SignalKind.SETUP_DELAYED in kinds:
+        if any(provider_is_down(failing, p) for p in messages.STEP_PROVIDERS.values()):
+            return make("wait")
+        return make("retry_setup", "workspace")
+    return make("reply")

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from backstop.accounts import messages as account_messages
+from backstop.accounts.models import Account
+from backstop.accounts.validation import InvalidInput
+from backstop.lib.http import client_ip
+from backstop.ratelimits.services import RateLimited
+from backstop.support import desk, messages, services
+from backstop.support.forms import ActionForm, ContactForm, ReplyForm
+from backstop.support.models import Case, Incident
+
+View = Callable[..., HttpResponse]
+VIEW_PERMISSION = "support.view_case"
+ACT_PERMISSION = "support.change_case"
+
+
+def staff_only(permission: str) -> Callable[[View], View]:
+    """Anonymous: to the sign-in page. Signed in without the permission (or not staff): 403, nothing else."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not (request.user.is_staff and request.user.has_perm(permission)):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _rate_limited_text(error: RateLimited) -> str:
+    return account_messages.RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+
+
+def contact_page(request: HttpRequest) -> HttpResponse:
+    initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else ""
+    form = ContactForm(request.POST or None, initial={"email": initial_email})
+    context: dict[str, Any] = {"form": form, "errors": {}, "problem": "", "answer": "", "email": initial_email}
+    if request.method == "POST" and form.is_valid():
+        context["email"] = form.cleaned_data["email"]
+        try:
+            result = services.receive_contact(
+                email=form.cleaned_data["email"], text=form.cleaned_data["message"],
+                reference=form.cleaned_data["reference"], ip=client_ip(request))
+        except InvalidInput as error:
+            context.update(errors=error.errors, problem=account_messages.INVALID_INPUT.text)
+        except RateLimited as error:
+            context["problem"] = _rate_limited_text(error)
+        else:
+            context.update(answer=result.reply_for(request.user), reference=result.contact.our_reference)
+    return render(request, "support/contact.html", context, status=400 if context["problem"] else 200)
+
+
+def _staff(request: HttpRequest) -> Account:
+    return Account.objects.signed_in(request.user)
+
+
+@staff_only(VIEW_PERMISSION)
+def desk_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY})
+
+
+@staff_only(VIEW_PERMISSION)
+def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    saved = request.GET.get("saved", "")
+    view = desk.case_view(case_id=case_id, staff=_staff(request),
+                          saved_reply_id=int(saved) if saved.isdigit() else None)
+    return render(request, "support/case.html", {
+        "view": view, "case": view.case, "click_key": uuid.uuid4().hex,
+        "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
+    })
+
+
+@staff_only(ACT_PERMISSION)
+@require_POST
+def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    form = ActionForm(request.POST)
+    if not form.is_valid():
+        request.session["desk_problem"] = account_messages.INVALID_INPUT.text
+        return redirect("desk-case", case_id=case_id)
+    data = form.cleaned_data
+    params = {k: v for k, v in data.items() if k not in ("action", "idempotency_key") and v not in ("", None)}
+    try:
+        result = services.run_action(case_id=case_id, staff=_staff(request), action=data["action"],
+                                     key=f"{data['action']}:{data['idempotency_key']}", params=params)
+    except services.ActionRefused as refused:
+        request.session["desk_problem"] = str(refused)
+    else:
+        key = "desk_problem" if result.outcome == "failed" else "desk_notice"
+        request.session[key] = result.note
+    return redirect("desk-case", case_id=case_id)
+
+
+@staff_only(ACT_PERMISSION)
+@require_POST
+def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        request.session["desk_problem"] = account_messages.INVALID_INPUT.text
+        return redirect("desk-case", case_id=case_id)
+    data = form.cleaned_data
+    try:
+        result = services.send_reply(case_id=case_id, staff=_staff(request), key=f"reply:{data['idempotency_key']}",
+                                     subject=data["subject"], body=data["body"], save_as=data["save_as"])
+    except services.ActionRefused as refused:
+        request.session["desk_problem"] = str(refused)
+    else:
+        request.session["desk_notice"] = result.note
+    return redirect("desk-case", case_id=case_id)
+
+
+@staff_only(VIEW_PERMISSION)
+def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return render(request, "support/incident.html", {
+        "incident": incident, "text": desk.incident_card_text(incident), "cases": desk.incident_cases(incident),
+    })

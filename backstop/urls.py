@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.urls import include, path
+
+from backstop.accounts import views as accounts
+from backstop.api import api
+from backstop.billing import views as billing
+
+urlpatterns = [
+    path("", accounts.home, name="home"),
+    path("signup", accounts.signup_page, name="signup"),
+    path("login", accounts.login_page, name="login"),
+    path("logout", accounts.logout_page, name="logout"),
+    path("setup", accounts.setup_page, name="setup"),
+    path("setup/retry", accounts.setup_retry, name="setup-retry"),
+    path("app", accounts.app_page, name="app"),
+    path("recover", accounts.recover_page, name="recover"),
+    path("verify", accounts.verify_page, name="verify"),
+    path("verify/send-code", accounts.send_code_page, name="send-code"),
+    path("verify/email/<str:token>", accounts.verify_email_link, name="verify-email"),
+    path("checkout", billing.checkout_page, name="checkout"),
+    path("checkout/<str:reference>", billing.outcome_page, name="checkout-outcome"),
+    path("api/", api.urls),
+    path("", include("backstop.support.urls")),
+]
+
+if settings.DEMO_PAGES:
+    from backstop.demo import views as demo
+
+    urlpatterns += [
+        path("demo/mailbox", demo.mailbox_page, name="demo-mailbox"),
+        path("demo/api/mailbox", demo.mailbox_api, name="demo-mailbox-api"),
+        path("demo/faults", demo.faults_page, name="demo-faults"),
+        path("demo/api/faults", demo.faults_api, name="demo-faults-api"),
+    ]

@@ -1,0 +1,67 @@
+"""Workspace provisioner adapters: an HTTP service in production, a local fake in the demo."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from backstop.demo.faults import maybe_with_faults
+from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.workspaces.models import LocalProvisionedWorkspace
+
+
+class Provisioner(Protocol):
+    def provision(self, *, idempotency_key: str, name: str) -> str:
+        """Create the workspace (or return the one this key already created); returns its id."""
+        ...
+
+
+class HttpProvisioner:
+    def provision(self, *, idempotency_key: str, name: str) -> str:
+        try:
+            response = httpx.post(
+                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/workspaces",
+                json={"name": name},
+                headers={"Idempotency-Key": idempotency_key,
+                         "Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
+                timeout=settings.WORKSPACE_TIMEOUT,
+            )
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout(
+                f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
+            ) from error
+        except httpx.HTTPError as error:
+            raise ProviderError(f"could not reach the workspace service ({error.__class__.__name__})") from error
+        if response.status_code >= 400:
+            raise ProviderError(f"the workspace service refused the request (HTTP {response.status_code})")
+        try:
+            return str(response.json()["id"])
+        except (ValueError, KeyError, TypeError) as error:
+            # A garbled answer must be retried like any other failure, not crash the setup workflow.
+            raise ProviderError("the workspace service sent an answer without a workspace id") from error
+
+
+class LocalProvisioner:
+    def provision(self, *, idempotency_key: str, name: str) -> str:
+        updated = LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(
+            calls=F("calls") + 1
+        )
+        if not updated:
+            try:
+                with transaction.atomic():
+                    LocalProvisionedWorkspace.objects.create(idempotency_key=idempotency_key, name=name)
+            except IntegrityError:  # created by a concurrent call with the same key: same workspace, one more call
+                LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(
+                    calls=F("calls") + 1
+                )
+        record = LocalProvisionedWorkspace.objects.get(idempotency_key=idempotency_key)
+        return f"ws_{record.pk:08d}"
+
+
+def provisioner() -> Provisioner:
+    adapter = HttpProvisioner() if settings.WORKSPACE_PROVIDER == "http" else LocalProvisioner()
+    return maybe_with_faults("workspace", adapter, settings.WORKSPACE_TIMEOUT)

@@ -1,0 +1,407 @@
+"""Shared test fixtures: the workflow engine on the test database, real server processes, an SMTP sink."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+ROOT = Path(__file__).resolve().parent
+
+# Fast clocks for tests: retries in tens of milliseconds, small budgets, generous abuse limits.
+FAST_SETTINGS = {
+    "RETRY_BASE_SECONDS": 0.05,
+    "RETRY_CAP_SECONDS": 0.2,
+    "SETUP_MAX_ATTEMPTS": 4,
+    "BREAKER_THRESHOLD": 50,
+    "BREAKER_COOLDOWN_SECONDS": 0.3,
+    "EMAIL_TIMEOUT": 0.5,
+    "SMS_TIMEOUT": 0.5,
+    "WORKSPACE_TIMEOUT": 0.5,
+    "FAULT_SLOW_SECONDS": 0.1,
+    "RATE_LIMIT_SCALE": 1.0,
+    "FAULT_INJECTION": True,
+    "QUEUE_POLL_SECONDS": 0.05,
+    # In-process tests run the support cycle themselves, at the moments they choose.
+    "SUPPORT_CYCLE_SECONDS": 3600.0,
+}
+FAST_ENV = {
+    "BACKSTOP_RETRY_BASE_SECONDS": "0.2",
+    "BACKSTOP_RETRY_CAP_SECONDS": "1",
+    "BACKSTOP_SETUP_MAX_ATTEMPTS": "1000",
+    "BACKSTOP_BREAKER_COOLDOWN_SECONDS": "1",
+    "BACKSTOP_EMAIL_TIMEOUT": "1",
+    "BACKSTOP_SMS_TIMEOUT": "1",
+    "BACKSTOP_WORKSPACE_TIMEOUT": "1",
+    "BACKSTOP_FAULT_SLOW_SECONDS": "0.2",
+    "BACKSTOP_HEARTBEAT_SECONDS": "1",
+    "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": "4",
+    "BACKSTOP_SWEEP_GRACE_SECONDS": "5",
+    "BACKSTOP_QUEUE_POLL_SECONDS": "0.05",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_settings() -> Iterator[None]:
+    with override_settings(**FAST_SETTINGS):
+        yield
+
+
+def _test_database_url() -> str:
+    """The workflow engine's tables live in the same database the test run uses."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(settings.DATA_DIR) / 'test-workflows.sqlite3'}"
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    host, port = params.get("HOST") or "127.0.0.1", params.get("PORT") or 5432
+    return f"postgresql://{user}@{host}:{port}/{params['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def workflow_engine(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """DBOS running in the test process against the test database (use with ``transactional_db``)."""
+    from backstop.runtime import engine
+
+    with django_db_blocker.unblock():
+        url = _test_database_url()
+        if url.startswith("sqlite:///"):
+            for suffix in ("", "-wal", "-shm"):
+                Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        with override_settings(DBOS_SYSTEM_DATABASE_URL=url, EXECUTOR_ID=f"pytest-{uuid.uuid4().hex[:8]}"):
+            executor = engine.launch(role="test")
+            try:
+                yield executor
+            finally:
+                engine.shutdown()
+
+
+@pytest.fixture
+def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
+    """A test that runs workflows: committed data (workflow threads use their own connections)."""
+    from dbos import DBOS
+
+    yield workflow_engine
+    # A workflow left waiting by this test must not write into the next test's rows after the flush.
+    live = DBOS.list_workflows(status=["PENDING", "ENQUEUED", "DELAYED"], load_input=False, load_output=False)
+    if live:
+        DBOS.cancel_workflows([w.workflow_id for w in live])
+
+
+# --- Real server processes ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SmtpSink:
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink(port=free_port())
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            sink.messages.append(message_from_bytes(envelope.content))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@dataclass
+class StubApi:
+    """A tiny HTTP server on loopback standing in for a third-party API: records requests, answers as told."""
+
+    url: str = ""
+    status: int = 200
+    body: bytes = b"{}"
+    delay: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Computes (status, body) from the recorded request when set, e.g. to answer idempotently.
+    reply: Any = None
+
+
+@pytest.fixture
+def stub_api() -> Iterator[StubApi]:
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stub = StubApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode()
+            is_json = self.headers.get("Content-Type", "").startswith("application/json")
+            stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": raw,
+                                  "json": json.loads(raw) if is_json and raw else None})
+            time.sleep(stub.delay)
+            status, body = stub.reply(stub.requests[-1]) if stub.reply else (stub.status, stub.body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting: exactly what the timeout tests provoke
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield stub
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Database:
+    """A throwaway database for server processes: a SQLite directory or a fresh PostgreSQL database."""
+
+    data_dir: Path
+    url: str  # DATABASE_URL, empty for SQLite
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not self.url:
+            import sqlite3
+
+            with sqlite3.connect(self.data_dir / "backstop.sqlite3", timeout=30) as conn:
+                return conn.execute(sql, params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+@pytest.fixture
+def server_database(tmp_path: Path) -> Iterator[Database]:
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url:
+        yield Database(data_dir=tmp_path, url="")
+        return
+    import psycopg
+
+    name = f"backstop_e2e_{uuid.uuid4().hex[:10]}"
+    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield Database(data_dir=tmp_path, url=base_url.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class ServerProcess:
+    """`backstop serve` (or `worker`) in a real child process, killable with SIGKILL."""
+
+    database: Database
+    env: dict[str, str]
+    command: str = "serve"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: bool = True, **extra_env: str) -> ServerProcess:
+        env = {**os.environ, **self.env, **extra_env}
+        args = [sys.executable, "-m", "backstop.cli", self.command, "--migrate"]
+        if self.command == "serve":
+            args += ["--port", str(self.port)]
+        self.log_path = self.database.data_dir / f"{self.command}-{self.port}-{int(time.time() * 1000)}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if wait and self.command == "serve":
+            self.wait_until_up()
+        return self
+
+    def wait_until_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/api/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up code runs, exactly like a crashed machine."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server_factory(server_database: Database, smtp_sink: SmtpSink) -> Iterator[Any]:
+    """Build server/worker processes sharing one database, mail going to the SMTP sink."""
+    started: list[ServerProcess] = []
+
+    def make(command: str = "serve", executor_id: str | None = None, **env: str) -> ServerProcess:
+        base_env = {
+            **FAST_ENV,
+            "BACKSTOP_DATA_DIR": str(server_database.data_dir),
+            "DATABASE_URL": server_database.url,
+            "BACKSTOP_FAULT_INJECTION": "1",
+            "BACKSTOP_DEMO_PAGES": "1",
+            "BACKSTOP_EMAIL": "smtp",
+            "BACKSTOP_SMTP_HOST": "127.0.0.1",
+            "BACKSTOP_SMTP_PORT": str(smtp_sink.port),
+            "BACKSTOP_EXECUTOR_ID": executor_id or f"{command}-{uuid.uuid4().hex[:6]}",
+            "BACKSTOP_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        server = ServerProcess(database=server_database, env=base_env, command=command)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class FakePay:
+    """`backstop fakepay` in a real child process with its own SQLite file (Stripe's API on loopback)."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / f"fakepay-{self.port}.sqlite3"
+
+    def start(self, *, webhook_url: str = "") -> FakePay:
+        """Start (or restart) it; events go to ``webhook_url`` when given, signed with the default secret."""
+        args = [sys.executable, "-m", "backstop.cli", "fakepay", "--port", str(self.port), "--db", str(self.db_path)]
+        if webhook_url:
+            args += ["--webhook-url", webhook_url]
+        self.log_path = self.data_dir / f"fakepay-{self.port}.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"fakepay exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/_fakepay/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"fakepay did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import sqlite3
+
+        with sqlite3.connect(self.db_path, timeout=30) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def set_fault(self, mode: str) -> None:
+        httpx.post(f"{self.url}/_fakepay/faults", json={"mode": mode}, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def fakepay(tmp_path: Path) -> Iterator[FakePay]:
+    """A fake payment processor; call ``.start(webhook_url=...)``, then point STRIPE_API_BASE at ``.url``."""
+    processor = FakePay(data_dir=tmp_path)
+    yield processor
+    processor.stop()
+
+
+def wait_for(condition: Any, *, timeout: float = 30, interval: float = 0.1, message: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``message`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def pytest_configure(config: Any) -> None:
+    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)

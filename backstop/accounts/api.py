@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import login
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.security import SessionAuth
 
 from backstop.accounts import messages, services
@@ -112,35 +112,35 @@ def _account_out(account: Account) -> dict[str, Any]:
 
 
 @router.post("/signup", response={201: SignupOut, 200: SignupOut, 400: ErrorOut, 409: ErrorOut, 429: ErrorOut})
-def signup(request: HttpRequest, payload: SignupIn) -> tuple[int, dict[str, Any]]:
+def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
     try:
         result = services.signup_account(**payload.dict(), ip=client_ip(request))
     except services.EmailTaken:
-        return 409, {"code": "email_taken", "message": messages.EMAIL_TAKEN.text}
+        return Status(409, {"code": "email_taken", "message": messages.EMAIL_TAKEN.text})
     _sign_in(request, result.account)
     resumed = result.outcome == "resumed"
     progress = setup_progress(result.account, action="resignup" if resumed else "signup")
-    return (200 if resumed else 201), {
+    return Status(200 if resumed else 201, {
         "account": _account_out(result.account), "setup": progress.as_dict(), "message": progress.message,
         "resumed": resumed,
-    }
+    })
 
 
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})
-def login_view(request: HttpRequest, payload: LoginIn) -> tuple[int, dict[str, Any]]:
+def login_view(request: HttpRequest, payload: LoginIn) -> Status[dict[str, Any]]:
     try:
         account = services.authenticate_account(email=payload.email, password=payload.password,
                                                 ip=client_ip(request))
     except services.InvalidCredentials:
-        return 401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text}
+        return Status(401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text})
     except services.AccountDisabled:
-        return 403, {"code": "account_disabled", "message": messages.notice("disabled", "login").text}
+        return Status(403, {"code": "account_disabled", "message": messages.notice("disabled", "login").text})
     _sign_in(request, account)
     progress = setup_progress(account, action="login")
-    return 200, {
+    return Status(200, {
         "account": _account_out(account), "state": account.state, "message": progress.message,
         "setup": None if account.state == "active" else progress.as_dict(),
-    }
+    })
 
 
 @router.get("/setup", auth=signed_in, response={200: SetupOut, 401: ErrorOut})
@@ -149,31 +149,31 @@ def setup(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.post("/setup/retry", auth=signed_in, response={202: SetupOut, 401: ErrorOut})
-def setup_retry(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
     account = Account.objects.signed_in(request.user)
     services.retry_setup(account=account)
     account.refresh_from_db()
-    return 202, setup_progress(account).as_dict()
+    return Status(202, setup_progress(account).as_dict())
 
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
-def recover(request: HttpRequest, payload: RecoverIn) -> tuple[int, dict[str, str]]:
+def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
     services.send_sign_in_code(email=payload.email, ip=client_ip(request))
-    return 202, {"message": messages.RECOVERY_SENT.text}
+    return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 
 @router.post("/recover/verify", response={200: LoginOut, 400: ErrorOut, 429: ErrorOut})
-def recover_verify(request: HttpRequest, payload: VerifyIn) -> tuple[int, dict[str, Any]]:
+def recover_verify(request: HttpRequest, payload: VerifyIn) -> Status[dict[str, Any]]:
     try:
         account = services.redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
                                                new_password=payload.new_password)
     except services.CodeRejected:
-        return 400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text}
+        return Status(400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text})
     _sign_in(request, account)
     progress = setup_progress(account, action="recovery")
-    return 200, {
+    return Status(200, {
         "account": _account_out(account), "state": account.state, "message": progress.message,
         "setup": None if account.state == "active" else progress.as_dict(),
-    }
+    })
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.security import django_auth
 from ninja.utils import check_csrf
 
@@ -65,20 +65,20 @@ class WebhookOut(Schema):
     outcome: str
 
 
-def _purchase_error(attempt: PurchaseAttempt | None) -> tuple[int, dict[str, Any]]:
+def _purchase_error(attempt: PurchaseAttempt | None) -> Status[dict[str, Any]]:
     reference = uuid.uuid4().hex[:12]
     log.exception("checkout failed unexpectedly, error reference %s", reference)
-    return 500, {
+    return Status(500, {
         "code": "internal_error", "reference": reference,
         "message": messages.PURCHASE_ERROR.text.format(error_reference=reference,
                                                        minutes=settings.IN_DOUBT_REPLY_MINUTES),
         "status_url": f"/api/orders/{attempt.reference}" if attempt is not None else None,
-    }
+    })
 
 
 @router.post("/checkout", response={200: OutcomeOut, 202: OutcomeOut, 400: ErrorOut, 403: ErrorOut, 409: ErrorOut,
                                     429: ErrorOut, 500: ErrorOut})
-def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) -> tuple[int, Any]:
+def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) -> Status[Any]:
     """Buy a product. Send an ``Idempotency-Key`` header: every retry with that key is the same purchase.
 
     Answers 200 when the outcome is final (paid, declined), 202 while the charge is still settling; either way
@@ -88,7 +88,7 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
     if request.user.is_authenticated:
         # A session cookie buys on the signed-in account: that must come from our own pages.
         if check_csrf(request) is not None:
-            return 403, {"code": "csrf_failed", "message": messages.CSRF_FAILED}
+            return Status(403, {"code": "csrf_failed", "message": messages.CSRF_FAILED})
         account = Account.objects.signed_in(request.user)
     attempt = None
     try:
@@ -100,49 +100,49 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
         services.wait_for_charge(attempt=attempt, seconds=settings.CHECKOUT_WAIT_SECONDS)
         outcome = checkout_outcome(attempt, show_email=True)
     except services.IdempotencyKeyReused:
-        return 409, {"code": "idempotency_key_reused", "message": messages.IDEMPOTENCY_KEY_REUSED.text}
+        return Status(409, {"code": "idempotency_key_reused", "message": messages.IDEMPOTENCY_KEY_REUSED.text})
     except (InvalidInput, RateLimited):
         raise  # the API's own handlers answer 400 with the field errors, 429 with Retry-After
     except Exception:
         return _purchase_error(attempt)
     if result.replayed:
         response["Idempotent-Replayed"] = "true"
-    return (200 if outcome.final else 202), outcome.as_dict()
+    return Status(200 if outcome.final else 202, outcome.as_dict())
 
 
 @router.get("/orders/{reference}", response={200: OutcomeOut, 404: ErrorOut})
-def order_status(request: HttpRequest, reference: str) -> tuple[int, Any]:
+def order_status(request: HttpRequest, reference: str) -> Status[Any]:
     """A checkout's state by its reference (the buyer's email is masked)."""
     attempt = PurchaseAttempt.objects.by_reference(reference)
     if attempt is None:
-        return 404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text}
-    return 200, checkout_outcome(attempt).as_dict()
+        return Status(404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text})
+    return Status(200, checkout_outcome(attempt).as_dict())
 
 
 @router.post("/orders/{reference}/refund", auth=django_auth,
              response={200: OutcomeOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 502: ErrorOut})
-def refund(request: HttpRequest, reference: str) -> tuple[int, Any]:
+def refund(request: HttpRequest, reference: str) -> Status[Any]:
     """Staff only: refund the order in full. Repeating it changes nothing."""
     staff = Account.objects.signed_in(request.user)
     if not staff.is_staff:
-        return 403, {"code": "staff_only", "message": messages.STAFF_ONLY}
+        return Status(403, {"code": "staff_only", "message": messages.STAFF_ONLY})
     try:
         order = services.refund_order(reference=reference, actor=f"staff:{staff.email}")
     except Order.DoesNotExist:
-        return 404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text}
+        return Status(404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text})
     except services.NotRefundable as error:
-        return 409, {"code": "not_refundable", "message": messages.NOT_REFUNDABLE.format(error=error)}
+        return Status(409, {"code": "not_refundable", "message": messages.NOT_REFUNDABLE.format(error=error)})
     except ProviderError as error:
-        return 502, {"code": "refund_failed", "message": messages.REFUND_FAILED.format(error=error)}
-    return 200, checkout_outcome(order.attempt, show_email=True).as_dict()
+        return Status(502, {"code": "refund_failed", "message": messages.REFUND_FAILED.format(error=error)})
+    return Status(200, checkout_outcome(order.attempt, show_email=True).as_dict())
 
 
 @router.post("/webhooks/payments", response={200: WebhookOut, 400: ErrorOut})
-def payment_webhook(request: HttpRequest) -> tuple[int, Any]:
+def payment_webhook(request: HttpRequest) -> Status[Any]:
     """The processor's events, signed with Stripe-Signature."""
     try:
         outcome = webhooks.handle_payment_event(payload=request.body,
                                                 signature=request.headers.get("Stripe-Signature", ""))
     except webhooks.BadSignature:
-        return 400, {"code": "bad_signature", "message": messages.WEBHOOK_BAD_SIGNATURE}
-    return 200, {"received": True, "outcome": outcome}
+        return Status(400, {"code": "bad_signature", "message": messages.WEBHOOK_BAD_SIGNATURE})
+    return Status(200, {"received": True, "outcome": outcome})

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from backstop.lib.http import client_ip
 from backstop.support import services
@@ -29,9 +29,9 @@ class ErrorOut(Schema):
 
 
 @router.post("/contact", response={202: ContactOut, 400: ErrorOut, 429: ErrorOut})
-def contact(request: HttpRequest, payload: ContactIn) -> tuple[int, dict[str, Any]]:
+def contact(request: HttpRequest, payload: ContactIn) -> Status[dict[str, Any]]:
     """Write to support. The answer says what we see only to the signed-in owner of the address; everyone else
     is told that the details went to the address on file."""
     result = services.receive_contact(email=payload.email, text=payload.message, reference=payload.reference,
                                       ip=client_ip(request))
-    return 202, {"reference": result.contact.our_reference, "message": result.reply_for(request.user)}
+    return Status(202, {"reference": result.contact.our_reference, "message": result.reply_for(request.user)})

@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/signup_latency.py
 	$(BIN)/python bench/activation_throughput.py
 	$(BIN)/python bench/reconcile_scale.py
+	$(BIN)/python bench/desk_load.py
 
 clean:
 	rm -rf $(VENV) var

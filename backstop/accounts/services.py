@@ -377,7 +377,12 @@ def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "
     ).order_by("-created_at").first()
     if candidate is None:
         raise CodeRejected
-    VerificationCode.objects.filter(pk=candidate.pk).update(tries=F("tries") + 1)
+    # Conditional UPDATE: each guess claims one of the code's tries, so parallel guesses cannot exceed them.
+    claimed = VerificationCode.objects.filter(
+        pk=candidate.pk, tries__lt=settings.VERIFICATION_CODE_MAX_TRIES
+    ).update(tries=F("tries") + 1)
+    if not claimed:
+        raise CodeRejected
     if not hmac.compare_digest(candidate.code_hash, _hash_code(account.pk, code.strip())):
         raise CodeRejected
     # Conditional UPDATE: a code signs in once, even if submitted twice at the same moment.

@@ -6,12 +6,15 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from dbos import DBOS
 from django.conf import settings as django_settings
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
@@ -144,6 +147,28 @@ def test_it_refuses_even_the_right_code_after_five_wrong_ones(engine_db: str) ->
     assert too_late.json() == {"code": "code_rejected", "message": messages.CODE_REJECTED.text, "fields": None}
     assert browser.get("/api/setup").status_code == 401
     assert Account.objects.get().email_verified_at is None
+
+
+def test_it_counts_parallel_guesses_against_the_five_tries(engine_db: str) -> None:
+    make_account()
+    code = request_code()
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    guesses = 8
+    barrier = threading.Barrier(guesses)
+
+    def guess() -> int:
+        barrier.wait(timeout=30)
+        try:
+            return int(verify(Client(), wrong).status_code)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=guesses) as pool:
+        statuses = list(pool.map(lambda _: guess(), range(guesses)))
+
+    assert statuses == [400] * guesses
+    assert VerificationCode.objects.get().tries == django_settings.VERIFICATION_CODE_MAX_TRIES
+    assert verify(Client(), code).status_code == 400
 
 
 def test_it_refuses_an_expired_code(engine_db: str) -> None:

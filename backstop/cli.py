@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 DEMO_STAFF_EMAIL = "staff@backstop.localhost"
@@ -86,7 +87,7 @@ def _start_demo_fakepay(data_dir: Path, *, web_port: int) -> subprocess.Popen[by
     print(f"Payments: fakepay on {settings.FAKEPAY_API_BASE} (checkout: /checkout)", flush=True)
     return subprocess.Popen([
         sys.executable, "-m", "backstop.cli", "fakepay", "--port", "12111", "--db", str(data_dir / "fakepay.sqlite3"),
-        "--webhook-url", f"http://127.0.0.1:{web_port}/api/webhooks/payments",
+        "--webhook-url", f"http://127.0.0.1:{web_port}/api/webhooks/payments", "--exit-with-parent",
     ])
 
 
@@ -118,11 +119,25 @@ def run_worker(args: argparse.Namespace) -> None:
         engine.shutdown()
 
 
+def _exit_when_parent_dies() -> None:
+    """The demo's fakepay stops with the demo, even when the demo is killed (the crash fault exits at once)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def run_fakepay(args: argparse.Namespace) -> None:
     """The local fake payment processor: its own process and SQLite file, no Django."""
     from backstop.fakepay import server
 
     _stop_on_sigterm()
+    if args.exit_with_parent:
+        _exit_when_parent_dies()
     server.serve(
         host=args.host,
         port=args.port,
@@ -163,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     fakepay.add_argument("--webhook-url", action="append", default=[], help="POST events here (repeatable)")
     fakepay.add_argument("--webhook-secret", default="whsec_fakepay_local", help="signs the Stripe-Signature")
     fakepay.add_argument("--allow-reset", action="store_true", help="enable POST /_fakepay/reset")
+    fakepay.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     fakepay.set_defaults(run=run_fakepay)
 
     if argv and argv[0] not in {"demo", "serve", "worker", "fakepay", "-h", "--help"}:

@@ -166,6 +166,8 @@ CHECKOUT_WAIT_SECONDS = env_float("BACKSTOP_CHECKOUT_WAIT_SECONDS", 3.0, minimum
 CHECKOUT_SLOW_SECONDS = env_float("BACKSTOP_CHECKOUT_SLOW_SECONDS", 30.0, minimum=0.1)
 # The "we are checking and will email you within N minutes" promise; reconciliation runs every 5 minutes.
 IN_DOUBT_REPLY_MINUTES = env_int("BACKSTOP_IN_DOUBT_REPLY_MINUTES", 15, minimum=1)
+# The most days of access one support credit may add (a typo must not give away years).
+CREDIT_MAX_DAYS = env_int("BACKSTOP_CREDIT_MAX_DAYS", 90, minimum=1)
 RECONCILE_SCHEDULE = env_str("BACKSTOP_RECONCILE_SCHEDULE", "0 */5 * * * *")  # cron with seconds; empty: off
 RECONCILE_OVERLAP_SECONDS = env_float("BACKSTOP_RECONCILE_OVERLAP_SECONDS", 3600.0, minimum=0)
 # Payments younger than this are left to their own checkout workflow and webhook.

@@ -105,6 +105,8 @@ IDEMPOTENCY_KEY_REUSED = Notice(
     "Nothing new was charged.",
     "Reload the checkout page to start a new purchase.",
 )
+CREDIT_NO_ACTIVE_PLAN = "This customer has no active plan to add days to. Nothing was changed."
+CREDIT_DAYS_OUT_OF_RANGE = "A credit is between 1 and {max_days} days. Nothing was changed."
 NOT_REFUNDABLE = "The payment processor refused to refund this order ({error}). Nothing changed here."
 REFUND_FAILED = "The payment processor didn't refund this order: {error} Nothing changed; try again later."
 CSRF_FAILED = "This request came without our page's security token. Reload the checkout page and try again."

@@ -242,6 +242,20 @@ class ReconciliationWatermark(models.Model):
         return f"{self.name} until {self.reconciled_until}"
 
 
+class Credit(models.Model):
+    """Days of access added to a customer's plan by support, e.g. to make up for our outage. Once per key."""
+
+    key = models.CharField(max_length=160, unique=True)
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="credits")
+    days = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300, blank=True, default="")
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.days} days on {self.entitlement} by {self.actor}"
+
+
 class AuditEntry(models.Model):
     """Every action on money: who, what, when, and the state before and after."""
 

@@ -398,10 +398,11 @@ def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor
         return
     summary.orders_without_payment += 1
     status = payment.status if payment is not None else "not found at the processor"
+    owner = Order.objects.select_related("account").get(reference=order.reference)
     AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.ORDER_WITHOUT_PAYMENT, subject=f"order:{order.reference}",
+        kind=AttentionKind.ORDER_WITHOUT_PAYMENT, subject=f"order:{order.reference}", account=owner.account,
         summary=f"Order {order.reference} has no succeeded payment at the processor (payment {order.payment_id}: "
                 f"{status}). Check before the customer keeps access unpaid.",
         detail={"reference": order.reference, "payment_id": order.payment_id, "payment_status": status,
-                "payment_created_at": order.created.isoformat()},
+                "payment_created_at": order.created.isoformat(), "email": owner.email},
     )

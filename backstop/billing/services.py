@@ -20,17 +20,18 @@ from typing import Any, Literal, TypedDict
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput, clean_email, email_key
 from backstop.billing import dispatch
-from backstop.billing.messages import FIELD_ERRORS
+from backstop.billing.messages import CREDIT_DAYS_OUT_OF_RANGE, CREDIT_NO_ACTIVE_PLAN, FIELD_ERRORS
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
     AuditEntry,
+    Credit,
     Entitlement,
     EntitlementState,
     FulfilledBy,
@@ -62,6 +63,10 @@ class IdempotencyKeyReused(Exception):
 
 class NotRefundable(Exception):
     """The processor refused the refund (a 4xx): nothing changed."""
+
+
+class NotCreditable(Exception):
+    """There is no plan to add days to, or the number of days is out of range."""
 
 
 class UnmatchedPayment(Exception):
@@ -446,11 +451,24 @@ def refund_order(*, reference: str, actor: str) -> Order:
     return order
 
 
-def record_refund_from_processor(*, payment_id: str, amount_refunded: int, actor: str) -> bool:
+def record_refund_from_processor(
+    *, payment_id: str, amount_refunded: int, actor: str
+) -> Literal["refunded", "partial", "unchanged"]:
     """A refund made at the processor (dashboard, webhook): reflect it on the order once."""
-    order = Order.objects.filter(payment_id=payment_id).first()
-    if order is None or amount_refunded < order.amount_cents:
-        return False
+    order = Order.objects.select_related("account").filter(payment_id=payment_id).first()
+    if order is None or amount_refunded <= 0:
+        return "unchanged"
+    if amount_refunded < order.amount_cents:
+        # We sell no partial plans, so what access a partial refund leaves is a person's decision.
+        AttentionRecord.objects.raise_once_about(
+            kind=AttentionKind.REFUND_PARTIAL, subject=f"refund:{payment_id}:{amount_refunded}", account=order.account,
+            summary=f"{money(amount_refunded, order.currency)} of order {order.reference} "
+                    f"({money(order.amount_cents, order.currency)}, {order.email}) was refunded at the processor. "
+                    "The order still shows paid with full access: decide what access it keeps and tell the customer.",
+            detail={"reference": order.reference, "payment_id": payment_id, "email": order.email,
+                    "amount_cents": order.amount_cents, "refunded_cents": amount_refunded, "currency": order.currency},
+        )
+        return "partial"
     now = timezone.now()
     with transaction.atomic():
         won = Order.objects.filter(pk=order.pk, status=OrderStatus.PAID).update(
@@ -461,4 +479,27 @@ def record_refund_from_processor(*, payment_id: str, amount_refunded: int, actor
             audit(actor=actor, action="order_refunded", reference=order.reference, payment_id=payment_id,
                   before={"status": OrderStatus.PAID}, after={"status": OrderStatus.REFUNDED,
                                                                "refunded_cents": amount_refunded})
-    return bool(won)
+    return "refunded" if won else "unchanged"
+
+
+def grant_credit(*, email: str, account: Account | None, days: int, reason: str, actor: str, key: str) -> bool:
+    """Add ``days`` to the customer's current plan. True when this call granted it; the same key again is a no-op."""
+    if not 1 <= days <= settings.CREDIT_MAX_DAYS:
+        raise NotCreditable(CREDIT_DAYS_OUT_OF_RANGE.format(max_days=settings.CREDIT_MAX_DAYS))
+    owner = Q(email__iexact=email) | Q(account=account) if account is not None else Q(email__iexact=email)
+    entitlement = (Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).select_related("order")
+                   .order_by("-ends_at").first())
+    if entitlement is None:
+        raise NotCreditable(CREDIT_NO_ACTIVE_PLAN)
+    try:
+        with transaction.atomic():
+            Credit.objects.create(key=key, entitlement=entitlement, days=days, reason=reason[:300], actor=actor)
+            # Relative UPDATE: a refund or another credit landing at the same moment is not overwritten.
+            Entitlement.objects.filter(pk=entitlement.pk).update(ends_at=F("ends_at") + dt.timedelta(days=days))
+            ends_at = Entitlement.objects.values_list("ends_at", flat=True).get(pk=entitlement.pk)
+            audit(actor=actor, action="credit_granted", reference=entitlement.order.reference,
+                  payment_id=entitlement.order.payment_id, before={"ends_at": entitlement.ends_at.isoformat()},
+                  after={"ends_at": ends_at.isoformat(), "days": days, "reason": reason[:300]})
+    except IntegrityError:
+        return False
+    return True

@@ -73,9 +73,10 @@ def _apply(event: dict[str, Any]) -> str:
         settled = services.settle_declined_payment(payment=payment_from_object(obj), actor=ACTOR)
         return "checkout declined" if settled else "nothing to change"
     if kind == "charge.refunded":
-        changed = services.record_refund_from_processor(
+        refund = services.record_refund_from_processor(
             payment_id=str(obj.get("payment_intent", "")), amount_refunded=int(obj.get("amount_refunded", 0)),
             actor=ACTOR,
         )
-        return "order marked refunded" if changed else "nothing to change"
+        return {"refunded": "order marked refunded", "partial": "partial refund sent to support",
+                "unchanged": "nothing to change"}[refund]
     return f"ignored {kind}"

@@ -89,7 +89,6 @@ PAYMENT_MATCHES_NO_CHECKOUT = (
 )
 REFUND_NEEDS_ORDER = "No paid order to refund for this customer; enter the order reference."
 NO_SUCH_ORDER = "There is no order {reference}."
-CREDIT_NOT_AVAILABLE = "Credits aren't available yet: billing has no credit to grant. Nothing was changed."
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
 MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."

@@ -25,6 +25,7 @@ class AttentionKind(models.TextChoices):
     PAYMENT_UNMATCHED = "payment_unmatched", "a processor payment matches no checkout"
     ORDER_WITHOUT_PAYMENT = "order_without_payment", "an order has no payment at the processor"
     PAYMENT_UNRESOLVED = "payment_unresolved", "a checkout's payment could not be settled"
+    REFUND_PARTIAL = "refund_partial", "part of an order was refunded at the processor"
 
 
 class AttentionRecordManager(models.Manager["AttentionRecord"]):

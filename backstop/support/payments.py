@@ -196,6 +196,10 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
     return before == OrderStatus.PAID and order.status == OrderStatus.REFUNDED
 
 
-def grant_credit(*, case: Any, staff: Any, days: int, reason: str) -> bool:
-    # Billing has no credit yet: see the report for the function the desk would call.
-    raise PaymentActionFailed(messages.CREDIT_NOT_AVAILABLE)
+def grant_credit(*, case: Any, staff: Any, days: int, reason: str, key: str) -> bool:
+    """Add days to the customer's plan through billing, once per action key. True when this call granted it."""
+    try:
+        return billing.grant_credit(email=case.email, account=case.account, days=days, reason=reason,
+                                    actor=_actor(staff), key=key)
+    except billing.NotCreditable as error:
+        raise PaymentActionFailed(str(error)) from error

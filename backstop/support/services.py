@@ -448,7 +448,8 @@ def run_action(
         Case.objects.filter(pk=case_id, human_touched_at__isnull=True).update(human_touched_at=timezone.now())
     handler = _HANDLERS[action]
     try:
-        outcome, note = handler(Case.objects.select_related("account").get(pk=case_id), staff, params)
+        outcome, note = handler(Case.objects.select_related("account").get(pk=case_id), staff,
+                                params | {"action_key": record.idempotency_key})
     except ActionRefused as refused:
         outcome, note = ActionOutcome.FAILED, str(refused)
     except (RateLimited, payments.PaymentActionFailed) as error:
@@ -544,7 +545,7 @@ def _refund(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[
 def _grant_credit(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
     text = messages.ACTIONS["grant_credit"]
     done = payments.grant_credit(case=case, staff=staff, days=int(params.get("days") or 0),
-                                 reason=str(params.get("reason", "")))
+                                 reason=str(params.get("reason", "")), key=f"support:{params['action_key']}")
     return (ActionOutcome.DONE, text.done) if done else (ActionOutcome.ALREADY_DONE, text.already)
 
 

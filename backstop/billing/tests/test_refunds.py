@@ -12,6 +12,7 @@ from backstop.accounts.models import Account
 from backstop.billing import messages
 from backstop.billing.models import AuditEntry, Entitlement, Order
 from backstop.billing.tests.conftest import buy, settled, signed, stripe_client
+from backstop.support.models import AttentionKind, AttentionRecord, Case
 
 
 def _refund_event(processor: Any) -> dict[str, Any]:
@@ -66,3 +67,20 @@ def test_it_reflects_a_refund_made_at_the_processor(engine_db: str, processor: A
     order = Order.objects.get(attempt=attempt)
     assert order.status == "refunded"
     assert Entitlement.objects.get(order=order).state == "revoked"
+
+
+def test_it_hands_a_partial_refund_made_at_the_processor_to_support(engine_db: str, processor: Any) -> None:
+    attempt = settled(buy("cy@example.com"))
+    stripe_client().refund(payment_id=attempt.payment_id, amount=5000, idempotency_key="dashboard-partial")
+
+    assert _deliver(_refund_event(processor)) == "partial refund sent to support"
+    assert _deliver(_refund_event(processor)) == "duplicate: already handled"
+
+    order = Order.objects.get(attempt=attempt)
+    assert (order.status, order.refunded_cents) == ("paid", 0)
+    assert Entitlement.objects.get(order=order).state == "active"
+    [record] = AttentionRecord.objects.filter(kind=AttentionKind.REFUND_PARTIAL)
+    assert record.detail["refunded_cents"] == 5000 and record.detail["email"] == "cy@example.com"
+    assert "$50" in record.summary and attempt.reference in record.summary
+    [case] = Case.objects.filter(customer_key="cy@example.com", state="open")
+    assert attempt.reference in case.summary

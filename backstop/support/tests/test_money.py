@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 
 import pytest
@@ -9,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from backstop.billing import services as billing
-from backstop.billing.models import AttemptState, Entitlement, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.models import AttemptState, AuditEntry, Entitlement, Order, OrderStatus, PurchaseAttempt
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
 from backstop.notify.models import Message
 from backstop.support import automation
@@ -130,3 +131,38 @@ def test_it_refunds_with_one_click_once() -> None:
     assert first.before["orders"] == {attempt.reference: "paid"}
     assert first.after["orders"] == {attempt.reference: "refunded"}
 
+
+
+def test_it_grants_a_credit_of_days_once_per_click_and_audits_it() -> None:
+    attempt = settled(buy("eve@example.com"))
+    Client().post("/api/support/contact", {"email": "eve@example.com", "message": "Your outage cost me a week"},
+                  content_type="application/json")
+    case = Case.objects.get()
+    order = Order.objects.get(reference=attempt.reference)
+    ends_at = Entitlement.objects.get(order=order).ends_at
+    client = desk_client(staff_account())
+
+    for key in ("c1", "c1"):  # the double click
+        client.post(f"/desk/cases/{case.pk}/act",
+                    {"action": "grant_credit", "idempotency_key": key, "days": "7", "reason": "outage"})
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "grant_credit", "idempotency_key": "c2", "days": "500"})
+
+    assert Entitlement.objects.get(order=order).ends_at == ends_at + dt.timedelta(days=7)
+    granted, refused = SupportAction.objects.filter(action="grant_credit").order_by("id")
+    assert granted.outcome == ActionOutcome.DONE and refused.outcome == ActionOutcome.FAILED
+    assert "Nothing was changed" in refused.note
+    [entry] = AuditEntry.objects.filter(action="credit_granted")
+    assert entry.reference == attempt.reference and entry.actor.endswith("agent@backstop.localhost")
+    assert (entry.before["ends_at"], entry.after["days"]) == (ends_at.isoformat(), 7)
+
+
+def test_it_refuses_a_credit_for_a_customer_without_a_plan() -> None:
+    Client().post("/api/support/contact", {"email": "fay@example.com", "message": "hello"},
+                  content_type="application/json")
+    case = Case.objects.get()
+
+    desk_client(staff_account()).post(f"/desk/cases/{case.pk}/act",
+                                      {"action": "grant_credit", "idempotency_key": "c1", "days": "7"})
+
+    assert SupportAction.objects.get().outcome == ActionOutcome.FAILED
+    assert not AuditEntry.objects.filter(action="credit_granted").exists()

@@ -9,7 +9,7 @@ from dbos import DBOS
 from django.conf import settings
 
 from backstop.accounts import services
-from backstop.runtime.engine import release_db_connections
+from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
 from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 
@@ -42,6 +42,7 @@ def setup_workflow(account_id: int) -> dict[str, bool]:
 
     A "try again now" press arrives as a message on the "setup" topic and wakes the loop early.
     """
+    yield_cpu_to_requests()
     try:
         open_steps = list_open_setup_steps(account_id)
         tasks: dict[str, Callable[[int], AttemptResult]] = {

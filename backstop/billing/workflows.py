@@ -13,7 +13,7 @@ from backstop.billing import reconcile, services
 from backstop.billing.models import FulfilledBy
 from backstop.billing.providers import ProcessorPayment
 from backstop.lib.backoff import backoff_delay
-from backstop.runtime.engine import release_db_connections
+from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
 
 log = logging.getLogger(__name__)
 RECONCILE_SCHEDULE_NAME = "reconcile-payments"
@@ -96,6 +96,7 @@ def reconcile_workflow(scheduled_at: dt.datetime, context: Any) -> None:
 
     Its summary is the step's recorded output; problems are logged for whoever watches the logs.
     """
+    yield_cpu_to_requests()
     try:
         summary = reconcile_recent_payments()
         for problem in summary["problems"]:

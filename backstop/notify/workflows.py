@@ -4,7 +4,7 @@ from dbos import DBOS
 from django.conf import settings
 
 from backstop.notify import services
-from backstop.runtime.engine import release_db_connections
+from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
 from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 
@@ -21,6 +21,7 @@ def mark_message_undeliverable(message_id: int) -> None:
 @DBOS.workflow()
 def delivery_workflow(message_id: int) -> bool:
     """Deliver one email or SMS, retrying with backoff; give up after the retry budget."""
+    yield_cpu_to_requests()
     try:
         done = retry_until_done(
             {"send": lambda attempt: send_message(message_id, attempt)},

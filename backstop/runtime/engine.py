@@ -37,6 +37,20 @@ def release_db_connections() -> None:
     connections.close_all()
 
 
+def yield_cpu_to_requests() -> None:
+    """Lower this thread's CPU priority: a person waiting on a page comes before background work.
+
+    Called first by every workflow and by the supervisor. On Linux the nice value belongs to the thread, so the
+    web server's threads in the same process keep theirs; background work still gets every idle cycle.
+    """
+    if settings.BACKGROUND_NICE and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           max(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), settings.BACKGROUND_NICE))
+        except OSError:  # a platform that refuses: background work runs at normal priority
+            log.debug("could not lower the priority of background thread %s", threading.get_native_id())
+
+
 def wait_for_message(topic: str, timeout_seconds: float) -> Any:
     """Durable wait inside a workflow that holds no database connection while it waits."""
     release_db_connections()
@@ -128,6 +142,7 @@ def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
     from backstop.accounts.services import restart_stalled_setups
     from backstop.support.automation import run_support_cycle
 
+    yield_cpu_to_requests()
     hostname = socket.gethostname()
     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
     next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS

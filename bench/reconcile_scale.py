@@ -139,7 +139,14 @@ def child_reconcile(full: bool) -> dict[str, Any]:
     baseline = peak_rss_mb()
     cpu_before = cpu_seconds()
     started = time.monotonic()
-    summary = reconcile_payments(actor="bench", full=full)
+    if full and os.environ.get("RECONCILE_PROFILE"):
+        import cProfile
+
+        with cProfile.Profile() as profiler:  # the walking thread only; fetching and fixing run on their own
+            summary = reconcile_payments(actor="bench", full=full)
+        profiler.dump_stats(os.environ["RECONCILE_PROFILE"])
+    else:
+        summary = reconcile_payments(actor="bench", full=full)
     return {"seconds": time.monotonic() - started, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": baseline,
             "cpu_seconds": cpu_seconds() - cpu_before, "summary": summary.as_dict()}
 
@@ -181,6 +188,8 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=1_000)
     parser.add_argument("--database-url", default="", help="PostgreSQL server to create a throwaway database on")
     parser.add_argument("--keep", action="store_true", help="keep the data directory (its path is printed)")
+    parser.add_argument("--profile", default="", metavar="FILE",
+                        help="write a cProfile of the full run's walking thread to FILE (pstats format)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -213,6 +222,8 @@ def main() -> None:
            "STRIPE_API_BASE": f"http://127.0.0.1:{port}", "BACKSTOP_RECONCILE_SETTLE_SECONDS": "0",
            "BACKSTOP_RECONCILE_SCHEDULE": "", "BACKSTOP_LOG_LEVEL": "ERROR", "BACKSTOP_FAULT_INJECTION": "0",
            "BACKSTOP_FAULTS": "", "BACKSTOP_EMAIL": "mailbox"}
+    if args.profile:
+        env["RECONCILE_PROFILE"] = str(Path(args.profile).resolve())
     fakepay = None
     try:
         print(f"data in {data_dir} ({'PostgreSQL' if database_url else 'SQLite'})", flush=True)

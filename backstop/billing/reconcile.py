@@ -22,11 +22,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, connections
+from django.db.models import Min
 from django.utils import timezone
 
 from backstop.billing import dispatch, services
@@ -51,6 +53,8 @@ LOOKUP_MARGIN = dt.timedelta(minutes=2)
 LOCAL_CHUNK = 2000
 PREFETCH_PAGES = 4
 FIX_QUEUE = 1000
+# A window shorter than this is walked in one piece (the second walk would not pay for itself).
+MIN_SLICED_WINDOW = dt.timedelta(seconds=30)
 FAILED_PAYMENT_STATUSES = {"requires_payment_method", "canceled"}
 
 ProgressCallback = Callable[[int, dt.datetime | None], None]
@@ -223,15 +227,6 @@ def _second(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
 
-def _succeeded_payments(pages: Iterable[list[ProcessorPayment]], summary: ReconcileSummary,
-                        progress: ProgressCallback | None) -> Iterator[ProcessorPayment]:
-    for page in pages:
-        summary.payments_seen += len(page)
-        if progress is not None:
-            progress(len(page), page[-1].created)
-        yield from (payment for payment in page if payment.succeeded)
-
-
 def _local_orders(since: dt.datetime | None, until: dt.datetime) -> Iterator[LocalOrder]:
     """Orders newest payment first, a chunk of rows at a time (a server-side cursor on PostgreSQL).
 
@@ -318,13 +313,16 @@ class _Fixer:
                     continue  # drain, so the walk never blocks on a dead fixer
                 try:
                     if isinstance(item, LocalOrder):
-                        _check_order_payment(item, self.summary, self.processor)
+                        self.late_matches += _check_order_payment(item, self.summary, self.processor)
                     else:
                         self.late_matches += _fulfil_or_report(item, self.summary, actor=self.actor)
                 except BaseException as error:  # raised on the walking thread by finish()
                     self.failures.append(error)
         finally:
             connections.close_all()
+
+    def put(self, item: ProcessorPayment | LocalOrder) -> None:
+        self.work.put(item)
 
     def finish(self) -> None:
         self.work.put(None)
@@ -336,37 +334,113 @@ class _Fixer:
 
 def _compare_books(summary: ReconcileSummary, processor: PaymentProcessor, *, actor: str,
                    progress: ProgressCallback | None) -> None:
-    pages = _prefetched(processor.list_pages(created_gte=summary.since, created_lte=summary.until))
-    payments = _succeeded_payments(pages, summary, progress)
     fixer = _Fixer(summary, processor, actor=actor)
+    slices = _slices(summary.since, summary.until)
+    walked = _Progress(summary, progress, until=summary.until)
+    try:
+        if len(slices) == 1:
+            _walk(*slices[0], fixer=fixer, processor=processor, progress=walked)
+            return
+        # Two walks at once: while one waits on the processor's next page, the other compares (see decisions).
+        with ThreadPoolExecutor(max_workers=len(slices) - 1, thread_name_prefix="backstop-reconcile-walk") as pool:
+            older = [pool.submit(_walk_on_thread, since, until, fixer=fixer, processor=processor, progress=walked)
+                     for since, until in slices[1:]]
+            _walk(*slices[0], fixer=fixer, processor=processor, progress=walked)
+            for walk in older:
+                walk.result()
+    finally:
+        fixer.finish()
+
+
+def _slices(since: dt.datetime | None, until: dt.datetime) -> list[tuple[dt.datetime | None, dt.datetime]]:
+    """The window cut in two at a whole second, newest half first, when it is long enough to be worth it.
+
+    The halves are split by time between the oldest local order in the window and its end; payments older than
+    every order fall in the older half.
+    """
+    orders = Order.objects.filter(payment_created_at__lte=until)
+    if since is not None:
+        orders = orders.filter(payment_created_at__gte=since)
+    oldest = since or orders.aggregate(oldest=Min("payment_created_at"))["oldest"]
+    if oldest is None or until - oldest < MIN_SLICED_WINDOW:
+        return [(since, until)]
+    edge = dt.datetime.fromtimestamp(_second(oldest + (until - oldest) / 2), tz=dt.UTC)
+    # Both sides hold whole-second creation times: the older half ends just before the edge's second.
+    return [(edge, until), (since, edge - dt.timedelta(microseconds=1))]
+
+
+class _Progress:
+    """Counts from every walk into the summary (under a lock) and tells the caller how far back the walks are.
+
+    "How far back" is the window's end minus the time all walks have covered together, so a progress bar moves
+    steadily from the newest payment to the oldest however many walks there are.
+    """
+
+    def __init__(self, summary: ReconcileSummary, callback: ProgressCallback | None, *, until: dt.datetime) -> None:
+        self.summary = summary
+        self.callback = callback
+        self.until = until
+        self.lock = threading.Lock()
+        self.covered: dict[int, dt.timedelta] = {}
+
+    def page(self, walk: int, count: int, top: dt.datetime, reached: dt.datetime) -> None:
+        with self.lock:
+            self.summary.payments_seen += count
+            self.covered[walk] = top - reached
+            if self.callback is not None:
+                self.callback(count, self.until - sum(self.covered.values(), dt.timedelta()))
+
+    def matched(self, count: int) -> None:
+        with self.lock:
+            self.summary.orders_matched += count
+
+
+def _walk_on_thread(since: dt.datetime | None, until: dt.datetime, **kwargs: Any) -> None:
+    try:
+        _walk(since, until, **kwargs)
+    finally:
+        connections.close_all()
+
+
+def _walk(since: dt.datetime | None, until: dt.datetime, *, fixer: _Fixer, processor: PaymentProcessor,
+          progress: _Progress) -> None:
+    walk = threading.get_ident()
+
+    def counted(pages: Iterable[list[ProcessorPayment]]) -> Iterator[ProcessorPayment]:
+        for page in pages:
+            progress.page(walk, len(page), until, page[-1].created)
+            yield from (payment for payment in page if payment.succeeded)
+
+    payments = counted(_prefetched(processor.list_pages(created_gte=since, created_lte=until)))
     remote = itertools.groupby(payments, key=lambda payment: _second(payment.created))
-    local = itertools.groupby(_local_orders(summary.since, summary.until), key=lambda order: _second(order.created))
+    local = itertools.groupby(_local_orders(since, until), key=lambda order: _second(order.created))
     remote_group = next(remote, None)
     local_group = next(local, None)
+    matched = 0
     try:
         # Both sides come newest first: a merge join on the creation second, one second in memory at a time.
         while remote_group is not None or local_group is not None:
             if local_group is None or (remote_group is not None and remote_group[0] > local_group[0]):
                 assert remote_group is not None
                 for payment in remote_group[1]:
-                    fixer.work.put(payment)
+                    fixer.put(payment)
                 remote_group = next(remote, None)
             elif remote_group is None or local_group[0] > remote_group[0]:
                 for order in local_group[1]:
-                    fixer.work.put(order)
+                    fixer.put(order)
                 local_group = next(local, None)
             else:
                 by_id = {payment.id: payment for payment in remote_group[1]}
                 for order in local_group[1]:
                     if by_id.pop(order.payment_id, None) is None:
-                        fixer.work.put(order)
+                        fixer.put(order)
                     else:
-                        summary.orders_matched += 1
+                        matched += 1
                 for payment in by_id.values():
-                    fixer.work.put(payment)
+                    fixer.put(payment)
                 remote_group, local_group = next(remote, None), next(local, None)
     finally:
-        fixer.finish()
+        progress.matched(matched)
 
 
 def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, actor: str) -> int:
@@ -386,16 +460,15 @@ def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, a
     return 0
 
 
-def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor: PaymentProcessor) -> None:
-    # Not in the list under that second: look it up directly before calling it missing.
+def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor: PaymentProcessor) -> int:
+    """Returns 1 when the payment is there after all (listed under another second), else 0."""
     try:
         payment = _retrieve(processor, order.payment_id)
     except ProviderError as error:
         summary.problems.append(f"could not look up the payment of order {order.reference}: {error}")
-        return
+        return 0
     if payment is not None and payment.succeeded:
-        summary.orders_matched += 1
-        return
+        return 1
     summary.orders_without_payment += 1
     status = payment.status if payment is not None else "not found at the processor"
     owner = Order.objects.select_related("account").get(reference=order.reference)
@@ -406,3 +479,4 @@ def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor
         detail={"reference": order.reference, "payment_id": order.payment_id, "payment_status": status,
                 "payment_created_at": order.created.isoformat(), "email": owner.email},
     )
+    return 0

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from backstop.billing import services
+from backstop.billing import reconcile, services
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
@@ -213,6 +213,7 @@ def test_it_walks_many_pages_of_payments_against_the_orders(engine_db: str, proc
 
     summary = reconcile_payments(actor="test", full=True)
 
+    assert len(reconcile._slices(None, summary.until)) == 2, "this window is long enough to walk in two halves"
     assert summary.payments_seen == count
     assert (summary.orders_matched, summary.orders_recreated) == (count - len(missing), len(missing))
     assert (summary.payments_unmatched, summary.orders_without_payment) == (0, 0)

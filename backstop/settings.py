@@ -66,7 +66,11 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Web threads keep their connection between requests (a new PostgreSQL connection costs a signup several
+    # milliseconds); workflow threads close theirs after each workflow (runtime.engine.release_db_connections).
+    DATABASES = {"default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("BACKSTOP_DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
+    )}
     # The workflow engine keeps its tables in the "dbos" schema of the same database.
     DBOS_SYSTEM_DATABASE_URL = DATABASE_URL
 else:

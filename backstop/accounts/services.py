@@ -348,10 +348,10 @@ def send_sign_in_code(*, email: str, ip: str) -> None:
         )
         context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify"}
         messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{record.pk}:email",
-                                        to=account.email, context=context)]
+                                        to=account.email, context=context, secret=code)]
         if account.phone:
             messages.append(notify.create_sms(account=account, kind="sign_in_code", key=f"code:{record.pk}:sms",
-                                              to=account.phone, context=context))
+                                              to=account.phone, context=context, secret=code))
         record_event(account, "code_sent", "A sign-in code was sent by SMS and email.")
         for message in messages:
             notify.send_soon(message)

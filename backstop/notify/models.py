@@ -32,6 +32,9 @@ class Message(models.Model):
     subject = models.CharField(max_length=300, blank=True, default="")
     text = models.TextField()
     html = models.TextField(blank=True, default="")
+    # A one-time secret inside subject/text/html (a sign-in code): kept only until the message is sent or given up,
+    # then masked there, so the outbox and the support desk never show a usable code.
+    secret = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     attempts = models.IntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")

@@ -8,12 +8,16 @@ from typing import Any
 
 from dbos import SetWorkflowID
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Replace
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from backstop.notify.models import Channel, DeliveryStatus, Message
 from backstop.notify.providers import email_provider, sms_provider
 from backstop.runtime.retrying import AttemptResult, call_through_breaker
+
+SECRET_MASK = "••••••"
 
 
 @dataclass(frozen=True)
@@ -37,24 +41,37 @@ def render_sms(kind: str, context: dict[str, Any]) -> str:
     return " ".join(render_to_string(f"notify/sms/{kind}.txt", context).split())
 
 
-def create_email(*, account: Any, kind: str, key: str, to: str, context: dict[str, Any]) -> Message:
-    """Record an email to send; the same ``key`` never makes a second message."""
+def create_email(
+    *, account: Any, kind: str, key: str, to: str, context: dict[str, Any], secret: str = ""
+) -> Message:
+    """Record an email to send; the same ``key`` never makes a second message. ``secret`` is masked once sent."""
     rendered = render_email(kind, context)
     message, _ = Message.objects.get_or_create(
         key=key,
-        defaults={"account": account, "channel": Channel.EMAIL, "kind": kind, "to": to,
+        defaults={"account": account, "channel": Channel.EMAIL, "kind": kind, "to": to, "secret": secret,
                   "subject": rendered.subject, "text": rendered.text, "html": rendered.html},
     )
     return message
 
 
-def create_sms(*, account: Any, kind: str, key: str, to: str, context: dict[str, Any]) -> Message:
+def create_sms(
+    *, account: Any, kind: str, key: str, to: str, context: dict[str, Any], secret: str = ""
+) -> Message:
     message, _ = Message.objects.get_or_create(
         key=key,
-        defaults={"account": account, "channel": Channel.SMS, "kind": kind, "to": to,
+        defaults={"account": account, "channel": Channel.SMS, "kind": kind, "to": to, "secret": secret,
                   "text": render_sms(kind, context)},
     )
     return message
+
+
+def _forget_secret(secret: str) -> dict[str, Any]:
+    """UPDATE values that mask the message's one-time secret wherever it appears, and drop the secret itself."""
+    if not secret:
+        return {}
+    return {field: Replace(F(field), Value(secret), Value(SECRET_MASK)) for field in ("subject", "text", "html")} | {
+        "secret": ""
+    }
 
 
 def send_soon(message: Message) -> None:
@@ -89,7 +106,8 @@ def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
     now = timezone.now()
     if result["status"] == "done":
         Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
-            status=DeliveryStatus.SENT, sent_at=now, attempts=attempt, last_error="", next_attempt_at=None
+            status=DeliveryStatus.SENT, sent_at=now, attempts=attempt, last_error="", next_attempt_at=None,
+            **_forget_secret(message.secret),
         )
     elif result["status"] == "failed":
         Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
@@ -100,6 +118,7 @@ def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
 
 
 def give_up_message(*, message_id: int) -> None:
+    secret = Message.objects.values_list("secret", flat=True).get(pk=message_id)
     Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
-        status=DeliveryStatus.FAILED, next_attempt_at=None
+        status=DeliveryStatus.FAILED, next_attempt_at=None, **_forget_secret(secret)
     )

@@ -22,7 +22,8 @@ from django.utils.html import escape
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, VerificationCode
 from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
-from backstop.notify.models import Channel, LocalMailboxItem
+from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
+from backstop.notify.services import SECRET_MASK
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"
@@ -111,6 +112,15 @@ def test_it_sends_one_code_by_sms_and_email_and_stores_only_a_keyed_hash(engine_
     assert record.code_hash == keyed.hexdigest()
     assert record.used_at is None and record.tries == 0
     assert record.expires_at > timezone.now()
+    # Once delivered, the outbox (and the support desk that shows it) keeps the message but not a usable code.
+    sent = wait_for(lambda: list(Message.objects.filter(kind="sign_in_code", status=DeliveryStatus.SENT))
+                    if not Message.objects.filter(kind="sign_in_code").exclude(status=DeliveryStatus.SENT).exists()
+                    else None, message="the code messages were not marked sent")
+    assert {message.channel for message in sent} == {Channel.SMS, Channel.EMAIL}
+    for message in sent:
+        assert message.secret == ""
+        assert code not in message.subject + message.text + message.html
+        assert SECRET_MASK in message.text
 
 
 def test_it_signs_in_with_the_right_code_and_confirms_the_email(engine_db: str) -> None:

@@ -103,6 +103,27 @@ def test_it_never_marks_a_sent_message_failed() -> None:
     assert message.status == DeliveryStatus.SENT
 
 
+@pytest.mark.django_db
+def test_it_masks_a_one_time_secret_once_the_message_is_sent_or_given_up() -> None:
+    sent = services.create_sms(account=None, kind="sign_in_code", key=new_key(), to="+14155550100",
+                               context=CODE_CONTEXT, secret="123456")
+    FaultSetting.objects.set_modes({"email": "error"})
+    given_up = services.create_email(account=None, kind="sign_in_code", key=new_key(), to="ann@example.com",
+                                     context=CODE_CONTEXT, secret="123456")
+    assert "123456" in given_up.subject and "123456" in given_up.html  # needed until it goes out
+
+    services.deliver_message(message_id=sent.pk, attempt=1)
+    services.deliver_message(message_id=given_up.pk, attempt=1)
+    assert Message.objects.get(pk=given_up.pk).secret == "123456"  # a failed attempt will be retried with it
+    services.give_up_message(message_id=given_up.pk)
+
+    assert "123456" in LocalMailboxItem.objects.get(to="+14155550100").text  # the person got the code
+    for message in Message.objects.filter(pk__in=(sent.pk, given_up.pk)):
+        assert message.secret == ""
+        assert "123456" not in message.subject + message.text + message.html
+        assert services.SECRET_MASK in message.text
+
+
 def test_it_delivers_in_a_workflow_once_the_transaction_commits(engine_db: str) -> None:
     key = new_key()
     with transaction.atomic():

@@ -7,6 +7,7 @@ automation has already done what it can and the customer has had a truthful answ
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -119,13 +120,15 @@ def _send_digest(now: dt.datetime) -> int:
         "case", "incident").order_by("id")[:BATCH])
     if not pending:
         return 0
-    batch = f"digest:{now:%Y%m%dT%H%M%S}:{pending[0].pk}"
+    batch = f"digest:{now:%Y%m%dT%H%M%S}:{uuid.uuid4().hex[:12]}"  # one per sender, even in the same second
     with transaction.atomic():
         claimed = StaffNotice.objects.filter(pk__in=[n.pk for n in pending], sent_at__isnull=True).update(
             sent_at=now, batch_key=batch)
         if not claimed:
             return 0
-        lines = [_line(n) for n in pending if _still_relevant(n)]
+        # Another process may have claimed some of them a moment earlier: list only the ones this batch holds.
+        ours = set(StaffNotice.objects.filter(batch_key=batch).values_list("pk", flat=True))
+        lines = [_line(n) for n in pending if n.pk in ours and _still_relevant(n)]
         if not lines:
             return 0
         text = "\n\n".join([messages.STAFF_DIGEST_INTRO, *(f"- {line}" for line in lines)])

@@ -39,6 +39,8 @@ FAST_SETTINGS = {
     "QUEUE_POLL_SECONDS": 0.05,
     # In-process tests run the support cycle themselves, at the moments they choose.
     "SUPPORT_CYCLE_SECONDS": 3600.0,
+    # ... and reconciliation too: a 5-minute tick landing mid-test would settle what the test is about to check.
+    "RECONCILE_SCHEDULE": "",
 }
 FAST_ENV = {
     "BACKSTOP_RETRY_BASE_SECONDS": "0.2",
@@ -53,6 +55,7 @@ FAST_ENV = {
     "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": "4",
     "BACKSTOP_SWEEP_GRACE_SECONDS": "5",
     "BACKSTOP_QUEUE_POLL_SECONDS": "0.05",
+    "BACKSTOP_RECONCILE_SCHEDULE": "",
 }
 
 

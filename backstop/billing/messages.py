@@ -107,6 +107,11 @@ IDEMPOTENCY_KEY_REUSED = Notice(
 )
 CREDIT_NO_ACTIVE_PLAN = "This customer has no active plan to add days to. Nothing was changed."
 CREDIT_DAYS_OUT_OF_RANGE = "A credit is between 1 and {max_days} days. Nothing was changed."
+# For the support desk: a refund made in the processor's dashboard that we cannot interpret on our own.
+REFUND_PARTIAL_SUMMARY = (
+    "{refunded} of order {reference} ({amount}, {email}) was refunded at the processor. The order still shows paid "
+    "with full access: decide what access it keeps and tell the customer."
+)
 NOT_REFUNDABLE = "The payment processor refused to refund this order ({error}). Nothing changed here."
 REFUND_FAILED = "The payment processor didn't refund this order: {error} Nothing changed; try again later."
 CSRF_FAILED = "This request came without our page's security token. Reload the checkout page and try again."

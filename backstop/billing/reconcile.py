@@ -321,9 +321,6 @@ class _Fixer:
         finally:
             connections.close_all()
 
-    def put(self, item: ProcessorPayment | LocalOrder) -> None:
-        self.work.put(item)
-
     def finish(self) -> None:
         self.work.put(None)
         self.thread.join()
@@ -358,10 +355,10 @@ def _slices(since: dt.datetime | None, until: dt.datetime) -> list[tuple[dt.date
     The halves are split by time between the oldest local order in the window and its end; payments older than
     every order fall in the older half.
     """
-    orders = Order.objects.filter(payment_created_at__lte=until)
-    if since is not None:
-        orders = orders.filter(payment_created_at__gte=since)
-    oldest = since or orders.aggregate(oldest=Min("payment_created_at"))["oldest"]
+    oldest = since
+    if oldest is None:
+        oldest = Order.objects.filter(payment_created_at__lte=until).aggregate(
+            oldest=Min("payment_created_at"))["oldest"]
     if oldest is None or until - oldest < MIN_SLICED_WINDOW:
         return [(since, until)]
     edge = dt.datetime.fromtimestamp(_second(oldest + (until - oldest) / 2), tz=dt.UTC)
@@ -423,21 +420,21 @@ def _walk(since: dt.datetime | None, until: dt.datetime, *, fixer: _Fixer, proce
             if local_group is None or (remote_group is not None and remote_group[0] > local_group[0]):
                 assert remote_group is not None
                 for payment in remote_group[1]:
-                    fixer.put(payment)
+                    fixer.work.put(payment)
                 remote_group = next(remote, None)
             elif remote_group is None or local_group[0] > remote_group[0]:
                 for order in local_group[1]:
-                    fixer.put(order)
+                    fixer.work.put(order)
                 local_group = next(local, None)
             else:
                 by_id = {payment.id: payment for payment in remote_group[1]}
                 for order in local_group[1]:
                     if by_id.pop(order.payment_id, None) is None:
-                        fixer.put(order)
+                        fixer.work.put(order)
                     else:
                         matched += 1
                 for payment in by_id.values():
-                    fixer.put(payment)
+                    fixer.work.put(payment)
                 remote_group, local_group = next(remote, None), next(local, None)
     finally:
         progress.matched(matched)

@@ -26,7 +26,12 @@ from django.utils import timezone
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput, clean_email, email_key
 from backstop.billing import dispatch
-from backstop.billing.messages import CREDIT_DAYS_OUT_OF_RANGE, CREDIT_NO_ACTIVE_PLAN, FIELD_ERRORS
+from backstop.billing.messages import (
+    CREDIT_DAYS_OUT_OF_RANGE,
+    CREDIT_NO_ACTIVE_PLAN,
+    FIELD_ERRORS,
+    REFUND_PARTIAL_SUMMARY,
+)
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
@@ -462,9 +467,9 @@ def record_refund_from_processor(
         # We sell no partial plans, so what access a partial refund leaves is a person's decision.
         AttentionRecord.objects.raise_once_about(
             kind=AttentionKind.REFUND_PARTIAL, subject=f"refund:{payment_id}:{amount_refunded}", account=order.account,
-            summary=f"{money(amount_refunded, order.currency)} of order {order.reference} "
-                    f"({money(order.amount_cents, order.currency)}, {order.email}) was refunded at the processor. "
-                    "The order still shows paid with full access: decide what access it keeps and tell the customer.",
+            summary=REFUND_PARTIAL_SUMMARY.format(
+                refunded=money(amount_refunded, order.currency), reference=order.reference,
+                amount=money(order.amount_cents, order.currency), email=order.email),
             detail={"reference": order.reference, "payment_id": payment_id, "email": order.email,
                     "amount_cents": order.amount_cents, "refunded_cents": amount_refunded, "currency": order.currency},
         )
@@ -486,7 +491,9 @@ def grant_credit(*, email: str, account: Account | None, days: int, reason: str,
     """Add ``days`` to the customer's current plan. True when this call granted it; the same key again is a no-op."""
     if not 1 <= days <= settings.CREDIT_MAX_DAYS:
         raise NotCreditable(CREDIT_DAYS_OUT_OF_RANGE.format(max_days=settings.CREDIT_MAX_DAYS))
-    owner = Q(email__iexact=email) | Q(account=account) if account is not None else Q(email__iexact=email)
+    owner = Q(email__iexact=email)
+    if account is not None:
+        owner |= Q(account=account)
     entitlement = (Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).select_related("order")
                    .order_by("-ends_at").first())
     if entitlement is None:

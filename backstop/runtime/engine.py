@@ -40,8 +40,9 @@ def release_db_connections() -> None:
 def yield_cpu_to_requests() -> None:
     """Lower this thread's CPU priority: a person waiting on a page comes before background work.
 
-    Called first by every workflow and by the supervisor. On Linux the nice value belongs to the thread, so the
-    web server's threads in the same process keep theirs; background work still gets every idle cycle.
+    Called first by the background workflows (setup, delivery, reconciliation) and by the supervisor; the purchase
+    workflow keeps normal priority because a buyer waits on its charge. On Linux the nice value belongs to the
+    thread, so the web server's threads in the same process keep theirs; background work still gets every idle cycle.
     """
     if settings.BACKGROUND_NICE and hasattr(os, "setpriority"):
         try:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -38,10 +37,7 @@ def test_it_stops_when_the_process_that_started_it_is_killed(tmp_path: Path) -> 
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
 
-        deadline = time.monotonic() + 15
-        while _answers(url) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _answers(url), "fakepay outlived the process that started it"
+        wait_for(lambda: not _answers(url), timeout=15, message="fakepay outlived the process that started it")
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -132,7 +132,6 @@ def test_it_refunds_with_one_click_once() -> None:
     assert first.after["orders"] == {attempt.reference: "refunded"}
 
 
-
 def test_it_grants_a_credit_of_days_once_per_click_and_audits_it() -> None:
     attempt = settled(buy("eve@example.com"))
     Client().post("/api/support/contact", {"email": "eve@example.com", "message": "Your outage cost me a week"},

@@ -5,6 +5,10 @@ so Argon2 is not counted); every account's setup workflow is enqueued through th
 while the setup queue is held (worker concurrency 0); then the queue is released and the clock runs until
 every account is active with both steps done. The enqueue rate is reported on its own.
 
+It then measures the engine's own ceiling the same way: as many workflows of the setup workflow's shape
+(two steps) that do nothing, through the same queue with the same settings. Setup cannot run faster than
+that floor of DBOS bookkeeping, whatever the steps do.
+
 Each database runs in a fresh child process (Django settings and DBOS are process-global):
 
     .venv/bin/python bench/activation_throughput.py [--accounts 1000] [--profile]
@@ -34,10 +38,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dbos import DBOS
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 TARGET_PER_SECOND = 100.0  # on PostgreSQL
 PASSWORD = "correct horse battery staple"
+
+
+# Registered at import, before the engine launches in the child.
+@DBOS.step()
+def do_nothing(n: int) -> int:
+    return n
+
+
+@DBOS.workflow()
+def empty_setup_workflow(n: int) -> int:
+    """The setup workflow's shape (two steps) with no work in them: what the engine itself costs."""
+    do_nothing(n)
+    do_nothing(n)
+    return n
 
 
 # --- Parent: one child process per database ------------------------------------------------------------
@@ -89,7 +109,7 @@ def run_child(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     header = (f"{'database':<12} {'accounts':>8} {'done':>6} {'seconds':>8} {'workflows/s':>11} {'enqueue/s':>9} "
-              f"{'in flight':>9} {'cpu ms/wf':>9} {'machine':>7}  target")
+              f"{'in flight':>9} {'cpu ms/wf':>9} {'machine':>7} {'engine floor/s':>14}  target")
     print("\nSetup workflows completed per second (a backlog of enqueued setups: queue released -> every account "
           "active, both steps done)")
     print(header)
@@ -104,9 +124,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
             if r["database"] == "PostgreSQL" else "(none on SQLite)"
         print(f"{r['database']:<12} {r['accounts']:>8} {r['completed']:>6} {r['seconds']:>8.1f} {rate:>11.1f} "
               f"{r['accounts'] / r['enqueue_seconds']:>9.1f} {in_flight:>9} {r['cpu_ms_per_workflow']:>9.1f} "
-              f"{r['machine_busy_pct']:>6.0f}%  {target}")
+              f"{r['machine_busy_pct']:>6.0f}% {r['engine_floor_per_second']:>14.1f}  {target}")
     print("  in flight: mean setup workflows running at once (--profile only); cpu ms/wf: CPU time of this process (the"
-          " engine) per workflow; machine: CPUs busy, database server included (200% = both cores of 2)")
+          " engine) per workflow; machine: CPUs busy, database server included (200% = both cores of 2);\n"
+          "  engine floor/s: empty workflows of the same shape (two steps) per second, same queue and settings")
     for r in results:
         if "error" not in r:
             print(f"  {r['database']}: {r['settings']}, load average at start {r['load_average']:.2f}")
@@ -403,6 +424,29 @@ def profile_inline(count: int) -> None:
     stats.sort_stats("cumulative").print_stats(30)
 
 
+def measure_engine_floor(count: int) -> float:
+    """Empty two-step workflows per second through the setup queue: a backlog enqueued, then released."""
+    from dbos import SetWorkflowID
+    from django.conf import settings
+
+    from backstop.runtime import engine
+
+    setup_queue = engine.queue(engine.SETUP_QUEUE)
+    setup_queue.set_worker_concurrency(0)
+    time.sleep(3 * settings.QUEUE_POLL_SECONDS)
+    tag = uuid.uuid4().hex[:6]
+    handles = []
+    for n in range(count):
+        with SetWorkflowID(f"floor:{tag}:{n}"):
+            handles.append(setup_queue.enqueue(empty_setup_workflow, n))
+    time.sleep(3 * settings.QUEUE_POLL_SECONDS)
+    started = time.perf_counter()
+    setup_queue.set_worker_concurrency(settings.SETUP_CONCURRENCY)
+    for handle in handles:
+        handle.get_result()
+    return count / (time.perf_counter() - started)
+
+
 def wait_for_setup_workflows(timeout: float) -> bool:
     """Let the workflows record their results (after the accounts are done) before the engine stops."""
     from dbos import DBOS
@@ -473,6 +517,8 @@ def child(args: argparse.Namespace) -> None:
         if sampler is not None:
             sampler.stop()
         finished = wait_for_setup_workflows(timeout=60)
+        print(f"{database}: measuring the engine's floor with {len(account_ids)} empty workflows ...", flush=True)
+        engine_floor = measure_engine_floor(len(account_ids))
     finally:
         engine.shutdown()
     cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
@@ -501,7 +547,7 @@ def child(args: argparse.Namespace) -> None:
         "database": database, "accounts": len(account_ids), "completed": active, "seconds": seconds,
         "enqueue_seconds": enqueue_seconds, "mean_in_flight": mean_in_flight,
         "cpu_ms_per_workflow": 1000 * cpu_seconds / max(1, active), "machine_busy_pct": machine * (os.cpu_count() or 1),
-        "load_average": load_average,
+        "load_average": load_average, "engine_floor_per_second": engine_floor,
         "settings": f"SETUP_CONCURRENCY={settings.SETUP_CONCURRENCY}, "
                     f"QUEUE_POLL_SECONDS={settings.QUEUE_POLL_SECONDS:g}",
     }

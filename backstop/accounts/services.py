@@ -204,12 +204,6 @@ def _welcome_key(account_id: int) -> str:
     return f"welcome:{account_id}"
 
 
-def open_setup_steps(*, account_id: int) -> list[str]:
-    return list(
-        SetupStep.objects.filter(account_id=account_id).exclude(status=StepStatus.DONE).values_list("name", flat=True)
-    )
-
-
 def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptResult:
     """One attempt at one setup step, recorded on the step and the timeline. Safe to run twice."""
     row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
@@ -221,8 +215,7 @@ def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptRe
             "workspace", attempt, lambda: _provision(account)
         )
     else:
-        welcome = Message.objects.get(key=_welcome_key(account_id))
-        result = notify.deliver_message(message_id=welcome.pk, attempt=attempt)
+        result = notify.deliver(message=Message.objects.get(key=_welcome_key(account_id)), attempt=attempt)
     _record_step_result(account, row, attempt, result)
     return result
 
@@ -234,33 +227,40 @@ def _provision(account: Account) -> None:
 def _record_step_result(account: Account, row: SetupStep, attempt: int, result: AttemptResult) -> None:
     now = timezone.now()
     label = StepName(row.name).label
+    events: list[AccountEvent] = []
     with transaction.atomic():
         steps = SetupStep.objects.filter(pk=row.pk).exclude(status=StepStatus.DONE)
         if result["status"] == "done":
             if steps.update(status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="",
                             attempts=attempt, updated_at=now):
-                record_event(account, "step_done", f"{label}: done on attempt {attempt}.")
+                events.append(AccountEvent(account=account, kind="step_done",
+                                           text=f"{label}: done on attempt {attempt}."))
             if row.name == StepName.WORKSPACE:
-                _activate(account)
+                events += _activate(account)
             else:
                 AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.EMAIL_UNDELIVERED,
                                                     how="email delivered")
         elif result["status"] == "failed":
             steps.update(status=StepStatus.RETRYING, attempts=attempt, last_error=result["error"],
                          next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
-            record_event(account, "step_failed", f"{label}: attempt {attempt} failed: {result['error']}.")
+            events.append(AccountEvent(account=account, kind="step_failed",
+                                       text=f"{label}: attempt {attempt} failed: {result['error']}."[:500]))
         else:
             steps.update(status=StepStatus.WAITING,
                          next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
+        # One INSERT for the step's timeline entries: this runs once per attempt of every signup.
+        AccountEvent.objects.bulk_create(events)
 
 
-def _activate(account: Account) -> None:
+def _activate(account: Account) -> list[AccountEvent]:
+    """Make the account active if it is not yet; returns the timeline entry to record with it."""
     activated = Account.objects.filter(
         pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
     ).update(state=AccountState.ACTIVE, activated_at=timezone.now())
-    if activated:
-        record_event(account, "activated", "Workspace ready: the account is active.")
-        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
+    if not activated:
+        return []
+    AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
+    return [AccountEvent(account=account, kind="activated", text="Workspace ready: the account is active.")]
 
 
 def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:

@@ -14,11 +14,6 @@ from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 
 @DBOS.step()
-def list_open_setup_steps(account_id: int) -> list[str]:
-    return services.open_setup_steps(account_id=account_id)
-
-
-@DBOS.step()
 def provision_workspace(account_id: int, attempt: int) -> AttemptResult:
     return services.attempt_setup_step(account_id=account_id, step="workspace", attempt=attempt)
 
@@ -38,15 +33,15 @@ ATTEMPTS = {"workspace": provision_workspace, "welcome_email": send_welcome_emai
 
 @DBOS.workflow()
 def setup_workflow(account_id: int) -> dict[str, bool]:
-    """Each open step is retried with capped, jittered backoff until done or out of budget.
+    """Each setup step is retried with capped, jittered backoff until done or out of budget.
 
+    A step already done (in an earlier run) answers "done" on its first attempt without calling anyone.
     A "try again now" press arrives as a message on the "setup" topic and wakes the loop early.
     """
     yield_cpu_to_requests()
     try:
-        open_steps = list_open_setup_steps(account_id)
         tasks: dict[str, Callable[[int], AttemptResult]] = {
-            name: functools.partial(ATTEMPTS[name], account_id) for name in open_steps
+            name: functools.partial(step, account_id) for name, step in ATTEMPTS.items()
         }
         outcome = retry_until_done(tasks, topic="setup", max_attempts=settings.SETUP_MAX_ATTEMPTS)
         failed = [name for name, done in outcome.items() if not done]

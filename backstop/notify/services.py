@@ -89,7 +89,12 @@ def enqueue_delivery(message_id: int, key: str) -> None:
 
 def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
     """One delivery attempt. Idempotent: a message already sent is not sent again."""
-    message = Message.objects.get(pk=message_id)
+    return deliver(message=Message.objects.get(pk=message_id), attempt=attempt)
+
+
+def deliver(*, message: Message, attempt: int) -> AttemptResult:
+    """One delivery attempt of a message just read from the database (see ``deliver_message``)."""
+    message_id = message.pk
     if message.status == DeliveryStatus.SENT:
         return {"status": "done", "retry_in": 0.0, "error": ""}
 

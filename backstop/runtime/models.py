@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -63,9 +64,18 @@ class BreakerState(models.TextChoices):
     HALF_OPEN = "half_open", "testing whether it works again"
 
 
+class BreakerReading(NamedTuple):
+    wait_seconds: float  # 0: the call may go ahead now
+    healthy: bool  # closed with no failures counted: a success has nothing to reset
+
+
 class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
     def wait_before_call(self, provider: str) -> float:
-        """0 when a call to ``provider`` may go ahead now, otherwise the seconds to wait first.
+        """0 when a call to ``provider`` may go ahead now, otherwise the seconds to wait first."""
+        return self.read_before_call(provider).wait_seconds
+
+    def read_before_call(self, provider: str) -> BreakerReading:
+        """Whether a call to ``provider`` may go ahead now, and whether its breaker is in perfect health.
 
         While the breaker is open nobody calls the provider; when the cool-down ends exactly one caller
         (the one whose conditional UPDATE wins) becomes the probe, the rest keep waiting.
@@ -73,22 +83,23 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         breaker, _ = self.get_or_create(provider=provider)
         now = timezone.now()
         if breaker.state == BreakerState.CLOSED:
-            return 0.0
+            return BreakerReading(0.0, healthy=breaker.consecutive_failures == 0)
         if breaker.retry_at is not None and now >= breaker.retry_at:
             lease = now + dt.timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
             won = self.filter(pk=provider, state=breaker.state, retry_at=breaker.retry_at).update(
                 state=BreakerState.HALF_OPEN, retry_at=lease, updated_at=now
             )
             if won:
-                return 0.0
+                return BreakerReading(0.0, healthy=False)
             breaker.refresh_from_db()
             if breaker.state == BreakerState.CLOSED:
-                return 0.0
+                return BreakerReading(0.0, healthy=False)
         assert breaker.retry_at is not None
-        return max(0.2, (breaker.retry_at - now).total_seconds())
+        return BreakerReading(max(0.2, (breaker.retry_at - now).total_seconds()), healthy=False)
 
     def record_success(self, provider: str) -> None:
-        # Only write when something changes: the healthy path stays read-only.
+        # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
+        # failure another process counted in between stays counted until the next success that sees it.
         self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).update(
             state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None,
             updated_at=timezone.now(),

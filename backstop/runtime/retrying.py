@@ -4,17 +4,18 @@ Attempts are DBOS steps, so an interrupted attempt runs again and a finished one
 Tasks are interleaved: while one step waits out its backoff, another can make progress (the welcome
 email does not wait for a failing workspace provisioner). A message on ``topic`` wakes the loop early
 ("try again now").
+
+The loop never reads the clock: its schedule is computed from the attempts' recorded results and the
+durable waits between them, so a replayed workflow takes the same decisions without extra steps.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
-from dbos import DBOS
 from django.conf import settings
 
 from backstop.lib.backoff import backoff_delay
@@ -33,14 +34,16 @@ class AttemptResult(TypedDict):
 
 @dataclass(frozen=True)
 class Gate:
-    """What the breaker said before an attempt: go ahead, or wait this long."""
+    """What the breaker said before an attempt: go ahead, or wait this long; ``healthy``: nothing to reset."""
 
     wait_seconds: float
+    healthy: bool
 
 
 def check_breaker(provider: str) -> Gate:
-    wait = CircuitBreaker.objects.wait_before_call(provider)
-    return Gate(wait_seconds=wait + random.uniform(0, min(2.0, wait / 5)) if wait else 0.0)
+    reading = CircuitBreaker.objects.read_before_call(provider)
+    wait = reading.wait_seconds
+    return Gate(wait_seconds=wait + random.uniform(0, min(2.0, wait / 5)) if wait else 0.0, healthy=reading.healthy)
 
 
 def call_through_breaker(provider: str, attempt: int, call: Callable[[], None]) -> AttemptResult:
@@ -54,25 +57,25 @@ def call_through_breaker(provider: str, attempt: int, call: Callable[[], None]) 
         CircuitBreaker.objects.record_failure(provider, str(error))
         delay = backoff_delay(attempt, base=settings.RETRY_BASE_SECONDS, cap=settings.RETRY_CAP_SECONDS)
         return {"status": "failed", "retry_in": delay, "error": str(error)}
-    CircuitBreaker.objects.record_success(provider)
+    if not gate.healthy:  # a breaker that was closed with no failures has nothing to reset
+        CircuitBreaker.objects.record_success(provider)
     return {"status": "done", "retry_in": 0.0, "error": ""}
-
-
-@DBOS.step()
-def read_clock() -> float:
-    return time.time()
 
 
 def retry_until_done(
     tasks: dict[str, Callable[[int], AttemptResult]], *, topic: str, max_attempts: int
 ) -> dict[str, bool]:
-    """Inside a workflow: run each task's step until it is done or has failed ``max_attempts`` times."""
+    """Inside a workflow: run each task's step until it is done or has failed ``max_attempts`` times.
+
+    Times are seconds on the loop's own schedule: a task is due ``retry_in`` after the round that tried it,
+    and the loop sleeps (durably) until the earliest due task, or until "try again now" makes all of them due.
+    """
     pending = list(tasks)
     failures = dict.fromkeys(pending, 0)
     due = dict.fromkeys(pending, 0.0)
+    now = 0.0
     outcome: dict[str, bool] = {}
     while pending:
-        now = read_clock()
         for name in [n for n in pending if due[n] <= now]:
             result = tasks[name](failures[name] + 1)
             if result["status"] == "done":
@@ -85,11 +88,12 @@ def retry_until_done(
                     outcome[name] = False
                     pending.remove(name)
                     continue
-            due[name] = now + result["retry_in"]
+            due[name] = now + max(0.0, result["retry_in"])
         release_db_connections()
         if pending:
-            # Only unfinished tasks count: a finished task's old due time would turn this into a busy loop.
-            wake_in = min(due[name] for name in pending) - read_clock()
-            if wake_in > 0 and wait_for_message(topic, wake_in) == RETRY_NOW:
-                due = dict.fromkeys(pending, 0.0)
+            wake_at = min(due[name] for name in pending)
+            if wait_for_message(topic, wake_at - now) == RETRY_NOW:
+                due = dict.fromkeys(pending, now)
+            else:
+                now = wake_at
     return outcome

@@ -47,18 +47,13 @@ class HttpProvisioner:
 
 class LocalProvisioner:
     def provision(self, *, idempotency_key: str, name: str) -> str:
-        updated = LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(
-            calls=F("calls") + 1
-        )
-        if not updated:
-            try:
-                with transaction.atomic():
-                    LocalProvisionedWorkspace.objects.create(idempotency_key=idempotency_key, name=name)
-            except IntegrityError:  # created by a concurrent call with the same key: same workspace, one more call
-                LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(
-                    calls=F("calls") + 1
-                )
-        record = LocalProvisionedWorkspace.objects.get(idempotency_key=idempotency_key)
+        # The first call for a key creates the workspace; a repeated call (same key) counts and returns it.
+        try:
+            with transaction.atomic():
+                record = LocalProvisionedWorkspace.objects.create(idempotency_key=idempotency_key, name=name)
+        except IntegrityError:
+            LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(calls=F("calls") + 1)
+            record = LocalProvisionedWorkspace.objects.get(idempotency_key=idempotency_key)
         return f"ws_{record.pk:08d}"
 
 

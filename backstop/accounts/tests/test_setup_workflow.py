@@ -130,7 +130,8 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
 
     account.refresh_from_db()
     assert account.setup_run == 2
-    assert finished(account.setup_workflow_id) == {"workspace": True}
+    # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
+    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     record = AttentionRecord.objects.get(account=account, kind=AttentionKind.SETUP_STALLED)
@@ -155,7 +156,8 @@ def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(setti
     account.refresh_from_db()
     services.retry_setup(account=account)
     account.refresh_from_db()
-    assert finished(account.setup_workflow_id) == {"welcome_email": True}
+    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert Workspace.objects.filter(account=account).count() == 1
 
     assert Message.objects.get(key=f"welcome:{account.pk}").status == DeliveryStatus.SENT
     assert LocalMailboxItem.objects.filter(to="eve@example.com").count() == 1
@@ -214,7 +216,8 @@ def test_it_starts_a_new_run_when_the_workflow_ended_with_steps_open(settings: A
     wait_for(lambda: any(step["function_name"] == "provision_workspace"
                          for step in DBOS.list_workflow_steps(account.setup_workflow_id)), timeout=15)
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    assert finished(account.setup_workflow_id) == {"workspace": True}
+    # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
+    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     assert Workspace.objects.filter(account=account).count() == 1

@@ -98,13 +98,21 @@ def test_it_waits_out_a_backoff_without_polling(long_backoff: Any) -> None:
     wait_for(lambda: workspace_step(account).status == StepStatus.RETRYING, timeout=15)
     time.sleep(1)
 
-    # Open steps, both attempts, one clock read per loop and the durable wait: a handful of recorded steps,
-    # not one per spin of a loop that forgot to sleep.
+    # Both attempts and the durable wait: a handful of recorded steps, not one per spin of a loop that forgot to sleep.
     assert len(DBOS.list_workflow_steps(account.setup_workflow_id)) < 12
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
     services.retry_setup(account=account)
     assert finished(account.setup_workflow_id, timeout=20) == {"workspace": True, "welcome_email": True}
+
+
+def test_it_records_only_the_two_attempts_when_both_succeed_at_once() -> None:
+    account = new_account("ines@example.com")
+
+    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    # The loop schedules from recorded results: no clock reads or other bookkeeping steps on the happy path.
+    assert [step["function_name"] for step in DBOS.list_workflow_steps(account.setup_workflow_id)] == [
+        "provision_workspace", "send_welcome_email"]
 
 
 def test_it_retries_a_failing_step_until_it_succeeds(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, Queue
@@ -86,6 +89,7 @@ def launch(*, role: str) -> str:
     from backstop.notify import workflows as notify_workflows  # noqa: F401
 
     this_executor = default_executor_id(role)
+    _use_write_ahead_log(settings.DBOS_SYSTEM_DATABASE_URL)
     config: DBOSConfig = {
         "name": "backstop",
         "system_database_url": settings.DBOS_SYSTEM_DATABASE_URL,
@@ -120,6 +124,20 @@ def launch(*, role: str) -> str:
     threading.Thread(target=_supervise, args=(this_executor, role, stop), daemon=True,
                      name="backstop-supervisor").start()
     return this_executor
+
+
+def _use_write_ahead_log(database_url: str) -> None:
+    """Put the engine's SQLite file in WAL mode (the mode is stored in the file, so once is enough).
+
+    DBOS opens SQLite in its default rollback-journal mode: every step's commit then syncs the disk several times and
+    blocks every reader, the web requests that enqueue a workflow or read its status included.
+    """
+    if not database_url.startswith("sqlite:///"):
+        return
+    path = Path(database_url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def shutdown() -> None:

@@ -43,7 +43,9 @@ class Gate:
 def check_breaker(provider: str) -> Gate:
     reading = CircuitBreaker.objects.read_before_call(provider)
     wait = reading.wait_seconds
-    return Gate(wait_seconds=wait + random.uniform(0, min(2.0, wait / 5)) if wait else 0.0, healthy=reading.healthy)
+    # Callers kept waiting spread their next look over as long again: hundreds of setups waiting on one outage
+    # must not all wake in the same second, competing with the web requests for the CPU and the database.
+    return Gate(wait_seconds=wait + random.uniform(0, wait) if wait else 0.0, healthy=reading.healthy)
 
 
 def call_through_breaker(provider: str, attempt: int, call: Callable[[], None]) -> AttemptResult:

@@ -105,6 +105,9 @@ def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
     live = DBOS.list_workflows(status=["PENDING", "ENQUEUED", "DELAYED"], load_input=False, load_output=False)
     if live:
         DBOS.cancel_workflows([w.workflow_id for w in live])
+        # Cancelling stops a workflow at its next step, not inside the current one: let that step's transaction end
+        # before the flush truncates the tables it writes (on PostgreSQL the two deadlock).
+        time.sleep(0.5)
 
 
 # --- Real server processes ------------------------------------------------------------------------

@@ -78,9 +78,14 @@ class SignupResult:
     outcome: Literal["created", "resumed"]
 
 
-def record_event(account: Account | int, kind: str, text: str) -> None:
+def timeline_entry(account: Account | int, kind: str, text: str) -> AccountEvent:
+    """An unsaved entry for the account's timeline (``record_event`` saves one; a step's result saves several)."""
     account_id = account if isinstance(account, int) else account.pk
-    AccountEvent.objects.create(account_id=account_id, kind=kind, text=text[:500])
+    return AccountEvent(account_id=account_id, kind=kind, text=text[:500])
+
+
+def record_event(account: Account | int, kind: str, text: str) -> None:
+    timeline_entry(account, kind, text).save()
 
 
 def signup_account(
@@ -233,8 +238,7 @@ def _record_step_result(account: Account, row: SetupStep, attempt: int, result: 
         if result["status"] == "done":
             if steps.update(status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="",
                             attempts=attempt, updated_at=now):
-                events.append(AccountEvent(account=account, kind="step_done",
-                                           text=f"{label}: done on attempt {attempt}."))
+                events.append(timeline_entry(account, "step_done", f"{label}: done on attempt {attempt}."))
             if row.name == StepName.WORKSPACE:
                 events += _activate(account)
             else:
@@ -243,8 +247,8 @@ def _record_step_result(account: Account, row: SetupStep, attempt: int, result: 
         elif result["status"] == "failed":
             steps.update(status=StepStatus.RETRYING, attempts=attempt, last_error=result["error"],
                          next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
-            events.append(AccountEvent(account=account, kind="step_failed",
-                                       text=f"{label}: attempt {attempt} failed: {result['error']}."[:500]))
+            events.append(timeline_entry(account, "step_failed",
+                                         f"{label}: attempt {attempt} failed: {result['error']}."))
         else:
             steps.update(status=StepStatus.WAITING,
                          next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
@@ -260,7 +264,7 @@ def _activate(account: Account) -> list[AccountEvent]:
     if not activated:
         return []
     AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
-    return [AccountEvent(account=account, kind="activated", text="Workspace ready: the account is active.")]
+    return [timeline_entry(account, "activated", "Workspace ready: the account is active.")]
 
 
 def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:

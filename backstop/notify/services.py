@@ -94,7 +94,6 @@ def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
 
 def deliver(*, message: Message, attempt: int) -> AttemptResult:
     """One delivery attempt of a message just read from the database (see ``deliver_message``)."""
-    message_id = message.pk
     if message.status == DeliveryStatus.SENT:
         return {"status": "done", "retry_in": 0.0, "error": ""}
 
@@ -110,12 +109,12 @@ def deliver(*, message: Message, attempt: int) -> AttemptResult:
     result = call_through_breaker(message.channel, attempt, send)
     now = timezone.now()
     if result["status"] == "done":
-        Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
+        Message.objects.filter(pk=message.pk).exclude(status=DeliveryStatus.SENT).update(
             status=DeliveryStatus.SENT, sent_at=now, attempts=attempt, last_error="", next_attempt_at=None,
             **_forget_secret(message.secret),
         )
     elif result["status"] == "failed":
-        Message.objects.filter(pk=message_id).exclude(status=DeliveryStatus.SENT).update(
+        Message.objects.filter(pk=message.pk).exclude(status=DeliveryStatus.SENT).update(
             status=DeliveryStatus.RETRYING, attempts=attempt, last_error=result["error"],
             next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]),
         )

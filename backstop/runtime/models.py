@@ -70,10 +70,6 @@ class BreakerReading(NamedTuple):
 
 
 class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
-    def wait_before_call(self, provider: str) -> float:
-        """0 when a call to ``provider`` may go ahead now, otherwise the seconds to wait first."""
-        return self.read_before_call(provider).wait_seconds
-
     def read_before_call(self, provider: str) -> BreakerReading:
         """Whether a call to ``provider`` may go ahead now, and whether its breaker is in perfect health.
 

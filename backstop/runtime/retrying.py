@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from django.conf import settings
@@ -21,7 +20,7 @@ from django.conf import settings
 from backstop.lib.backoff import backoff_delay
 from backstop.lib.errors import ProviderError
 from backstop.runtime.engine import release_db_connections, wait_for_message
-from backstop.runtime.models import CircuitBreaker
+from backstop.runtime.models import BreakerReading, CircuitBreaker
 
 RETRY_NOW = "retry_now"
 
@@ -32,20 +31,12 @@ class AttemptResult(TypedDict):
     error: str
 
 
-@dataclass(frozen=True)
-class Gate:
-    """What the breaker said before an attempt: go ahead, or wait this long; ``healthy``: nothing to reset."""
-
-    wait_seconds: float
-    healthy: bool
-
-
-def check_breaker(provider: str) -> Gate:
+def check_breaker(provider: str) -> BreakerReading:
     reading = CircuitBreaker.objects.read_before_call(provider)
     wait = reading.wait_seconds
     # Callers kept waiting spread their next look over as long again: hundreds of setups waiting on one outage
     # must not all wake in the same second, competing with the web requests for the CPU and the database.
-    return Gate(wait_seconds=wait + random.uniform(0, wait) if wait else 0.0, healthy=reading.healthy)
+    return reading._replace(wait_seconds=wait + random.uniform(0, wait)) if wait else reading
 
 
 def call_through_breaker(provider: str, attempt: int, call: Callable[[], None]) -> AttemptResult:

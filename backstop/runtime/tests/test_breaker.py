@@ -63,7 +63,7 @@ def test_it_opens_after_the_threshold_of_consecutive_failures(breaker_settings: 
     spy = SpyProvider()
     open_breaker("sms", spy, threshold=2)
     assert CircuitBreaker.objects.get(pk="sms").state == BreakerState.CLOSED
-    assert CircuitBreaker.objects.wait_before_call("sms") == 0
+    assert CircuitBreaker.objects.read_before_call("sms").wait_seconds == 0
 
     result = call_through_breaker("sms", 3, spy)
     assert result["status"] == "failed"
@@ -76,7 +76,7 @@ def test_it_opens_after_the_threshold_of_consecutive_failures(breaker_settings: 
     assert breaker.consecutive_failures == 3
     assert breaker.last_error == "the provider answered with an error"
     assert breaker.opened_at is not None
-    assert 50 < CircuitBreaker.objects.wait_before_call("sms") <= 60
+    assert 50 < CircuitBreaker.objects.read_before_call("sms").wait_seconds <= 60
 
 
 @pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_it_lets_exactly_one_concurrent_caller_probe_after_the_cooldown(breaker_
     def caller() -> None:
         try:
             start.wait()
-            waits.append(CircuitBreaker.objects.wait_before_call("workspace"))
+            waits.append(CircuitBreaker.objects.read_before_call("workspace").wait_seconds)
         finally:
             connections.close_all()
 
@@ -146,7 +146,7 @@ def test_it_closes_when_the_probe_succeeds(breaker_settings: Any) -> None:
 
     breaker = CircuitBreaker.objects.get(pk="workspace")
     assert (breaker.state, breaker.consecutive_failures, breaker.retry_at) == (BreakerState.CLOSED, 0, None)
-    assert CircuitBreaker.objects.wait_before_call("workspace") == 0
+    assert CircuitBreaker.objects.read_before_call("workspace").wait_seconds == 0
     assert spy.calls == 4
 
 
@@ -159,7 +159,7 @@ def test_it_reopens_when_the_probe_fails(breaker_settings: Any) -> None:
     assert call_through_breaker("workspace", 4, spy)["status"] == "failed"
 
     assert CircuitBreaker.objects.get(pk="workspace").state == BreakerState.OPEN
-    assert CircuitBreaker.objects.wait_before_call("workspace") > 50
+    assert CircuitBreaker.objects.read_before_call("workspace").wait_seconds > 50
     assert call_through_breaker("workspace", 5, spy)["status"] == "waiting"
     assert spy.calls == 4
 
@@ -168,12 +168,12 @@ def test_it_reopens_when_the_probe_fails(breaker_settings: Any) -> None:
 def test_it_gives_the_probe_to_another_caller_when_the_probe_never_reports(breaker_settings: Any) -> None:
     open_breaker("workspace", SpyProvider(), threshold=3)
     end_cooldown("workspace")
-    assert CircuitBreaker.objects.wait_before_call("workspace") == 0  # this probe then crashes silently
-    assert CircuitBreaker.objects.wait_before_call("workspace") > 0
+    assert CircuitBreaker.objects.read_before_call("workspace").wait_seconds == 0  # this probe then crashes silently
+    assert CircuitBreaker.objects.read_before_call("workspace").wait_seconds > 0
 
     end_cooldown("workspace")  # the probe's lease ran out
 
-    assert CircuitBreaker.objects.wait_before_call("workspace") == 0
+    assert CircuitBreaker.objects.read_before_call("workspace").wait_seconds == 0
 
 
 class SpyProvisioner:

@@ -7,6 +7,7 @@ from pathlib import Path
 import dj_database_url
 
 from backstop.lib.env import env_bool, env_choice, env_float, env_int, env_path, env_str, env_time_range
+from backstop.lib.sqlite_gate import GatedConnection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("BACKSTOP_DATA_DIR", BASE_DIR / "var")
@@ -84,6 +85,8 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
+                # Writers in this process get the write lock in arrival order (see backstop.lib.sqlite_gate).
+                "factory": GatedConnection,
             },
             # Workflows run on threads with their own connections, so tests need a file, not :memory:.
             "TEST": {"NAME": str(DATA_DIR / "test-backstop.sqlite3")},

@@ -22,6 +22,7 @@ from dbos import DBOS, DBOSConfig, Queue
 from django.conf import settings
 from django.db import connections
 
+from backstop.lib.sqlite_gate import GatedConnection, defer_to_foreground
 from backstop.runtime.models import Executor
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def yield_cpu_to_requests() -> None:
     Called first by the background workflows (setup, delivery, reconciliation) and by the supervisor; the purchase
     workflow keeps normal priority because a buyer waits on its charge. On Linux the nice value belongs to the
     thread, so the web server's threads in the same process keep theirs; background work still gets every idle cycle.
+    On SQLite its writes also queue behind the web requests' for the file's write lock.
     """
+    defer_to_foreground()
     if settings.BACKGROUND_NICE and hasattr(os, "setpriority"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
@@ -99,6 +102,9 @@ def launch(*, role: str) -> str:
         "notification_listener_polling_interval_sec": 0.1,
         "scheduler_polling_interval_sec": 5.0,
     }
+    if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
+        # The engine's writers queue for the file's write lock in arrival order, as Django's do (lib.sqlite_gate).
+        config["db_engine_kwargs"] = {"connect_args": {"factory": GatedConnection, "timeout": 30}}
     DBOS(config=config)
     DBOS.launch()
     _state["executor_id"] = this_executor

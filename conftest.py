@@ -92,16 +92,24 @@ def workflow_engine(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
             try:
                 yield executor
             finally:
+                # A workflow still retrying would hold the interpreter's exit for its next wait, read from the
+                # default settings once the fast ones are gone (minutes).
+                _cancel_live_workflows()
                 engine.shutdown()
 
 
 @pytest.fixture
 def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
     """A test that runs workflows: committed data (workflow threads use their own connections)."""
-    from dbos import DBOS
 
     yield workflow_engine
     # A workflow left waiting by this test must not write into the next test's rows after the flush.
+    _cancel_live_workflows()
+
+
+def _cancel_live_workflows() -> None:
+    from dbos import DBOS
+
     live = DBOS.list_workflows(status=["PENDING", "ENQUEUED", "DELAYED"], load_input=False, load_output=False)
     if live:
         DBOS.cancel_workflows([w.workflow_id for w in live])

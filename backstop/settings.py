@@ -67,11 +67,14 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    # Web threads keep their connection between requests (a new PostgreSQL connection costs a signup several
-    # milliseconds); workflow threads close theirs after each workflow (runtime.engine.release_db_connections).
-    DATABASES = {"default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("BACKSTOP_DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
-    )}
+    # One pool of connections per process, shared by web and workflow threads: a new PostgreSQL connection costs the
+    # server a process start (a signup several milliseconds; every workflow, before the pool), and the pool bounds
+    # how many a burst of workflows can open. Closing a connection (runtime.engine.release_db_connections, the end
+    # of a request) returns it to the pool.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2, "max_size": env_int("BACKSTOP_DB_POOL_SIZE", 30, minimum=1), "timeout": 30,
+    }
     # The workflow engine keeps its tables in the "dbos" schema of the same database.
     DBOS_SYSTEM_DATABASE_URL = DATABASE_URL
 else:

@@ -23,6 +23,7 @@ import re
 import sqlite3
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 # Statements that take SQLite's write lock when no transaction is open (BEGIN opens one; the legacy
@@ -164,23 +165,18 @@ def _gated_cursor_class(factory: type) -> type:
 class _GatedCursorMixin:
     connection: GatedConnection
 
-    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+    def _through_gate(self, run: Callable[..., Any], sql: str, *args: Any, **kwargs: Any) -> Any:
         self.connection.before_statement(sql)
         try:
-            return super().execute(sql, *args, **kwargs)  # type: ignore[misc]
+            return run(sql, *args, **kwargs)
         finally:
             self.connection.after_statement()
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        return self._through_gate(super().execute, sql, *args, **kwargs)  # type: ignore[misc]
 
     def executemany(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        self.connection.before_statement(sql)
-        try:
-            return super().executemany(sql, *args, **kwargs)  # type: ignore[misc]
-        finally:
-            self.connection.after_statement()
+        return self._through_gate(super().executemany, sql, *args, **kwargs)  # type: ignore[misc]
 
     def executescript(self, script: str) -> Any:
-        self.connection.before_statement(script)
-        try:
-            return super().executescript(script)  # type: ignore[misc]
-        finally:
-            self.connection.after_statement()
+        return self._through_gate(super().executescript, script)  # type: ignore[misc]

@@ -101,7 +101,6 @@ def workflow_engine(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
 @pytest.fixture
 def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
     """A test that runs workflows: committed data (workflow threads use their own connections)."""
-
     yield workflow_engine
     # A workflow left waiting by this test must not write into the next test's rows after the flush.
     _cancel_live_workflows()

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dbos import DBOS
+from dbos import DBOS, Queue
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -424,16 +424,25 @@ def profile_inline(count: int) -> None:
     stats.sort_stats("cumulative").print_stats(30)
 
 
-def measure_engine_floor(count: int) -> float:
-    """Empty two-step workflows per second through the setup queue: a backlog enqueued, then released."""
-    from dbos import SetWorkflowID
+def hold_setup_queue() -> Queue:
+    """Stop the dispatcher starting setup-queue workflows until its concurrency is set again; returns the queue."""
     from django.conf import settings
 
     from backstop.runtime import engine
 
     setup_queue = engine.queue(engine.SETUP_QUEUE)
     setup_queue.set_worker_concurrency(0)
-    time.sleep(3 * settings.QUEUE_POLL_SECONDS)
+    time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the dispatcher rereads the queue's limits once per poll
+    return setup_queue
+
+
+def measure_engine_floor(count: int) -> float:
+    """Empty two-step workflows per second through the setup queue: a backlog enqueued, then released."""
+    from dbos import SetWorkflowID
+    from django.conf import settings
+
+
+    setup_queue = hold_setup_queue()
     tag = uuid.uuid4().hex[:6]
     handles = []
     for n in range(count):
@@ -487,9 +496,7 @@ def child(args: argparse.Namespace) -> None:
         engine.release_db_connections()
         print(f"{database}: {len(account_ids)} accounts inserted; enqueueing setup workflows ...", flush=True)
         # Hold the queue while the backlog is enqueued, so the figure is the engine's, not one enqueuing thread's.
-        setup_queue = engine.queue(engine.SETUP_QUEUE)
-        setup_queue.set_worker_concurrency(0)
-        time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the dispatcher rereads the queue's limits once per poll
+        setup_queue = hold_setup_queue()
         enqueue_started = time.perf_counter()
         for account_id in account_ids:
             # What signup runs once its transaction commits: run 1 of the account's setup.

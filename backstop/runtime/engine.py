@@ -92,7 +92,6 @@ def launch(*, role: str) -> str:
     from backstop.notify import workflows as notify_workflows  # noqa: F401
 
     this_executor = default_executor_id(role)
-    _use_write_ahead_log(settings.DBOS_SYSTEM_DATABASE_URL)
     config: DBOSConfig = {
         "name": "backstop",
         "system_database_url": settings.DBOS_SYSTEM_DATABASE_URL,
@@ -103,6 +102,7 @@ def launch(*, role: str) -> str:
         "scheduler_polling_interval_sec": 5.0,
     }
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
+        _use_write_ahead_log(Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///")))
         # The engine's writers queue for the file's write lock in arrival order, as Django's do (lib.sqlite_gate).
         config["db_engine_kwargs"] = {"connect_args": {"factory": GatedConnection, "timeout": 30}}
     DBOS(config=config)
@@ -132,15 +132,12 @@ def launch(*, role: str) -> str:
     return this_executor
 
 
-def _use_write_ahead_log(database_url: str) -> None:
+def _use_write_ahead_log(path: Path) -> None:
     """Put the engine's SQLite file in WAL mode (the mode is stored in the file, so once is enough).
 
     DBOS opens SQLite in its default rollback-journal mode: every step's commit then syncs the disk several times and
     blocks every reader, the web requests that enqueue a workflow or read its status included.
     """
-    if not database_url.startswith("sqlite:///"):
-        return
-    path = Path(database_url.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path, timeout=30)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")

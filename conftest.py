@@ -416,5 +416,33 @@ def wait_for(condition: Any, *, timeout: float = 30, interval: float = 0.1, mess
         time.sleep(interval)
 
 
+def setup_finished(account: Any, timeout: float = 30) -> dict[str, bool]:
+    """Once the account's setup has ended (its batch, then its own workflow if it needed one): each step done or not.
+
+    The test fails unless every workflow involved ended successfully.
+    """
+    from dbos import DBOS
+
+    from backstop.accounts.models import Account, SetupStep, StepStatus
+    from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
+
+    def ended() -> dict[str, list[Any]] | None:
+        fresh = Account.objects.get(pk=account.pk)
+        if not fresh.setup_batch:
+            return None  # no setup batch has claimed it yet
+        if SetupStep.objects.filter(account=fresh).exclude(status__in=(StepStatus.DONE, StepStatus.FAILED)).exists():
+            return None
+        workflows = [DBOS.get_workflow_status(fresh.setup_batch), DBOS.get_workflow_status(fresh.setup_workflow_id)]
+        statuses = [status for status in workflows if status is not None]
+        if any(status.status in LIVE_WORKFLOW_STATUSES for status in statuses):
+            return None
+        return {"workflows": statuses}
+
+    ended_with = wait_for(ended, timeout=timeout, message=f"setup of account {account.pk} did not finish")
+    for status in ended_with["workflows"]:
+        assert status.status == "SUCCESS", status.error
+    return {step.name: step.status == StepStatus.DONE for step in SetupStep.objects.filter(account_id=account.pk)}
+
+
 def pytest_configure(config: Any) -> None:
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)

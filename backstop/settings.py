@@ -202,6 +202,8 @@ HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)
 QUEUE_POLL_SECONDS = env_float("BACKSTOP_QUEUE_POLL_SECONDS", 0.2, minimum=0.01)
 SETUP_CONCURRENCY = env_int("BACKSTOP_SETUP_CONCURRENCY", 50, minimum=1)
+# Accounts whose first setup attempts one batch workflow makes (see docs/decisions.md).
+SETUP_BATCH_SIZE = env_int("BACKSTOP_SETUP_BATCH_SIZE", 100, minimum=1)
 # Nice value of workflow and supervisor threads (0 = same priority as web requests). See docs/decisions.md.
 BACKGROUND_NICE = env_int("BACKSTOP_BACKGROUND_NICE", 10, minimum=0)
 

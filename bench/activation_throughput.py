@@ -1,13 +1,13 @@
-"""Activation throughput: setup workflows completed per second, in-process, on SQLite and PostgreSQL.
+"""Activation throughput: account setups completed per second, in-process, on SQLite and PostgreSQL.
 
-Accounts, their setup steps and welcome messages are inserted directly (one precomputed password hash,
-so Argon2 is not counted); every account's setup workflow is enqueued through the code path signup uses
-while the setup queue is held (worker concurrency 0); then the queue is released and the clock runs until
-every account is active with both steps done. The enqueue rate is reported on its own.
+Accounts, their setup steps and welcome messages are inserted directly, as signup leaves them (one
+precomputed password hash, so Argon2 is not counted), while the setup queues are held (worker concurrency
+0); then the queues are released and the clock runs until every account is active with both steps done.
+The setup batches (setup_batch_workflow) make the first attempts, SETUP_BATCH_SIZE accounts each.
 
-It then measures the engine's own ceiling the same way: as many workflows of the setup workflow's shape
-(two steps) that do nothing, through the same queue with the same settings. Setup cannot run faster than
-that floor of DBOS bookkeeping, whatever the steps do.
+It then measures what one workflow per account would cost the engine alone: as many workflows of the
+per-account setup workflow's shape (two steps) that do nothing, through the setup queue with the same
+settings. That floor of DBOS bookkeeping is why first attempts run in batches (docs/decisions.md).
 
 Each database runs in a fresh child process (Django settings and DBOS are process-global):
 
@@ -108,9 +108,9 @@ def run_child(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    header = (f"{'database':<12} {'accounts':>8} {'done':>6} {'seconds':>8} {'workflows/s':>11} {'enqueue/s':>9} "
-              f"{'in flight':>9} {'cpu ms/wf':>9} {'machine':>7} {'engine floor/s':>14}  target")
-    print("\nSetup workflows completed per second (a backlog of enqueued setups: queue released -> every account "
+    header = (f"{'database':<12} {'accounts':>8} {'done':>6} {'seconds':>8} {'setups/s':>9} {'batches':>7} "
+              f"{'in flight':>9} {'cpu ms/setup':>12} {'machine':>7} {'1 wf/account floor/s':>20}  target")
+    print("\nAccount setups completed per second (a backlog of waiting accounts: queues released -> every account "
           "active, both steps done)")
     print(header)
     print("-" * len(header))
@@ -122,12 +122,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
         in_flight = "-" if r["mean_in_flight"] is None else f"{r['mean_in_flight']:.1f}"
         target = f">= {TARGET_PER_SECOND:g}/s: {'met' if rate >= TARGET_PER_SECOND else 'NOT met'}" \
             if r["database"] == "PostgreSQL" else "(none on SQLite)"
-        print(f"{r['database']:<12} {r['accounts']:>8} {r['completed']:>6} {r['seconds']:>8.1f} {rate:>11.1f} "
-              f"{r['accounts'] / r['enqueue_seconds']:>9.1f} {in_flight:>9} {r['cpu_ms_per_workflow']:>9.1f} "
-              f"{r['machine_busy_pct']:>6.0f}% {r['engine_floor_per_second']:>14.1f}  {target}")
-    print("  in flight: mean setup workflows running at once (--profile only); cpu ms/wf: CPU time of this process (the"
-          " engine) per workflow; machine: CPUs busy, database server included (200% = both cores of 2);\n"
-          "  engine floor/s: empty workflows of the same shape (two steps) per second, same queue and settings")
+        print(f"{r['database']:<12} {r['accounts']:>8} {r['completed']:>6} {r['seconds']:>8.1f} {rate:>9.1f} "
+              f"{r['batches']:>7} {in_flight:>9} {r['cpu_ms_per_setup']:>12.1f} "
+              f"{r['machine_busy_pct']:>6.0f}% {r['engine_floor_per_second']:>20.1f}  {target}")
+    print("  batches: setup batch workflows that made the first attempts; in flight: mean setup workflows (batches and"
+          " per-account) running at once (--profile only);\n"
+          "  cpu ms/setup: CPU time of this process (the engine) per account; machine: CPUs busy, database server"
+          " included (200% = both cores of 2);\n"
+          "  1 wf/account floor/s: empty workflows of the per-account setup workflow's shape (two steps) per second,"
+          " same queue and settings")
     for r in results:
         if "error" not in r:
             print(f"  {r['database']}: {r['settings']}, load average at start {r['load_average']:.2f}")
@@ -157,7 +160,7 @@ def parent(args: argparse.Namespace) -> None:
 # --- Child: the measurement, in a process of its own -----------------------------------------------------
 
 def insert_accounts(count: int) -> None:
-    """Accounts as signup leaves them, minus the hashing and the enqueue."""
+    """Accounts as signup leaves them (waiting for a setup batch), minus the hashing."""
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
@@ -171,7 +174,8 @@ def insert_accounts(count: int) -> None:
     with transaction.atomic():
         accounts = Account.objects.bulk_create(
             [Account(email=f"act-{tag}-{i}@bench.example.com", email_key=f"act-{tag}-{i}@bench.example.com",
-                     name="Bench Marker", company=f"Bench Co {i}", phone="+14155550100", password=hashed)
+                     name="Bench Marker", company=f"Bench Co {i}", phone="+14155550100", password=hashed,
+                     setup_batch="")
              for i in range(count)],
             batch_size=500,
         )
@@ -203,6 +207,9 @@ def machine_busy_ticks() -> tuple[int, int]:
         return 0, 0
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return sum(fields) - idle, sum(fields)
+
+
+SETUP_WORKFLOWS = ("setup_workflow", "setup_batch_workflow")
 
 
 class StackSampler:
@@ -244,7 +251,7 @@ class StackSampler:
         step = "workflow body"
         for filename, function in stack:
             if filename.endswith(("accounts/workflows.py", "runtime/retrying.py")) and function not in (
-                "setup_workflow", "retry_until_done"
+                *SETUP_WORKFLOWS, "retry_until_done"
             ):
                 step = function
                 break
@@ -275,7 +282,7 @@ class StackSampler:
                 if ident == me:
                     continue
                 stack = self._stack(frame)
-                if not any(fn == "setup_workflow" and f.endswith("accounts/workflows.py") for f, fn in stack):
+                if not any(fn in SETUP_WORKFLOWS and f.endswith("accounts/workflows.py") for f, fn in stack):
                     continue
                 running += 1
                 self.samples += 1
@@ -339,12 +346,12 @@ class StatementCounter:
         event.listen(Engine, "before_cursor_execute", on_dbos_statement)
         event.listen(Engine, "commit", on_dbos_commit)
 
-    def report(self, workflows: int) -> None:
-        per = max(1, workflows)
+    def report(self, accounts: int) -> None:
+        per = max(1, accounts)
         for name, counts in (("Django (workflow threads)", self.django), ("DBOS system database", self.dbos)):
             total = sum(v for k, v in counts.items() if k not in ("COMMIT", "(connections opened)"))
             detail = ", ".join(f"{k} {v / per:.1f}" for k, v in counts.most_common())
-            print(f"  {name}: {total / per:.1f} statements per workflow ({detail})")
+            print(f"  {name}: {total / per:.1f} statements per account ({detail})")
 
 
 def step_timings() -> list[tuple[str, int, float]]:
@@ -383,40 +390,41 @@ def cpu_by_library(stats: Any) -> Counter[str]:
 
 
 def profile_inline(count: int) -> None:
-    """Setup workflows run one at a time in this thread: their real CPU cost, then a cProfile of as many more."""
+    """Setup batches run one at a time in this thread: their real CPU cost, then a cProfile of as many more."""
     import cProfile
     import pstats
 
     from dbos import SetWorkflowID
+    from django.conf import settings
 
-    from backstop.accounts.models import Account, AccountState, setup_workflow_id
-    from backstop.accounts.workflows import setup_workflow
+    from backstop.accounts.models import Account, AccountState
+    from backstop.accounts.workflows import setup_batch_workflow
 
+    queues = hold_setup_queues()
     first_new = (Account.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-    insert_accounts(2 * count)
-    account_ids = list(Account.objects.filter(pk__gte=first_new).order_by("pk").values_list("pk", flat=True))
-    plain, profiled = account_ids[:count], account_ids[count:]
 
-    def run(ids: list[int]) -> tuple[float, float]:
+    def run() -> tuple[float, float]:
+        insert_accounts(count)
         cpu_before, wall_before = time.thread_time(), time.perf_counter()
-        for account_id in ids:
-            with SetWorkflowID(setup_workflow_id(account_id, 1)):
-                setup_workflow(account_id)
-        return (1000 * (time.perf_counter() - wall_before) / len(ids),
-                1000 * (time.thread_time() - cpu_before) / len(ids))
+        while Account.objects.awaiting_setup_batch().exists():
+            with SetWorkflowID(f"setup-batch:inline-{uuid.uuid4()}"):
+                setup_batch_workflow(settings.SETUP_BATCH_SIZE)
+        return (1000 * (time.perf_counter() - wall_before) / count,
+                1000 * (time.thread_time() - cpu_before) / count)
 
-    wall_ms, cpu_ms = run(plain)
+    wall_ms, cpu_ms = run()
     profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
-    run(profiled)
+    run()
     profiler.disable()
+    release_setup_queues(queues)
     active = Account.objects.filter(pk__gte=first_new, state=AccountState.ACTIVE).count()
-    print(f"\nSetup workflows run one at a time in the main thread ({active} of {len(account_ids)} activated): "
-          f"{wall_ms:.1f} ms wall and {cpu_ms:.1f} ms CPU of this thread per workflow (no profiler)")
+    print(f"\nSetup batches of {settings.SETUP_BATCH_SIZE} run one at a time in the main thread ({active} of "
+          f"{2 * count} activated): {wall_ms:.2f} ms wall and {cpu_ms:.2f} ms CPU of this thread per account")
     stats = pstats.Stats(profiler)
     libraries = cpu_by_library(stats)
     total = sum(libraries.values()) or 1.0
-    print(f"Own CPU time by library under cProfile ({count} more workflows; the profiler inflates the total, "
+    print(f"Own CPU time by library under cProfile ({count} more accounts; the profiler inflates the total, "
           "the shares are what matter):")
     for library, seconds in libraries.most_common(15):
         print(f"  {100 * seconds / total:5.1f}%  {library}")
@@ -424,16 +432,28 @@ def profile_inline(count: int) -> None:
     stats.sort_stats("cumulative").print_stats(30)
 
 
-def hold_setup_queue() -> Queue:
-    """Stop the dispatcher starting setup-queue workflows until its concurrency is set again; returns the queue."""
+def hold_setup_queues() -> list[Queue]:
+    """Stop the queues' dispatchers starting setup workflows (batches and per-account) until released."""
     from django.conf import settings
 
     from backstop.runtime import engine
 
-    setup_queue = engine.queue(engine.SETUP_QUEUE)
-    setup_queue.set_worker_concurrency(0)
+    queues = [engine.queue(engine.SETUP_BATCH_QUEUE), engine.queue(engine.SETUP_QUEUE)]
+    for held in queues:
+        held.set_worker_concurrency(0)
     time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the dispatcher rereads the queue's limits once per poll
-    return setup_queue
+    return queues
+
+
+def release_setup_queues(queues: list[Queue]) -> None:
+    from django.conf import settings
+
+    from backstop.runtime import engine
+
+    for held in queues:
+        held.set_worker_concurrency(
+            engine.SETUP_BATCHES_AT_ONCE if held.name == engine.SETUP_BATCH_QUEUE else settings.SETUP_CONCURRENCY
+        )
 
 
 def measure_engine_floor(count: int) -> float:
@@ -441,8 +461,10 @@ def measure_engine_floor(count: int) -> float:
     from dbos import SetWorkflowID
     from django.conf import settings
 
+    from backstop.runtime import engine
 
-    setup_queue = hold_setup_queue()
+    queues = hold_setup_queues()
+    setup_queue = engine.queue(engine.SETUP_QUEUE)
     tag = uuid.uuid4().hex[:6]
     handles = []
     for n in range(count):
@@ -450,7 +472,7 @@ def measure_engine_floor(count: int) -> float:
             handles.append(setup_queue.enqueue(empty_setup_workflow, n))
     time.sleep(3 * settings.QUEUE_POLL_SECONDS)
     started = time.perf_counter()
-    setup_queue.set_worker_concurrency(settings.SETUP_CONCURRENCY)
+    release_setup_queues(queues)
     for handle in handles:
         handle.get_result()
     return count / (time.perf_counter() - started)
@@ -460,12 +482,12 @@ def wait_for_setup_workflows(timeout: float) -> bool:
     """Let the workflows record their results (after the accounts are done) before the engine stops."""
     from dbos import DBOS
 
-    from backstop.runtime.engine import SETUP_QUEUE
+    from backstop.runtime.engine import SETUP_BATCH_QUEUE, SETUP_QUEUE
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not DBOS.list_workflows(status=["PENDING", "ENQUEUED"], queue_name=SETUP_QUEUE, limit=1,
-                                   load_input=False, load_output=False):
+        if not any(DBOS.list_workflows(status=["PENDING", "ENQUEUED"], queue_name=name, limit=1, load_input=False,
+                                       load_output=False) for name in (SETUP_BATCH_QUEUE, SETUP_QUEUE)):
             return True
         time.sleep(0.2)
     return False
@@ -480,7 +502,6 @@ def child(args: argparse.Namespace) -> None:
 
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
-    from backstop.accounts.services import _enqueue_setup
     from backstop.runtime import engine
 
     database = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite"
@@ -489,19 +510,14 @@ def child(args: argparse.Namespace) -> None:
         counter.install()
     engine.launch(role="bench")
     try:
+        # Hold the queues while the backlog is inserted, so the clock starts with every account waiting.
+        queues = hold_setup_queues()
         insert_accounts(args.accounts)
         from backstop.accounts.models import Account
 
         account_ids = list(Account.objects.order_by("pk").values_list("pk", flat=True))
         engine.release_db_connections()
-        print(f"{database}: {len(account_ids)} accounts inserted; enqueueing setup workflows ...", flush=True)
-        # Hold the queue while the backlog is enqueued, so the figure is the engine's, not one enqueuing thread's.
-        setup_queue = hold_setup_queue()
-        enqueue_started = time.perf_counter()
-        for account_id in account_ids:
-            # What signup runs once its transaction commits: run 1 of the account's setup.
-            _enqueue_setup(account_id, 1)
-        enqueue_seconds = time.perf_counter() - enqueue_started
+        print(f"{database}: {len(account_ids)} accounts inserted, waiting for setup batches ...", flush=True)
         time.sleep(3 * settings.QUEUE_POLL_SECONDS)
         if progress()[0]:
             print("warning: setup workflows started before the queue was released", flush=True)
@@ -512,7 +528,7 @@ def child(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         if sampler is not None:
             sampler.start()
-        setup_queue.set_worker_concurrency(settings.SETUP_CONCURRENCY)
+        release_setup_queues(queues)
         deadline = started + args.timeout
         active, open_steps = progress()
         while (active < len(account_ids) or open_steps) and time.perf_counter() < deadline:
@@ -524,6 +540,7 @@ def child(args: argparse.Namespace) -> None:
         if sampler is not None:
             sampler.stop()
         finished = wait_for_setup_workflows(timeout=60)
+        batches = len({batch for batch in Account.objects.values_list("setup_batch", flat=True)})
         print(f"{database}: measuring the engine's floor with {len(account_ids)} empty workflows ...", flush=True)
         engine_floor = measure_engine_floor(len(account_ids))
     finally:
@@ -539,7 +556,7 @@ def child(args: argparse.Namespace) -> None:
         sampler.report()
         mean_in_flight = sum(sampler.in_flight) / max(1, len(sampler.in_flight))
     if counter is not None:
-        print("\nSQL statements per workflow:")
+        print("\nSQL statements per account set up:")
         counter.report(len(account_ids))
     if args.profile:
         print("\nDBOS step records (mean ms from step start to its output being recorded):")
@@ -552,10 +569,10 @@ def child(args: argparse.Namespace) -> None:
             engine.shutdown()
     result = {
         "database": database, "accounts": len(account_ids), "completed": active, "seconds": seconds,
-        "enqueue_seconds": enqueue_seconds, "mean_in_flight": mean_in_flight,
-        "cpu_ms_per_workflow": 1000 * cpu_seconds / max(1, active), "machine_busy_pct": machine * (os.cpu_count() or 1),
+        "batches": batches, "mean_in_flight": mean_in_flight,
+        "cpu_ms_per_setup": 1000 * cpu_seconds / max(1, active), "machine_busy_pct": machine * (os.cpu_count() or 1),
         "load_average": load_average, "engine_floor_per_second": engine_floor,
-        "settings": f"SETUP_CONCURRENCY={settings.SETUP_CONCURRENCY}, "
+        "settings": f"SETUP_BATCH_SIZE={settings.SETUP_BATCH_SIZE}, SETUP_CONCURRENCY={settings.SETUP_CONCURRENCY}, "
                     f"QUEUE_POLL_SECONDS={settings.QUEUE_POLL_SECONDS:g}",
     }
     Path(args.result_file).write_text(json.dumps(result))
@@ -570,7 +587,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="sample workflow threads' stacks and count SQL statements (slows the run a little)")
     parser.add_argument("--profile-inline", type=int, default=100,
-                        help="with --profile: workflows run one at a time under cProfile after the measurement")
+                        help="with --profile: this many accounts set up by batches run inline, then as many under cProfile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from backstop.runtime.retrying import AttemptResult
 
 
 class AccountState(models.TextChoices):
@@ -34,6 +37,10 @@ class StepStatus(models.TextChoices):
 OPEN_STEP_STATUSES = (StepStatus.PENDING, StepStatus.RETRYING, StepStatus.WAITING)
 
 
+# ``Account.setup_batch`` of an account whose setup (if any) no batch makes: signup alone asks for a batch.
+OWN_SETUP_WORKFLOW = "own-workflow"
+
+
 class AccountManager(BaseUserManager["Account"]):
     def by_email_key(self, email_key: str) -> Account | None:
         if "\x00" in email_key:  # never part of an address, and PostgreSQL refuses it even in a query
@@ -43,6 +50,10 @@ class AccountManager(BaseUserManager["Account"]):
     def signed_in(self, user: Any) -> Account:
         """The full account behind ``request.user`` (a view only gets here once signed in)."""
         return self.get(pk=user.pk)
+
+    def awaiting_setup_batch(self) -> models.QuerySet[Account]:
+        """Signed up, first setup attempts not yet claimed by a batch (oldest first)."""
+        return self.filter(setup_batch="").order_by("pk")
 
     def with_open_setup_since(self, moment: dt.datetime) -> models.QuerySet[Account]:
         """Accounts with a setup step still open and untouched since ``moment``."""
@@ -61,6 +72,8 @@ class Account(AbstractBaseUser, PermissionsMixin):
     state = models.CharField(max_length=20, choices=AccountState.choices, default=AccountState.SETTING_UP)
     email_verified_at = models.DateTimeField(null=True, blank=True)
     setup_run = models.IntegerField(default=1)
+    # Signup sets "" (waiting for a setup batch); the batch that claims the account writes its workflow id there.
+    setup_batch = models.CharField(max_length=64, blank=True, default=OWN_SETUP_WORKFLOW, db_index=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -109,6 +122,13 @@ class SetupStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.status}"
+
+    def result_so_far(self) -> AttemptResult:
+        """The step's recorded outcome as the retry loop takes it, due now (see ``retry_until_done``)."""
+        status: Literal["done", "failed", "waiting"] = (
+            "done" if self.status == StepStatus.DONE else "waiting" if self.status == StepStatus.WAITING else "failed"
+        )
+        return {"status": status, "retry_in": 0.0, "error": self.last_error}
 
 
 class AccountEvent(models.Model):

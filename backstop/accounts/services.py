@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts.models import (
+    OWN_SETUP_WORKFLOW,
     Account,
     AccountEvent,
     AccountState,
@@ -39,6 +43,7 @@ from backstop.accounts.validation import (
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.runtime import engine
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.services import provision_workspace
@@ -109,7 +114,7 @@ def signup_account(
 def _create_account(data: SignupData, hashed_password: str) -> Account:
     account = Account.objects.create(
         email=data.email, email_key=data.email_key, name=data.name, company=data.company, phone=data.phone,
-        password=hashed_password,
+        password=hashed_password, setup_batch="",
     )
     SetupStep.objects.bulk_create([SetupStep(account=account, name=name) for name in StepName.values])
     notify.create_email(
@@ -117,7 +122,8 @@ def _create_account(data: SignupData, hashed_password: str) -> Account:
         context={"account": account, "verify_url": email_verification_url(account)},
     )
     record_event(account, "signed_up", f"Signed up as {account.email} for {account.company}.")
-    transaction.on_commit(lambda: _enqueue_setup(account.pk, account.setup_run))
+    # The next setup batch claims the account (setup_batch_workflow); this process's dispatcher looks right away.
+    transaction.on_commit(engine.wake_setup_dispatcher)
     return account
 
 
@@ -167,14 +173,47 @@ def authenticate_account(*, email: str, password: str, ip: str) -> Account:
 
 
 def retry_setup(*, account: Account) -> None:
-    """Try the unfinished setup steps now: wake the running workflow, or start a new run."""
+    """Try the unfinished setup steps now: wake the running workflow, or start a new run.
+
+    An account whose first attempts are still to come (or under way) in a setup batch has nothing to retry yet.
+    """
     if not SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE).exists():
         return
     status = DBOS.get_workflow_status(account.setup_workflow_id)
     if status is not None and status.status in LIVE_WORKFLOW_STATUSES:
         DBOS.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
         return
+    if status is None and _in_setup_batch(account):
+        _carry_on_from_setup_batch(account)
+        return
     _start_new_setup_run(account)
+
+
+def _carry_on_from_setup_batch(account: Account) -> None:
+    """"Try again now" while the account's setup batch runs: once the batch has tried every step, start the
+    account's own workflow now from those results (the batch's hand-over then finds it started).
+
+    Before that the batch's first attempt is under way or seconds away, and a second caller could only race it.
+    """
+    rows = list(SetupStep.objects.filter(account=account))
+    if any(row.status == StepStatus.PENDING for row in rows):
+        return
+    _enqueue_setup(account.pk, account.setup_run, first_results={row.name: row.result_so_far() for row in rows})
+
+
+def _in_setup_batch(account: Account) -> bool:
+    """Whether a setup batch is yet to claim the account, or has claimed it and is still running."""
+    if account.setup_run != 1 or account.setup_batch == OWN_SETUP_WORKFLOW:
+        return False
+    if not account.setup_batch:
+        return True
+    batch = DBOS.get_workflow_status(account.setup_batch)
+    return batch is not None and batch.status in LIVE_WORKFLOW_STATUSES
+
+
+def _take_off_setup_batches(account: Account) -> bool:
+    """Set the account up on its own from now on; False when a setup batch claimed it first."""
+    return bool(Account.objects.filter(pk=account.pk, setup_batch="").update(setup_batch=OWN_SETUP_WORKFLOW))
 
 
 def _start_new_setup_run(account: Account) -> None:
@@ -183,6 +222,7 @@ def _start_new_setup_run(account: Account) -> None:
         won = Account.objects.filter(pk=account.pk, setup_run=account.setup_run).update(setup_run=F("setup_run") + 1)
         if not won:
             return
+        _take_off_setup_batches(account)
         Account.objects.filter(pk=account.pk, state=AccountState.NEEDS_ATTENTION).update(
             state=AccountState.SETTING_UP
         )
@@ -194,77 +234,154 @@ def _start_new_setup_run(account: Account) -> None:
         transaction.on_commit(lambda: _enqueue_setup(account.pk, run))
 
 
-def _enqueue_setup(account_id: int, run: int) -> None:
+def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptResult] | None = None) -> None:
     from backstop.accounts.workflows import setup_workflow
-    from backstop.runtime.engine import SETUP_QUEUE, queue
 
     try:
         with SetWorkflowID(setup_workflow_id(account_id, run)):
-            queue(SETUP_QUEUE).enqueue(setup_workflow, account_id)
+            engine.queue(engine.SETUP_QUEUE).enqueue(setup_workflow, account_id, first_results)
     except Exception:  # the sweep restarts any setup whose workflow never started
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
+
+
+def start_setup_batch(*, size: int) -> str | None:
+    """Queue a setup batch if any account waits for one; its workflow id, or None when nobody waits."""
+    from backstop.accounts.workflows import setup_batch_workflow
+
+    if not Account.objects.awaiting_setup_batch().exists():
+        return None
+    batch_id = f"setup-batch:{uuid.uuid4()}"
+    with SetWorkflowID(batch_id):
+        engine.queue(engine.SETUP_BATCH_QUEUE).enqueue(setup_batch_workflow, size)
+    return batch_id
 
 
 def _welcome_key(account_id: int) -> str:
     return f"welcome:{account_id}"
 
 
+_ALREADY_DONE: AttemptResult = {"status": "done", "retry_in": 0.0, "error": ""}
+# Provider calls a setup batch makes at once for one step (threads of the step's own).
+FIRST_ATTEMPTS_AT_ONCE = 16
+
+
 def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptResult:
     """One attempt at one setup step, recorded on the step and the timeline. Safe to run twice."""
     row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
-    if row.status == StepStatus.DONE:
-        return {"status": "done", "retry_in": 0.0, "error": ""}
-    account = row.account
-    if step == StepName.WORKSPACE:
-        result = call_through_breaker(
-            "workspace", attempt, lambda: _provision(account)
-        )
-    else:
-        result = notify.deliver(message=Message.objects.get(key=_welcome_key(account_id)), attempt=attempt)
-    _record_step_result(account, row, attempt, result)
+    result = _ALREADY_DONE if row.status == StepStatus.DONE else _attempt(row, attempt)
+    _record_step_results([row] if row.status != StepStatus.DONE else [], attempt, {account_id: result})
     return result
+
+
+def claim_setup_batch(*, batch_id: str, size: int) -> list[int]:
+    """Claim up to ``size`` accounts waiting for their first setup attempts; safe to run twice (same answer or more).
+
+    Two batches may read the same waiting accounts: the conditional UPDATE gives each account to one of them.
+    """
+    waiting = list(Account.objects.awaiting_setup_batch().values_list("pk", flat=True)[:size])
+    if waiting:
+        Account.objects.filter(pk__in=waiting, setup_batch="").update(setup_batch=batch_id)
+    return list(Account.objects.filter(setup_batch=batch_id).order_by("pk").values_list("pk", flat=True))
+
+
+def attempt_first_setup_steps(*, account_ids: list[int], step: str) -> dict[int, AttemptResult]:
+    """The first attempt at ``step`` for a batch of accounts, recorded together. Safe to run twice.
+
+    The provider calls run FIRST_ATTEMPTS_AT_ONCE at a time, so a slow provider delays a batch by its latency times
+    batch size / that, not times batch size. One account's unexpected error is that account's failed attempt, not the
+    batch's: its own workflow takes it on.
+    """
+    rows = list(SetupStep.objects.select_related("account").filter(account_id__in=account_ids, name=step))
+    to_try = [row for row in rows if row.status != StepStatus.DONE]
+    results: dict[int, AttemptResult] = {row.account_id: _ALREADY_DONE for row in rows if row.status == StepStatus.DONE}
+    shares = [to_try[start::FIRST_ATTEMPTS_AT_ONCE] for start in range(min(FIRST_ATTEMPTS_AT_ONCE, len(to_try)))]
+    if shares:
+        with ThreadPoolExecutor(max_workers=len(shares), initializer=engine.yield_cpu_to_requests) as pool:
+            for share_results in pool.map(_first_attempts, shares):
+                results.update(share_results)
+    _record_step_results(to_try, 1, results)
+    return results
+
+
+def _first_attempts(rows: list[SetupStep]) -> dict[int, AttemptResult]:
+    """One thread's share of a batch's first attempts (its database connections closed when done)."""
+    results: dict[int, AttemptResult] = {}
+    try:
+        for row in rows:
+            try:
+                results[row.account_id] = _attempt(row, 1)
+            except Exception as error:
+                log.exception("first %s attempt for account %s failed unexpectedly", row.name, row.account_id)
+                results[row.account_id] = {"status": "failed", "retry_in": settings.RETRY_BASE_SECONDS,
+                                           "error": f"unexpected error in our system ({error.__class__.__name__})"}
+    finally:
+        engine.release_db_connections()
+    return results
+
+
+def _attempt(row: SetupStep, attempt: int) -> AttemptResult:
+    if row.name == StepName.WORKSPACE:
+        return call_through_breaker("workspace", attempt, functools.partial(_provision, row.account))
+    return notify.deliver(message=Message.objects.get(key=_welcome_key(row.account_id)), attempt=attempt)
 
 
 def _provision(account: Account) -> None:
     provision_workspace(account_id=account.pk, name=account.company)
 
 
-def _record_step_result(account: Account, row: SetupStep, attempt: int, result: AttemptResult) -> None:
+def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int, AttemptResult]) -> None:
+    """Record one step's attempt for several accounts in one transaction: a batch writes as much as one account."""
+    if not rows:
+        return
     now = timezone.now()
-    label = StepName(row.name).label
+    step = StepName(rows[0].name)
+    done = [row for row in rows if results[row.account_id]["status"] == "done"]
     events: list[AccountEvent] = []
     with transaction.atomic():
-        steps = SetupStep.objects.filter(pk=row.pk).exclude(status=StepStatus.DONE)
-        if result["status"] == "done":
-            if steps.update(status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="",
-                            attempts=attempt, updated_at=now):
-                events.append(timeline_entry(account, "step_done", f"{label}: done on attempt {attempt}."))
-            if row.name == StepName.WORKSPACE:
-                events += _activate(account)
-            else:
-                AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.EMAIL_UNDELIVERED,
-                                                    how="email delivered")
-        elif result["status"] == "failed":
-            steps.update(status=StepStatus.RETRYING, attempts=attempt, last_error=result["error"],
-                         next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
-            events.append(timeline_entry(account, "step_failed",
-                                         f"{label}: attempt {attempt} failed: {result['error']}."))
+        # Conditional on "not done yet": a step recorded done by an earlier run of this attempt gets no second entry.
+        newly_done = set(SetupStep.objects.filter(pk__in=[row.pk for row in done]).exclude(status=StepStatus.DONE)
+                         .values_list("account_id", flat=True))
+        SetupStep.objects.filter(pk__in=[row.pk for row in done]).exclude(status=StepStatus.DONE).update(
+            status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="", attempts=attempt, updated_at=now
+        )
+        events += [timeline_entry(account_id, "step_done", f"{step.label}: done on attempt {attempt}.")
+                   for account_id in sorted(newly_done)]
+        done_ids = [row.account_id for row in done]
+        if step == StepName.WORKSPACE:
+            events += _activate(done_ids)
         else:
-            steps.update(status=StepStatus.WAITING,
-                         next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
-        # One INSERT for the step's timeline entries: this runs once per attempt of every signup.
+            AttentionRecord.objects.resolve_for_accounts(account_ids=done_ids, kind=AttentionKind.EMAIL_UNDELIVERED,
+                                                         how="email delivered")
+        for row in rows:
+            result = results[row.account_id]
+            steps = SetupStep.objects.filter(pk=row.pk).exclude(status=StepStatus.DONE)
+            if result["status"] == "failed":
+                steps.update(status=StepStatus.RETRYING, attempts=attempt, last_error=result["error"],
+                             next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
+                events.append(timeline_entry(row.account_id, "step_failed",
+                                             f"{step.label}: attempt {attempt} failed: {result['error']}."))
+            elif result["status"] == "waiting":
+                steps.update(status=StepStatus.WAITING,
+                             next_attempt_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
+        # One INSERT for all the timeline entries: this runs once per attempt of every signup.
         AccountEvent.objects.bulk_create(events)
 
 
-def _activate(account: Account) -> list[AccountEvent]:
-    """Make the account active if it is not yet; returns the timeline entry to record with it."""
-    activated = Account.objects.filter(
-        pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-    ).update(state=AccountState.ACTIVE, activated_at=timezone.now())
+def _activate(account_ids: list[int]) -> list[AccountEvent]:
+    """Make the accounts active that are not yet; returns the timeline entries to record with it."""
+    startable = Account.objects.filter(
+        pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
+    )
+    activated = sorted(startable.values_list("pk", flat=True))
     if not activated:
         return []
-    AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
-    return [timeline_entry(account, "activated", "Workspace ready: the account is active.")]
+    Account.objects.filter(pk__in=activated, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)).update(
+        state=AccountState.ACTIVE, activated_at=timezone.now()
+    )
+    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
+                                                 how="setup finished")
+    return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
+            for account_id in activated]
 
 
 def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
@@ -300,18 +417,26 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
 
 
 def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
-    """Safety net: restart setup for accounts whose steps are open but whose workflow is not running."""
+    """Safety net: restart setup for accounts whose steps are open but whose workflow is not running.
+
+    That covers an account no setup batch claimed in time, and one whose batch ended without handing it on.
+    """
     cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
     restarted = 0
     for account in Account.objects.with_open_setup_since(cutoff)[:limit]:
         status = DBOS.get_workflow_status(account.setup_workflow_id)
-        if status is None or status.status not in LIVE_WORKFLOW_STATUSES:
-            record_event(account, "setup_swept", "Setup was not running; the safety net restarted it.")
-            if status is None:
-                _enqueue_setup(account.pk, account.setup_run)
-            else:
-                _start_new_setup_run(account)
-            restarted += 1
+        if status is not None and status.status in LIVE_WORKFLOW_STATUSES:
+            continue
+        if status is None and account.setup_batch and _in_setup_batch(account):
+            continue
+        if status is None and not account.setup_batch and not _take_off_setup_batches(account):
+            continue  # a setup batch claimed it meanwhile
+        record_event(account, "setup_swept", "Setup was not running; the safety net restarted it.")
+        if status is None:
+            _enqueue_setup(account.pk, account.setup_run)
+        else:
+            _start_new_setup_run(account)
+        restarted += 1
     return restarted
 
 

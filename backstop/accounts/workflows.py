@@ -1,15 +1,22 @@
-"""The account setup workflow: provision the workspace and send the welcome email, durably."""
+"""Account setup, durably: provision the workspace and send the welcome email.
+
+New accounts get their first attempts in batches (``setup_batch_workflow``): one workflow claims up to
+SETUP_BATCH_SIZE waiting accounts and tries each step for all of them, so the engine's bookkeeping is paid
+once per batch rather than once per account. An account with a step left unfinished is handed to its own
+``setup_workflow``, which carries on from those first results with backoff, the breaker and "try again now".
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 from django.conf import settings
 
 from backstop.accounts import services
-from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
+from backstop.accounts.models import setup_workflow_id
+from backstop.runtime.engine import SETUP_QUEUE, queue, release_db_connections, yield_cpu_to_requests
 from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 
@@ -32,21 +39,62 @@ ATTEMPTS = {"workspace": provision_workspace, "welcome_email": send_welcome_emai
 
 
 @DBOS.workflow()
-def setup_workflow(account_id: int) -> dict[str, bool]:
+def setup_workflow(account_id: int, first_results: dict[str, AttemptResult] | None = None) -> dict[str, bool]:
     """Each setup step is retried with capped, jittered backoff until done or out of budget.
 
     A step already done (in an earlier run) answers "done" on its first attempt without calling anyone.
     A "try again now" press arrives as a message on the "setup" topic and wakes the loop early.
+    ``first_results`` are the attempts a setup batch made: the loop continues from them.
     """
     yield_cpu_to_requests()
     try:
         tasks: dict[str, Callable[[int], AttemptResult]] = {
             name: functools.partial(step, account_id) for name, step in ATTEMPTS.items()
         }
-        outcome = retry_until_done(tasks, topic="setup", max_attempts=settings.SETUP_MAX_ATTEMPTS)
+        outcome = retry_until_done(tasks, topic="setup", max_attempts=settings.SETUP_MAX_ATTEMPTS,
+                                   first_results=first_results)
         failed = [name for name, done in outcome.items() if not done]
         if failed:
             hand_over_to_support(account_id, failed)
         return outcome
+    finally:
+        release_db_connections()
+
+
+@DBOS.step()
+def claim_setup_batch(batch_id: str, size: int) -> list[int]:
+    return services.claim_setup_batch(batch_id=batch_id, size=size)
+
+
+@DBOS.step()
+def provision_workspaces(account_ids: list[int]) -> dict[int, AttemptResult]:
+    return services.attempt_first_setup_steps(account_ids=account_ids, step="workspace")
+
+
+@DBOS.step()
+def send_welcome_emails(account_ids: list[int]) -> dict[int, AttemptResult]:
+    return services.attempt_first_setup_steps(account_ids=account_ids, step="welcome_email")
+
+
+FIRST_ATTEMPTS = {"workspace": provision_workspaces, "welcome_email": send_welcome_emails}
+
+
+@DBOS.workflow()
+def setup_batch_workflow(size: int) -> dict[str, int]:
+    """First setup attempts for up to ``size`` waiting accounts; the unfinished ones go on in their own workflows."""
+    yield_cpu_to_requests()
+    try:
+        account_ids = claim_setup_batch(DBOS.workflow_id or "", size)
+        results: dict[int, dict[str, AttemptResult]] = {account_id: {} for account_id in account_ids}
+        for name, attempt_all in FIRST_ATTEMPTS.items():
+            for account_id, result in attempt_all(account_ids).items():
+                results[account_id][name] = result
+        unfinished = [account_id for account_id, steps in results.items()
+                      if any(result["status"] != "done" for result in steps.values())]
+        for account_id in unfinished:
+            # The account's first run: a sweep or "try again now" finds it under the usual id.
+            with SetWorkflowID(setup_workflow_id(account_id, 1)):
+                queue(SETUP_QUEUE).enqueue(setup_workflow, account_id, results[account_id])
+        return {"accounts": len(account_ids), "handed_on": len(unfinished)}
     finally:
         release_db_connections()

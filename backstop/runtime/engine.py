@@ -28,12 +28,16 @@ from backstop.runtime.models import Executor
 log = logging.getLogger(__name__)
 
 SETUP_QUEUE = "setup"
+SETUP_BATCH_QUEUE = "setup-batch"
+# Setup batches one process runs at once: a batch is up to SETUP_BATCH_SIZE accounts, a few keep the providers busy.
+SETUP_BATCHES_AT_ONCE = 4
 DELIVERY_QUEUE = "delivery"
 PURCHASE_QUEUE = "purchase"
 # A fixed version lets any process of this release recover any other's workflows.
 APPLICATION_VERSION = "backstop-1"
 
 _state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
+_setup_batch_wanted = threading.Event()
 
 
 def release_db_connections() -> None:
@@ -56,6 +60,11 @@ def yield_cpu_to_requests() -> None:
                            max(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), settings.BACKGROUND_NICE))
         except OSError:  # a platform that refuses: background work runs at normal priority
             log.debug("could not lower the priority of background thread %s", threading.get_native_id())
+
+
+def wake_setup_dispatcher() -> None:
+    """An account waits for its first setup attempts: this process's dispatcher looks now, not at its next poll."""
+    _setup_batch_wanted.set()
 
 
 def wait_for_message(topic: str, timeout_seconds: float) -> Any:
@@ -117,6 +126,10 @@ def launch(*, role: str) -> str:
             DELIVERY_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
             polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
         ),
+        SETUP_BATCH_QUEUE: DBOS.register_queue(
+            SETUP_BATCH_QUEUE, worker_concurrency=SETUP_BATCHES_AT_ONCE,
+            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
+        ),
         PURCHASE_QUEUE: DBOS.register_queue(
             PURCHASE_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
             polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
@@ -129,6 +142,8 @@ def launch(*, role: str) -> str:
     release_db_connections()
     threading.Thread(target=_supervise, args=(this_executor, role, stop), daemon=True,
                      name="backstop-supervisor").start()
+    threading.Thread(target=_dispatch_setup_batches, args=(stop,), daemon=True,
+                     name="backstop-setup-dispatcher").start()
     return this_executor
 
 
@@ -158,6 +173,32 @@ def take_over_dead_executors(this_executor: str) -> list[str]:
         handles = DBOS._recover_pending_workflows([dead])
         log.warning("took over %d workflows of silent executor %s", len(handles), dead)
     return claimed
+
+
+def _dispatch_setup_batches(stop: threading.Event) -> None:
+    """Queue a setup batch whenever accounts wait for one and this process has no batch waiting in the queue yet.
+
+    The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
+    costs nothing, the next one claims them; any process may run a queued batch.
+    """
+    from backstop.accounts.services import start_setup_batch
+
+    yield_cpu_to_requests()
+    queued: str | None = None
+    while not stop.is_set():
+        _setup_batch_wanted.wait(settings.QUEUE_POLL_SECONDS)
+        _setup_batch_wanted.clear()
+        try:
+            if queued is not None:
+                status = DBOS.get_workflow_status(queued)
+                if status is not None and status.status == "ENQUEUED":
+                    continue
+            queued = start_setup_batch(size=settings.SETUP_BATCH_SIZE)
+        except Exception:  # the dispatcher must outlive a database hiccup
+            log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
+            stop.wait(settings.HEARTBEAT_SECONDS)
+        finally:
+            release_db_connections()
 
 
 def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:

@@ -56,32 +56,39 @@ def call_through_breaker(provider: str, attempt: int, call: Callable[[], None]) 
 
 
 def retry_until_done(
-    tasks: dict[str, Callable[[int], AttemptResult]], *, topic: str, max_attempts: int
+    tasks: dict[str, Callable[[int], AttemptResult]], *, topic: str, max_attempts: int,
+    first_results: dict[str, AttemptResult] | None = None,
 ) -> dict[str, bool]:
     """Inside a workflow: run each task's step until it is done or has failed ``max_attempts`` times.
 
     Times are seconds on the loop's own schedule: a task is due ``retry_in`` after the round that tried it,
     and the loop sleeps (durably) until the earliest due task, or until "try again now" makes all of them due.
+    ``first_results`` are attempts already made elsewhere (a setup batch): the loop carries on from them.
     """
     pending = list(tasks)
     failures = dict.fromkeys(pending, 0)
     due = dict.fromkeys(pending, 0.0)
     now = 0.0
     outcome: dict[str, bool] = {}
+
+    def settle(name: str, result: AttemptResult) -> None:
+        if result["status"] == "done":
+            outcome[name] = True
+            pending.remove(name)
+            return
+        if result["status"] == "failed":
+            failures[name] += 1
+            if failures[name] >= max_attempts:
+                outcome[name] = False
+                pending.remove(name)
+                return
+        due[name] = now + max(0.0, result["retry_in"])
+
+    for name, result in (first_results or {}).items():
+        settle(name, result)
     while pending:
         for name in [n for n in pending if due[n] <= now]:
-            result = tasks[name](failures[name] + 1)
-            if result["status"] == "done":
-                outcome[name] = True
-                pending.remove(name)
-                continue
-            if result["status"] == "failed":
-                failures[name] += 1
-                if failures[name] >= max_attempts:
-                    outcome[name] = False
-                    pending.remove(name)
-                    continue
-            due[name] = now + max(0.0, result["retry_in"])
+            settle(name, tasks[name](failures[name] + 1))
         release_db_connections()
         if pending:
             wake_at = min(due[name] for name in pending)

@@ -52,7 +52,10 @@ class AttentionRecordManager(models.Manager["AttentionRecord"]):
         return record
 
     def resolve_for(self, *, account: Any, kind: str, how: str) -> int:
-        return self.filter(account=account, kind=kind, resolved_at__isnull=True).update(
+        return self.resolve_for_accounts(account_ids=[account.pk], kind=kind, how=how)
+
+    def resolve_for_accounts(self, *, account_ids: list[int], kind: str, how: str) -> int:
+        return self.filter(account_id__in=account_ids, kind=kind, resolved_at__isnull=True).update(
             resolved_at=timezone.now(), resolution=how
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,14 +11,14 @@ from dbos import DBOS
 from django.contrib.auth.hashers import make_password
 
 from backstop.accounts import services
-from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepStatus
+from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, LocalMailboxItem, Message
 from backstop.runtime import engine
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.models import LocalProvisionedWorkspace, Workspace
-from conftest import wait_for
+from conftest import setup_finished, wait_for
 
 pytestmark = pytest.mark.usefixtures("engine_db")
 
@@ -34,18 +36,6 @@ def new_account(email: str) -> Account:
     return services._create_account(data, make_password(None))
 
 
-def finished(workflow_id: str, timeout: float = 30) -> Any:
-    """The workflow's result once it has ended; the test fails unless it ended successfully."""
-
-    def ended() -> Any:
-        status = DBOS.get_workflow_status(workflow_id)
-        return status if status is not None and status.status not in services.LIVE_WORKFLOW_STATUSES else None
-
-    status = wait_for(ended, timeout=timeout, message=f"workflow {workflow_id} did not finish")
-    assert status.status == "SUCCESS", status.error
-    return status.output
-
-
 def steps_of(account: Account) -> dict[str, SetupStep]:
     return {step.name: step for step in SetupStep.objects.filter(account=account)}
 
@@ -55,7 +45,7 @@ def test_it_activates_the_account_and_sends_one_welcome_email_when_providers_ans
                                      company="Acme", password="correct horse battery", ip="10.0.0.1")
     account = result.account
 
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     assert account.activated_at is not None
@@ -77,7 +67,7 @@ def test_it_hands_the_account_to_support_when_the_workspace_provider_keeps_faili
     FaultSetting.objects.set_modes({"workspace": "error"})
     account = new_account("bob@example.com")
 
-    assert finished(account.setup_workflow_id) == {"workspace": False, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": False, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.NEEDS_ATTENTION
     workspace_step = steps_of(account)["workspace"]
@@ -103,7 +93,7 @@ def test_it_keeps_the_account_usable_when_only_the_welcome_email_fails(settings:
     FaultSetting.objects.set_modes({"email": "timeout"})
     account = new_account("cleo@example.com")
 
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": False}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": False}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     email_step = steps_of(account)["welcome_email"]
@@ -121,7 +111,7 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     settings.SETUP_MAX_ATTEMPTS = 2
     FaultSetting.objects.set_modes({"workspace": "error"})
     account = new_account("dan@example.com")
-    finished(account.setup_workflow_id)
+    setup_finished(account)
     account.refresh_from_db()
     assert account.state == AccountState.NEEDS_ATTENTION
 
@@ -131,7 +121,7 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     account.refresh_from_db()
     assert account.setup_run == 2
     # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     record = AttentionRecord.objects.get(account=account, kind=AttentionKind.SETUP_STALLED)
@@ -149,14 +139,14 @@ def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(setti
     settings.SETUP_MAX_ATTEMPTS = 2
     FaultSetting.objects.set_modes({"email": "error"})
     account = new_account("eve@example.com")
-    finished(account.setup_workflow_id)
+    setup_finished(account)
     assert AttentionRecord.objects.filter(kind=AttentionKind.EMAIL_UNDELIVERED, resolved_at__isnull=True).exists()
 
     FaultSetting.objects.set_modes({"email": "ok"})
     account.refresh_from_db()
     services.retry_setup(account=account)
     account.refresh_from_db()
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     assert Workspace.objects.filter(account=account).count() == 1
 
     assert Message.objects.get(key=f"welcome:{account.pk}").status == DeliveryStatus.SENT
@@ -164,21 +154,74 @@ def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(setti
     assert not AttentionRecord.objects.filter(resolved_at__isnull=True).exists()
 
 
-def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    def queue_unavailable(name: str) -> Any:
-        raise RuntimeError("queue unavailable")
+@pytest.fixture
+def held_setup_batches(settings: Any) -> Iterator[None]:
+    """Setup batches are queued but none starts until the test releases them (or ends)."""
+    batches = engine.queue(engine.SETUP_BATCH_QUEUE)
+    batches.set_worker_concurrency(0)
+    time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the queue's runner rereads its limits once per poll
+    yield
+    release_setup_batches()
 
-    monkeypatch.setattr(engine, "queue", queue_unavailable)
+
+def release_setup_batches() -> None:
+    engine.queue(engine.SETUP_BATCH_QUEUE).set_worker_concurrency(engine.SETUP_BATCHES_AT_ONCE)
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch() -> None:
+    accounts = [new_account(f"batch{i}@example.com") for i in range(5)]
+    assert set(Account.objects.values_list("setup_batch", flat=True)) == {""}
+
+    release_setup_batches()
+
+    for account in accounts:
+        assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+        assert DBOS.get_workflow_status(account.setup_workflow_id) is None  # nothing to retry: no workflow of its own
+    (batch,) = set(Account.objects.values_list("setup_batch", flat=True))
+    status = DBOS.get_workflow_status(batch)
+    assert status is not None and status.output == {"accounts": 5, "handed_on": 0}
+    assert Workspace.objects.count() == LocalMailboxItem.objects.count() == 5
+    assert AccountEvent.objects.filter(kind="activated").count() == 5
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_when_run_again() -> None:
+    accounts = [new_account(f"claim{i}@example.com") for i in range(3)]
+
+    first = services.claim_setup_batch(batch_id="setup-batch:first", size=2)
+    second = services.claim_setup_batch(batch_id="setup-batch:second", size=5)
+
+    assert first == [accounts[0].pk, accounts[1].pk]
+    assert second == [accounts[2].pk]
+    assert services.claim_setup_batch(batch_id="setup-batch:first", size=2) == first
+    assert not Account.objects.awaiting_setup_batch().exists()
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
+    broken, fine = new_account("broken@example.com"), new_account("fine@example.com")
+    Message.objects.filter(key=f"welcome:{broken.pk}").delete()  # a bug's doing: nothing to send
+
+    release_setup_batches()
+
+    assert setup_finished(fine) == {"workspace": True, "welcome_email": True}
+    email = wait_for(lambda: (step := steps_of(broken)["welcome_email"]).attempts and step, timeout=15)
+    assert (email.status, email.last_error) == (StepStatus.RETRYING, "unexpected error in our system (DoesNotExist)")
+    broken.refresh_from_db()
+    assert broken.state == AccountState.ACTIVE  # its workspace was made in the same batch
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_restarts_a_setup_no_batch_has_claimed() -> None:
     stranded = new_account("gus@example.com")
-    monkeypatch.undo()
-    assert DBOS.get_workflow_status(stranded.setup_workflow_id) is None
 
     assert services.restart_stalled_setups(grace_seconds=0) == 1
 
-    assert finished(stranded.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(stranded) == {"workspace": True, "welcome_email": True}
     stranded.refresh_from_db()
     assert stranded.state == AccountState.ACTIVE
-    assert stranded.setup_run == 1
+    assert (stranded.setup_run, stranded.setup_batch) == (1, OWN_SETUP_WORKFLOW)  # no batch may claim it now
     assert AccountEvent.objects.filter(account=stranded, kind="setup_swept").count() == 1
     assert services.restart_stalled_setups(grace_seconds=0) == 0
 
@@ -197,7 +240,7 @@ def test_it_leaves_a_live_setup_alone(settings: Any) -> None:
     assert not AccountEvent.objects.filter(account=account, kind="setup_swept").exists()
     FaultSetting.objects.set_modes({"workspace": "ok"})
     services.retry_setup(account=account)
-    assert finished(account.setup_workflow_id, timeout=20) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account, timeout=20) == {"workspace": True, "welcome_email": True}
 
 
 def test_it_starts_a_new_run_when_the_workflow_ended_with_steps_open(settings: Any) -> None:
@@ -217,7 +260,7 @@ def test_it_starts_a_new_run_when_the_workflow_ended_with_steps_open(settings: A
                          for step in DBOS.list_workflow_steps(account.setup_workflow_id)), timeout=15)
     FaultSetting.objects.set_modes({"workspace": "ok"})
     # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     assert Workspace.objects.filter(account=account).count() == 1

@@ -100,7 +100,8 @@ def test_it_lets_a_live_process_finish_the_workflows_of_a_dead_one(server_factor
     web = server_factory(executor_id="web-a", BACKSTOP_FAULTS="workspace=error").start()
     client = httpx.Client(base_url=web.url, timeout=30)
     assert client.post("/api/signup", json=ANN).status_code == 201
-    wait_for(lambda: _steps(_setup(client))["workspace"]["attempts"] >= 1, timeout=30)
+    # Attempt 1 is the setup batch's; attempt 2 is the account's own workflow, running in (owned by) the web process.
+    wait_for(lambda: _steps(_setup(client))["workspace"]["attempts"] >= 2, timeout=30)
 
     worker = server_factory(command="worker", executor_id="worker-b").start()
     web.kill()

@@ -21,7 +21,7 @@ from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces import services as workspace_services
 from backstop.workspaces.providers import LocalProvisioner
-from conftest import wait_for
+from conftest import setup_finished, wait_for
 
 pytestmark = pytest.mark.usefixtures("engine_db")
 
@@ -49,18 +49,6 @@ def workspace_step(account: Account) -> SetupStep:
     return SetupStep.objects.get(account=account, name="workspace")
 
 
-def finished(workflow_id: str, timeout: float = 30) -> Any:
-    """The workflow's result once it has ended; the test fails unless it ended successfully."""
-
-    def ended() -> Any:
-        status = DBOS.get_workflow_status(workflow_id)
-        return status if status is not None and status.status not in services.LIVE_WORKFLOW_STATUSES else None
-
-    status = wait_for(ended, timeout=timeout, message=f"workflow {workflow_id} did not finish")
-    assert status.status == "SUCCESS", status.error
-    return status.output
-
-
 class FlakyProvisioner:
     """The local provisioner, failing its first ``failures`` calls."""
 
@@ -80,6 +68,8 @@ def test_it_wakes_a_waiting_workflow_when_the_customer_presses_try_again(long_ba
     account = new_account("fay@example.com")
     wait_for(lambda: workspace_step(account).status == StepStatus.RETRYING, timeout=15,
              message="the workspace step never failed")
+    wait_for(lambda: DBOS.get_workflow_status(account.setup_workflow_id), timeout=15,
+             message="the setup batch did not hand the account to its own workflow")
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
     services.retry_setup(account=account)
@@ -88,7 +78,7 @@ def test_it_wakes_a_waiting_workflow_when_the_customer_presses_try_again(long_ba
              message="try again now did not wake the waiting workflow")
     account.refresh_from_db()
     assert account.setup_run == 1  # the same workflow finished: no new run
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     assert workspace_step(account).attempts == 2
 
 
@@ -103,16 +93,18 @@ def test_it_waits_out_a_backoff_without_polling(long_backoff: Any) -> None:
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
     services.retry_setup(account=account)
-    assert finished(account.setup_workflow_id, timeout=20) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account, timeout=20) == {"workspace": True, "welcome_email": True}
 
 
-def test_it_records_only_the_two_attempts_when_both_succeed_at_once() -> None:
+def test_it_records_only_the_claim_and_the_two_attempts_when_both_succeed_at_once() -> None:
     account = new_account("ines@example.com")
 
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
-    # The loop schedules from recorded results: no clock reads or other bookkeeping steps on the happy path.
-    assert [step["function_name"] for step in DBOS.list_workflow_steps(account.setup_workflow_id)] == [
-        "provision_workspace", "send_welcome_email"]
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    account.refresh_from_db()
+    # The batch made both first attempts: no clock reads, no other bookkeeping, no workflow of the account's own.
+    assert [step["function_name"] for step in DBOS.list_workflow_steps(account.setup_batch)] == [
+        "claim_setup_batch", "provision_workspaces", "send_welcome_emails"]
+    assert DBOS.get_workflow_status(account.setup_workflow_id) is None
 
 
 def test_it_retries_a_failing_step_until_it_succeeds(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +113,7 @@ def test_it_retries_a_failing_step_until_it_succeeds(settings: Any, monkeypatch:
     monkeypatch.setattr(workspace_services, "provisioner", lambda: flaky)
     account = new_account("hana@example.com")
 
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
 
     step = workspace_step(account)
     assert (step.status, step.attempts, step.last_error) == (StepStatus.DONE, 3, "")
@@ -139,7 +131,7 @@ def test_it_gives_each_step_its_own_retry_budget(settings: Any) -> None:
     FaultSetting.objects.set_modes({"workspace": "error", "email": "error"})
     account = new_account("ida@example.com")
 
-    assert finished(account.setup_workflow_id) == {"workspace": False, "welcome_email": False}
+    assert setup_finished(account) == {"workspace": False, "welcome_email": False}
 
     assert {s.name: (s.status, s.attempts) for s in SetupStep.objects.filter(account=account)} == {
         "workspace": (StepStatus.FAILED, 3), "welcome_email": (StepStatus.FAILED, 3)}
@@ -162,7 +154,7 @@ def test_it_does_not_spend_the_budget_while_the_breaker_keeps_callers_away(setti
     CircuitBreaker.objects.filter(pk="workspace").update(retry_at=timezone.now())
     services.retry_setup(account=account)
 
-    assert finished(account.setup_workflow_id) == {"workspace": True, "welcome_email": True}
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     step = workspace_step(account)
     assert (step.status, step.attempts) == (StepStatus.DONE, 1)
     assert CircuitBreaker.objects.get(pk="workspace").state == BreakerState.CLOSED

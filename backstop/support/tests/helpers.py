@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from typing import Any
 
-from dbos import DBOS
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -18,7 +16,6 @@ from backstop.accounts.models import Account, AccountState, SetupStep, StepName,
 from backstop.accounts.validation import clean_signup
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support.models import AttentionKind, AttentionRecord
-from conftest import wait_for
 
 _numbers = itertools.count(1)
 
@@ -70,14 +67,6 @@ def desk_client(staff: Account) -> Client:
 
 def unique_email(prefix: str = "customer") -> str:
     return f"{prefix}{next(_numbers)}@example.com"
-
-
-def workflow_finished(workflow_id: str, timeout: float = 30) -> Any:
-    return wait_for(
-        lambda: (s := DBOS.get_workflow_status(workflow_id)) is not None
-        and s.status not in accounts.LIVE_WORKFLOW_STATUSES and s,
-        timeout=timeout, message=f"workflow {workflow_id} did not finish",
-    )
 
 
 def open_breaker(provider: str, *, error: str = "the workspace provider answered with an error",

@@ -31,10 +31,9 @@ from backstop.support.tests.helpers import (
     stalled_account,
     steps_of,
     suggested_action,
-    workflow_finished,
 )
 from backstop.workspaces.models import Workspace
-from conftest import wait_for
+from conftest import setup_finished, wait_for
 
 
 def _act(client: Client, case: Case, action: str, key: str = "click-1", **fields: str) -> Any:
@@ -51,7 +50,7 @@ def _page(client: Client, case: Case) -> str:
 def test_it_retries_a_stalled_setup_with_one_click_once_however_often_it_is_clicked() -> None:
     FaultSetting.objects.set_modes({"workspace": "error"})
     account = new_account("bob@example.com")
-    workflow_finished(account.setup_workflow_id)
+    setup_finished(account)
     FaultSetting.objects.set_modes({"workspace": "ok"})
     staff = staff_account()
     client = desk_client(staff)

@@ -23,7 +23,8 @@ from backstop.support.models import (
     SignalKind,
     SupportAction,
 )
-from backstop.support.tests.helpers import new_account, open_breaker, stalled_account, steps_of, workflow_finished
+from backstop.support.tests.helpers import new_account, open_breaker, stalled_account, steps_of
+from conftest import setup_finished
 
 pytestmark = pytest.mark.usefixtures("engine_db")
 
@@ -36,7 +37,7 @@ def _stalled_by_the_workflow(email: str) -> Account:
     """Signed up while the workspace provider fails, until the setup workflow gives up and hands over."""
     FaultSetting.objects.set_modes({"workspace": "error"})
     account = new_account(email)
-    workflow_finished(account.setup_workflow_id)
+    setup_finished(account)
     account.refresh_from_db()
     assert account.state == AccountState.NEEDS_ATTENTION
     return account
@@ -77,7 +78,7 @@ def test_it_tells_a_stranger_the_same_thing_whether_or_not_the_address_has_an_ac
 
 def test_it_shows_the_signed_in_owner_exactly_what_it_emailed_them() -> None:
     account = new_account("ann@example.com")
-    workflow_finished(account.setup_workflow_id)
+    setup_finished(account)
     client = Client()
     client.force_login(account, backend="django.contrib.auth.backends.ModelBackend")
 

@@ -261,15 +261,19 @@ def _welcome_key(account_id: int) -> str:
 
 
 _ALREADY_DONE: AttemptResult = {"status": "done", "retry_in": 0.0, "error": ""}
-# Provider calls a setup batch makes at once for one step (threads of the step's own).
-FIRST_ATTEMPTS_AT_ONCE = 16
+# Provider calls a setup batch makes at once for one step (threads of the step's own, each holding a database
+# connection while it works): with engine.SETUP_BATCHES_AT_ONCE batches, at most 32 per process, fewer than the
+# SETUP_CONCURRENCY (50) per-account workflows a process may run.
+FIRST_ATTEMPTS_AT_ONCE = 8
 
 
 def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptResult:
     """One attempt at one setup step, recorded on the step and the timeline. Safe to run twice."""
     row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
-    result = _ALREADY_DONE if row.status == StepStatus.DONE else _attempt(row, attempt)
-    _record_step_results([row] if row.status != StepStatus.DONE else [], attempt, {account_id: result})
+    if row.status == StepStatus.DONE:
+        return _ALREADY_DONE
+    result = _attempt(row, attempt)
+    _record_step_results([row], attempt, {account_id: result})
     return result
 
 
@@ -339,8 +343,8 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
     events: list[AccountEvent] = []
     with transaction.atomic():
         # Conditional on "not done yet": a step recorded done by an earlier run of this attempt gets no second entry.
-        newly_done = set(SetupStep.objects.filter(pk__in=[row.pk for row in done]).exclude(status=StepStatus.DONE)
-                         .values_list("account_id", flat=True))
+        newly_done = set(SetupStep.objects.select_for_update().filter(pk__in=[row.pk for row in done])
+                         .exclude(status=StepStatus.DONE).values_list("account_id", flat=True))
         SetupStep.objects.filter(pk__in=[row.pk for row in done]).exclude(status=StepStatus.DONE).update(
             status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="", attempts=attempt, updated_at=now
         )
@@ -369,7 +373,7 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
 
 def _activate(account_ids: list[int]) -> list[AccountEvent]:
     """Make the accounts active that are not yet; returns the timeline entries to record with it."""
-    startable = Account.objects.filter(
+    startable = Account.objects.select_for_update().filter(
         pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
     )
     activated = sorted(startable.values_list("pk", flat=True))

@@ -244,11 +244,21 @@ def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptRe
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
 
 
-def start_setup_batch(*, size: int) -> str | None:
-    """Queue a setup batch if any account waits for one; its workflow id, or None when nobody waits."""
+def start_first_setups(*, size: int) -> str | None:
+    """Start the setup of accounts waiting for it: a lone account in its own workflow, several in a batch.
+
+    A batch pays a claim and a hand-over on top of what one account's own workflow costs, so it is worth it only when
+    there are several to share them; under load, accounts pile up between two looks and go in batches.
+    Returns the queued batch's workflow id, or None when no batch was queued.
+    """
     from backstop.accounts.workflows import setup_batch_workflow
 
-    if not Account.objects.awaiting_setup_batch().exists():
+    waiting = list(Account.objects.awaiting_setup_batch()[:2])
+    if len(waiting) == 1:
+        if _take_off_setup_batches(waiting[0]):
+            _enqueue_setup(waiting[0].pk, waiting[0].setup_run)
+        return None
+    if not waiting:
         return None
     batch_id = f"setup-batch:{uuid.uuid4()}"
     with SetWorkflowID(batch_id):

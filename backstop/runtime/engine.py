@@ -176,12 +176,12 @@ def take_over_dead_executors(this_executor: str) -> list[str]:
 
 
 def _dispatch_setup_batches(stop: threading.Event) -> None:
-    """Queue a setup batch whenever accounts wait for one and this process has no batch waiting in the queue yet.
+    """Start the setup of accounts waiting for it whenever this process has no setup batch waiting in the queue yet.
 
     The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
     costs nothing, the next one claims them; any process may run a queued batch.
     """
-    from backstop.accounts.services import start_setup_batch
+    from backstop.accounts.services import start_first_setups
 
     yield_cpu_to_requests()
     queued: str | None = None
@@ -193,7 +193,7 @@ def _dispatch_setup_batches(stop: threading.Event) -> None:
                 status = DBOS.get_workflow_status(queued)
                 if status is not None and status.status == "ENQUEUED":
                     continue
-            queued = start_setup_batch(size=settings.SETUP_BATCH_SIZE)
+            queued = start_first_setups(size=settings.SETUP_BATCH_SIZE)
         except Exception:  # the dispatcher must outlive a database hiccup
             log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
             stop.wait(settings.HEARTBEAT_SECONDS)

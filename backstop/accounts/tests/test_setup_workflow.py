@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from dbos import DBOS
 from django.contrib.auth.hashers import make_password
+from django.db import transaction
 
 from backstop.accounts import services
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
@@ -168,9 +169,24 @@ def release_setup_batches() -> None:
     engine.queue(engine.SETUP_BATCH_QUEUE).set_worker_concurrency(engine.SETUP_BATCHES_AT_ONCE)
 
 
+def accounts_signed_up_together(*emails: str) -> list[Account]:
+    """Accounts whose signups commit at once: the dispatcher sees them waiting together (a lone one gets its own
+    workflow straight away)."""
+    with transaction.atomic():
+        return [new_account(email) for email in emails]
+
+
+def test_it_sets_up_a_lone_signup_in_its_own_workflow() -> None:
+    account = new_account("solo@example.com")
+
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    account.refresh_from_db()
+    assert (account.setup_run, account.setup_batch) == (1, OWN_SETUP_WORKFLOW)
+
+
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch() -> None:
-    accounts = [new_account(f"batch{i}@example.com") for i in range(5)]
+    accounts = accounts_signed_up_together(*(f"batch{i}@example.com" for i in range(5)))
     assert set(Account.objects.values_list("setup_batch", flat=True)) == {""}
 
     release_setup_batches()
@@ -181,13 +197,15 @@ def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch()
     (batch,) = set(Account.objects.values_list("setup_batch", flat=True))
     status = DBOS.get_workflow_status(batch)
     assert status is not None and status.output == {"accounts": 5, "handed_on": 0}
+    assert [step["function_name"] for step in DBOS.list_workflow_steps(batch)] == [
+        "claim_setup_batch", "provision_workspaces", "send_welcome_emails"]
     assert Workspace.objects.count() == LocalMailboxItem.objects.count() == 5
     assert AccountEvent.objects.filter(kind="activated").count() == 5
 
 
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_when_run_again() -> None:
-    accounts = [new_account(f"claim{i}@example.com") for i in range(3)]
+    accounts = accounts_signed_up_together(*(f"claim{i}@example.com" for i in range(3)))
 
     first = services.claim_setup_batch(batch_id="setup-batch:first", size=2)
     second = services.claim_setup_batch(batch_id="setup-batch:second", size=5)
@@ -200,7 +218,7 @@ def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_whe
 
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
-    broken, fine = new_account("broken@example.com"), new_account("fine@example.com")
+    broken, fine = accounts_signed_up_together("broken@example.com", "fine@example.com")
     Message.objects.filter(key=f"welcome:{broken.pk}").delete()  # a bug's doing: nothing to send
 
     release_setup_batches()
@@ -213,15 +231,35 @@ def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
 
 
 @pytest.mark.usefixtures("held_setup_batches")
-def test_it_restarts_a_setup_no_batch_has_claimed() -> None:
+def test_it_restarts_setups_no_batch_has_claimed() -> None:
+    stranded = accounts_signed_up_together("gus@example.com", "guy@example.com")
+
+    assert services.restart_stalled_setups(grace_seconds=0) == 2
+
+    for account in stranded:
+        assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+        account.refresh_from_db()
+        assert account.state == AccountState.ACTIVE
+        assert (account.setup_run, account.setup_batch) == (1, OWN_SETUP_WORKFLOW)  # no batch may claim it now
+        assert AccountEvent.objects.filter(account=account, kind="setup_swept").count() == 1
+    assert services.restart_stalled_setups(grace_seconds=0) == 0
+
+
+def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    def queue_unavailable(name: str) -> Any:
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(engine, "queue", queue_unavailable)
     stranded = new_account("gus@example.com")
+    wait_for(lambda: Account.objects.get(pk=stranded.pk).setup_batch == OWN_SETUP_WORKFLOW, timeout=15,
+             message="the dispatcher never picked the account up")
+    monkeypatch.undo()
+    assert DBOS.get_workflow_status(stranded.setup_workflow_id) is None
 
     assert services.restart_stalled_setups(grace_seconds=0) == 1
 
     assert setup_finished(stranded) == {"workspace": True, "welcome_email": True}
-    stranded.refresh_from_db()
-    assert stranded.state == AccountState.ACTIVE
-    assert (stranded.setup_run, stranded.setup_batch) == (1, OWN_SETUP_WORKFLOW)  # no batch may claim it now
+    assert Account.objects.get(pk=stranded.pk).setup_run == 1
     assert AccountEvent.objects.filter(account=stranded, kind="setup_swept").count() == 1
     assert services.restart_stalled_setups(grace_seconds=0) == 0
 

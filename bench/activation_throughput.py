@@ -587,7 +587,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="sample workflow threads' stacks and count SQL statements (slows the run a little)")
     parser.add_argument("--profile-inline", type=int, default=100,
-                        help="with --profile: this many accounts set up by batches run inline, then as many under cProfile")
+                        help="with --profile: accounts set up by batches run inline, then as many under cProfile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

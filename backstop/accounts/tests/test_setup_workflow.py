@@ -176,6 +176,12 @@ def accounts_signed_up_together(*emails: str) -> list[Account]:
         return [new_account(email) for email in emails]
 
 
+def wait_for_a_held_batch() -> None:
+    """Until the dispatcher has queued a batch (held): it starts nothing else while that batch waits to start."""
+    wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
+                                         load_output=False), timeout=15, message="the dispatcher queued no batch")
+
+
 def test_it_sets_up_a_lone_signup_in_its_own_workflow() -> None:
     account = new_account("solo@example.com")
 
@@ -206,6 +212,7 @@ def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch()
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_when_run_again() -> None:
     accounts = accounts_signed_up_together(*(f"claim{i}@example.com" for i in range(3)))
+    wait_for_a_held_batch()
 
     first = services.claim_setup_batch(batch_id="setup-batch:first", size=2)
     second = services.claim_setup_batch(batch_id="setup-batch:second", size=5)
@@ -233,6 +240,7 @@ def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_restarts_setups_no_batch_has_claimed() -> None:
     stranded = accounts_signed_up_together("gus@example.com", "guy@example.com")
+    wait_for_a_held_batch()
 
     assert services.restart_stalled_setups(grace_seconds=0) == 2
 

@@ -52,8 +52,9 @@ class AccountManager(BaseUserManager["Account"]):
         return self.get(pk=user.pk)
 
     def awaiting_setup_batch(self) -> models.QuerySet[Account]:
-        """Signed up, first setup attempts not yet claimed by a batch (oldest first)."""
-        return self.filter(setup_batch="").order_by("pk")
+        """Waiting for a setup batch and due (oldest first): just signed up, or back from a batch that found a
+        provider's breaker open and whose next look has come."""
+        return self.filter(setup_batch="").exclude(setup_steps__next_attempt_at__gt=timezone.now()).order_by("pk")
 
     def with_open_setup_since(self, moment: dt.datetime) -> models.QuerySet[Account]:
         """Accounts with a setup step still open and untouched since ``moment``."""

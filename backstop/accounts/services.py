@@ -198,6 +198,8 @@ def _carry_on_from_setup_batch(account: Account) -> None:
     rows = list(SetupStep.objects.filter(account=account))
     if any(row.status == StepStatus.PENDING for row in rows):
         return
+    if account.setup_batch == "" and not _take_off_setup_batches(account):
+        return  # a batch claimed it meanwhile: its attempt is under way
     _enqueue_setup(account.pk, account.setup_run, first_results={row.name: row.result_so_far() for row in rows})
 
 
@@ -296,6 +298,11 @@ def claim_setup_batch(*, batch_id: str, size: int) -> list[int]:
     if waiting:
         Account.objects.filter(pk__in=waiting, setup_batch="").update(setup_batch=batch_id)
     return list(Account.objects.filter(setup_batch=batch_id).order_by("pk").values_list("pk", flat=True))
+
+
+def return_to_setup_batches(*, batch_id: str, account_ids: list[int]) -> None:
+    """Accounts a batch found waiting on an open breaker wait for a later batch; safe to run twice."""
+    Account.objects.filter(pk__in=account_ids, setup_batch=batch_id).update(setup_batch="")
 
 
 def attempt_first_setup_steps(*, account_ids: list[int], step: str) -> dict[int, AttemptResult]:

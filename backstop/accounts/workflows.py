@@ -79,22 +79,36 @@ def send_welcome_emails(account_ids: list[int]) -> dict[int, AttemptResult]:
 FIRST_ATTEMPTS = {"workspace": provision_workspaces, "welcome_email": send_welcome_emails}
 
 
+@DBOS.step()
+def return_to_setup_batches(batch_id: str, account_ids: list[int]) -> None:
+    services.return_to_setup_batches(batch_id=batch_id, account_ids=account_ids)
+
+
 @DBOS.workflow()
 def setup_batch_workflow(size: int) -> dict[str, int]:
-    """First setup attempts for up to ``size`` waiting accounts; the unfinished ones go on in their own workflows."""
+    """First setup attempts for up to ``size`` waiting accounts.
+
+    An account with an attempt that failed goes on in its own workflow (backoff, retry budget). One that only found a
+    provider's breaker open goes back to waiting for a later batch, due when the breaker's next look is: hundreds of
+    accounts held up by one outage then cost a batch per look, not a workflow each.
+    """
     yield_cpu_to_requests()
     try:
-        account_ids = claim_setup_batch(DBOS.workflow_id or "", size)
+        batch_id = DBOS.workflow_id or ""
+        account_ids = claim_setup_batch(batch_id, size)
         results: dict[int, dict[str, AttemptResult]] = {account_id: {} for account_id in account_ids}
         for name, attempt_all in FIRST_ATTEMPTS.items():
             for account_id, result in attempt_all(account_ids).items():
                 results[account_id][name] = result
-        unfinished = [account_id for account_id, steps in results.items()
-                      if any(result["status"] != "done" for result in steps.values())]
-        for account_id in unfinished:
+        seen = {account_id: {result["status"] for result in steps.values()} for account_id, steps in results.items()}
+        failed = [account_id for account_id, statuses in seen.items() if "failed" in statuses]
+        waiting = [account_id for account_id, statuses in seen.items() if statuses - {"done"} == {"waiting"}]
+        for account_id in failed:
             # The account's first run: a sweep or "try again now" finds it under the usual id.
             with SetWorkflowID(setup_workflow_id(account_id, 1)):
                 queue(SETUP_QUEUE).enqueue(setup_workflow, account_id, results[account_id])
-        return {"accounts": len(account_ids), "handed_on": len(unfinished)}
+        if waiting:
+            return_to_setup_batches(batch_id, waiting)
+        return {"accounts": len(account_ids), "handed_on": len(failed), "waiting": len(waiting)}
     finally:
         release_db_connections()

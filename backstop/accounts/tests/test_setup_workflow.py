@@ -10,6 +10,7 @@ import pytest
 from dbos import DBOS
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.utils import timezone
 
 from backstop.accounts import services
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
@@ -17,7 +18,9 @@ from backstop.accounts.validation import clean_signup
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, LocalMailboxItem, Message
 from backstop.runtime import engine
+from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support.models import AttentionKind, AttentionRecord
+from backstop.support.tests.helpers import open_breaker
 from backstop.workspaces.models import LocalProvisionedWorkspace, Workspace
 from conftest import setup_finished, wait_for
 
@@ -202,11 +205,36 @@ def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch()
         assert DBOS.get_workflow_status(account.setup_workflow_id) is None  # nothing to retry: no workflow of its own
     (batch,) = set(Account.objects.values_list("setup_batch", flat=True))
     status = DBOS.get_workflow_status(batch)
-    assert status is not None and status.output == {"accounts": 5, "handed_on": 0}
+    assert status is not None and status.output == {"accounts": 5, "handed_on": 0, "waiting": 0}
     assert [step["function_name"] for step in DBOS.list_workflow_steps(batch)] == [
         "claim_setup_batch", "provision_workspaces", "send_welcome_emails"]
     assert Workspace.objects.count() == LocalMailboxItem.objects.count() == 5
     assert AccountEvent.objects.filter(kind="activated").count() == 5
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_puts_a_burst_held_up_by_an_open_breaker_back_to_wait_for_a_later_batch() -> None:
+    open_breaker("workspace")  # next look in an hour
+    accounts = accounts_signed_up_together("wait1@example.com", "wait2@example.com", "wait3@example.com")
+
+    release_setup_batches()
+
+    wait_for(lambda: all(steps_of(account)["workspace"].status == StepStatus.WAITING for account in accounts)
+             and set(Account.objects.values_list("setup_batch", flat=True)) == {""}, timeout=15,
+             message="the batch did not put the accounts back to wait")
+    assert not Account.objects.awaiting_setup_batch().exists()  # not due before the breaker's next look
+    assert all(steps_of(account)["welcome_email"].status == StepStatus.DONE for account in accounts)
+    # Waiting costs no workflow of their own: a later batch looks again.
+    assert all(DBOS.get_workflow_status(account.setup_workflow_id) is None for account in accounts)
+
+    CircuitBreaker.objects.filter(provider="workspace").update(state=BreakerState.CLOSED, consecutive_failures=0,
+                                                                 retry_at=None)
+    SetupStep.objects.filter(name="workspace").update(next_attempt_at=timezone.now())  # the next look is due
+
+    for account in accounts:
+        assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+        assert DBOS.get_workflow_status(account.setup_workflow_id) is None
+    assert Workspace.objects.count() == 3
 
 
 @pytest.mark.usefixtures("held_setup_batches")

@@ -159,6 +159,8 @@ STEP_STATUS_TEXT = {
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
 }
 PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
+# A setup step's error when our own code failed, not the provider (shown as {error} above).
+STEP_UNEXPECTED_ERROR = "unexpected error in our system ({kind})"
 
 FIELD_ERRORS = {
     "email_required": "Enter your work email address.",

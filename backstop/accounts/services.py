@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import (
     OWN_SETUP_WORKFLOW,
     Account,
@@ -122,7 +123,7 @@ def _create_account(data: SignupData, hashed_password: str) -> Account:
         context={"account": account, "verify_url": email_verification_url(account)},
     )
     record_event(account, "signed_up", f"Signed up as {account.email} for {account.company}.")
-    # The next setup batch claims the account (setup_batch_workflow); this process's dispatcher looks right away.
+    # The process's setup dispatcher starts it (its own workflow, or a batch in a burst) as soon as this commits.
     transaction.on_commit(engine.wake_setup_dispatcher)
     return account
 
@@ -290,7 +291,7 @@ def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptRe
 
 
 def claim_setup_batch(*, batch_id: str, size: int) -> list[int]:
-    """Claim up to ``size`` accounts waiting for their first setup attempts; safe to run twice (same answer or more).
+    """Claim up to ``size`` accounts waiting and due for a setup batch; safe to run twice (same answer or more).
 
     Two batches may read the same waiting accounts: the conditional UPDATE gives each account to one of them.
     """
@@ -334,7 +335,7 @@ def _first_attempts(rows: list[SetupStep]) -> dict[int, AttemptResult]:
             except Exception as error:
                 log.exception("first %s attempt for account %s failed unexpectedly", row.name, row.account_id)
                 results[row.account_id] = {"status": "failed", "retry_in": settings.RETRY_BASE_SECONDS,
-                                           "error": f"unexpected error in our system ({error.__class__.__name__})"}
+                                           "error": STEP_UNEXPECTED_ERROR.format(kind=error.__class__.__name__)}
     finally:
         engine.release_db_connections()
     return results
@@ -394,15 +395,13 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
 
 def _activate(account_ids: list[int]) -> list[AccountEvent]:
     """Make the accounts active that are not yet; returns the timeline entries to record with it."""
-    startable = Account.objects.select_for_update().filter(
+    # Rows locked (PostgreSQL) or the write lock held (SQLite): the accounts read here are the ones updated.
+    activated = sorted(Account.objects.select_for_update().filter(
         pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-    )
-    activated = sorted(startable.values_list("pk", flat=True))
+    ).values_list("pk", flat=True))
     if not activated:
         return []
-    Account.objects.filter(pk__in=activated, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)).update(
-        state=AccountState.ACTIVE, activated_at=timezone.now()
-    )
+    Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
     AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
                                                  how="setup finished")
     return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")

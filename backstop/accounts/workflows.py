@@ -1,9 +1,10 @@
 """Account setup, durably: provision the workspace and send the welcome email.
 
-New accounts get their first attempts in batches (``setup_batch_workflow``): one workflow claims up to
-SETUP_BATCH_SIZE waiting accounts and tries each step for all of them, so the engine's bookkeeping is paid
-once per batch rather than once per account. An account with a step left unfinished is handed to its own
-``setup_workflow``, which carries on from those first results with backoff, the breaker and "try again now".
+A lone new account gets its own ``setup_workflow``. A burst gets its first attempts in batches
+(``setup_batch_workflow``): one workflow claims up to SETUP_BATCH_SIZE waiting accounts and tries each step for all
+of them, so the engine's bookkeeping is paid once per batch rather than once per account. An account whose attempt
+failed is handed to its own ``setup_workflow``, which carries on from those results with backoff, the breaker and
+"try again now"; one that only found a breaker open waits for a later batch.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ PURCHASE_QUEUE = "purchase"
 APPLICATION_VERSION = "backstop-1"
 
 _state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
-_setup_batch_wanted = threading.Event()
+_first_setups_wanted = threading.Event()
 
 
 def release_db_connections() -> None:
@@ -64,7 +64,7 @@ def yield_cpu_to_requests() -> None:
 
 def wake_setup_dispatcher() -> None:
     """An account waits for its first setup attempts: this process's dispatcher looks now, not at its next poll."""
-    _setup_batch_wanted.set()
+    _first_setups_wanted.set()
 
 
 def wait_for_message(topic: str, timeout_seconds: float) -> Any:
@@ -142,7 +142,7 @@ def launch(*, role: str) -> str:
     release_db_connections()
     threading.Thread(target=_supervise, args=(this_executor, role, stop), daemon=True,
                      name="backstop-supervisor").start()
-    threading.Thread(target=_dispatch_setup_batches, args=(stop,), daemon=True,
+    threading.Thread(target=_dispatch_first_setups, args=(stop,), daemon=True,
                      name="backstop-setup-dispatcher").start()
     return this_executor
 
@@ -175,7 +175,7 @@ def take_over_dead_executors(this_executor: str) -> list[str]:
     return claimed
 
 
-def _dispatch_setup_batches(stop: threading.Event) -> None:
+def _dispatch_first_setups(stop: threading.Event) -> None:
     """Start the setup of accounts waiting for it whenever this process has no setup batch waiting in the queue yet.
 
     The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
@@ -186,8 +186,8 @@ def _dispatch_setup_batches(stop: threading.Event) -> None:
     yield_cpu_to_requests()
     queued: str | None = None
     while not stop.is_set():
-        _setup_batch_wanted.wait(settings.QUEUE_POLL_SECONDS)
-        _setup_batch_wanted.clear()
+        _first_setups_wanted.wait(settings.QUEUE_POLL_SECONDS)
+        _first_setups_wanted.clear()
         try:
             if queued is not None:
                 status = DBOS.get_workflow_status(queued)

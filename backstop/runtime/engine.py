@@ -33,6 +33,8 @@ SETUP_BATCH_QUEUE = "setup-batch"
 SETUP_BATCHES_AT_ONCE = 4
 DELIVERY_QUEUE = "delivery"
 PURCHASE_QUEUE = "purchase"
+# A buyer's page waits for the purchase workflow: its queue is looked at more often than the background ones.
+PURCHASE_POLL_SECONDS = 0.5
 # A fixed version lets any process of this release recover any other's workflows.
 APPLICATION_VERSION = "backstop-1"
 
@@ -107,7 +109,9 @@ def launch(*, role: str) -> str:
         "executor_id": this_executor,
         "application_version": APPLICATION_VERSION,
         "log_level": settings.LOG_LEVEL,
-        "notification_listener_polling_interval_sec": 0.1,
+        # SQLite has no LISTEN/NOTIFY: DBOS looks for each waiting workflow's messages once per interval, so the cost
+        # grows with the number of waiting workflows. PostgreSQL is told at once.
+        "notification_listener_polling_interval_sec": max(0.1, settings.QUEUE_POLL_SECONDS),
         "scheduler_polling_interval_sec": 5.0,
     }
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
@@ -132,7 +136,7 @@ def launch(*, role: str) -> str:
         ),
         PURCHASE_QUEUE: DBOS.register_queue(
             PURCHASE_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
-            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
+            polling_interval_sec=min(settings.QUEUE_POLL_SECONDS, PURCHASE_POLL_SECONDS), on_conflict="always_update",
         ),
     }
     billing_workflows.apply_reconcile_schedule()

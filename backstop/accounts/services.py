@@ -446,13 +446,19 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
     That covers an account no setup batch claimed in time, and one whose batch ended without handing it on.
     """
     cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    accounts = list(Account.objects.with_open_setup_since(cutoff)[:limit])
+    # One look at the engine for every workflow in question: during an outage's backlog the sweep meets hundreds.
+    statuses = _workflow_statuses(
+        {account.setup_workflow_id for account in accounts}
+        | {account.setup_batch for account in accounts if account.setup_batch not in ("", OWN_SETUP_WORKFLOW)}
+    )
     restarted = 0
-    for account in Account.objects.with_open_setup_since(cutoff)[:limit]:
-        status = DBOS.get_workflow_status(account.setup_workflow_id)
-        if status is not None and status.status in LIVE_WORKFLOW_STATUSES:
+    for account in accounts:
+        status = statuses.get(account.setup_workflow_id)
+        if status in LIVE_WORKFLOW_STATUSES:
             continue
-        if status is None and account.setup_batch and _in_setup_batch(account):
-            continue
+        if status is None and statuses.get(account.setup_batch) in LIVE_WORKFLOW_STATUSES:
+            continue  # its setup batch is still at work on it
         if status is None and not account.setup_batch and not _take_off_setup_batches(account):
             continue  # a setup batch claimed it meanwhile
         record_event(account, "setup_swept", "Setup was not running; the safety net restarted it.")
@@ -462,6 +468,14 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
             _start_new_setup_run(account)
         restarted += 1
     return restarted
+
+
+def _workflow_statuses(workflow_ids: set[str]) -> dict[str, str]:
+    """The engine's status of each of these workflows that exists."""
+    if not workflow_ids:
+        return {}
+    found = DBOS.list_workflows(workflow_ids=sorted(workflow_ids), load_input=False, load_output=False)
+    return {workflow.workflow_id: workflow.status for workflow in found}
 
 
 # --- Email verification and sign-in codes ---------------------------------------------------------

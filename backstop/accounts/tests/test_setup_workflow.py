@@ -281,6 +281,24 @@ def test_it_restarts_setups_no_batch_has_claimed() -> None:
     assert services.restart_stalled_setups(grace_seconds=0) == 0
 
 
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_leaves_accounts_a_live_batch_has_claimed_to_that_batch() -> None:
+    claimed = accounts_signed_up_together("ida@example.com", "ike@example.com")
+    wait_for_a_held_batch()
+    (batch,) = DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
+                                   load_output=False)
+    assert services.claim_setup_batch(batch_id=batch.workflow_id, size=5) == [account.pk for account in claimed]
+
+    assert services.restart_stalled_setups(grace_seconds=0) == 0
+
+    assert set(Account.objects.values_list("setup_batch", flat=True)) == {batch.workflow_id}
+    release_setup_batches()
+    for account in claimed:
+        assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+        assert DBOS.get_workflow_status(account.setup_workflow_id) is None  # the batch did it all
+    assert not AccountEvent.objects.filter(kind="setup_swept").exists()
+
+
 def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
     def queue_unavailable(name: str) -> Any:
         raise RuntimeError("queue unavailable")

@@ -446,3 +446,16 @@ def setup_finished(account: Any, timeout: float = 30) -> dict[str, bool]:
 
 def pytest_configure(config: Any) -> None:
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: Any) -> None:
+    """Leave at once once pytest has reported: the interpreter's exit joins every workflow thread, and DBOS lets a
+    workflow that was waiting out a retry (cancelled or not) sleep until its wait ends, which can be an hour."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(getattr(config, "_backstop_exit_status", 0)))
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    session.config._backstop_exit_status = int(exitstatus)

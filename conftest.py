@@ -92,8 +92,8 @@ def workflow_engine(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
             try:
                 yield executor
             finally:
-                # A workflow still retrying would hold the interpreter's exit for its next wait, read from the
-                # default settings once the fast ones are gone (minutes).
+                # No workflow of this run may go on writing to the database once the engine stops (pytest_unconfigure
+                # then leaves without waiting for their threads).
                 _cancel_live_workflows()
                 engine.shutdown()
 
@@ -450,7 +450,7 @@ def pytest_configure(config: Any) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: Any) -> None:
-    """Leave at once once pytest has reported: the interpreter's exit joins every workflow thread, and DBOS lets a
+    """Exit as soon as pytest has reported: the interpreter's exit joins every workflow thread, and DBOS lets a
     workflow that was waiting out a retry (cancelled or not) sleep until its wait ends, which can be an hour."""
     sys.stdout.flush()
     sys.stderr.flush()

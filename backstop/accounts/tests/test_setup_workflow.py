@@ -179,10 +179,13 @@ def accounts_signed_up_together(*emails: str) -> list[Account]:
         return [new_account(email) for email in emails]
 
 
-def wait_for_a_held_batch() -> None:
-    """Until the dispatcher has queued a batch (held): it starts nothing else while that batch waits to start."""
-    wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
-                                         load_output=False), timeout=15, message="the dispatcher queued no batch")
+def wait_for_a_held_batch() -> str:
+    """Until the dispatcher has queued a batch (held), whose id it returns: it starts nothing else while that batch
+    waits to start."""
+    (batch,) = wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE,
+                                                    load_input=False, load_output=False),
+                        timeout=15, message="the dispatcher queued no batch")
+    return str(batch.workflow_id)
 
 
 def test_it_sets_up_a_lone_signup_in_its_own_workflow() -> None:
@@ -284,14 +287,12 @@ def test_it_restarts_setups_no_batch_has_claimed() -> None:
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_leaves_accounts_a_live_batch_has_claimed_to_that_batch() -> None:
     claimed = accounts_signed_up_together("ida@example.com", "ike@example.com")
-    wait_for_a_held_batch()
-    (batch,) = DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
-                                   load_output=False)
-    assert services.claim_setup_batch(batch_id=batch.workflow_id, size=5) == [account.pk for account in claimed]
+    batch_id = wait_for_a_held_batch()
+    assert services.claim_setup_batch(batch_id=batch_id, size=5) == [account.pk for account in claimed]
 
     assert services.restart_stalled_setups(grace_seconds=0) == 0
 
-    assert set(Account.objects.values_list("setup_batch", flat=True)) == {batch.workflow_id}
+    assert set(Account.objects.values_list("setup_batch", flat=True)) == {batch_id}
     release_setup_batches()
     for account in claimed:
         assert setup_finished(account) == {"workspace": True, "welcome_email": True}

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 DEMO_STAFF_EMAIL = "staff@backstop.localhost"
 DEMO_STAFF_PASSWORD = "backstop-demo-staff"
@@ -52,6 +56,29 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
+def _run_until_stopped(run: Callable[[], object], *, then: Callable[[], None]) -> NoReturn:
+    """Run the process's main loop until SIGTERM or Ctrl-C, clean up with ``then``, and end the process at once.
+
+    The interpreter's normal exit joins every workflow thread, and one waiting out a retry (minutes, or an hour for a
+    message that keeps failing) would hold the process that long after SIGTERM. Workflows are durable: whatever was
+    under way resumes in this executor's next start, or in a peer that takes it over.
+    """
+    status = 0
+    try:
+        run()
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    except Exception:
+        traceback.print_exc()
+        status = 1
+    finally:
+        then()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
+
+
 def run_demo(args: argparse.Namespace) -> None:
     os.environ["BACKSTOP_DATA_DIR"] = str(Path(args.data_dir).resolve())
     os.environ.setdefault("BACKSTOP_FAULT_INJECTION", "1")
@@ -69,13 +96,14 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"Backstop demo on http://127.0.0.1:{args.port}  (fault panel: /demo/faults, mailbox: /demo/mailbox)")
     print(f"Staff sign-in: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}", flush=True)
     _stop_on_sigterm()
-    try:
-        _serve_http(args.host, args.port, args.threads)
-    finally:
+
+    def stop() -> None:
         engine.shutdown()
         if fakepay is not None:
             fakepay.terminate()
             fakepay.wait(timeout=10)
+
+    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=stop)
 
 
 def _start_demo_fakepay(data_dir: Path, *, web_port: int) -> subprocess.Popen[bytes] | None:
@@ -99,10 +127,7 @@ def run_serve(args: argparse.Namespace) -> None:
     engine.launch(role="web")
     print(f"Backstop serving on http://{args.host}:{args.port}", flush=True)
     _stop_on_sigterm()
-    try:
-        _serve_http(args.host, args.port, args.threads)
-    finally:
-        engine.shutdown()
+    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=engine.shutdown)
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -113,10 +138,7 @@ def run_worker(args: argparse.Namespace) -> None:
     executor = engine.launch(role="worker")
     print(f"Backstop worker {executor} running workflows", flush=True)
     _stop_on_sigterm()
-    try:
-        threading.Event().wait()
-    finally:
-        engine.shutdown()
+    _run_until_stopped(threading.Event().wait, then=engine.shutdown)
 
 
 def _exit_when_parent_dies() -> None:

@@ -159,8 +159,9 @@ STEP_STATUS_TEXT = {
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
 }
 PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
-# A setup step's error when our own code failed, not the provider (shown as {error} above).
-STEP_UNEXPECTED_ERROR = "unexpected error in our system ({kind})"
+# A setup step's error when our own code failed, not the provider (shown as {error} above). The exception's details
+# go to the log, not to the customer.
+STEP_UNEXPECTED_ERROR = "a fault in our own system, not our provider's (our engineers can see it in the logs)"
 
 FIELD_ERRORS = {
     "email_required": "Enter your work email address.",

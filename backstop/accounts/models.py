@@ -96,6 +96,11 @@ class Account(AbstractBaseUser, PermissionsMixin):
     def setup_workflow_id(self) -> str:
         return setup_workflow_id(self.pk, self.setup_run)
 
+    @property
+    def setup_batch_id(self) -> str:
+        """The workflow id of the setup batch that claimed this account; "" when none has (or none will)."""
+        return "" if self.setup_batch == OWN_SETUP_WORKFLOW else self.setup_batch
+
     def verify_email(self) -> bool:
         """Mark the email verified; False when it already was."""
         return bool(

@@ -210,7 +210,7 @@ def _in_setup_batch(account: Account) -> bool:
         return False
     if not account.setup_batch:
         return True
-    batch = DBOS.get_workflow_status(account.setup_batch)
+    batch = DBOS.get_workflow_status(account.setup_batch_id)
     return batch is not None and batch.status in LIVE_WORKFLOW_STATUSES
 
 
@@ -332,10 +332,10 @@ def _first_attempts(rows: list[SetupStep]) -> dict[int, AttemptResult]:
         for row in rows:
             try:
                 results[row.account_id] = _attempt(row, 1)
-            except Exception as error:
+            except Exception:
                 log.exception("first %s attempt for account %s failed unexpectedly", row.name, row.account_id)
                 results[row.account_id] = {"status": "failed", "retry_in": settings.RETRY_BASE_SECONDS,
-                                           "error": STEP_UNEXPECTED_ERROR.format(kind=error.__class__.__name__)}
+                                           "error": STEP_UNEXPECTED_ERROR}
     finally:
         engine.release_db_connections()
     return results
@@ -450,14 +450,14 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
     # One look at the engine for every workflow in question: during an outage's backlog the sweep meets hundreds.
     statuses = _workflow_statuses(
         {account.setup_workflow_id for account in accounts}
-        | {account.setup_batch for account in accounts if account.setup_batch not in ("", OWN_SETUP_WORKFLOW)}
+        | {account.setup_batch_id for account in accounts if account.setup_batch_id}
     )
     restarted = 0
     for account in accounts:
         status = statuses.get(account.setup_workflow_id)
         if status in LIVE_WORKFLOW_STATUSES:
             continue
-        if status is None and statuses.get(account.setup_batch) in LIVE_WORKFLOW_STATUSES:
+        if status is None and statuses.get(account.setup_batch_id) in LIVE_WORKFLOW_STATUSES:
             continue  # its setup batch is still at work on it
         if status is None and not account.setup_batch and not _take_off_setup_batches(account):
             continue  # a setup batch claimed it meanwhile

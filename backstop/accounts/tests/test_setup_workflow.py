@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backstop.accounts import services
+from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
 from backstop.demo.models import FaultSetting
@@ -263,7 +264,7 @@ def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
 
     assert setup_finished(fine) == {"workspace": True, "welcome_email": True}
     email = wait_for(lambda: (step := steps_of(broken)["welcome_email"]).attempts and step, timeout=15)
-    assert (email.status, email.last_error) == (StepStatus.RETRYING, "unexpected error in our system (DoesNotExist)")
+    assert (email.status, email.last_error) == (StepStatus.RETRYING, STEP_UNEXPECTED_ERROR)
     broken.refresh_from_db()
     assert broken.state == AccountState.ACTIVE  # its workspace was made in the same batch
 

@@ -122,16 +122,87 @@ def _start_demo_fakepay(data_dir: Path, *, web_port: int) -> subprocess.Popen[by
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
     _prepare(migrate=args.migrate)
+    from django.conf import settings
+
     from backstop.runtime import engine
 
-    engine.launch(role="web")
-    print(f"Backstop serving on http://{args.host}:{args.port}", flush=True)
+    worker: WorkerProcess | None = None
+    if settings.SERVE_WORKFLOWS == "inside":
+        engine.launch(role="web")
+    else:
+        engine.prepare_system_database()
+    if settings.SERVE_WORKFLOWS == "process":
+        worker = WorkerProcess(executor_id=f"{engine.default_executor_id('web')}-workflows")
+        worker.start()
+    print(f"Backstop serving on http://{args.host}:{args.port} (workflows: {settings.SERVE_WORKFLOWS})", flush=True)
     _stop_on_sigterm()
-    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=engine.shutdown)
+
+    def stop() -> None:
+        engine.shutdown()
+        if worker is not None:
+            worker.stop()
+
+    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=stop)
+
+
+class WorkerProcess:
+    """`backstop worker` as a child of `backstop serve`: started again if it dies, ended when the server ends.
+
+    Its executor id stays the same across restarts, so a restarted worker recovers its own pending workflows at once.
+    """
+
+    RESTART_PAUSE_SECONDS = 1.0
+
+    def __init__(self, *, executor_id: str) -> None:
+        self.executor_id = executor_id
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._spawn()
+        threading.Thread(target=self._keep_running, name="backstop-worker-watch", daemon=True).start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            # The starting faults were set once by the server; a restarted worker must not undo later changes.
+            env = {**os.environ, "BACKSTOP_EXECUTOR_ID": self.executor_id, "BACKSTOP_FAULTS": ""}
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "backstop.cli", "worker", "--exit-with-parent"], env=env
+            )
+
+    def _keep_running(self) -> None:
+        while not self._stopping.is_set():
+            process = self.process
+            assert process is not None
+            status = process.wait()
+            if self._stopping.is_set():
+                return
+            print(f"workflow worker {self.executor_id} exited with status {status}; starting it again",
+                  file=sys.stderr, flush=True)
+            self._stopping.wait(self.RESTART_PAUSE_SECONDS)
+            self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def run_worker(args: argparse.Namespace) -> None:
     _setup_django()
+    if args.exit_with_parent:
+        _exit_when_parent_dies()
     _prepare(migrate=args.migrate)
     from backstop.runtime import engine
 
@@ -142,8 +213,16 @@ def run_worker(args: argparse.Namespace) -> None:
 
 
 def _exit_when_parent_dies() -> None:
-    """The demo's fakepay stops with the demo, even when the demo is killed (the crash fault exits at once)."""
+    """A child (the demo's fakepay, serve's worker) stops with its parent, even when the parent is killed.
+
+    On Linux the kernel sends SIGTERM the moment the parent dies; elsewhere a thread looks once a second.
+    """
     parent = os.getppid()
+    if sys.platform == "linux":
+        import ctypes
+
+        set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGTERM)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -191,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
 
     worker = commands.add_parser("worker", help="workflow runner only")
     worker.add_argument("--migrate", action="store_true", help="apply migrations first")
+    worker.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     worker.set_defaults(run=run_worker)
 
     fakepay = commands.add_parser("fakepay", help="local fake payment processor speaking Stripe's API")

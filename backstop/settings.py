@@ -192,6 +192,12 @@ DEMO_PAGES = env_bool("BACKSTOP_DEMO_PAGES", False)
 
 # --- Workflows -----------------------------------------------------------------------------------
 EXECUTOR_ID = env_str("BACKSTOP_EXECUTOR_ID", "")
+# Where `backstop serve` runs workflows: "process" starts a `backstop worker` child, so background work never holds
+# the web server's interpreter lock; "inside" runs them on threads of the web process; "none" serves the web only
+# (workers run elsewhere). PostgreSQL defaults to "process"; SQLite to "inside", because two processes on one file
+# contend for its write lock with sleeping retries (see docs/decisions.md).
+SERVE_WORKFLOWS = env_choice("BACKSTOP_SERVE_WORKFLOWS", "process" if DATABASE_URL else "inside",
+                             {"inside", "process", "none"})
 SETUP_MAX_ATTEMPTS = env_int("BACKSTOP_SETUP_MAX_ATTEMPTS", 8, minimum=1)
 RETRY_BASE_SECONDS = env_float("BACKSTOP_RETRY_BASE_SECONDS", 2.0, minimum=0.01)
 RETRY_CAP_SECONDS = env_float("BACKSTOP_RETRY_CAP_SECONDS", 300.0, minimum=0.01)

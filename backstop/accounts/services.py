@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
@@ -44,7 +44,8 @@ from backstop.accounts.validation import (
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, check_rate_limit
-from backstop.runtime import engine
+from backstop.runtime import dispatch, engine
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.services import provision_workspace
@@ -57,7 +58,6 @@ RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
 VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 VERIFY_EMAIL_SALT = "backstop.verify-email"
 VERIFY_LINK_MAX_AGE = 7 * 24 * 3600
-LIVE_WORKFLOW_STATUSES = {"PENDING", "ENQUEUED", "DELAYED"}
 # A real Argon2 hash to check against when the email is unknown, so both answers take as long.
 _TIMING_DECOY = make_password(secrets.token_urlsafe(16))
 
@@ -180,9 +180,9 @@ def retry_setup(*, account: Account) -> None:
     """
     if not SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE).exists():
         return
-    status = DBOS.get_workflow_status(account.setup_workflow_id)
-    if status is not None and status.status in LIVE_WORKFLOW_STATUSES:
-        DBOS.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
+    status = dispatch.workflow_status(account.setup_workflow_id)
+    if status in LIVE_WORKFLOW_STATUSES:
+        dispatch.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
         return
     if status is None and _in_setup_batch(account):
         _carry_on_from_setup_batch(account)
@@ -210,8 +210,7 @@ def _in_setup_batch(account: Account) -> bool:
         return False
     if not account.setup_batch:
         return True
-    batch = DBOS.get_workflow_status(account.setup_batch_id)
-    return batch is not None and batch.status in LIVE_WORKFLOW_STATUSES
+    return dispatch.is_live(account.setup_batch_id)
 
 
 def _take_off_setup_batches(account: Account) -> bool:
@@ -241,8 +240,8 @@ def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptRe
     from backstop.accounts.workflows import setup_workflow
 
     try:
-        with SetWorkflowID(setup_workflow_id(account_id, run)):
-            engine.queue(engine.SETUP_QUEUE).enqueue(setup_workflow, account_id, first_results)
+        dispatch.enqueue(setup_workflow, account_id, first_results, queue_name=engine.SETUP_QUEUE,
+                         workflow_id=setup_workflow_id(account_id, run))
     except Exception:  # the sweep restarts any setup whose workflow never started
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
 
@@ -448,7 +447,7 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
     cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
     accounts = list(Account.objects.with_open_setup_since(cutoff)[:limit])
     # One look at the engine for every workflow in question: during an outage's backlog the sweep meets hundreds.
-    statuses = _workflow_statuses(
+    statuses = dispatch.workflow_statuses(
         {account.setup_workflow_id for account in accounts}
         | {account.setup_batch_id for account in accounts if account.setup_batch_id}
     )
@@ -468,14 +467,6 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
             _start_new_setup_run(account)
         restarted += 1
     return restarted
-
-
-def _workflow_statuses(workflow_ids: set[str]) -> dict[str, str]:
-    """The engine's status of each of these workflows that exists."""
-    if not workflow_ids:
-        return {}
-    found = DBOS.list_workflows(workflow_ids=sorted(workflow_ids), load_input=False, load_output=False)
-    return {workflow.workflow_id: workflow.status for workflow in found}
 
 
 # --- Email verification and sign-in codes ---------------------------------------------------------

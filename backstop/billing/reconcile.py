@@ -31,7 +31,7 @@ from django.db import connection, connections
 from django.db.models import Min
 from django.utils import timezone
 
-from backstop.billing import dispatch, services
+from backstop.billing import services
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
@@ -43,6 +43,7 @@ from backstop.billing.models import (
 from backstop.billing.outcome import money
 from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
+from backstop.runtime import dispatch
 from backstop.support.models import AttentionKind, AttentionRecord
 
 log = logging.getLogger(__name__)

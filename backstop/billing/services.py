@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput, clean_email, email_key
-from backstop.billing import dispatch
 from backstop.billing.messages import (
     CREDIT_DAYS_OUT_OF_RANGE,
     CREDIT_NO_ACTIVE_PLAN,
@@ -52,6 +51,7 @@ from backstop.lib.errors import ProviderError
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.runtime import dispatch
 from backstop.support.models import AttentionKind, AttentionRecord
 
 log = logging.getLogger(__name__)

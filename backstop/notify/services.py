@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from dbos import SetWorkflowID
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Replace
@@ -15,6 +14,8 @@ from django.utils import timezone
 
 from backstop.notify.models import Channel, DeliveryStatus, Message
 from backstop.notify.providers import email_provider, sms_provider
+from backstop.runtime import dispatch
+from backstop.runtime.engine import DELIVERY_QUEUE
 from backstop.runtime.retrying import AttemptResult, call_through_breaker
 
 SECRET_MASK = "••••••"
@@ -81,10 +82,8 @@ def send_soon(message: Message) -> None:
 
 def enqueue_delivery(message_id: int, key: str) -> None:
     from backstop.notify.workflows import delivery_workflow
-    from backstop.runtime.engine import DELIVERY_QUEUE, queue
 
-    with SetWorkflowID(f"deliver:{key}"):
-        queue(DELIVERY_QUEUE).enqueue(delivery_workflow, message_id)
+    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=f"deliver:{key}")
 
 
 def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:

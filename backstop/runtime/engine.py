@@ -151,6 +151,17 @@ def launch(*, role: str) -> str:
     return this_executor
 
 
+def prepare_system_database() -> None:
+    """Create or upgrade the engine's tables, for a process that reaches workflows only as a client.
+
+    The engine does this when it launches; a web process whose workflows run elsewhere must not take a request that
+    enqueues one before the tables exist.
+    """
+    if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
+        _use_write_ahead_log(Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///")))
+    DBOS.migrate(settings.DBOS_SYSTEM_DATABASE_URL)
+
+
 def _use_write_ahead_log(path: Path) -> None:
     """Put the engine's SQLite file in WAL mode (the mode is stored in the file, so once is enough).
 

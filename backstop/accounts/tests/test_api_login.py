@@ -14,8 +14,8 @@ from django.test import Client
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.demo.models import FaultSetting
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"

@@ -11,9 +11,9 @@ from django.test import Client
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Channel, LocalMailboxItem, Message
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100", "company": "Acme",

@@ -12,9 +12,9 @@ from django.db import connections
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, SetupStep
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.workspaces.models import Workspace
 from conftest import wait_for
 

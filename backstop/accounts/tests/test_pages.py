@@ -13,9 +13,9 @@ from django.utils.html import escape
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, StepName
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import LocalMailboxItem
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"

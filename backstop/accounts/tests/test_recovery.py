@@ -21,9 +21,9 @@ from django.utils.html import escape
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, VerificationCode
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
 from backstop.notify.services import SECRET_MASK
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"

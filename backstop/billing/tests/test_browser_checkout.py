@@ -89,7 +89,8 @@ def test_it_sells_the_plan_in_the_browser_even_after_a_declined_card(
 def test_it_keeps_the_buyer_informed_through_a_crash_after_the_charge(
     browser: Browser, server_factory: Any, fakepay: Any, smtp_sink: Any
 ) -> None:
-    env = {"BACKSTOP_CHECKOUT_SLOW_SECONDS": "2"}
+    # The crash takes the whole server down: its workflows run inside it.
+    env = {"BACKSTOP_CHECKOUT_SLOW_SECONDS": "2", "BACKSTOP_SERVE_WORKFLOWS": "inside"}
     server = server_factory(executor_id="web-1", BACKSTOP_FAULTS="payments=crash_after_charge", **env)
     fakepay.start(webhook_url=f"{server.url}/api/webhooks/payments")
     server.start(STRIPE_API_BASE=fakepay.url, BACKSTOP_BASE_URL=server.url)

@@ -106,8 +106,9 @@ print("support fulfilled")
 def test_it_makes_one_order_when_processes_race_after_a_crash(
     server_factory: Any, fakepay: Any, smtp_sink: Any
 ) -> None:
+    # The crash takes the whole server down: its workflows run inside it.
     env = {"BACKSTOP_CHECKOUT_SLOW_SECONDS": "2", "BACKSTOP_RECONCILE_SETTLE_SECONDS": "0",
-           "BACKSTOP_RECONCILE_STUCK_AFTER_SECONDS": "0"}
+           "BACKSTOP_RECONCILE_STUCK_AFTER_SECONDS": "0", "BACKSTOP_SERVE_WORKFLOWS": "inside"}
     server = server_factory(executor_id="web-1", BACKSTOP_FAULTS="payments=crash_after_charge", **env)
     fakepay.start(webhook_url=f"{server.url}/api/webhooks/payments")
     server.start(STRIPE_API_BASE=fakepay.url)

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState
-from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
 from backstop.ratelimits.models import Counter
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
+from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"

@@ -1,15 +1,16 @@
-"""Queueing workflows from wherever billing runs: a request thread, inside a DBOS step, or `backstop reconcile`.
+"""Talking to workflows from any process: one that runs the engine, or one that only enqueues and looks.
 
-DBOS cannot start a workflow from inside a step, so there the enqueue runs on a short-lived thread, which
-starts outside any workflow context. A command-line process runs no engine at all and enqueues through a
-DBOS client (a row in the system database that the serving processes pick up). Workflow ids are
+A web process whose workflows run in a worker process (see `backstop serve`), and a command such as
+`backstop reconcile`, run no engine: they reach workflows through a DBOS client (rows in the system
+database that the running engines pick up). Inside a DBOS step, where DBOS cannot start a workflow, an
+enqueue runs on a short-lived thread that starts outside any workflow context. Workflow ids are
 deterministic, so queueing the same work twice is one workflow.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dbos import DBOS, DBOSClient, SetWorkflowID
@@ -61,13 +62,26 @@ def enqueue(workflow: Callable[..., Any], *args: Any, queue_name: str, workflow_
         raise failures[0]
 
 
+def send(workflow_id: str, message: Any, *, topic: str) -> None:
+    """A message to a waiting workflow (DBOS.recv on ``topic``), wherever it runs."""
+    if engine.is_running():
+        DBOS.send(workflow_id, message, topic=topic)
+    else:
+        _client().send(workflow_id, message, topic=topic)
+
+
+def workflow_statuses(workflow_ids: Iterable[str]) -> dict[str, str]:
+    """The status (PENDING, ENQUEUED, SUCCESS, ERROR...) of each of these workflows that was ever started."""
+    wanted = sorted(set(workflow_ids))
+    if not wanted:
+        return {}
+    look = DBOS.list_workflows if engine.is_running() else _client().list_workflows
+    return {found.workflow_id: found.status for found in look(workflow_ids=wanted, load_input=False, load_output=False)}
+
+
 def workflow_status(workflow_id: str) -> str | None:
     """PENDING, ENQUEUED, SUCCESS, ERROR... or None when no such workflow was ever started."""
-    if engine.is_running():
-        status = DBOS.get_workflow_status(workflow_id)
-        return status.status if status is not None else None
-    found = _client().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
-    return found[0].status if found else None
+    return workflow_statuses([workflow_id]).get(workflow_id)
 
 
 def is_live(workflow_id: str) -> bool:

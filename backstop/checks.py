@@ -40,6 +40,11 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
             parse_faults(settings.INITIAL_FAULTS)
         except ValueError as error:
             problems.append(Error(f"BACKSTOP_FAULTS is not valid: {error}", id="backstop.E008"))
+    if settings.SERVE_WORKFLOWS == "process" and not settings.DATABASE_URL:
+        problems.append(Warning(
+            "BACKSTOP_SERVE_WORKFLOWS=process on SQLite: the web and worker processes will wait on each other for the "
+            "database file's write lock", hint="Use inside on SQLite, or set DATABASE_URL (PostgreSQL).",
+            id="backstop.W002"))
     if production:
         fakes = [name for name, value in (("BACKSTOP_EMAIL", settings.EMAIL_PROVIDER == "mailbox"),
                                           ("BACKSTOP_SMS", settings.SMS_PROVIDER == "mailbox"),

@@ -151,7 +151,10 @@ class WorkerProcess:
     Its executor id stays the same across restarts, so a restarted worker recovers its own pending workflows at once.
     """
 
+    # A worker that keeps dying young (a bad setting, the database down) is started again less and less often.
     RESTART_PAUSE_SECONDS = 1.0
+    MAX_RESTART_PAUSE_SECONDS = 60.0
+    LIVED_LONG_ENOUGH_SECONDS = 60.0
 
     def __init__(self, *, executor_id: str) -> None:
         self.executor_id = executor_id
@@ -174,15 +177,22 @@ class WorkerProcess:
             )
 
     def _keep_running(self) -> None:
+        """Wait on the child and start it again when it ends (this thread lives as long as the server does, which the
+        kernel's parent-death signal needs: it fires when the thread that started the child ends)."""
+        pause = self.RESTART_PAUSE_SECONDS
         while not self._stopping.is_set():
             process = self.process
             assert process is not None
+            started = time.monotonic()
             status = process.wait()
             if self._stopping.is_set():
                 return
-            print(f"workflow worker {self.executor_id} exited with status {status}; starting it again",
+            if time.monotonic() - started >= self.LIVED_LONG_ENOUGH_SECONDS:
+                pause = self.RESTART_PAUSE_SECONDS
+            print(f"workflow worker {self.executor_id} exited with status {status}; starting it again in {pause:g} s",
                   file=sys.stderr, flush=True)
-            self._stopping.wait(self.RESTART_PAUSE_SECONDS)
+            self._stopping.wait(pause)
+            pause = min(pause * 2, self.MAX_RESTART_PAUSE_SECONDS)
             self._spawn()
 
     def stop(self) -> None:

@@ -24,6 +24,8 @@ CLEAN_PRODUCTION = {
     "TWILIO_FROM_NUMBER": "+14155550000",
     "WORKSPACE_PROVIDER": "http",
     "WORKSPACE_PROVISIONER_URL": "https://provisioner.internal",
+    "DATABASE_URL": "postgres://backstop@db.internal/backstop",
+    "SERVE_WORKFLOWS": "process",
 }
 
 
@@ -41,7 +43,8 @@ def test_it_passes_the_development_defaults(settings: Any) -> None:
     assert backstop_check_ids(
         settings, MODE="development", SECRET_KEY=settings.DEVELOPMENT_SECRET_KEY, FAULT_INJECTION=True,
         INITIAL_FAULTS="email=timeout", DEMO_PAGES=True, RATE_LIMIT_SCALE=0, EMAIL_PROVIDER="mailbox",
-        SMS_PROVIDER="mailbox", WORKSPACE_PROVIDER="local", WORKSPACE_PROVISIONER_URL="",
+        SMS_PROVIDER="mailbox", WORKSPACE_PROVIDER="local", WORKSPACE_PROVISIONER_URL="", DATABASE_URL="",
+        SERVE_WORKFLOWS="inside",
     ) == []
 
 
@@ -72,6 +75,9 @@ def test_it_refuses_a_production_misconfiguration(settings: Any, overrides: dict
     ({"FAULT_INJECTION": True, "INITIAL_FAULTS": "printer=error"}, ["backstop.E008"]),
     ({"FAULT_INJECTION": True, "INITIAL_FAULTS": "email"}, ["backstop.E008"]),
     ({"FAULT_INJECTION": False, "INITIAL_FAULTS": "email=explode"}, ["backstop.E007", "backstop.E008"]),
+    ({"DATABASE_URL": "", "SERVE_WORKFLOWS": "process"}, ["backstop.W002"]),
+    ({"DATABASE_URL": "", "SERVE_WORKFLOWS": "inside"}, []),
+    ({"SERVE_WORKFLOWS": "none"}, []),
 ])
 def test_it_refuses_a_misconfiguration_in_any_mode(settings: Any, overrides: dict[str, Any],
                                                     expected: list[str]) -> None:

@@ -246,26 +246,29 @@ def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptRe
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
 
 
-def start_first_setups(*, size: int) -> str | None:
-    """Start the setup of accounts waiting for it: a lone account in its own workflow, several in a batch.
+def start_first_setups(*, size: int, at_most: int, already_queued: int = 0) -> list[str]:
+    """Start the setup of accounts waiting for it: a lone account in its own workflow, several in batches.
 
     A batch pays a claim and a hand-over on top of what one account's own workflow costs, so it is worth it only when
-    there are several to share them; under load, accounts pile up between two looks and go in batches.
-    Returns the queued batch's workflow id, or None when no batch was queued.
+    there are several to share them; under load, accounts pile up between two looks and go in batches. A backlog
+    gets as many batches of ``size`` as it fills, up to ``at_most`` besides the ``already_queued`` ones that will claim
+    their share first, so the queue runs them side by side instead of one per look. Returns the queued batches' ids.
     """
     from backstop.accounts.workflows import setup_batch_workflow
 
-    waiting = list(Account.objects.awaiting_setup_batch()[:2])
-    if len(waiting) == 1:
-        if _take_off_setup_batches(waiting[0]):
-            _enqueue_setup(waiting[0].pk, waiting[0].setup_run)
-        return None
-    if not waiting:
-        return None
-    batch_id = f"setup-batch:{uuid.uuid4()}"
-    with SetWorkflowID(batch_id):
-        engine.queue(engine.SETUP_BATCH_QUEUE).enqueue(setup_batch_workflow, size)
-    return batch_id
+    waiting = Account.objects.awaiting_setup_batch()[: size * (already_queued + at_most)].count()
+    if waiting == 1 and not already_queued:
+        lone = Account.objects.awaiting_setup_batch().first()
+        if lone is not None and _take_off_setup_batches(lone):
+            _enqueue_setup(lone.pk, lone.setup_run)
+        return []
+    queued = []
+    for _ in range(max(0, -(-waiting // size) - already_queued)):
+        batch_id = f"setup-batch:{uuid.uuid4()}"
+        with SetWorkflowID(batch_id):
+            engine.queue(engine.SETUP_BATCH_QUEUE).enqueue(setup_batch_workflow, size)
+        queued.append(batch_id)
+    return queued
 
 
 def _welcome_key(account_id: int) -> str:

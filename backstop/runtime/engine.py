@@ -191,24 +191,26 @@ def take_over_dead_executors(this_executor: str) -> list[str]:
 
 
 def _dispatch_first_setups(stop: threading.Event) -> None:
-    """Start the setup of accounts waiting for it whenever this process has no setup batch waiting in the queue yet.
+    """Start the setup of accounts waiting for it, keeping up to SETUP_BATCHES_AT_ONCE of this process's setup batches
+    waiting in the queue.
 
     The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
     costs nothing, the next one claims them; any process may run a queued batch.
     """
     from backstop.accounts.services import start_first_setups
+    from backstop.runtime.dispatch import workflow_statuses
 
     yield_cpu_to_requests()
-    queued: str | None = None
+    queued: list[str] = []
     while not stop.is_set():
         _first_setups_wanted.wait(settings.QUEUE_POLL_SECONDS)
         _first_setups_wanted.clear()
         try:
-            if queued is not None:
-                status = DBOS.get_workflow_status(queued)
-                if status is not None and status.status == "ENQUEUED":
-                    continue
-            queued = start_first_setups(size=settings.SETUP_BATCH_SIZE)
+            statuses = workflow_statuses(queued)
+            queued = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
+            if len(queued) < SETUP_BATCHES_AT_ONCE:
+                queued += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(queued),
+                                             at_most=SETUP_BATCHES_AT_ONCE - len(queued))
         except Exception:  # the dispatcher must outlive a database hiccup
             log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
             stop.wait(settings.HEARTBEAT_SECONDS)

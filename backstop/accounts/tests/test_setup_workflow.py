@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -181,8 +182,8 @@ def accounts_signed_up_together(*emails: str) -> list[Account]:
 
 
 def wait_for_a_held_batch() -> str:
-    """Until the dispatcher has queued a batch (held), whose id it returns: it starts nothing else while that batch
-    waits to start."""
+    """Until the dispatcher has queued the one batch a small burst fills (held), whose id it returns: it starts
+    nothing else for those accounts while that batch waits to start."""
     (batch,) = wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE,
                                                     load_input=False, load_output=False),
                         timeout=15, message="the dispatcher queued no batch")
@@ -214,6 +215,32 @@ def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch()
         "claim_setup_batch", "provision_workspaces", "send_welcome_emails"]
     assert Workspace.objects.count() == LocalMailboxItem.objects.count() == 5
     assert AccountEvent.objects.filter(kind="activated").count() == 5
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_queues_as_many_batches_as_a_backlog_fills_to_run_side_by_side(settings: Any) -> None:
+    settings.SETUP_BATCH_SIZE = 2
+    accounts = accounts_signed_up_together(*(f"backlog{i}@example.com" for i in range(5)))
+
+    held = wait_for(lambda: len(found := DBOS.list_workflows(
+        status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False, load_output=False)) == 3 and found,
+        timeout=15, message="the dispatcher did not queue one batch per two waiting accounts")
+    time.sleep(5 * settings.QUEUE_POLL_SECONDS)  # a few more looks: the queued batches are enough, no more are added
+    still_held = DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
+                                     load_output=False)
+    assert {batch.workflow_id for batch in still_held} == {batch.workflow_id for batch in held}
+    release_setup_batches()
+
+    for account in accounts:
+        assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    # Each batch claims at most its size. The last account may go to its own workflow instead: once the batches have
+    # left the queue the dispatcher sees it waiting alone, and whichever claims it first sets it up.
+    claims = Counter(Account.objects.values_list("setup_batch", flat=True))
+    by_batches = {batch: claims[batch] for batch in claims if batch != OWN_SETUP_WORKFLOW}
+    assert set(by_batches) <= {batch.workflow_id for batch in held}
+    assert max(by_batches.values()) == 2
+    assert sum(by_batches.values()) >= 4
+    assert Workspace.objects.count() == LocalMailboxItem.objects.count() == 5
 
 
 @pytest.mark.usefixtures("held_setup_batches")

@@ -68,3 +68,13 @@ def test_it_starts_its_worker_again_when_the_worker_dies(server_factory: Any) ->
     signup(server, "bob@example.com")
     wait_for(lambda: account_state(server, "bob@example.com") == "active", timeout=60,
              message=f"the new worker never finished setup:\n{server.log()}")
+
+
+def test_it_serves_the_web_only_and_leaves_workflows_to_separate_workers(server_factory: Any) -> None:
+    web = server_factory(executor_id="web-1", BACKSTOP_SERVE_WORKFLOWS="none").start()
+    signup(web, "cat@example.com")
+    worker = server_factory(command="worker", executor_id="worker-1").start()
+
+    wait_for(lambda: account_state(web, "cat@example.com") == "active", timeout=60,
+             message=f"the separate worker never finished setup:\n{worker.log()}")
+    assert [row[0] for row in web.database.query("SELECT id FROM runtime_executor")] == ["worker-1"]

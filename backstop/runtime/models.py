@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 
@@ -21,6 +21,11 @@ class ExecutorManager(models.Manager["Executor"]):
                 defaults={"role": role, "pid": pid, "hostname": hostname, "last_seen_at": now,
                           "started_at": now, "taken_over_by": ""},
             )
+
+    def last_heartbeat(self) -> dt.datetime | None:
+        """When any process running workflows last reported in; None when none ever has."""
+        latest: dt.datetime | None = self.aggregate(latest=Max("last_seen_at"))["latest"]
+        return latest
 
     def claim_dead(self, *, claimer: str, dead_after: float) -> list[str]:
         """Executors silent for ``dead_after`` seconds that this process won the right to take over."""

@@ -8,13 +8,14 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountEvent
 from backstop.accounts.progress import SetupProgress, setup_progress
 from backstop.notify.models import Message
-from backstop.runtime.models import CircuitBreaker
+from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, messages, payments, triage
 from backstop.support.models import (
     ActionOutcome,
@@ -102,6 +103,18 @@ class DeskHome:
     rows: list[QueueRow]
     total: int
     week: WeekPicture
+    runner_warning: str
+
+
+def runner_warning(*, now: dt.datetime) -> str:
+    """A card when no process has run workflows lately: the one outage the support cycle cannot report, as it runs
+    in those processes."""
+    last = Executor.objects.last_heartbeat()
+    if last is not None and now - last < dt.timedelta(seconds=settings.EXECUTOR_DEAD_AFTER_SECONDS):
+        return ""
+    since = (messages.NO_WORKFLOW_RUNNER_EVER if last is None
+             else messages.NO_WORKFLOW_RUNNER_SINCE.format(moment=last.strftime("%Y-%m-%d %H:%M")))
+    return messages.NO_WORKFLOW_RUNNER.format(since=since)
 
 
 def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
@@ -112,7 +125,8 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
                      age=age_text(c.opened_at, now)) for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
-    return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now))
+    return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
+                    runner_warning=runner_warning(now=now))
 
 
 # --- The week ------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Four runs against one server: sequential and concurrent clients, with healthy providers and with the
 email provider hanging (every welcome email attempt sleeps BACKSTOP_EMAIL_TIMEOUT inside the setup
 workflow). Argon2 hashing is timed on its own, in this process, so the table shows what the request
-path adds on top of it.
+path adds on top of it. The server runs its workflows where BACKSTOP_SERVE_WORKFLOWS says (by default in a worker
+child on PostgreSQL, inside the web process on SQLite); its output names which.
 
     .venv/bin/python bench/signup_latency.py [--requests 200] [--concurrent-requests 400] [--clients 8]
     .venv/bin/python bench/signup_latency.py --database-url postgres://USER@HOST:PORT/ANY_DB
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -153,6 +155,11 @@ class Server:
             time.sleep(0.1)
         self.stop()
         raise SystemExit(f"the server did not come up:\n{self.log_path.read_text(errors='replace')}")
+
+    def workflows_placement(self) -> str:
+        """Where `backstop serve` said it runs its workflows (BACKSTOP_SERVE_WORKFLOWS, default by database)."""
+        found = re.search(r"\(workflows: (\w+)\)", self.log_path.read_text(errors="replace"))
+        return f"workflows: {found.group(1)}" if found else "workflows: not reported"
 
     def set_faults(self, modes: dict[str, str]) -> None:
         response = httpx.post(f"{self.url}/demo/api/faults", json=modes, timeout=10)
@@ -364,6 +371,7 @@ def main() -> None:
             server.start()
             try:
                 print(f"database: {database.label}", flush=True)
+                print(f"server: {server.workflows_placement()}", flush=True)
                 run_signups(server.url, count=10, clients=1, tag=f"{tag}-warmup")
                 plan = [("sequential", 1, args.requests), ("concurrent", args.clients, args.concurrent_requests)]
                 for providers in ("healthy", "email hangs"):

@@ -174,7 +174,8 @@ def authenticate_account(*, email: str, password: str, ip: str) -> Account:
 
 
 def retry_setup(*, account: Account) -> None:
-    """Try the unfinished setup steps now: wake the running workflow, or start a new run.
+    """Try the unfinished setup steps now: wake the running workflow, start the one that has not started, or start a
+    new run when the last one ended or gave up.
 
     An account whose first attempts are still to come (or under way) in a setup batch has nothing to retry yet.
     """
@@ -186,6 +187,12 @@ def retry_setup(*, account: Account) -> None:
         return
     if status is None and _in_setup_batch(account):
         _carry_on_from_setup_batch(account)
+        return
+    if status is None and not SetupStep.objects.filter(account=account, status=StepStatus.FAILED).exists():
+        # This run's workflow is being started (the dispatcher took the account a moment ago) or never was, and it
+        # still has steps to try: start it under the run's own id, which is one workflow however many start it. A new
+        # run here would be a second one beside it. Steps that gave up need a new run: a run does not retry them.
+        _enqueue_setup(account.pk, account.setup_run)
         return
     _start_new_setup_run(account)
 

@@ -347,6 +347,26 @@ def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.Mo
     assert services.restart_stalled_setups(grace_seconds=0) == 0
 
 
+def test_it_starts_the_runs_own_workflow_when_try_again_finds_it_not_started_yet(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The moment between the dispatcher taking the account for its own workflow and that workflow being queued
+    # (held open here by a queue that refuses): a second browser's same-password signup presses "try again" then.
+    def queue_unavailable(name: str) -> Any:
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(engine, "queue", queue_unavailable)
+    account = new_account("hal@example.com")
+    wait_for(lambda: Account.objects.get(pk=account.pk).setup_batch == OWN_SETUP_WORKFLOW, timeout=15,
+             message="the dispatcher never picked the account up")
+    monkeypatch.undo()
+
+    services.retry_setup(account=Account.objects.get(pk=account.pk))
+
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    assert Account.objects.get(pk=account.pk).setup_run == 1  # the same run, not a second one beside it
+
+
 def test_it_leaves_a_live_setup_alone(settings: Any) -> None:
     settings.RETRY_BASE_SECONDS = 60
     settings.RETRY_CAP_SECONDS = 120

@@ -259,7 +259,8 @@ def start_first_setups(*, size: int, at_most: int, already_queued: int = 0) -> l
     A batch pays a claim and a hand-over on top of what one account's own workflow costs, so it is worth it only when
     there are several to share them; under load, accounts pile up between two looks and go in batches. A backlog
     gets as many batches of ``size`` as it fills, up to ``at_most`` besides the ``already_queued`` ones that will claim
-    their share first, so the queue runs them side by side instead of one per look. Returns the queued batches' ids.
+    their share first, so the queue runs them side by side instead of one per look (a batch queued while earlier ones
+    are starting may find nothing left to claim, and ends). Returns the queued batches' ids.
     """
     from backstop.accounts.workflows import setup_batch_workflow
 

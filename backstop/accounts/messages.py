@@ -161,7 +161,7 @@ STEP_STATUS_TEXT = {
 PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
 # A setup step's error when our own code failed, not the provider (shown as {error} above). The exception's details
 # go to the log, not to the customer.
-STEP_UNEXPECTED_ERROR = "a fault in our own system, not our provider's (our engineers can see it in the logs)"
+STEP_UNEXPECTED_ERROR = "a fault on our side, not our provider's, which we have recorded to fix"
 
 FIELD_ERRORS = {
     "email_required": "Enter your work email address.",

@@ -349,11 +349,8 @@ def confirmation_key(reference: str) -> str:
 
 
 def enqueue_delivery(message: Message) -> None:
-    from backstop.notify.workflows import delivery_workflow
-    from backstop.runtime.engine import DELIVERY_QUEUE
-
     try:
-        dispatch.enqueue(delivery_workflow, message.pk, queue_name=DELIVERY_QUEUE, workflow_id=f"deliver:{message.key}")
+        notify.enqueue_delivery(message.pk, message.key)
     except Exception:  # the purchase workflow's send step and reconciliation both queue it again
         log.exception("could not queue delivery of %s; it will be queued again", message.key)
 

@@ -327,15 +327,22 @@ def test_it_leaves_accounts_a_live_batch_has_claimed_to_that_batch() -> None:
     assert not AccountEvent.objects.filter(kind="setup_swept").exists()
 
 
-def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
+def account_taken_for_a_workflow_never_queued(monkeypatch: pytest.MonkeyPatch, email: str) -> Account:
+    """An account the dispatcher took for its own workflow whose enqueue failed (a queue that refuses, then restored):
+    the moment between the two, held open."""
     def queue_unavailable(name: str) -> Any:
         raise RuntimeError("queue unavailable")
 
     monkeypatch.setattr(engine, "queue", queue_unavailable)
-    stranded = new_account("gus@example.com")
-    wait_for(lambda: Account.objects.get(pk=stranded.pk).setup_batch == OWN_SETUP_WORKFLOW, timeout=15,
+    account = new_account(email)
+    wait_for(lambda: Account.objects.get(pk=account.pk).setup_batch == OWN_SETUP_WORKFLOW, timeout=15,
              message="the dispatcher never picked the account up")
     monkeypatch.undo()
+    return Account.objects.get(pk=account.pk)
+
+
+def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    stranded = account_taken_for_a_workflow_never_queued(monkeypatch, "gus@example.com")
     assert DBOS.get_workflow_status(stranded.setup_workflow_id) is None
 
     assert services.restart_stalled_setups(grace_seconds=0) == 1
@@ -349,18 +356,10 @@ def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.Mo
 def test_it_starts_the_runs_own_workflow_when_try_again_finds_it_not_started_yet(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The moment between the dispatcher taking the account for its own workflow and that workflow being queued
-    # (held open here by a queue that refuses): a second browser's same-password signup presses "try again" then.
-    def queue_unavailable(name: str) -> Any:
-        raise RuntimeError("queue unavailable")
+    # A second browser's same-password signup presses "try again" in that moment.
+    account = account_taken_for_a_workflow_never_queued(monkeypatch, "hal@example.com")
 
-    monkeypatch.setattr(engine, "queue", queue_unavailable)
-    account = new_account("hal@example.com")
-    wait_for(lambda: Account.objects.get(pk=account.pk).setup_batch == OWN_SETUP_WORKFLOW, timeout=15,
-             message="the dispatcher never picked the account up")
-    monkeypatch.undo()
-
-    services.retry_setup(account=Account.objects.get(pk=account.pk))
+    services.retry_setup(account=account)
 
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     assert Account.objects.get(pk=account.pk).setup_run == 1  # the same run, not a second one beside it

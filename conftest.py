@@ -129,6 +129,7 @@ def free_port() -> int:
 class SmtpSink:
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    reply: str = "250 OK"  # what the sink answers a message with; a 5xx refuses it
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
@@ -143,8 +144,9 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            sink.messages.append(message_from_bytes(envelope.content))
-            return "250 OK"
+            if sink.reply.startswith("250"):
+                sink.messages.append(message_from_bytes(envelope.content))
+            return sink.reply
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=sink.port)
     controller.start()

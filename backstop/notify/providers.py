@@ -11,7 +11,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from backstop.demo.faults import maybe_with_faults
-from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
 from backstop.notify.models import Channel, LocalMailboxItem
 
 
@@ -43,12 +43,22 @@ class DjangoEmailProvider:
                     f"the email server did not answer within {settings.EMAIL_TIMEOUT:g} seconds"
                 ) from error
             if not isinstance(error, smtplib.SMTPException):
-                raise ProviderError(f"could not reach the email server ({error.__class__.__name__})") from error
-            raise ProviderError(f"the email server refused the message ({error.__class__.__name__})") from error
+                raise ProviderError(f"could not reach the email server ({connection_failure(error)})") from error
+            raise ProviderError(_smtp_refusal(error)) from error
         except Exception as error:  # anymail raises its own AnymailError family
             if error.__class__.__module__.startswith("anymail"):
                 raise ProviderError(f"the email provider refused the message ({error})") from error
             raise
+
+
+def _smtp_refusal(error: smtplib.SMTPException) -> str:
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return "the email server closed the connection"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "the email server refused the address"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"the email server refused the message (reply {error.smtp_code})"
+    return "the email server refused the message"
 
 
 class LocalMailboxEmailBackend(BaseEmailBackend):
@@ -78,7 +88,7 @@ class TwilioSmsProvider:
         except httpx.TimeoutException as error:
             raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
         except httpx.HTTPError as error:
-            raise ProviderError(f"could not reach the SMS provider ({error.__class__.__name__})") from error
+            raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider refused the message (HTTP {response.status_code})")
 

@@ -109,8 +109,8 @@ INCIDENT_NEEDS_HAND = "{count} of them need a person: they are in the queue belo
 # No process running workflows: the web keeps answering, and setups, emails and checkouts wait (none is lost).
 NO_WORKFLOW_RUNNER = (
     "No workflow runner has reported in {since}: new setups, emails and checkouts are waiting (nothing is lost; "
-    "they start as soon as one runs). Start `backstop worker`, or read the `backstop serve` log for why its worker "
-    "keeps stopping."
+    "they start as soon as one runs). This needs whoever runs our servers: start \"backstop worker\", or, if "
+    "\"backstop serve\" runs them, find out why its worker keeps stopping."
 )
 NO_WORKFLOW_RUNNER_SINCE = "since {moment} UTC"
 NO_WORKFLOW_RUNNER_EVER = "yet"

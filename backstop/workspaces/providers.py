@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from backstop.demo.faults import maybe_with_faults
-from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
 from backstop.workspaces.models import LocalProvisionedWorkspace
 
 
@@ -35,7 +35,7 @@ class HttpProvisioner:
                 f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
             ) from error
         except httpx.HTTPError as error:
-            raise ProviderError(f"could not reach the workspace service ({error.__class__.__name__})") from error
+            raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
         if response.status_code >= 400:
             raise ProviderError(f"the workspace service refused the request (HTTP {response.status_code})")
         try:

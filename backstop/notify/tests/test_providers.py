@@ -69,7 +69,18 @@ def test_it_reports_an_unreachable_email_server_as_a_provider_error(smtp_setting
         send_welcome()
 
     assert not isinstance(raised.value, ProviderTimeout)
-    assert str(raised.value) == "could not reach the email server (ConnectionRefusedError)"
+    assert str(raised.value) == "could not reach the email server (the connection was refused)"
+
+
+def test_it_reports_a_refused_email_with_the_servers_reply_code(smtp_settings: Any, smtp_sink: Any) -> None:
+    smtp_sink.reply = "554 5.7.1 Message rejected"
+
+    with pytest.raises(ProviderError) as raised:
+        send_welcome()
+
+    # The text reaches the customer's setup page: the reply code, never an exception's class name.
+    assert str(raised.value) == "the email server refused the message (reply 554)"
+    assert smtp_sink.messages == []
 
 
 def test_it_reports_a_silent_email_server_as_a_timeout(smtp_settings: Any) -> None:
@@ -121,7 +132,7 @@ def test_it_reports_an_unreachable_sms_provider_as_a_provider_error(twilio_setti
     with pytest.raises(ProviderError) as raised:
         TwilioSmsProvider().send_sms(to="+14155550100", text="hi", message_id="<m@backstop>")
 
-    assert str(raised.value) == "could not reach the SMS provider (ConnectError)"
+    assert str(raised.value) == "could not reach the SMS provider (the connection was refused)"
 
 
 @pytest.mark.django_db

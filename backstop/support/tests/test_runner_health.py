@@ -27,4 +27,4 @@ def test_it_shows_a_card_on_the_desk_once_no_workflow_runner_has_reported_in_lat
 
     assert 'id="runner-warning"' in page
     assert f"No workflow runner has reported in since {silent_since:%Y-%m-%d %H:%M} UTC" in page
-    assert "Start `backstop worker`" in page
+    assert "start &quot;backstop worker&quot;" in page

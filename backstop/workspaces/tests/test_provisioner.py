@@ -143,7 +143,7 @@ def test_it_reports_an_unreachable_provisioning_service(settings: Any) -> None:
     with pytest.raises(ProviderError) as raised:
         HttpProvisioner().provision(idempotency_key="workspace:1", name="Acme")
 
-    assert str(raised.value) == "could not reach the workspace service (ConnectError)"
+    assert str(raised.value) == "could not reach the workspace service (the connection was refused)"
 
 
 def test_it_picks_the_adapter_from_settings(settings: Any) -> None:

@@ -101,8 +101,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.Account"
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "backstop.accounts.hashers.BoundedArgon2PasswordHasher",
 ]
+# Argon2 hashes one web process runs at once (each holds 100 MiB while it runs); more requests wait their turn.
+PASSWORD_HASHES_AT_ONCE = env_int("BACKSTOP_PASSWORD_HASHES_AT_ONCE", 2, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
      "OPTIONS": {"user_attributes": ("name", "email", "company")}},

@@ -2,9 +2,10 @@
 
 Four runs against one server: sequential and concurrent clients, with healthy providers and with the
 email provider hanging (every welcome email attempt sleeps BACKSTOP_EMAIL_TIMEOUT inside the setup
-workflow). Argon2 hashing is timed on its own, in this process, so the table shows what the request
-path adds on top of it. The server runs its workflows where BACKSTOP_SERVE_WORKFLOWS says (by default in a worker
-child on PostgreSQL, inside the web process on SQLite); its output names which.
+workflow). Argon2 hashing is timed on its own, in this process and through the project's hasher (so as many
+hashes at a time as the server runs), so the table shows what the request path adds on top of it. The server's
+peak resident memory is printed at the end. The server runs its workflows where BACKSTOP_SERVE_WORKFLOWS says (by
+default in a worker child on PostgreSQL, inside the web process on SQLite); its output names which.
 
     .venv/bin/python bench/signup_latency.py [--requests 200] [--concurrent-requests 400] [--clients 8]
     .venv/bin/python bench/signup_latency.py --database-url postgres://USER@HOST:PORT/ANY_DB
@@ -167,6 +168,20 @@ class Server:
         current = response.json()["faults"]
         if any(current.get(provider) != mode for provider, mode in modes.items()):
             raise SystemExit(f"the server did not take the faults {modes}: {current}")
+
+    def peak_memory_mib(self) -> dict[str, float]:
+        """Peak resident memory (Linux VmHWM) of the server and of its workflows child, if it has one, so far."""
+        assert self.process is not None
+        pids = {"web process": self.process.pid}
+        for line in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split():
+            pids["workflows child"] = int(line)
+        peaks = {}
+        for name, pid in pids.items():
+            status = Path(f"/proc/{pid}/status").read_text()
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+            if found:
+                peaks[name] = int(found.group(1)) / 1024
+        return peaks
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -350,12 +365,14 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.contrib.auth.hashers import get_hasher
 
     hasher = get_hasher()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print(f"hasher: {hasher.algorithm} time_cost={getattr(hasher, 'time_cost', '?')} "
-          f"memory_cost={getattr(hasher, 'memory_cost', '?')} KiB parallelism={getattr(hasher, 'parallelism', '?')}")
+          f"memory_cost={getattr(hasher, 'memory_cost', '?')} KiB parallelism={getattr(hasher, 'parallelism', '?')}, "
+          f"{settings.PASSWORD_HASHES_AT_ONCE} at a time per process")
     print("timing password hashing alone (server not started yet) ...", flush=True)
     time_hashing(count=3, threads=1)  # warm-up: first call loads the library
     hashing = {
@@ -388,6 +405,8 @@ def main() -> None:
                 hung = database.scalar("SELECT COUNT(*) FROM accounts_setupstep "
                                        "WHERE name = 'welcome_email' AND status <> 'done'")
                 print(f"welcome emails not delivered at the end (hanging provider): {hung}")
+                for name, mib in server.peak_memory_mib().items():
+                    print(f"peak resident memory, {name}: {mib:.0f} MiB")
             finally:
                 server.stop()
     finally:

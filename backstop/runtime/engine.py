@@ -113,6 +113,9 @@ def launch(*, role: str) -> str:
         # grows with the number of waiting workflows. PostgreSQL is told at once.
         "notification_listener_polling_interval_sec": max(0.1, settings.QUEUE_POLL_SECONDS),
         "scheduler_polling_interval_sec": 5.0,
+        # DBOS flushes event and stream notifications on this period (default 10 ms: 100 wake-ups a second, a tenth
+        # of an idle worker's Python time). We use neither events nor streams.
+        "notification_coalesce_sec": 1.0,
     }
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
         _use_write_ahead_log(Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///")))

@@ -117,8 +117,8 @@ def launch(*, role: str) -> str:
         # of an idle worker's Python time). We use neither events nor streams.
         "notification_coalesce_sec": 1.0,
     }
+    _use_write_ahead_log()
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
-        _use_write_ahead_log(Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///")))
         # The engine's writers queue for the file's write lock in arrival order, as Django's do (lib.sqlite_gate).
         config["db_engine_kwargs"] = {"connect_args": {"factory": GatedConnection, "timeout": 30}}
     DBOS(config=config)
@@ -160,17 +160,19 @@ def prepare_system_database() -> None:
     The engine does this when it launches; a web process whose workflows run elsewhere must not take a request that
     enqueues one before the tables exist.
     """
-    if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
-        _use_write_ahead_log(Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///")))
+    _use_write_ahead_log()
     DBOS.migrate(settings.DBOS_SYSTEM_DATABASE_URL)
 
 
-def _use_write_ahead_log(path: Path) -> None:
-    """Put the engine's SQLite file in WAL mode (the mode is stored in the file, so once is enough).
+def _use_write_ahead_log() -> None:
+    """Put the engine's SQLite file, if it has one, in WAL mode (the mode is stored in the file, so once is enough).
 
     DBOS opens SQLite in its default rollback-journal mode: every step's commit then syncs the disk several times and
     blocks every reader, the web requests that enqueue a workflow or read its status included.
     """
+    if not settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
+        return
+    path = Path(settings.DBOS_SYSTEM_DATABASE_URL.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path, timeout=30)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")

@@ -42,10 +42,11 @@ from backstop.accounts.validation import (
     normalise_password,
 )
 from backstop.notify import services as notify
-from backstop.notify.models import Message
+from backstop.notify.models import Channel, Message
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
+from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.services import provision_workspace
@@ -316,6 +317,10 @@ def return_to_setup_batches(*, batch_id: str, account_ids: list[int]) -> None:
     Account.objects.filter(pk__in=account_ids, setup_batch=batch_id).update(setup_batch="")
 
 
+# Each setup step's provider, as its circuit breaker is named.
+_STEP_BREAKERS: dict[str, str] = {StepName.WORKSPACE: "workspace", StepName.WELCOME_EMAIL: Channel.EMAIL}
+
+
 def attempt_first_setup_steps(*, account_ids: list[int], step: str) -> dict[int, AttemptResult]:
     """The first attempt at ``step`` for a batch of accounts, recorded together. Safe to run twice.
 
@@ -328,33 +333,48 @@ def attempt_first_setup_steps(*, account_ids: list[int], step: str) -> dict[int,
     results: dict[int, AttemptResult] = {row.account_id: _ALREADY_DONE for row in rows if row.status == StepStatus.DONE}
     shares = [to_try[start::FIRST_ATTEMPTS_AT_ONCE] for start in range(min(FIRST_ATTEMPTS_AT_ONCE, len(to_try)))]
     if shares:
+        # The welcome emails in one query, not one each: the batch path runs for every signup.
+        welcome = (Message.objects.in_bulk([_welcome_key(row.account_id) for row in to_try], field_name="key")
+                   if step == StepName.WELCOME_EMAIL else {})
         with ThreadPoolExecutor(max_workers=len(shares), initializer=engine.yield_cpu_to_requests) as pool:
-            for share_results in pool.map(_first_attempts, shares):
+            for share_results in pool.map(functools.partial(_first_attempts, welcome=welcome), shares):
                 results.update(share_results)
     _record_step_results(to_try, 1, results)
     return results
 
 
-def _first_attempts(rows: list[SetupStep]) -> dict[int, AttemptResult]:
-    """One thread's share of a batch's first attempts (its database connections closed when done)."""
+def _first_attempts(rows: list[SetupStep], *, welcome: dict[str, Message]) -> dict[int, AttemptResult]:
+    """One thread's share of a batch's first attempts (its database connections closed when done).
+
+    The share reads its provider's breaker once: while it is closed with no failures and none of the share's calls
+    fails, it stays so as far as this share can tell (another process's failures are seen at the next share, or
+    after this share's own first failure, from which on every call reads the breaker again).
+    """
     results: dict[int, AttemptResult] = {}
+    healthy = bool(rows) and CircuitBreaker.objects.is_healthy(_STEP_BREAKERS[rows[0].name])
     try:
         for row in rows:
             try:
-                results[row.account_id] = _attempt(row, 1)
+                results[row.account_id] = _attempt(row, 1, known_healthy=healthy,
+                                                   message=welcome.get(_welcome_key(row.account_id)))
             except Exception:
                 log.exception("first %s attempt for account %s failed unexpectedly", row.name, row.account_id)
                 results[row.account_id] = {"status": "failed", "retry_in": settings.RETRY_BASE_SECONDS,
                                            "error": STEP_UNEXPECTED_ERROR}
+            healthy = healthy and results[row.account_id]["status"] == "done"
     finally:
         engine.release_db_connections()
     return results
 
 
-def _attempt(row: SetupStep, attempt: int) -> AttemptResult:
+def _attempt(row: SetupStep, attempt: int, *, known_healthy: bool = False,
+             message: Message | None = None) -> AttemptResult:
+    """``known_healthy`` as in ``call_through_breaker``; ``message``: the welcome email, when already read."""
     if row.name == StepName.WORKSPACE:
-        return call_through_breaker("workspace", attempt, functools.partial(_provision, row.account))
-    return notify.deliver(message=Message.objects.get(key=_welcome_key(row.account_id)), attempt=attempt)
+        provision = functools.partial(_provision, row.account)
+        return call_through_breaker(_STEP_BREAKERS[StepName.WORKSPACE], attempt, provision, known_healthy=known_healthy)
+    return notify.deliver(message=message or Message.objects.get(key=_welcome_key(row.account_id)), attempt=attempt,
+                          known_healthy=known_healthy)
 
 
 def _provision(account: Account) -> None:

@@ -91,8 +91,9 @@ def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:
     return deliver(message=Message.objects.get(pk=message_id), attempt=attempt)
 
 
-def deliver(*, message: Message, attempt: int) -> AttemptResult:
-    """One delivery attempt of a message just read from the database (see ``deliver_message``)."""
+def deliver(*, message: Message, attempt: int, known_healthy: bool = False) -> AttemptResult:
+    """One delivery attempt of a message just read from the database (see ``deliver_message``; ``known_healthy`` as in
+    ``call_through_breaker``)."""
     if message.status == DeliveryStatus.SENT:
         return {"status": "done", "retry_in": 0.0, "error": ""}
 
@@ -105,7 +106,7 @@ def deliver(*, message: Message, attempt: int) -> AttemptResult:
         else:
             sms_provider().send_sms(to=message.to, text=message.text, message_id=message.message_id_header)
 
-    result = call_through_breaker(message.channel, attempt, send)
+    result = call_through_breaker(message.channel, attempt, send, known_healthy=known_healthy)
     now = timezone.now()
     if result["status"] == "done":
         Message.objects.filter(pk=message.pk).exclude(status=DeliveryStatus.SENT).update(

@@ -98,6 +98,11 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         assert breaker.retry_at is not None
         return BreakerReading(max(0.2, (breaker.retry_at - now).total_seconds()), healthy=False)
 
+    def is_healthy(self, provider: str) -> bool:
+        """Closed with no failures counted (no row yet counts too); a plain read, unlike ``read_before_call``, which
+        can make its caller the probe of an open breaker."""
+        return not self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).exists()
+
     def record_success(self, provider: str) -> None:
         # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
         # failure another process counted in between stays counted until the next success that sees it.

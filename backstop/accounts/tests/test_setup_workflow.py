@@ -20,7 +20,7 @@ from backstop.accounts.validation import clean_signup
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, LocalMailboxItem, Message
 from backstop.runtime import engine
-from backstop.runtime.models import BreakerState, CircuitBreaker
+from backstop.runtime.models import BreakerReading, BreakerState, CircuitBreaker, CircuitBreakerManager
 from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.support.tests.helpers import open_breaker
 from backstop.workspaces.models import LocalProvisionedWorkspace, Workspace
@@ -293,6 +293,46 @@ def test_it_keeps_one_accounts_unexpected_error_to_that_account() -> None:
     assert (email.status, email.last_error) == (StepStatus.RETRYING, STEP_UNEXPECTED_ERROR)
     broken.refresh_from_db()
     assert broken.state == AccountState.ACTIVE  # its workspace was made in the same batch
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_reads_a_healthy_breaker_once_per_share_of_a_batch_not_once_per_account(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts = accounts_signed_up_together(*(f"share{i}@example.com" for i in range(12)))
+    reads: Counter[str] = Counter()
+    read_before_call = CircuitBreakerManager.read_before_call
+
+    def counted(manager: CircuitBreakerManager, provider: str) -> BreakerReading:
+        reads[provider] += 1
+        return read_before_call(manager, provider)
+
+    monkeypatch.setattr(CircuitBreakerManager, "read_before_call", counted)
+
+    results = services.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
+                                                 step="welcome_email")
+
+    assert {result["status"] for result in results.values()} == {"done"}
+    assert LocalMailboxItem.objects.count() == 12
+    assert reads["email"] == 0  # each share's one look at a healthy breaker is a plain read
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_stops_calling_a_provider_whose_breaker_opens_during_a_batch(settings: Any) -> None:
+    settings.BREAKER_THRESHOLD = 2
+    settings.BREAKER_COOLDOWN_SECONDS = 600  # no probe during the test
+    FaultSetting.objects.set_modes({"email": "error"})
+    accounts = accounts_signed_up_together(*(f"outage{i}@example.com" for i in range(24)))  # three per share
+
+    results = services.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
+                                                 step="welcome_email")
+
+    statuses = Counter(result["status"] for result in results.values())
+    # Each share trusts the healthy breaker it read only until its own first failure: after that it asks the breaker,
+    # open by then, and its remaining accounts wait instead of calling.
+    assert statuses["failed"] <= services.FIRST_ATTEMPTS_AT_ONCE
+    assert statuses["failed"] + statuses["waiting"] == 24
+    assert CircuitBreaker.objects.get(provider="email").consecutive_failures == statuses["failed"]
+    assert not LocalMailboxItem.objects.exists()
 
 
 @pytest.mark.usefixtures("held_setup_batches")

@@ -80,6 +80,9 @@ SUGGESTION_REASONS = {
     "wait": "automation is retrying; no action needed",
 }
 ACTION_FAILED = "That didn't work: {error}. Nothing else was changed."
+# Our own code failed: staff get a reference an engineer can find in the log, not an exception's name.
+ACTION_BROKE = ("That didn't work: our own code failed while doing it. Nothing else was changed. An engineer needs to "
+                "look: give them the reference support action #{reference}.")
 ACTION_NOT_AVAILABLE = "That action isn't available for this case."
 NO_CHARGE_FOUND = "We can't find a charge without access for this customer; enter the payment id."
 NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."

@@ -454,9 +454,9 @@ def run_action(
         outcome, note = ActionOutcome.FAILED, str(refused)
     except (RateLimited, payments.PaymentActionFailed) as error:
         outcome, note = ActionOutcome.FAILED, messages.ACTION_FAILED.format(error=error)
-    except Exception as error:
-        log.exception("support action %s on case %s failed", action, case_id)
-        outcome, note = ActionOutcome.FAILED, messages.ACTION_FAILED.format(error=error.__class__.__name__)
+    except Exception:
+        log.exception("support action #%s (%s on case %s) failed", record.pk, action, case_id)
+        outcome, note = ActionOutcome.FAILED, messages.ACTION_BROKE.format(reference=record.pk)
     clear_fixed_attention(case_id=case_id)
     SupportAction.objects.filter(pk=record.pk).update(
         outcome=outcome, note=note[:500], after=snapshot(case_id), finished_at=timezone.now())

@@ -94,6 +94,28 @@ def test_it_completes_a_workspace_by_hand_and_activates_the_account() -> None:
 
 
 @pytest.mark.django_db
+def test_it_tells_staff_when_our_own_code_fails_an_action_with_a_reference_not_an_exception(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    account = stalled_account("bob@example.com")
+    client = desk_client(staff_account())
+    case = Case.objects.get()
+
+    def broken(*args: Any) -> tuple[str, str]:
+        raise KeyError("workspace")
+
+    monkeypatch.setitem(services._HANDLERS, "complete_workspace", broken)
+    _act(client, case, "complete_workspace", external_id="ws_by_hand_1")
+
+    action = SupportAction.objects.get()
+    assert action.outcome == ActionOutcome.FAILED
+    assert action.note == ("That didn't work: our own code failed while doing it. Nothing else was changed. "
+                           f"An engineer needs to look: give them the reference support action #{action.pk}.")
+    assert action.note in _page(client, case)
+    assert "KeyError" not in _page(client, case)
+    assert not Workspace.objects.filter(account=account).exists()
+
+
+@pytest.mark.django_db
 def test_it_leaves_a_workspace_automation_created_a_moment_earlier_alone() -> None:
     account = stalled_account("bob@example.com")
     Workspace.objects.create(account=account, name="Bobco", external_id="ws_from_automation")

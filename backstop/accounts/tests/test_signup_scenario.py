@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from typing import Any
 
 import httpx
@@ -104,8 +107,15 @@ def test_it_lets_a_live_process_finish_the_workflows_of_a_dead_one(server_factor
     wait_for(lambda: _steps(_setup(client))["workspace"]["attempts"] >= 2, timeout=30)
 
     worker = server_factory(command="worker", executor_id="worker-b").start()
-    web.kill()
     database = web.database
+    # A crashed machine: the web process and, where it runs its workflows in a child (`BACKSTOP_SERVE_WORKFLOWS`),
+    # that child die at once. Killing the web process alone would give the child a moment to finish the setup itself
+    # while it shuts down, once the provider works again.
+    engine_pids = [pid for (pid,) in database.query("SELECT pid FROM runtime_executor WHERE id LIKE ?", ("web-a%",))]
+    web.kill()
+    for pid in engine_pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
     database.query("UPDATE demo_faultsetting SET mode = 'ok'")
 
     wait_for(lambda: database.scalar("SELECT state FROM accounts_account WHERE email_key = ?",

@@ -26,6 +26,10 @@ class StepName(models.TextChoices):
     WELCOME_EMAIL = "welcome_email", "Welcome email"
 
 
+# The provider each setup step calls, as its circuit breaker is named.
+STEP_PROVIDERS: dict[str, str] = {StepName.WORKSPACE: "workspace", StepName.WELCOME_EMAIL: "email"}
+
+
 class StepStatus(models.TextChoices):
     PENDING = "pending", "not started yet"
     RETRYING = "retrying", "failed, trying again"

@@ -24,6 +24,7 @@ from django.utils import timezone
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import (
     OWN_SETUP_WORKFLOW,
+    STEP_PROVIDERS,
     Account,
     AccountEvent,
     AccountState,
@@ -42,7 +43,7 @@ from backstop.accounts.validation import (
     normalise_password,
 )
 from backstop.notify import services as notify
-from backstop.notify.models import Channel, Message
+from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
@@ -317,10 +318,6 @@ def return_to_setup_batches(*, batch_id: str, account_ids: list[int]) -> None:
     Account.objects.filter(pk__in=account_ids, setup_batch=batch_id).update(setup_batch="")
 
 
-# Each setup step's provider, as its circuit breaker is named.
-_STEP_BREAKERS: dict[str, str] = {StepName.WORKSPACE: "workspace", StepName.WELCOME_EMAIL: Channel.EMAIL}
-
-
 def attempt_first_setup_steps(*, account_ids: list[int], step: str) -> dict[int, AttemptResult]:
     """The first attempt at ``step`` for a batch of accounts, recorded together. Safe to run twice.
 
@@ -351,7 +348,7 @@ def _first_attempts(rows: list[SetupStep], *, welcome: dict[str, Message]) -> di
     after this share's own first failure, from which on every call reads the breaker again).
     """
     results: dict[int, AttemptResult] = {}
-    healthy = bool(rows) and CircuitBreaker.objects.is_healthy(_STEP_BREAKERS[rows[0].name])
+    healthy = bool(rows) and CircuitBreaker.objects.is_healthy(STEP_PROVIDERS[rows[0].name])
     try:
         for row in rows:
             try:
@@ -372,7 +369,7 @@ def _attempt(row: SetupStep, attempt: int, *, known_healthy: bool = False,
     """``known_healthy`` as in ``call_through_breaker``; ``message``: the welcome email, when already read."""
     if row.name == StepName.WORKSPACE:
         provision = functools.partial(_provision, row.account)
-        return call_through_breaker(_STEP_BREAKERS[StepName.WORKSPACE], attempt, provision, known_healthy=known_healthy)
+        return call_through_breaker(STEP_PROVIDERS[StepName.WORKSPACE], attempt, provision, known_healthy=known_healthy)
     return notify.deliver(message=message or Message.objects.get(key=_welcome_key(row.account_id)), attempt=attempt,
                           known_healthy=known_healthy)
 

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
 from django.utils import timezone
 
-from backstop.accounts.models import AccountState, SetupStep, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, StepStatus
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
@@ -103,7 +103,7 @@ def join_failed_messages() -> int:
 
 
 def _down_steps(failing: dict[str, CircuitBreaker]) -> list[str]:
-    return [step for step, provider in messages.STEP_PROVIDERS.items() if triage.provider_is_down(failing, provider)]
+    return [step for step, provider in STEP_PROVIDERS.items() if triage.provider_is_down(failing, provider)]
 
 
 def join_waiting_setups(failing: dict[str, CircuitBreaker]) -> int:

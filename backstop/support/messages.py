@@ -11,7 +11,6 @@ from dataclasses import dataclass
 # --- Names -------------------------------------------------------------------------------------------
 
 PROVIDER_NAMES = {"workspace": "workspace", "email": "email", "sms": "SMS", "payments": "payment"}
-STEP_PROVIDERS = {"workspace": "workspace", "welcome_email": "email"}
 STEP_NAMES = {"workspace": "creating the workspace", "welcome_email": "the welcome email"}
 HARM_LABELS = {30: "Money taken, no access", 20: "Locked out", 10: "Degraded", 0: "Question"}
 

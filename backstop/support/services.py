@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts import services as accounts
-from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import InvalidInput, clean_email, email_key
 from backstop.notify import services as notify
 from backstop.notify.models import Message
@@ -144,7 +144,7 @@ def setup_delay_source(account_id: int, step: str) -> str:
 
 def join_setup_delay(*, step: SetupStep, account: Account) -> Signal:
     """A setup step held up by a failing provider: the customer waits, automation retries."""
-    provider = messages.STEP_PROVIDERS[step.name]
+    provider = STEP_PROVIDERS[step.name]
     label = messages.STEP_NAMES[step.name].capitalize()
     if step.attempts:
         summary = messages.SIGNAL_SETUP_DELAYED.format(
@@ -288,12 +288,12 @@ def _what_failed(steps: list[SetupStep]) -> str:
 
 def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) -> tuple[str, dict[str, Any]]:
     failing = triage.failing_providers()
-    down = [s for s in steps if triage.provider_is_down(failing, messages.STEP_PROVIDERS[s.name])]
+    down = [s for s in steps if triage.provider_is_down(failing, STEP_PROVIDERS[s.name])]
     facts: dict[str, Any] = {"what": _what_failed(steps)}
     if down and all(s.name == StepName.WELCOME_EMAIL for s in steps) and account.phone:
         return _send_code_instead(contact=contact, account=account, steps=down, error=failing["email"].last_error)
     if down:
-        breaker = failing[messages.STEP_PROVIDERS[down[0].name]]
+        breaker = failing[STEP_PROVIDERS[down[0].name]]
         since = breaker.opened_at or breaker.updated_at
         facts.update(provider=messages.provider_name(breaker.provider), since=f"{since:%H:%M} UTC on {since:%-d %b}")
         for step in down:

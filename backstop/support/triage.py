@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from backstop.accounts.models import STEP_PROVIDERS
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support import messages
 from backstop.support.models import AttentionKind, Harm, SignalKind
@@ -100,7 +101,7 @@ def suggest(
             return make("retry_setup", "email")
         return make("reply")
     if SignalKind.SETUP_DELAYED in kinds:
-        if any(provider_is_down(failing, p) for p in messages.STEP_PROVIDERS.values()):
+        if any(provider_is_down(failing, p) for p in STEP_PROVIDERS.values()):
             return make("wait")
         return make("retry_setup", "workspace")
     return make("reply")

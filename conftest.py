@@ -106,6 +106,19 @@ def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
     _cancel_live_workflows()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """The engine's dispatcher and supervisor, once started, run beside every later test: they wait while a test's
+    fixtures are torn down, the flush that empties the database included (on PostgreSQL its TRUNCATE deadlocks with
+    their transactions, and an aborted flush leaves the test's rows to the next one)."""
+    from backstop.runtime import engine
+
+    if not engine.is_running():
+        return (yield)
+    with engine.hold_background_threads():
+        return (yield)
+
+
 def _cancel_live_workflows() -> None:
     from dbos import DBOS
 

@@ -14,7 +14,8 @@ import socket
 import sqlite3
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ APPLICATION_VERSION = "backstop-1"
 
 _state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
 _first_setups_wanted = threading.Event()
+# Held by the dispatcher and the supervisor for each cycle of work, so that hold_background_threads() can wait for it.
+_cycle_locks = {"dispatcher": threading.Lock(), "supervisor": threading.Lock()}
 
 
 def release_db_connections() -> None:
@@ -73,6 +76,19 @@ def wait_for_message(topic: str, timeout_seconds: float) -> Any:
     """Durable wait inside a workflow that holds no database connection while it waits."""
     release_db_connections()
     return DBOS.recv(topic, timeout_seconds=max(0.05, timeout_seconds))
+
+
+@contextmanager
+def hold_background_threads() -> Iterator[None]:
+    """Let this process's dispatcher and supervisor end the cycle they are in and start no other until the block ends.
+
+    The test suite flushes the database under it: on PostgreSQL a TRUNCATE of every table deadlocks with a cycle's
+    transaction, which holds a lock on one table and asks for the next.
+    """
+    with ExitStack() as held:
+        for lock in _cycle_locks.values():
+            held.enter_context(lock)
+        yield
 
 
 def executor_id() -> str:
@@ -211,16 +227,20 @@ def _dispatch_first_setups(stop: threading.Event) -> None:
         _first_setups_wanted.wait(settings.QUEUE_POLL_SECONDS)
         _first_setups_wanted.clear()
         try:
-            statuses = workflow_statuses(queued)
-            queued = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
-            if len(queued) < SETUP_BATCHES_AT_ONCE:
-                queued += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(queued),
-                                             at_most=SETUP_BATCHES_AT_ONCE - len(queued))
+            with _cycle_locks["dispatcher"]:
+                if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
+                    return
+                try:
+                    statuses = workflow_statuses(queued)
+                    queued = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
+                    if len(queued) < SETUP_BATCHES_AT_ONCE:
+                        queued += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(queued),
+                                                     at_most=SETUP_BATCHES_AT_ONCE - len(queued))
+                finally:
+                    release_db_connections()
         except Exception:  # the dispatcher must outlive a database hiccup
             log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
             stop.wait(settings.HEARTBEAT_SECONDS)
-        finally:
-            release_db_connections()
 
 
 def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
@@ -232,17 +252,20 @@ def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
     next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
     while not stop.wait(settings.HEARTBEAT_SECONDS):
-        try:
-            Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=hostname)
-            take_over_dead_executors(this_executor)
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
-                if restarted := restart_stalled_setups(grace_seconds=settings.SWEEP_GRACE_SECONDS):
-                    log.warning("safety net restarted setup for %d accounts", restarted)
-            if time.monotonic() >= next_support_cycle:
-                next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
-                run_support_cycle()
-        except Exception:  # the supervisor must outlive a database hiccup
-            log.exception("supervisor cycle failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
-        finally:
-            release_db_connections()
+        with _cycle_locks["supervisor"]:
+            if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
+                return
+            try:
+                Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=hostname)
+                take_over_dead_executors(this_executor)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
+                    if restarted := restart_stalled_setups(grace_seconds=settings.SWEEP_GRACE_SECONDS):
+                        log.warning("safety net restarted setup for %d accounts", restarted)
+                if time.monotonic() >= next_support_cycle:
+                    next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
+                    run_support_cycle()
+            except Exception:  # the supervisor must outlive a database hiccup
+                log.exception("supervisor cycle failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
+            finally:
+                release_db_connections()

@@ -198,6 +198,16 @@ def test_it_sets_up_a_lone_signup_in_its_own_workflow() -> None:
     assert (account.setup_run, account.setup_batch) == (1, OWN_SETUP_WORKFLOW)
 
 
+def test_it_starts_no_setup_while_the_background_threads_are_held_and_catches_up_after(settings: Any) -> None:
+    with engine.hold_background_threads():
+        account = new_account("held@example.com")
+        time.sleep(10 * settings.QUEUE_POLL_SECONDS)  # the dispatcher was woken and would have looked several times
+        account.refresh_from_db()
+        assert account.setup_batch == ""  # not claimed by any workflow
+
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+
+
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_makes_the_first_attempts_of_accounts_waiting_together_in_one_batch() -> None:
     accounts = accounts_signed_up_together(*(f"batch{i}@example.com" for i in range(5)))

@@ -90,7 +90,7 @@ CATALOGUE: dict[tuple[str, str], Notice] = {
     (AccountState.DISABLED, "recovery"): _DISABLED,
     (AccountState.SETTING_UP, "setup_page"): Notice(
         "We're setting up your account.",
-        _SETTING_UP_DOING + " We'll email you when it's ready.",
+        _SETTING_UP_DOING + " If it takes more than a moment, we'll email you when it's ready.",
         "You don't need to do anything; you can press “Try again now” if you'd rather not wait.",
     ),
     (AccountState.ACTIVE, "setup_page"): Notice("Your account is ready.", "", "You can start using your workspace."),

@@ -133,6 +133,10 @@ class SetupStep(models.Model):
     def __str__(self) -> str:
         return f"{self.name}: {self.status}"
 
+    def was_delayed(self) -> bool:
+        """Tried before, or held back by its provider's breaker: not done at its first look (read before an attempt)."""
+        return self.attempts > 0 or self.status != StepStatus.PENDING
+
     def result_so_far(self) -> AttemptResult:
         """The step's recorded outcome as the retry loop takes it, due now (see ``retry_until_done``)."""
         status: Literal["done", "failed", "waiting"] = (

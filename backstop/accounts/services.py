@@ -49,7 +49,7 @@ from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
-from backstop.support.models import AttentionKind, AttentionRecord
+from backstop.support.models import AttentionKind, AttentionRecord, Signal
 from backstop.workspaces.services import provision_workspace
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
                    for row in done if row.pk in still_open]
         done_ids = [row.account_id for row in done]
         if step == StepName.WORKSPACE:
-            events += _activate(done_ids)
+            events += _activate(done_ids, delayed={row.account_id for row in done if row.was_delayed()})
         else:
             AttentionRecord.objects.resolve_for_accounts(account_ids=done_ids, kind=AttentionKind.EMAIL_UNDELIVERED,
                                                          how="email delivered")
@@ -420,19 +420,36 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         AccountEvent.objects.bulk_create(events)
 
 
-def _activate(account_ids: list[int]) -> list[AccountEvent]:
-    """Make the accounts active that are not yet; returns the timeline entries to record with it."""
+def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent]:
+    """Make the accounts active that are not yet; returns the timeline entries to record with it.
+
+    The ``delayed`` accounts (their workspace was not done at its first look) get the "ready" email the setup page
+    promises: their owners were told to wait and may have left the page.
+    """
     # Rows locked (PostgreSQL) or the write lock held (SQLite): the accounts read here are the ones updated.
-    activated = sorted(Account.objects.select_for_update().filter(
+    activated = list(Account.objects.select_for_update().filter(
         pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-    ).values_list("pk", flat=True))
+    ).order_by("pk"))
     if not activated:
         return []
-    Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
-    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
-                                                 how="setup finished")
-    return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
-            for account_id in activated]
+    Account.objects.filter(pk__in=[account.pk for account in activated]).update(
+        state=AccountState.ACTIVE, activated_at=timezone.now())
+    AttentionRecord.objects.resolve_for_accounts(account_ids=[account.pk for account in activated],
+                                                 kind=AttentionKind.SETUP_STALLED, how="setup finished")
+    waited = [account for account in activated if account.pk in delayed]
+    # Support's own "fixed" email, with the outage's times, tells those whose wait it has on a case.
+    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case([account.pk for account in waited])
+    for account in waited:
+        if account.pk not in told_by_support:
+            _tell_owner_the_workspace_is_ready(account)
+    return [timeline_entry(account.pk, "activated", "Workspace ready: the account is active.")
+            for account in activated]
+
+
+def _tell_owner_the_workspace_is_ready(account: Account) -> None:
+    message = notify.create_email(account=account, kind="account_ready", key=f"ready:{account.pk}", to=account.email,
+                                  context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
+    notify.send_soon(message)
 
 
 def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:

@@ -323,6 +323,8 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
         return  # the answer to their message already said it was fixed
     worst = max(hurting, key=lambda s: (s.harm, -s.pk))
     provider = triage.provider_of_cause(worst.cause)
+    if provider == "workspace" and Message.objects.filter(account=account, kind="account_ready").exists():
+        return  # setup's own "your workspace is ready" email (sent once in an account's life) already told them
     start = account.created_at if provider == "workspace" else min(s.created_at for s in hurting)
     end = account.activated_at if provider == "workspace" and account.activated_at else now
     cost = messages.duration_text(max(60.0, (end - start).total_seconds()))

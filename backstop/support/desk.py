@@ -18,6 +18,7 @@ from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, messages, payments, triage
 from backstop.support.models import (
+    SETUP_KINDS,
     ActionOutcome,
     Case,
     CaseState,
@@ -298,7 +299,7 @@ def _family(signals: list[Signal]) -> str:
     kinds = {s.kind for s in signals}
     if kinds & triage.MONEY_KINDS:
         return "money"
-    if kinds & triage.SETUP_KINDS:
+    if kinds & SETUP_KINDS:
         return "setup"
     if kinds & triage.EMAIL_KINDS:
         return "email"
@@ -308,7 +309,7 @@ def _family(signals: list[Signal]) -> str:
 def _failure_text(signals: list[Signal], family: str) -> str:
     for signal in sorted(signals, key=lambda s: -s.harm):
         detail: dict[str, Any] = signal.detail or {}
-        if family == "setup" and signal.kind in triage.SETUP_KINDS:
+        if family == "setup" and signal.kind in SETUP_KINDS:
             error = detail.get("last_error") or next(
                 (v.get("last_error") for v in detail.values() if isinstance(v, dict) and v.get("last_error")), "")
             return f"creating your workspace failed ({error})" if error else "creating your workspace failed"

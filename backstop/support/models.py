@@ -206,6 +206,18 @@ class SignalKind(models.TextChoices):
     PAID_WITHOUT_ACCESS = "paid_without_access", "paid, and no access for it"
 
 
+# Signal kinds about an account's setup: stalled (out of retries) or delayed (waiting on a failing provider).
+SETUP_KINDS = frozenset({AttentionKind.SETUP_STALLED.value, SignalKind.SETUP_DELAYED.value})
+
+
+class SignalManager(models.Manager["Signal"]):
+    def accounts_waiting_on_workspace_in_a_case(self, account_ids: list[int]) -> set[int]:
+        """Of these accounts, those whose case holds an open signal of their workspace's setup: support tells them
+        the workspace is ready when the case settles."""
+        return set(self.filter(case__account_id__in=account_ids, kind__in=SETUP_KINDS, cause="provider:workspace",
+                               cleared_at__isnull=True).values_list("case__account_id", flat=True))
+
+
 class Signal(models.Model):
     """One thing we learned about the customer; it is cleared when the problem behind it is gone."""
 
@@ -225,6 +237,8 @@ class Signal(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     cleared_at = models.DateTimeField(null=True, blank=True)
     cleared_how = models.CharField(max_length=200, blank=True, default="")
+
+    objects = SignalManager()
 
     class Meta:
         ordering = ["id"]

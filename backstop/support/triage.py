@@ -17,7 +17,6 @@ MONEY_KINDS = frozenset({AttentionKind.PAYMENT_UNMATCHED.value, AttentionKind.PA
                          SignalKind.PAID_WITHOUT_ACCESS.value})
 # Kinds whose open signal means the customer can't use what they signed up for.
 LOCKED_OUT_KINDS = frozenset({AttentionKind.SETUP_STALLED.value})
-SETUP_KINDS = frozenset({AttentionKind.SETUP_STALLED.value, SignalKind.SETUP_DELAYED.value})
 EMAIL_KINDS = frozenset({AttentionKind.EMAIL_UNDELIVERED.value, SignalKind.MESSAGE_UNDELIVERED.value})
 
 

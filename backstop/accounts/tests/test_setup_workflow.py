@@ -63,6 +63,7 @@ def test_it_activates_the_account_and_sends_one_welcome_email_when_providers_ans
     welcome = Message.objects.get(key=f"welcome:{account.pk}")
     assert welcome.status == DeliveryStatus.SENT
     assert LocalMailboxItem.objects.filter(to="Ann@example.com").count() == 1
+    assert not Message.objects.filter(kind="account_ready").exists()  # ready at once: the welcome email is enough
     assert not AttentionRecord.objects.exists()
     assert list(AccountEvent.objects.filter(account=account, kind="activated").values_list("text", flat=True)) == [
         "Workspace ready: the account is active."]
@@ -91,6 +92,30 @@ def test_it_hands_the_account_to_support_when_the_workspace_provider_keeps_faili
         "workspace": {"attempts": 3, "last_error": "the workspace provider answered with an error"}}
     assert "could not be created after 3 attempts" in record.summary
     assert AccountEvent.objects.filter(account=account, kind="step_failed").count() == 3
+
+
+def mailbox_subjects(address: str) -> list[str]:
+    return sorted(LocalMailboxItem.objects.filter(to=address).values_list("subject", flat=True))
+
+
+def test_it_emails_the_owner_once_when_a_workspace_that_failed_is_ready(settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 1000
+    FaultSetting.objects.set_modes({"workspace": "error"})
+    account = new_account("late@example.com")
+    wait_for(lambda: steps_of(account)["workspace"].attempts >= 2, message="the workspace was not retried")
+
+    FaultSetting.objects.set_modes({"workspace": "ok"})
+
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    subjects = wait_for(lambda: len(found := mailbox_subjects("late@example.com")) == 2 and found,
+                        message="no ready email arrived")
+    assert subjects == ["Welcome to Backstop, Ann Lee: please confirm your email", "Your Backstop workspace is ready"]
+    ready = LocalMailboxItem.objects.get(to="late@example.com", subject="Your Backstop workspace is ready")
+    assert "Your workspace for Acme is ready" in ready.text
+    assert "That was our fault, not yours" in ready.text
+    assert "http://" in ready.text and "/login" in ready.text
+    time.sleep(5 * settings.QUEUE_POLL_SECONDS)
+    assert len(mailbox_subjects("late@example.com")) == 2  # once, however many attempts it took
 
 
 def test_it_keeps_the_account_usable_when_only_the_welcome_email_fails(settings: Any) -> None:
@@ -126,7 +151,7 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
 
     account.refresh_from_db()
     assert account.setup_run == 2
-    # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
+    # The welcome email was sent in run 1: run 2 finds it done and does not send it again (one welcome below).
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
@@ -135,6 +160,9 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     assert record.resolution == "setup finished"
     assert Workspace.objects.filter(account=account).count() == 1
     assert LocalMailboxItem.objects.filter(to="dan@example.com").count() == 1
+    # Support's case for the stalled setup tells the owner it is fixed when it settles (support's tests): setup sends
+    # no "ready" email of its own.
+    assert not Message.objects.filter(kind="account_ready").exists()
     # Nothing is left to do: another retry starts nothing.
     services.retry_setup(account=account)
     account.refresh_from_db()
@@ -450,7 +478,7 @@ def test_it_starts_a_new_run_when_the_workflow_ended_with_steps_open(settings: A
     wait_for(lambda: any(step["function_name"] == "provision_workspace"
                          for step in DBOS.list_workflow_steps(account.setup_workflow_id)), timeout=15)
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    # The welcome email was sent in run 1: run 2 finds it done and sends nothing (one mailbox item below).
+    # The welcome email was sent in run 1: run 2 finds it done and does not send it again (one welcome below).
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -12,6 +13,7 @@ from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support import automation
+from backstop.support import services as support_services
 from backstop.support.models import (
     Case,
     CaseState,
@@ -81,6 +83,8 @@ def test_it_turns_a_provider_outage_into_one_incident_and_resolves_every_case_wh
         assert len(told) == 1, account.email
         assert "Our workspace provider failed from" in told[0].text
         assert "That was our failure, not yours" in told[0].text
+        # ... and that one email says the workspace is ready: setup sends no "ready" email of its own.
+        assert not Message.objects.filter(account=account, kind="account_ready").exists()
     assert 'class="incident-card' not in _desk(staff)
 
 
@@ -103,6 +107,7 @@ def test_it_retries_setups_that_gave_up_during_the_outage_once_the_provider_is_b
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
     assert all(len(_resolution_messages(a)) == 1 for a in stalled)
+    assert not Message.objects.filter(kind="account_ready").exists()  # support's email is the one that tells them
 
 
 def test_it_hands_a_case_automation_cannot_finish_to_a_person() -> None:
@@ -154,3 +159,25 @@ def test_it_opens_an_incident_when_several_customers_share_a_failing_provider_be
     assert Case.objects.filter(incident=incident).count() == 3
     assert "timing out" in _desk(staff_account())
 
+
+
+def test_it_tells_a_customer_once_when_setup_already_emailed_that_the_workspace_is_ready(settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 1000
+    FaultSetting.objects.set_modes({"workspace": "error"})
+    account = new_account("race@example.com")
+    wait_for(lambda: SetupStep.objects.get(account=account, name="workspace").attempts >= 2,
+             message="the workspace was not retried")
+    # The support cycle reads the step as still retrying ...
+    waiting_step = SetupStep.objects.get(account=account, name="workspace")
+    FaultSetting.objects.set_modes({"workspace": "ok"})
+    wait_for(lambda: Account.objects.get(pk=account.pk).state == AccountState.ACTIVE,
+             message="setup did not finish after the provider recovered")
+    assert Message.objects.filter(account=account, kind="account_ready").count() == 1
+    # ... and joins it to a case only after setup has emailed the owner that the workspace is ready.
+    support_services.join_setup_delay(step=waiting_step, account=account)
+
+    automation.run_support_cycle()
+
+    assert Case.objects.get(account=account).state == CaseState.RESOLVED
+    assert not _resolution_messages(account)
+    assert Message.objects.filter(account=account, kind="account_ready").count() == 1

@@ -151,7 +151,7 @@ VERIFY_EMAIL_BANNER = (
 )
 
 STEP_STATUS_TEXT = {
-    "pending": "Not started yet.",
+    "pending": "Under way: we're trying it now.",  # not yet recorded: the attempt is running or about to
     "retrying": "Attempt {attempts} failed: {error}. We'll try again at {next_attempt}.",
     "waiting": "Our {provider} provider isn't answering, so we're waiting for it to recover before trying again "
                "(next check at {next_attempt}).",

@@ -76,6 +76,13 @@ def test_it_finishes_a_half_failed_signup_once_the_providers_answer(server_facto
     assert len(welcome) == 1
     wait_for(lambda: any("tried to create" in str(m["Subject"]) for m in smtp_sink.to("ann@example.com")),
              timeout=30, message="the owner was not told about the signup attempt")
+    # The setup page said it would email her when the workspace was ready: once.
+    def subjects() -> list[str]:
+        return [str(m["Subject"]) for m in smtp_sink.to("ann@example.com")]
+
+    wait_for(lambda: "Your Backstop workspace is ready" in subjects(), timeout=30,
+             message="the owner was not told the workspace is ready")
+    assert subjects().count("Your Backstop workspace is ready") == 1
 
 
 def test_it_finishes_setup_exactly_once_after_the_server_is_killed(server_factory: Any, smtp_sink: Any) -> None:

@@ -153,7 +153,7 @@ VERIFY_EMAIL_BANNER = (
 STEP_STATUS_TEXT = {
     "pending": "Under way: we're trying it now.",  # not yet recorded: the attempt is running or about to
     "retrying": "Attempt {attempts} failed: {error}. We'll try again at {next_attempt}.",
-    "waiting": "Our {provider} provider isn't answering, so we're waiting for it to recover before trying again "
+    "waiting": "Our {provider} provider is failing right now, so we're waiting for it to recover before trying again "
                "(next check at {next_attempt}).",
     "done": "Done.",
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",

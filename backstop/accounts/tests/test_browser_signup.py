@@ -115,7 +115,7 @@ def test_it_walks_a_customer_through_a_half_failed_signup_in_the_browser(
     workspace_step = page.locator("#steps li[data-step=workspace]")
     expect(workspace_step).to_have_class(re.compile(r"status-(retrying|waiting)"), timeout=30_000)
     expect(workspace_step).to_contain_text(
-        re.compile(r"Attempt \d+ failed: the workspace provider answered with an error|isn't answering"))
+        re.compile(r"Attempt \d+ failed: the workspace provider answered with an error|is failing right now"))
     email_step = page.locator("#steps li[data-step=welcome_email]")
     expect(email_step).to_have_class(re.compile(r"status-(retrying|waiting)"), timeout=30_000)
     expect(page.locator("#state-label")).to_have_text("Setting up.")

@@ -72,6 +72,7 @@ def test_it_retries_a_stalled_setup_with_one_click_once_however_often_it_is_clic
     case.refresh_from_db()
     assert case.state == CaseState.RESOLVED and case.resolution == Resolution.STAFF and case.resolved_by == staff
     assert not Message.objects.filter(kind="support_resolved").exists()  # the person who fixed it writes
+    assert not Message.objects.filter(kind="account_ready").exists()  # ... and setup leaves the case's customer to them
 
 
 @pytest.mark.django_db

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from unittest import mock
 
 import pytest
 from dbos import DBOS
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -157,6 +159,22 @@ def test_it_keeps_counting_while_refusing(db: Any) -> None:
         Counter.objects.hit("probe:ip:x", limit=1, window_seconds=3600)
     assert Counter.objects.get(key="probe:ip:x").hits == 5
     assert Counter.objects.hit("probe:ip:x", limit=1, window_seconds=3600) > 0
+
+
+def test_it_counts_every_one_of_simultaneous_hits_in_one_row(transactional_db: Any) -> None:
+    def hit_ten_times() -> list[float]:
+        try:
+            return [Counter.objects.hit("probe:ip:busy", limit=70, window_seconds=3600) for _ in range(10)]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        waits = [wait for result in pool.map(lambda _: hit_ten_times(), range(8)) for wait in result]
+
+    assert Counter.objects.get(key="probe:ip:busy").hits == 80  # none lost, one row
+    # Every hit past the limit of 70 is refused. A hit reads the count after its own increment, which may already
+    # include a simultaneous later one's: at the boundary a few more may be refused, never fewer.
+    assert 10 <= sum(1 for wait in waits if wait > 0) <= 17
 
 
 def test_it_forgets_old_windows(db: Any) -> None:

@@ -427,23 +427,21 @@ def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent
     promises: their owners were told to wait and may have left the page.
     """
     # Rows locked (PostgreSQL) or the write lock held (SQLite): the accounts read here are the ones updated.
-    activated = list(Account.objects.select_for_update().filter(
+    activated = sorted(Account.objects.select_for_update().filter(
         pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-    ).order_by("pk"))
+    ).values_list("pk", flat=True))
     if not activated:
         return []
-    Account.objects.filter(pk__in=[account.pk for account in activated]).update(
-        state=AccountState.ACTIVE, activated_at=timezone.now())
-    AttentionRecord.objects.resolve_for_accounts(account_ids=[account.pk for account in activated],
-                                                 kind=AttentionKind.SETUP_STALLED, how="setup finished")
-    waited = [account for account in activated if account.pk in delayed]
+    Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
+    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
+                                                 how="setup finished")
+    waited = [account_id for account_id in activated if account_id in delayed]
     # Support's own "fixed" email, with the outage's times, tells those whose wait it has on a case.
-    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case([account.pk for account in waited])
-    for account in waited:
-        if account.pk not in told_by_support:
-            _tell_owner_the_workspace_is_ready(account)
-    return [timeline_entry(account.pk, "activated", "Workspace ready: the account is active.")
-            for account in activated]
+    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case(waited)
+    for account in Account.objects.filter(pk__in=set(waited) - told_by_support):
+        _tell_owner_the_workspace_is_ready(account)
+    return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
+            for account_id in activated]
 
 
 def _tell_owner_the_workspace_is_ready(account: Account) -> None:

@@ -218,9 +218,6 @@ def _dispatch_first_setups(stop: threading.Event) -> None:
     The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
     costs nothing, the next one claims them; any process may run a queued batch.
     """
-    from backstop.accounts.services import start_first_setups
-    from backstop.runtime.dispatch import workflow_statuses
-
     yield_cpu_to_requests()
     queued: list[str] = []
     while not stop.is_set():
@@ -230,17 +227,26 @@ def _dispatch_first_setups(stop: threading.Event) -> None:
             with _cycle_locks["dispatcher"]:
                 if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
                     return
-                try:
-                    statuses = workflow_statuses(queued)
-                    queued = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
-                    if len(queued) < SETUP_BATCHES_AT_ONCE:
-                        queued += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(queued),
-                                                     at_most=SETUP_BATCHES_AT_ONCE - len(queued))
-                finally:
-                    release_db_connections()
+                queued = _queue_first_setups(queued)
         except Exception:  # the dispatcher must outlive a database hiccup
             log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
             stop.wait(settings.HEARTBEAT_SECONDS)
+
+
+def _queue_first_setups(queued: list[str]) -> list[str]:
+    """One look of the dispatcher: the batches it queued that still wait, topped up with new ones."""
+    from backstop.accounts.services import start_first_setups
+    from backstop.runtime.dispatch import workflow_statuses
+
+    try:
+        statuses = workflow_statuses(queued)
+        waiting = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
+        if len(waiting) < SETUP_BATCHES_AT_ONCE:
+            waiting += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(waiting),
+                                          at_most=SETUP_BATCHES_AT_ONCE - len(waiting))
+        return waiting
+    finally:
+        release_db_connections()
 
 
 def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:

@@ -35,6 +35,8 @@ from backstop.support.models import (
     Signal,
     SignalKind,
     SupportAction,
+    provider_cause,
+    provider_of_cause,
 )
 
 log = logging.getLogger(__name__)
@@ -188,7 +190,7 @@ def open_provider_incidents(failing: dict[str, CircuitBreaker]) -> int:
     for provider, breaker in failing.items():
         if not triage.provider_is_down(failing, provider):
             continue
-        cause = triage.provider_cause(provider)
+        cause = provider_cause(provider)
         live = Incident.objects.active().filter(cause=cause)
         if live.exists():
             # Failing again while automation was finishing: back to open, keeping the original start.
@@ -210,7 +212,7 @@ def open_incidents_by_count(failing: dict[str, CircuitBreaker]) -> int:
     )
     opened = 0
     for row in shared:
-        provider = triage.provider_of_cause(row["cause"])
+        provider = provider_of_cause(row["cause"])
         if provider not in failing or Incident.objects.active().filter(cause=row["cause"]).exists():
             continue
         opened += _create_incident(cause=row["cause"], provider=provider, started_at=row["first"],
@@ -315,14 +317,14 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
         return
     signals = list(Signal.objects.filter(case=case))
     hurting = [s for s in signals if s.harm >= Harm.DEGRADED and s.kind not in triage.MONEY_KINDS
-               and triage.provider_of_cause(s.cause) in messages.RESOLVED_WHAT]
+               and provider_of_cause(s.cause) in messages.RESOLVED_WHAT]
     if not hurting:
         return
     last_hurt = max(s.created_at for s in hurting)
     if Contact.objects.filter(case=case, finding__in=TOLD_FIXED, created_at__gte=last_hurt).exists():
         return  # the answer to their message already said it was fixed
     worst = max(hurting, key=lambda s: (s.harm, -s.pk))
-    provider = triage.provider_of_cause(worst.cause)
+    provider = provider_of_cause(worst.cause)
     if provider == "workspace" and Message.objects.filter(account=account, kind="account_ready").exists():
         return  # setup's own "your workspace is ready" email (sent once in an account's life) already told them
     start = account.created_at if provider == "workspace" else min(s.created_at for s in hurting)

@@ -210,12 +210,22 @@ class SignalKind(models.TextChoices):
 SETUP_KINDS = frozenset({AttentionKind.SETUP_STALLED.value, SignalKind.SETUP_DELAYED.value})
 
 
+def provider_cause(provider: str) -> str:
+    """A signal's ``cause`` when a provider's failure raised it."""
+    return f"provider:{provider}"
+
+
+def provider_of_cause(cause: str) -> str:
+    return cause.removeprefix("provider:") if cause.startswith("provider:") else ""
+
+
 class SignalManager(models.Manager["Signal"]):
     def accounts_waiting_on_workspace_in_a_case(self, account_ids: list[int]) -> set[int]:
         """Of these accounts, those whose case holds an open signal of their workspace's setup: support tells them
         the workspace is ready when the case settles."""
-        return set(self.filter(case__account_id__in=account_ids, kind__in=SETUP_KINDS, cause="provider:workspace",
-                               cleared_at__isnull=True).values_list("case__account_id", flat=True))
+        return set(self.filter(case__account_id__in=account_ids, kind__in=SETUP_KINDS,
+                               cause=provider_cause("workspace"), cleared_at__isnull=True)
+                   .values_list("case__account_id", flat=True))
 
 
 class Signal(models.Model):

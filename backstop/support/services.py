@@ -40,6 +40,7 @@ from backstop.support.models import (
     Signal,
     SignalKind,
     SupportAction,
+    provider_cause,
 )
 from backstop.workspaces.models import Workspace
 
@@ -132,7 +133,7 @@ def join_undelivered_message(*, message: Message) -> Signal | None:
     )
     return _join(
         customer_key=account.email_key, email=account.email, account=account, kind=SignalKind.MESSAGE_UNDELIVERED,
-        cause=triage.provider_cause(message.channel), harm=Harm.DEGRADED, summary=summary,
+        cause=provider_cause(message.channel), harm=Harm.DEGRADED, summary=summary,
         detail={"message_kind": message.kind, "to": message.to, "error": message.last_error},
         source=f"message:{message.pk}", message=message,
     )
@@ -154,7 +155,7 @@ def join_setup_delay(*, step: SetupStep, account: Account) -> Signal:
         summary = messages.SIGNAL_SETUP_DELAYED_NO_ERROR.format(step=label, provider=messages.provider_name(provider))
     return _join(
         customer_key=account.email_key, email=account.email, account=account, kind=SignalKind.SETUP_DELAYED,
-        cause=triage.provider_cause(provider), harm=triage.harm_of(SignalKind.SETUP_DELAYED, step=step.name),
+        cause=provider_cause(provider), harm=triage.harm_of(SignalKind.SETUP_DELAYED, step=step.name),
         summary=summary, detail={"step": step.name, "attempts": step.attempts, "last_error": step.last_error},
         source=setup_delay_source(account.pk, step.name),
     )

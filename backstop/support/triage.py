@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from backstop.accounts.models import STEP_PROVIDERS
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support import messages
-from backstop.support.models import AttentionKind, Harm, SignalKind
+from backstop.support.models import AttentionKind, Harm, SignalKind, provider_cause
 
 # Attention kinds raised by billing where money was (or may have been) taken and nobody has access for it: a
 # processor payment matching no checkout, a checkout whose payment could not be settled. (An order without a
@@ -28,14 +28,6 @@ def harm_of(kind: str, *, step: str = "") -> Harm:
     if kind == SignalKind.CONTACT:
         return Harm.QUESTION
     return Harm.DEGRADED
-
-
-def provider_cause(provider: str) -> str:
-    return f"provider:{provider}"
-
-
-def provider_of_cause(cause: str) -> str:
-    return cause.removeprefix("provider:") if cause.startswith("provider:") else ""
 
 
 def cause_of_attention(kind: str, detail: Mapping[str, object]) -> str:

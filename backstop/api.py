@@ -21,10 +21,21 @@ from backstop.ratelimits.services import RateLimited
 log = logging.getLogger(__name__)
 
 
+class UnsupportedMediaType(ValueError):
+    """A body not declared as JSON.
+
+    A page on another site can make a visitor's browser send a form or plain text here without asking first (a JSON
+    content type it cannot send without our leave), so reading such a body would let that page sign the visitor in to
+    an account of its choosing.
+    """
+
+
 class JsonObjectParser(Parser):
     """A body is one JSON object of real text: anything else is unreadable, not a set of missing fields."""
 
     def parse_body(self, request: HttpRequest) -> DictStrAny:
+        if request.content_type != "application/json":
+            raise UnsupportedMediaType(request.content_type)  # ninja wraps it in a 400 HttpError; see on_http_error
         data = super().parse_body(request)
         if not isinstance(data, dict):
             raise ValueError("the request body is not a JSON object")  # ninja answers 400: malformed_request
@@ -86,6 +97,8 @@ def on_not_signed_in(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, UnsupportedMediaType):
+        return error_response(request, 415, "unsupported_media_type", messages.UNSUPPORTED_MEDIA_TYPE.text)
     if exc.status_code == 400:
         return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
     return error_response(request, exc.status_code, "error", str(exc))

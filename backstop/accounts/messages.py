@@ -140,6 +140,8 @@ INVALID_INPUT = Notice("Some details need fixing before we can continue.", "Noth
                        "Each problem is shown next to its field.")
 MALFORMED_REQUEST = Notice("We couldn't read that request.", "Nothing has been saved.",
                            "Send a JSON object with the fields described at /api/docs.")
+UNSUPPORTED_MEDIA_TYPE = Notice("That request wasn't sent as JSON.", "Nothing has been saved.",
+                                "Send the body as a JSON object with the header Content-Type: application/json.")
 BODY_TOO_LARGE = Notice("That request is larger than we accept.", "Nothing has been saved.",
                         "Send only the fields the form asks for.")
 UNEXPECTED = Notice("Something went wrong on our side.", "It has been logged and nothing was half-saved.",

@@ -136,6 +136,18 @@ def test_it_refuses_an_unreadable_login_without_signing_in(db: Any, body: str) -
     assert not Account.objects.get().events.filter(kind="signed_in").exists()
 
 
+def test_it_refuses_a_login_another_site_could_send_as_plain_text(db: Any) -> None:
+    """A form on another site may post text/plain here without asking: it must not sign the visitor in."""
+    make_account()
+    response = Client().post("/api/login", json.dumps({"email": "ann@example.com", "password": PASSWORD}),
+                             content_type="text/plain", HTTP_ORIGIN="https://elsewhere.example")
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+    assert "sessionid" not in response.cookies
+    assert not Account.objects.get().events.filter(kind="signed_in").exists()
+
+
 @pytest.mark.parametrize("email", ["a" * 5000 + "@example.com", "ann\x00@example.com", "\uff41nn@example.com "])
 def test_it_answers_odd_addresses_like_any_other(db: Any, email: str) -> None:
     response = login(Client(), email, "not the password at all")

@@ -125,6 +125,21 @@ def test_it_refuses_a_request_it_cannot_read(db: Any, body: str | bytes) -> None
     assert_nothing_written()
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_it_refuses_a_body_not_sent_as_json(db: Any, content_type: str) -> None:
+    response = Client().generic("POST", "/api/signup", json.dumps(ANN), content_type=content_type)
+
+    assert response.status_code == 415, response.content
+    assert response.json() == {"code": "unsupported_media_type", "message": messages.UNSUPPORTED_MEDIA_TYPE.text}
+    assert_nothing_written()
+
+
+def test_it_reads_json_declared_with_a_charset(db: Any) -> None:
+    response = Client().post("/api/signup", json.dumps(ANN), content_type="application/json; charset=utf-8")
+
+    assert response.status_code == 201, response.content
+
+
 def test_it_refuses_a_body_over_the_size_limit(db: Any, settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
     response = signup(**{**ANN, "company": "x" * 4096})

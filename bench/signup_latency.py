@@ -3,8 +3,9 @@
 Four runs against one server: sequential and concurrent clients, with healthy providers and with the
 email provider hanging (every welcome email attempt sleeps BACKSTOP_EMAIL_TIMEOUT inside the setup
 workflow). Argon2 hashing is timed on its own, in this process and through the project's hasher (so as many
-hashes at a time as the server runs), so the table shows what the request path adds on top of it. The server's
-peak resident memory is printed at the end. The server runs its workflows where BACKSTOP_SERVE_WORKFLOWS says (by
+hashes at a time as the server runs), so the table shows what the request path adds on top of it. A second table
+shows the CPU each part of the machine spent per signup during each run. The server's peak resident memory is
+printed at the end. The server runs its workflows where BACKSTOP_SERVE_WORKFLOWS says (by
 default in a worker child on PostgreSQL, inside the web process on SQLite); its output names which.
 
     .venv/bin/python bench/signup_latency.py [--requests 200] [--concurrent-requests 400] [--clients 8]
@@ -17,6 +18,7 @@ import argparse
 import itertools
 import os
 import re
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -169,12 +171,22 @@ class Server:
         if any(current.get(provider) != mode for provider, mode in modes.items()):
             raise SystemExit(f"the server did not take the faults {modes}: {current}")
 
+    @property
+    def web_pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def workflows_child_pid(self) -> int | None:
+        """The worker child `backstop serve` starts when its workflows run in a process of their own."""
+        children = Path(f"/proc/{self.web_pid}/task/{self.web_pid}/children").read_text().split()
+        return int(children[0]) if children else None
+
     def peak_memory_mib(self) -> dict[str, float]:
         """Peak resident memory (Linux VmHWM) of the server and of its workflows child, if it has one, so far."""
-        assert self.process is not None
-        pids = {"web process": self.process.pid}
-        for line in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split():
-            pids["workflows child"] = int(line)
+        pids = {"web process": self.web_pid}
+        if self.workflows_child_pid:
+            pids["workflows child"] = self.workflows_child_pid
         peaks = {}
         for name, pid in pids.items():
             status = Path(f"/proc/{pid}/status").read_text()
@@ -203,6 +215,7 @@ class Run:
     providers: str
     latencies_ms: list[float]
     errors: list[str]
+    cpu: CpuSpent
 
     @property
     def p50(self) -> float:
@@ -290,6 +303,74 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
+# --- CPU accounting ---------------------------------------------------------------------------------------
+# With every core busy hashing, the CPU a signup costs besides its hash is shared out across the signups in flight, so
+# the run's figures are read beside it: per signup, who spent what during the run.
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU of one process (all its threads) so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every PostgreSQL process on this machine so far (its backends come and go; the sum is what counts)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().startswith("postgres"):
+                total += process_cpu_seconds(int(entry.name))
+        except OSError:
+            continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle so far, summed over its cores (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    guests = sum(fields[8:10])  # already counted in user and nice
+    return (sum(fields) - idle - guests) / CLOCK_TICKS
+
+
+def this_process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuSpent:
+    """Milliseconds of CPU per signup during one run, by whom."""
+
+    by_part: dict[str, float]
+    machine: float
+
+
+def cpu_snapshot(server: Server, *, with_postgres: bool) -> dict[str, float]:
+    parts = {"web process": process_cpu_seconds(server.web_pid)}
+    if server.workflows_child_pid:
+        parts["workflows child"] = process_cpu_seconds(server.workflows_child_pid)
+    if with_postgres:
+        parts["postgres"] = postgres_cpu_seconds()
+    parts["bench clients"] = this_process_cpu_seconds()
+    parts["machine"] = machine_busy_seconds()
+    return parts
+
+
+def cpu_per_signup(before: dict[str, float], after: dict[str, float], count: int) -> CpuSpent:
+    spent = {part: (after[part] - before[part]) * 1000 / max(count, 1) for part in before}
+    machine = spent.pop("machine")
+    return CpuSpent(by_part=spent, machine=machine)
+
+
 def open_setup_steps(database: Database) -> int:
     return database.scalar("SELECT COUNT(*) FROM accounts_setupstep WHERE status <> 'done'")
 
@@ -300,7 +381,26 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def print_report(runs: list[Run], hashing: dict[str, list[float]], clients: int) -> None:
+def print_cpu_table(runs: list[Run], *, hash_cpu_ms: float) -> None:
+    """Per signup: CPU by part, the machine's besides one hash, and what that costs a signup once shared out."""
+    cores = os.cpu_count() or 1
+    parts = list(runs[0].cpu.by_part)
+    print(f"\nCPU per signup during each run, ms (one hash: {hash_cpu_ms:.0f} ms of CPU, sequential, this process)")
+    header = (f"{'run':<12} {'providers':<12} " + " ".join(f"{part:>15}" for part in parts)
+              + f" {'machine':>8} {'besides hash':>12} {'shared out':>10}")
+    print(header)
+    print("-" * len(header))
+    for run in runs:
+        besides = run.cpu.machine - hash_cpu_ms
+        # With more signups in flight than cores, each one waits for its share of everyone's extra CPU.
+        shared = besides * max(run.clients / cores, 1)
+        print(f"{run.name:<12} {run.providers:<12} " + " ".join(f"{run.cpu.by_part[part]:>15.1f}" for part in parts)
+              + f" {run.cpu.machine:>8.1f} {besides:>12.1f} {shared:>10.1f}")
+    print(f"'shared out': the extra CPU times max(clients / {cores} cores, 1), about what it adds to each signup's "
+          "latency when every core is busy: compare it with target (a)'s budget.")
+
+
+def print_report(runs: list[Run], hashing: dict[str, list[float]], clients: int, *, hash_cpu_ms: float) -> None:
     header = f"{'run':<12} {'clients':>7} {'providers':<16} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
     print("\nSignup latency (POST /api/signup)")
     print(header)
@@ -313,6 +413,8 @@ def print_report(runs: list[Run], hashing: dict[str, list[float]], clients: int)
     for mode, threads in (("sequential", 1), ("concurrent", clients)):
         durations = hashing[mode]
         print(f"{threads:>7} {len(durations):>5} {percentile(durations, 50):>8.1f} {percentile(durations, 99):>8.1f}")
+
+    print_cpu_table(runs, hash_cpu_ms=hash_cpu_ms)
 
     print(f"\nTarget (a): signup p99 at most {OVERHEAD_BUDGET_MS:g} ms above hashing p99 (same concurrency)")
     for run in runs:
@@ -375,10 +477,10 @@ def main() -> None:
           f"{settings.PASSWORD_HASHES_AT_ONCE} at a time per process")
     print("timing password hashing alone (server not started yet) ...", flush=True)
     time_hashing(count=3, threads=1)  # warm-up: first call loads the library
-    hashing = {
-        "sequential": time_hashing(count=args.hashes, threads=1),
-        "concurrent": time_hashing(count=args.concurrent_hashes, threads=args.clients),
-    }
+    cpu_before = this_process_cpu_seconds()
+    hashing = {"sequential": time_hashing(count=args.hashes, threads=1)}
+    hash_cpu_ms = (this_process_cpu_seconds() - cpu_before) * 1000 / args.hashes
+    hashing["concurrent"] = time_hashing(count=args.concurrent_hashes, threads=args.clients)
 
     runs: list[Run] = []
     tag = uuid.uuid4().hex[:6]
@@ -399,9 +501,11 @@ def main() -> None:
                             print("  (setup workflows of the previous run still open after 120 s)")
                         print(f"run: {name}, {clients} client(s), providers {providers}, {count} signups ...",
                               flush=True)
+                        before = cpu_snapshot(server, with_postgres=bool(database.url))
                         latencies, errors = run_signups(server.url, count=count, clients=clients,
                                                         tag=f"{tag}-{providers[:4]}-{name}")
-                        runs.append(Run(name, clients, providers, latencies, errors))
+                        spent = cpu_per_signup(before, cpu_snapshot(server, with_postgres=bool(database.url)), count)
+                        runs.append(Run(name, clients, providers, latencies, errors, spent))
                 hung = database.scalar("SELECT COUNT(*) FROM accounts_setupstep "
                                        "WHERE name = 'welcome_email' AND status <> 'done'")
                 print(f"welcome emails not delivered at the end (hanging provider): {hung}")
@@ -416,7 +520,7 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(data_dir, ignore_errors=True)
-    print_report(runs, hashing, args.clients)
+    print_report(runs, hashing, args.clients, hash_cpu_ms=hash_cpu_ms)
 
 
 if __name__ == "__main__":

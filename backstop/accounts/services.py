@@ -48,7 +48,7 @@ from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.models import CircuitBreaker
-from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker
+from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
 from backstop.support.models import AttentionKind, AttentionRecord, Signal
 from backstop.workspaces.services import provision_workspace
 
@@ -208,7 +208,10 @@ def _carry_on_from_setup_batch(account: Account) -> None:
     rows = list(SetupStep.objects.filter(account=account))
     if any(row.status == StepStatus.PENDING for row in rows):
         return
-    if account.setup_batch == "" and not _take_off_setup_batches(account):
+    # From the batch that has it (or from waiting for one) to its own workflow, in one conditional UPDATE: a batch
+    # handing the account back to wait for a later batch then matches nothing, and no later batch tries it beside its
+    # own workflow.
+    if not _take_off_setup_batches(account, from_batch=account.setup_batch):
         return  # a batch claimed it meanwhile: its attempt is under way
     _enqueue_setup(account.pk, account.setup_run, first_results={row.name: row.result_so_far() for row in rows})
 
@@ -222,9 +225,12 @@ def _in_setup_batch(account: Account) -> bool:
     return dispatch.is_live(account.setup_batch_id)
 
 
-def _take_off_setup_batches(account: Account) -> bool:
-    """Set the account up on its own from now on; False when a setup batch claimed it first."""
-    return bool(Account.objects.filter(pk=account.pk, setup_batch="").update(setup_batch=OWN_SETUP_WORKFLOW))
+def _take_off_setup_batches(account: Account, *, from_batch: str = "") -> bool:
+    """Set the account up on its own from now on; False when a setup batch claimed it first.
+
+    ``from_batch``: the batch whose attempts are over and that has yet to hand the account on ("" when none has it).
+    """
+    return bool(Account.objects.filter(pk=account.pk, setup_batch=from_batch).update(setup_batch=OWN_SETUP_WORKFLOW))
 
 
 def _start_new_setup_run(account: Account) -> None:
@@ -297,7 +303,7 @@ def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptRe
     row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
     if row.status == StepStatus.DONE:
         return _ALREADY_DONE
-    result = _attempt(row, attempt)
+    result = _attempt_or_failure(row, attempt)
     _record_step_results([row], attempt, {account_id: result})
     return result
 
@@ -351,17 +357,26 @@ def _first_attempts(rows: list[SetupStep], *, welcome: dict[str, Message]) -> di
     healthy = bool(rows) and CircuitBreaker.objects.is_healthy(STEP_PROVIDERS[rows[0].name])
     try:
         for row in rows:
-            try:
-                results[row.account_id] = _attempt(row, 1, known_healthy=healthy,
-                                                   message=welcome.get(_welcome_key(row.account_id)))
-            except Exception:
-                log.exception("first %s attempt for account %s failed unexpectedly", row.name, row.account_id)
-                results[row.account_id] = {"status": "failed", "retry_in": settings.RETRY_BASE_SECONDS,
-                                           "error": STEP_UNEXPECTED_ERROR}
+            results[row.account_id] = _attempt_or_failure(row, 1, known_healthy=healthy,
+                                                          message=welcome.get(_welcome_key(row.account_id)))
             healthy = healthy and results[row.account_id]["status"] == "done"
     finally:
         engine.release_db_connections()
     return results
+
+
+def _attempt_or_failure(row: SetupStep, attempt: int, *, known_healthy: bool = False,
+                        message: Message | None = None) -> AttemptResult:
+    """An attempt whose unexpected error (a bug, not a provider's answer) is a failed attempt like any other.
+
+    It spends the retry budget and, once that is spent, reaches the support desk. Raised out of the step instead, it
+    would end the workflow in error, and the safety net would start a new run that fails the same way, without end.
+    """
+    try:
+        return _attempt(row, attempt, known_healthy=known_healthy, message=message)
+    except Exception:
+        log.exception("%s attempt %s for account %s failed unexpectedly", row.name, attempt, row.account_id)
+        return failed_attempt(attempt, STEP_UNEXPECTED_ERROR)
 
 
 def _attempt(row: SetupStep, attempt: int, *, known_healthy: bool = False,
@@ -455,7 +470,9 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
     account = Account.objects.get(pk=account_id)
     now = timezone.now()
     with transaction.atomic():
-        rows = list(SetupStep.objects.filter(account=account, name__in=steps).exclude(status=StepStatus.DONE))
+        # Locked, so a step support completes meanwhile is not recorded as given up after it was done.
+        rows = list(SetupStep.objects.select_for_update().filter(account=account, name__in=steps)
+                    .exclude(status=StepStatus.DONE))
         SetupStep.objects.filter(pk__in=[r.pk for r in rows]).update(
             status=StepStatus.FAILED, next_attempt_at=None, updated_at=now
         )

@@ -31,6 +31,12 @@ class AttemptResult(TypedDict):
     error: str
 
 
+def failed_attempt(attempt: int, error: str) -> AttemptResult:
+    """A failed attempt, due again after the capped, jittered backoff for its number."""
+    delay = backoff_delay(attempt, base=settings.RETRY_BASE_SECONDS, cap=settings.RETRY_CAP_SECONDS)
+    return {"status": "failed", "retry_in": delay, "error": error}
+
+
 def check_breaker(provider: str) -> BreakerReading:
     reading = CircuitBreaker.objects.read_before_call(provider)
     wait = reading.wait_seconds
@@ -54,8 +60,7 @@ def call_through_breaker(
         call()
     except ProviderError as error:
         CircuitBreaker.objects.record_failure(provider, str(error))
-        delay = backoff_delay(attempt, base=settings.RETRY_BASE_SECONDS, cap=settings.RETRY_CAP_SECONDS)
-        return {"status": "failed", "retry_in": delay, "error": str(error)}
+        return failed_attempt(attempt, str(error))
     if not gate.healthy:  # a breaker that was closed with no failures has nothing to reset
         CircuitBreaker.objects.record_success(provider)
     return {"status": "done", "retry_in": 0.0, "error": ""}

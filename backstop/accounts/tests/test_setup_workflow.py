@@ -94,6 +94,28 @@ def test_it_hands_the_account_to_support_when_the_workspace_provider_keeps_faili
     assert AccountEvent.objects.filter(account=account, kind="step_failed").count() == 3
 
 
+def test_it_hands_the_account_to_support_when_a_step_keeps_failing_unexpectedly(
+        settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug, not a provider's answer: it spends the retry budget like any failure, then support sees it."""
+    settings.SETUP_MAX_ATTEMPTS = 3
+
+    def broken(account: Account) -> None:
+        raise LookupError("a bug in our own code")
+
+    monkeypatch.setattr(services, "_provision", broken)
+    account = new_account("cy@example.com")
+
+    assert setup_finished(account) == {"workspace": False, "welcome_email": True}
+    account.refresh_from_db()
+    assert account.state == AccountState.NEEDS_ATTENTION
+    workspace_step = steps_of(account)["workspace"]
+    assert (workspace_step.status, workspace_step.attempts, workspace_step.last_error) == (
+        StepStatus.FAILED, 3, STEP_UNEXPECTED_ERROR)
+    record = AttentionRecord.objects.get(account=account, resolved_at__isnull=True)
+    assert record.kind == AttentionKind.SETUP_STALLED
+    assert account.setup_run == 1  # no safety-net restart: the run ended by handing the account over
+
+
 def mailbox_subjects(address: str) -> list[str]:
     return sorted(LocalMailboxItem.objects.filter(to=address).values_list("subject", flat=True))
 
@@ -317,6 +339,27 @@ def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_whe
     assert second == [accounts[2].pk]
     assert services.claim_setup_batch(batch_id="setup-batch:first", size=2) == first
     assert not Account.objects.awaiting_setup_batch().exists()
+
+
+@pytest.mark.usefixtures("held_setup_batches")
+def test_it_keeps_an_account_try_again_took_from_its_batch_out_of_later_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Try again now" between a batch's attempts (every step waiting on a breaker) and its hand-back."""
+    open_breaker("workspace")  # the account's own workflow waits on it: the test looks only at who has the account
+    account, _ = accounts_signed_up_together("try1@example.com", "try2@example.com")
+    wait_for_a_held_batch()
+    assert services.claim_setup_batch(batch_id="setup-batch:mine", size=1) == [account.pk]
+    SetupStep.objects.filter(account=account).update(status=StepStatus.WAITING, next_attempt_at=timezone.now())
+    is_live = services.dispatch.is_live
+    monkeypatch.setattr(services.dispatch, "is_live", lambda workflow_id: workflow_id == "setup-batch:mine"
+                        or is_live(workflow_id))
+
+    services.retry_setup(account=Account.objects.get(pk=account.pk))
+    services.return_to_setup_batches(batch_id="setup-batch:mine", account_ids=[account.pk])
+
+    assert Account.objects.get(pk=account.pk).setup_batch == OWN_SETUP_WORKFLOW
+    assert account.pk not in services.claim_setup_batch(batch_id="setup-batch:later", size=10)
+    assert DBOS.get_workflow_status(account.setup_workflow_id) is not None
 
 
 @pytest.mark.usefixtures("held_setup_batches")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -17,6 +19,16 @@ class DeliveryStatus(models.TextChoices):
     RETRYING = "retrying", "failed, will try again"
     SENT = "sent", "handed to the provider"
     FAILED = "failed", "could not be delivered"
+
+
+class MessageManager(models.Manager["Message"]):
+    def never_handed_on(self, *, before: dt.datetime) -> models.QuerySet[Message]:
+        """Messages recorded before ``before`` that no attempt has touched yet, oldest first.
+
+        Welcome emails are left out: the account's setup delivers them, and its own safety net restarts it.
+        """
+        return (self.filter(status=DeliveryStatus.QUEUED, attempts=0, created_at__lt=before)
+                .exclude(kind="welcome").order_by("created_at"))
 
 
 class Message(models.Model):
@@ -41,6 +53,14 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageManager()
+
+    class Meta:
+        indexes = [
+            # The safety net's look for messages never handed on (every half minute): the few still queued.
+            models.Index(fields=["created_at"], condition=models.Q(status="queued"), name="notify_message_queued"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.kind} to {self.to}: {self.status}"

@@ -76,14 +76,37 @@ def _forget_secret(secret: str) -> dict[str, Any]:
 
 
 def send_soon(message: Message) -> None:
-    """After the surrounding transaction commits, hand the message to a durable delivery workflow."""
-    transaction.on_commit(lambda: enqueue_delivery(message.pk, message.key))
+    """After the surrounding transaction commits, hand the message to a durable delivery workflow.
+
+    A hand-over that fails is logged, not raised into whatever committed the message (``hand_on_stranded_messages``
+    takes it up).
+    """
+    transaction.on_commit(lambda: enqueue_delivery(message.pk, message.key), robust=True)
+
+
+def delivery_workflow_id(key: str) -> str:
+    return f"deliver:{key}"
 
 
 def enqueue_delivery(message_id: int, key: str) -> None:
     from backstop.notify.workflows import delivery_workflow
 
-    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=f"deliver:{key}")
+    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=delivery_workflow_id(key))
+
+
+def hand_on_stranded_messages(*, grace_seconds: float, limit: int = 200) -> int:
+    """Safety net: start the delivery of messages recorded but never handed to a delivery workflow.
+
+    That happens when the process stopped between the commit and the hand-over, or the hand-over failed. A delivery's
+    workflow id is its message's key, so one that started (whatever its state) is never started a second time.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    queued = list(Message.objects.never_handed_on(before=cutoff).values_list("pk", "key")[:limit])
+    started = dispatch.workflow_statuses(delivery_workflow_id(key) for _, key in queued)
+    stranded = [(pk, key) for pk, key in queued if delivery_workflow_id(key) not in started]
+    for pk, key in stranded:
+        enqueue_delivery(pk, key)
+    return len(stranded)
 
 
 def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 import pytest
 from dbos import DBOS
 from django.db import transaction
+from django.utils import timezone
 
 from backstop.demo.models import FaultSetting
 from backstop.notify import services
@@ -160,6 +162,37 @@ def test_it_runs_one_delivery_per_message_however_often_it_is_queued(engine_db: 
 
     assert len(DBOS.list_workflows(workflow_ids=[f"deliver:{key}"])) == 1
     assert LocalMailboxItem.objects.count() == 1
+
+
+def test_it_keeps_the_commit_when_the_hand_over_fails(engine_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the workflow engine's database did not answer")
+
+    monkeypatch.setattr(services.dispatch, "enqueue", unreachable)
+    key = new_key()
+    with transaction.atomic():
+        services.send_soon(code_email(key))
+
+    assert Message.objects.get(key=key).status == DeliveryStatus.QUEUED  # the safety net's to hand on
+    assert DBOS.get_workflow_status(f"deliver:{key}") is None
+
+
+def test_it_starts_the_delivery_of_a_message_never_handed_on_once(engine_db: str) -> None:
+    stranded, fresh = new_key(), new_key()
+    code_email(stranded)  # recorded; the process stopped before handing it on
+    Message.objects.filter(key=stranded).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    code_email(fresh)  # recorded a moment ago: its hand-over may be under way
+    Message.objects.create(key="welcome:1", channel=Channel.EMAIL, kind="welcome", to="bo@example.com", text="Hi",
+                           created_at=timezone.now() - dt.timedelta(minutes=5))  # setup delivers it
+
+    assert services.hand_on_stranded_messages(grace_seconds=60) == 1
+    assert delivery_outcome(stranded) is True
+    assert services.hand_on_stranded_messages(grace_seconds=60) == 0
+
+    assert list(LocalMailboxItem.objects.values_list("message_id", flat=True)) == [
+        Message.objects.get(key=stranded).message_id_header]
+    assert DBOS.get_workflow_status(f"deliver:{fresh}") is None
+    assert DBOS.get_workflow_status("deliver:welcome:1") is None
 
 
 def test_it_marks_the_message_failed_once_the_retry_budget_is_spent(engine_db: str, settings: Any) -> None:

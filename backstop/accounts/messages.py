@@ -117,7 +117,7 @@ INVALID_CREDENTIALS = Notice(
 )
 RATE_LIMITED = Notice(
     "There have been too many attempts in a short time.",
-    "We pause attempts for a little while to protect your account.",
+    "We pause them for a little while: it keeps accounts safe from guessing.",
     "Please try again in {minutes} minute(s).",
 )
 RECOVERY_SENT = Notice(

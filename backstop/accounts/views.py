@@ -25,8 +25,18 @@ def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> Http
     return redirect("app" if account.state == AccountState.ACTIVE else "setup")
 
 
-def _rate_limited_text(error: RateLimited) -> str:
-    return messages.RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+def _rate_limited(context: dict[str, Any], error: RateLimited) -> None:
+    context.update(problem=messages.RATE_LIMITED.text.format(minutes=error.minutes), retry_after=error.retry_after)
+
+
+def _form_page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """The form again: 200 as first shown, 400 with a problem to fix, 429 (and when to come back) when rate-limited."""
+    retry_after = context.get("retry_after")
+    status = 429 if retry_after else 400 if context["problem"] else 200
+    response = render(request, template, context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def signup_page(request: HttpRequest) -> HttpResponse:
@@ -41,11 +51,11 @@ def signup_page(request: HttpRequest) -> HttpResponse:
             context["problem"] = messages.EMAIL_TAKEN.text
             context["email_taken"] = True
         except RateLimited as error:
-            context["problem"] = _rate_limited_text(error)
+            _rate_limited(context, error)
         else:
             action = "resignup" if result.outcome == "resumed" else "signup"
             return _sign_in_and_go(request, result.account, action)
-    return render(request, "accounts/signup.html", context, status=400 if context["problem"] else 200)
+    return _form_page(request, "accounts/signup.html", context)
 
 
 def login_page(request: HttpRequest) -> HttpResponse:
@@ -59,10 +69,10 @@ def login_page(request: HttpRequest) -> HttpResponse:
         except services.AccountDisabled:
             context["problem"] = messages.notice(AccountState.DISABLED, "login").text
         except RateLimited as error:
-            context["problem"] = _rate_limited_text(error)
+            _rate_limited(context, error)
         else:
             return _sign_in_and_go(request, account, "login")
-    return render(request, "accounts/login.html", context, status=400 if context["problem"] else 200)
+    return _form_page(request, "accounts/login.html", context)
 
 
 @require_POST
@@ -100,16 +110,19 @@ def app_page(request: HttpRequest) -> HttpResponse:
 
 def recover_page(request: HttpRequest) -> HttpResponse:
     form = RecoverForm(request.POST or None)
-    context: dict[str, Any] = {"form": form, "problem": ""}
-    if request.method == "POST" and form.is_valid():
+    context: dict[str, Any] = {"form": form, "problem": "", "errors": {}}
+    if request.method == "POST" and form.is_valid() and not form.cleaned_data["email"]:
+        # The API answers every address alike; an empty form is a slip to point out, not an address to answer.
+        context.update(errors={"email": messages.FIELD_ERRORS["email_required"]}, problem=messages.INVALID_INPUT.text)
+    elif request.method == "POST" and form.is_valid():
         try:
             services.send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
         except RateLimited as error:
-            context["problem"] = _rate_limited_text(error)
+            _rate_limited(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
             return redirect(f"{reverse('verify')}?{urlencode({'email': form.cleaned_data['email']})}")
-    return render(request, "accounts/recover.html", context, status=400 if context["problem"] else 200)
+    return _form_page(request, "accounts/recover.html", context)
 
 
 @login_required
@@ -120,7 +133,7 @@ def send_code_page(request: HttpRequest) -> HttpResponse:
     try:
         services.send_sign_in_code(email=account.email, ip=client_ip(request))
     except RateLimited as error:
-        request.session["last_notice"] = _rate_limited_text(error)
+        request.session["last_notice"] = messages.RATE_LIMITED.text.format(minutes=error.minutes)
     else:
         request.session["last_notice"] = messages.RECOVERY_SENT.text
     return redirect(f"{reverse('verify')}?{urlencode({'email': account.email})}")
@@ -138,10 +151,10 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         except InvalidInput as error:
             context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
         except RateLimited as error:
-            context["problem"] = _rate_limited_text(error)
+            _rate_limited(context, error)
         else:
             return _sign_in_and_go(request, account, "recovery")
-    return render(request, "accounts/verify.html", context, status=400 if context["problem"] else 200)
+    return _form_page(request, "accounts/verify.html", context)
 
 
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:

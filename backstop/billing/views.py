@@ -86,7 +86,7 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
         except services.IdempotencyKeyReused:
             context.update(problem=messages.IDEMPOTENCY_KEY_REUSED.text, idempotency_key=uuid.uuid4().hex)
         except RateLimited as error:
-            context["problem"] = RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+            context["problem"] = RATE_LIMITED.text.format(minutes=error.minutes)
         else:
             page_url = f"/checkout/{result.attempt.reference}"
             request.session["last_checkout_url"] = page_url

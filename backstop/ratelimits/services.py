@@ -21,6 +21,11 @@ class RateLimited(Exception):
         super().__init__(f"rate limited for {retry_after:.0f}s")
         self.retry_after = math.ceil(retry_after)
 
+    @property
+    def minutes(self) -> int:
+        """The wait in whole minutes, rounded up: whoever waits as long as they are told is let in."""
+        return max(1, math.ceil(self.retry_after / 60))
+
 
 def check_rate_limit(*, action: str, limit: Limit, ip: str, email_key: str | None) -> None:
     """Count one attempt at ``action`` from ``ip`` for ``email_key``; raise RateLimited past the limit."""

@@ -43,7 +43,7 @@ def staff_only(permission: str) -> Callable[[View], View]:
 
 
 def _rate_limited_text(error: RateLimited) -> str:
-    return account_messages.RATE_LIMITED.text.format(minutes=max(1, round(error.retry_after / 60)))
+    return account_messages.RATE_LIMITED.text.format(minutes=error.minutes)
 
 
 def contact_page(request: HttpRequest) -> HttpResponse:

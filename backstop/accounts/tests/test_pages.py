@@ -120,6 +120,41 @@ def test_it_keeps_what_was_typed_and_puts_each_error_by_its_field(db: Any) -> No
     assert Account.objects.count() == 0
 
 
+def test_it_names_a_field_with_a_nul_character_instead_of_showing_the_form_again_unchanged(db: Any) -> None:
+    response = submit(browser(), "/signup", {**ANN, "name": "Ann\x00Lee"})
+
+    assert response.status_code == 400
+    page = html(response)
+    assert escape(messages.INVALID_INPUT.text) in page
+    assert 'aria-invalid="true"' in field_input(page, "name")
+    assert escape(messages.FIELD_ERRORS["control_characters"]) in page
+    assert Account.objects.count() == 0
+
+
+@pytest.mark.parametrize(("path", "data", "answer"), [
+    ("/login", {"email": "ann\x00@example.com", "password": PASSWORD}, messages.INVALID_CREDENTIALS.text),
+    ("/verify", {"email": "ann@example.com", "code": "12\x003456"}, messages.CODE_REJECTED.text),
+])
+def test_it_answers_a_nul_character_as_it_answers_any_mistyped_sign_in(
+        db: Any, path: str, data: dict[str, str], answer: str) -> None:
+    make_account()
+
+    response = submit(browser(), path, data)
+
+    assert response.status_code == 400
+    assert escape(answer) in html(response)
+
+
+def test_it_asks_for_the_address_when_the_recovery_form_is_sent_empty(db: Any) -> None:
+    response = submit(browser(), "/recover", {"email": "  "})
+
+    assert response.status_code == 400
+    page = html(response)
+    assert 'aria-invalid="true"' in field_input(page, "email")
+    assert escape(messages.FIELD_ERRORS["email_required"]) in page
+    assert not LocalMailboxItem.objects.exists()
+
+
 def test_it_signs_up_from_the_page_and_shows_each_setup_step_with_a_retry_button(engine_db: str) -> None:
     FaultSetting.objects.set_modes({"workspace": "error"})
     client = browser()

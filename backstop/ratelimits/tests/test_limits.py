@@ -69,7 +69,7 @@ def assert_rate_limited(response: Any, window_seconds: int) -> None:
     retry_after = int(response["Retry-After"])
     assert 1 <= retry_after <= window_seconds
     assert body["retry_after"] == retry_after
-    assert f"{max(1, round(retry_after / 60))} minute" in body["message"]
+    assert f"{-(-retry_after // 60)} minute" in body["message"]  # rounded up
 
 
 def test_it_limits_signups_from_one_ip(engine_db: str) -> None:
@@ -107,6 +107,19 @@ def test_it_limits_logins_for_one_address_even_with_the_right_password(db: Any) 
 
     assert_rate_limited(right, 900)
     assert not Account.objects.get().events.filter(kind="signed_in").exists()
+
+
+def test_it_answers_a_rate_limited_page_with_429_and_when_to_come_back(db: Any) -> None:
+    make_account()
+    assert post("/api/login", {"email": "ann@example.com", "password": "wrong guess"}).status_code == 401
+
+    page = Client().post("/login", {"email": "ann@example.com", "password": PASSWORD}, REMOTE_ADDR="198.51.100.2")
+
+    assert page.status_code == 429
+    retry_after = int(page["Retry-After"])
+    assert 1 <= retry_after <= 900
+    assert f"try again in {-(-retry_after // 60)} minute" in page.content.decode()  # rounded up
+    assert 'value="ann@example.com"' in page.content.decode()
 
 
 def test_it_limits_an_unknown_address_exactly_like_a_known_one(db: Any) -> None:

@@ -126,9 +126,10 @@ RECOVERY_SENT = Notice(
     "Enter it on the next page. No code after a few minutes? Ask for a new one or write to us.",
 )
 CODE_REJECTED = Notice(
-    "That code isn't valid: it may be mistyped, used already, or older than 10 minutes.",
+    "That code didn't work: it may be mistyped, used already, or older than 10 minutes, or five wrong tries may have "
+    "used it up.",
     "",
-    "Check it and try again, or ask for a new code.",
+    "Check it and try again. If it still doesn't work, ask for a new code: it comes with five new tries.",
 )
 EMAIL_VERIFIED = Notice("Your email address is confirmed. Thank you.", "", "")
 VERIFY_LINK_BAD = Notice(

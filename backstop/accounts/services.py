@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 SIGNUP_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
 RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
+# The newest codes a guess is compared with: as many as recovery's limit lets one address ask for in an hour.
+LIVE_CODES_CHECKED = 5
 VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 VERIFY_EMAIL_SALT = "backstop.verify-email"
 VERIFY_LINK_MAX_AGE = 7 * 24 * 3600
@@ -589,23 +591,26 @@ def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "
     if account is None or account.state == AccountState.DISABLED:
         raise CodeRejected
     now = timezone.now()
-    candidate = VerificationCode.objects.filter(
-        account=account, used_at__isnull=True, expires_at__gt=now,
-        tries__lt=settings.VERIFICATION_CODE_MAX_TRIES,
-    ).order_by("-created_at").first()
-    if candidate is None:
+    # Every code sent in the last 10 minutes works, not only the newest: an SMS that arrives late, after the person
+    # asked again, must not send them round in a circle. The tries are counted on the newest code, so asking again
+    # gives five new tries, never five per code still live.
+    live = list(VerificationCode.objects.filter(account=account, used_at__isnull=True, expires_at__gt=now)
+                .order_by("-created_at")[:LIVE_CODES_CHECKED])
+    if not live:
         raise CodeRejected
-    # Conditional UPDATE: each guess claims one of the code's tries, so parallel guesses cannot exceed them.
+    # Conditional UPDATE: each guess claims one of the newest code's tries, so parallel guesses cannot exceed them.
     claimed = VerificationCode.objects.filter(
-        pk=candidate.pk, tries__lt=settings.VERIFICATION_CODE_MAX_TRIES
+        pk=live[0].pk, tries__lt=settings.VERIFICATION_CODE_MAX_TRIES
     ).update(tries=F("tries") + 1)
     if not claimed:
         raise CodeRejected
-    if not hmac.compare_digest(candidate.code_hash, _hash_code(account.pk, code.strip())):
-        raise CodeRejected
+    hashed = _hash_code(account.pk, code.strip())
+    match = next((record for record in live if hmac.compare_digest(record.code_hash, hashed)), None)
     # Conditional UPDATE: a code signs in once, even if submitted twice at the same moment.
-    if not VerificationCode.objects.filter(pk=candidate.pk, used_at__isnull=True).update(used_at=now):
+    if match is None or not VerificationCode.objects.filter(pk=match.pk, used_at__isnull=True).update(used_at=now):
         raise CodeRejected
+    # Signed in: the other codes still in the person's inbox and phone are spent too.
+    VerificationCode.objects.filter(account=account, used_at__isnull=True).update(used_at=now)
     with transaction.atomic():
         if account.verify_email():
             record_event(account, "email_verified", "Identity confirmed with a one-time code.")

@@ -159,6 +159,32 @@ def test_it_refuses_even_the_right_code_after_five_wrong_ones(engine_db: str) ->
     assert Account.objects.get().email_verified_at is None
 
 
+def test_it_accepts_an_earlier_code_that_arrives_after_a_newer_one_was_asked_for(engine_db: str) -> None:
+    """The SMS was late; the person asked again, then the first code arrived and they typed it."""
+    make_account()
+    first = request_code()
+    second = request_code()
+    assert VerificationCode.objects.count() == 2
+
+    assert verify(Client(), first).status_code == 200
+
+    assert not VerificationCode.objects.filter(used_at__isnull=True).exists()  # signed in: the newer one is spent
+    assert verify(Client(), second).status_code == 400
+
+
+def test_it_gives_five_tries_in_all_however_many_codes_are_live(engine_db: str) -> None:
+    make_account()
+    first = request_code()
+    request_code()
+    wrong = next(f"{n:06d}" for n in range(10**6) if f"{n:06d}" not in {first, *delivered_codes().values()})
+
+    for _ in range(django_settings.VERIFICATION_CODE_MAX_TRIES):
+        assert verify(Client(), wrong).status_code == 400
+
+    assert verify(Client(), first).status_code == 400
+    assert Account.objects.get().email_verified_at is None
+
+
 def test_it_counts_parallel_guesses_against_the_five_tries(engine_db: str) -> None:
     make_account()
     code = request_code()

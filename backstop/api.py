@@ -101,6 +101,8 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return error_response(request, 415, "unsupported_media_type", messages.UNSUPPORTED_MEDIA_TYPE.text)
     if exc.status_code == 400:
         return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
+    if exc.status_code == 403:  # ninja's session auth, on a missing or wrong CSRF token (our code raises no 403)
+        return error_response(request, 403, "csrf_failed", messages.CSRF_FAILED.text)
     return error_response(request, exc.status_code, "error", str(exc))
 
 

@@ -45,7 +45,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "backstop.errors.ApiErrorShapeMiddleware",
 ]
+CSRF_FAILURE_VIEW = "backstop.errors.csrf_failure"
 
 ROOT_URLCONF = "backstop.urls"
 WSGI_APPLICATION = "backstop.wsgi.application"

@@ -5,6 +5,8 @@ from backstop.accounts import views as accounts
 from backstop.api import api
 from backstop.billing import views as billing
 
+handler400 = "backstop.errors.bad_request"
+
 urlpatterns = [
     path("", accounts.home, name="home"),
     path("signup", accounts.signup_page, name="signup"),

@@ -143,6 +143,21 @@ MALFORMED_REQUEST = Notice("We couldn't read that request.", "Nothing has been s
                            "Send a JSON object with the fields described at /api/docs.")
 UNSUPPORTED_MEDIA_TYPE = Notice("That request wasn't sent as JSON.", "Nothing has been saved.",
                                 "Send the body as a JSON object with the header Content-Type: application/json.")
+FORM_EXPIRED = Notice(
+    "That form had expired (it was opened before a sign-in or sign-out, or your browser didn't send our cookie), so "
+    "we didn't act on it.",
+    "Nothing has been saved or changed.",
+    "Open the form again and send it once more. If this keeps happening, allow cookies for this site.",
+)
+FORM_UNREADABLE = Notice("We couldn't read that form: it was larger than we accept.", "Nothing has been saved.",
+                         "Open the form again and keep each field to what it asks for.")
+CSRF_FAILED = Notice("We couldn't confirm this request came from your signed-in page.", "Nothing has been changed.",
+                     "Reload the page and try again. API clients send the csrftoken cookie's value in an "
+                     "X-CSRFToken header.")
+API_NOT_FOUND = Notice("There is no such address in the API.", "Nothing has been saved.",
+                       "Check the path (no trailing slash) against /api/docs.")
+API_METHOD_NOT_ALLOWED = Notice("That address doesn't take this method.", "Nothing has been saved.",
+                                "Check the method against /api/docs.")
 BODY_TOO_LARGE = Notice("That request is larger than we accept.", "Nothing has been saved.",
                         "Send only the fields the form asks for.")
 UNEXPECTED = Notice("Something went wrong on our side.", "It has been logged and nothing was half-saved.",

@@ -173,6 +173,7 @@ def test_it_retries_setup_for_a_signed_in_browser_that_sends_the_csrf_token(engi
     assert browser.get("/api/setup").status_code == 200
     without_token = browser.post("/api/setup/retry")
     assert without_token.status_code == 403
+    assert without_token.json() == {"code": "csrf_failed", "message": messages.CSRF_FAILED.text}
     with_token = browser.post("/api/setup/retry", HTTP_X_CSRFTOKEN=token)
 
     assert with_token.status_code == 202, with_token.content

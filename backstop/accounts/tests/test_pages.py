@@ -90,6 +90,8 @@ def test_it_refuses_a_form_post_without_the_csrf_token(db: Any, path: str, data:
     response = client.post(path, data)
 
     assert response.status_code == 403
+    assert escape(messages.FORM_EXPIRED.text) in html(response)
+    assert f'<a href="{path}">' in html(response)
     assert Account.objects.count() == 1
     assert not Account.objects.get().events.exists()
     assert not Account.objects.get().codes.exists()
@@ -143,6 +145,15 @@ def test_it_answers_a_nul_character_as_it_answers_any_mistyped_sign_in(
 
     assert response.status_code == 400
     assert escape(answer) in html(response)
+
+
+def test_it_says_what_happened_to_a_form_too_large_to_read(db: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = submit(browser(), "/signup", {**ANN, "company": "x" * 4096})
+
+    assert response.status_code == 400
+    assert escape(messages.FORM_UNREADABLE.text) in html(response)
+    assert Account.objects.count() == 0
 
 
 def test_it_asks_for_the_address_when_the_recovery_form_is_sent_empty(db: Any) -> None:

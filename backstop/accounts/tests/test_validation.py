@@ -140,6 +140,22 @@ def test_it_reads_json_declared_with_a_charset(db: Any) -> None:
     assert response.status_code == 201, response.content
 
 
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("get", "/api/signup", 405, "method_not_allowed"),
+    ("put", "/api/login", 405, "method_not_allowed"),
+    ("post", "/api/signup/", 404, "not_found"),
+    ("get", "/api/no-such-thing", 404, "not_found"),
+])
+def test_it_answers_a_wrong_path_or_method_in_the_api_error_shape(
+        db: Any, method: str, path: str, status: int, code: str) -> None:
+    response = getattr(Client(), method)(path)
+
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+
+
 def test_it_refuses_a_body_over_the_size_limit(db: Any, settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
     response = signup(**{**ANN, "company": "x" * 4096})

@@ -1,0 +1,46 @@
+"""The site's own answers where Django or ninja would answer with a bare page: each says what happened, that nothing
+was saved, and what to do next."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from backstop.accounts import messages
+
+API_PREFIX = "/api/"
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without its CSRF token, or with an old one (the page was open before signing in elsewhere)."""
+    return render(request, "errors/problem.html", {"text": messages.FORM_EXPIRED.text, "title": "Form expired"},
+                  status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """What Django refuses before any view reads it: a form too large, or with too many fields."""
+    return render(request, "errors/problem.html", {"text": messages.FORM_UNREADABLE.text, "title": "Not sent"},
+                  status=400)
+
+
+class ApiErrorShapeMiddleware:
+    """An /api/ path that does not exist, or a method it does not take, answers in the API's error shape too."""
+
+    ANSWERS = {404: ("not_found", messages.API_NOT_FOUND), 405: ("method_not_allowed", messages.API_METHOD_NOT_ALLOWED)}
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        answer = self.ANSWERS.get(response.status_code)
+        if (answer is None or not request.path.startswith(API_PREFIX)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        code, notice = answer
+        response.content = json.dumps({"code": code, "message": notice.text}).encode()
+        response["Content-Type"] = "application/json; charset=utf-8"
+        return response

@@ -184,6 +184,8 @@ STEP_UNEXPECTED_ERROR = "a fault on our side, not our provider's, which we have 
 FIELD_ERRORS = {
     "email_required": "Enter your work email address.",
     "email_invalid": "Enter a valid email address, like name@company.com.",
+    "email_not_ascii": "We can't send email to an address with letters beyond a-z before the @ yet (most mail "
+                       "servers can't either). Please use another address if you have one.",
     "email_too_long": "Email addresses can be at most 254 characters.",
     "phone_required": "Enter a phone number; we use it to send you a code if email isn't working.",
     "phone_invalid": "Enter a valid phone number with its country code, like +1 415 555 0100.",

@@ -55,7 +55,9 @@ def clean_email(value: str, errors: dict[str, str]) -> str:
         try:
             validate_email(email)
         except ValidationError:
-            errors["email"] = FIELD_ERRORS["email_invalid"]
+            local = email.rpartition("@")[0]
+            # Django refuses letters beyond ASCII before the @ (few mail servers take them): say so, not "invalid".
+            errors["email"] = FIELD_ERRORS["email_not_ascii" if local and not local.isascii() else "email_invalid"]
     return email
 
 

@@ -89,6 +89,18 @@ def test_it_refuses_a_weak_password_against_the_password_field(db: Any, password
     assert_invalid(signup(**{**ANN, "password": password}), "password")
 
 
+@pytest.mark.parametrize("email", ["Ünïcode@example.com", "ünïcode@example.com", "用户@example.com"])
+def test_it_says_why_it_cannot_take_an_address_with_letters_beyond_ascii_before_the_at(db: Any, email: str) -> None:
+    fields = assert_invalid(signup(**{**ANN, "email": email}), "email")
+
+    assert fields["email"] == messages.FIELD_ERRORS["email_not_ascii"]
+    assert_nothing_written()
+
+
+def test_it_takes_an_address_with_an_international_domain(db: Any) -> None:
+    assert signup(**{**ANN, "email": "ann@bücher.example"}).status_code == 201
+
+
 def test_it_refuses_an_address_longer_than_254_characters(db: Any) -> None:
     fields = assert_invalid(signup(**{**ANN, "email": long_email(255)}), "email")
     assert fields["email"] == messages.FIELD_ERRORS["email_too_long"]

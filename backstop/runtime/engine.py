@@ -41,8 +41,8 @@ APPLICATION_VERSION = "backstop-1"
 
 _state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
 _first_setups_wanted = threading.Event()
-# Held by the dispatcher and the supervisor for each cycle of work, so that hold_background_threads() can wait for it.
-_cycle_locks = {"dispatcher": threading.Lock(), "supervisor": threading.Lock()}
+# Held by the background threads for each cycle of work, so that hold_background_threads() can wait for it.
+_cycle_locks = {"dispatcher": threading.Lock(), "supervisor": threading.Lock(), "heartbeat": threading.Lock()}
 
 
 def release_db_connections() -> None:
@@ -80,7 +80,7 @@ def wait_for_message(topic: str, timeout_seconds: float) -> Any:
 
 @contextmanager
 def hold_background_threads() -> Iterator[None]:
-    """Let this process's dispatcher and supervisor end the cycle they are in and start no other until the block ends.
+    """Let this process's background threads end the cycle they are in and start no other until the block ends.
 
     The test suite flushes the database under it: on PostgreSQL a TRUNCATE of every table deadlocks with a cycle's
     transaction, which holds a lock on one table and asks for the next.
@@ -163,8 +163,8 @@ def launch(*, role: str) -> str:
     _state["stop"] = stop
     Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=socket.gethostname())
     release_db_connections()
-    threading.Thread(target=_supervise, args=(this_executor, role, stop), daemon=True,
-                     name="backstop-supervisor").start()
+    threading.Thread(target=_beat, args=(this_executor, role, stop), daemon=True, name="backstop-heartbeat").start()
+    threading.Thread(target=_supervise, args=(this_executor, stop), daemon=True, name="backstop-supervisor").start()
     threading.Thread(target=_dispatch_first_setups, args=(stop,), daemon=True,
                      name="backstop-setup-dispatcher").start()
     return this_executor
@@ -249,13 +249,28 @@ def _queue_first_setups(queued: list[str]) -> list[str]:
         release_db_connections()
 
 
-def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
+def _beat(this_executor: str, role: str, stop: threading.Event) -> None:
+    """The heartbeat, on a thread of its own at normal priority: a long sweep or support cycle, or a busy CPU, must
+    not make a live process look dead to its peers, who would then run its workflows a second time beside it."""
+    hostname = socket.gethostname()
+    while not stop.wait(settings.HEARTBEAT_SECONDS):
+        with _cycle_locks["heartbeat"]:
+            if stop.is_set():  # the engine stopped while a hold kept this beat waiting
+                return
+            try:
+                Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=hostname)
+            except Exception:  # the heartbeat must outlive a database hiccup
+                log.exception("heartbeat failed; beating again in %ss", settings.HEARTBEAT_SECONDS)
+            finally:
+                release_db_connections()
+
+
+def _supervise(this_executor: str, stop: threading.Event) -> None:
     from backstop.accounts.services import restart_stalled_setups
     from backstop.notify.services import hand_on_stranded_messages
     from backstop.support.automation import run_support_cycle
 
     yield_cpu_to_requests()
-    hostname = socket.gethostname()
     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
     next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
     while not stop.wait(settings.HEARTBEAT_SECONDS):
@@ -263,7 +278,6 @@ def _supervise(this_executor: str, role: str, stop: threading.Event) -> None:
             if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
                 return
             try:
-                Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=hostname)
                 take_over_dead_executors(this_executor)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2

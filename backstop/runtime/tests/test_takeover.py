@@ -159,3 +159,26 @@ def test_it_reenqueues_the_pending_workflows_of_a_silent_executor(
     # A second pass finds nothing more to take over.
     assert take_over_dead_executors(engine_db) == []
 
+
+
+def test_it_keeps_beating_while_a_supervisor_cycle_is_slow(
+    engine_db: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long sweep or support cycle must not make this live process look dead to its peers."""
+    settings.HEARTBEAT_SECONDS = 0.1
+    in_cycle, release = threading.Event(), threading.Event()
+
+    def slow_cycle(this_executor: str) -> list[str]:
+        in_cycle.set()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(engine, "take_over_dead_executors", slow_cycle)
+    try:
+        wait_for(in_cycle.is_set, timeout=15, message="the supervisor did not start a cycle")
+        first = wait_for(lambda: Executor.objects.filter(pk=engine_db).values_list("last_seen_at", flat=True).first(),
+                         timeout=15, message="this process never beat")
+        wait_for(lambda: Executor.objects.get(pk=engine_db).last_seen_at > first, timeout=15,
+                 message="no heartbeat while the supervisor's cycle was under way")
+    finally:
+        release.set()

@@ -195,4 +195,6 @@ FIELD_ERRORS = {
     "control_characters": "Remove the invisible control characters from this field.",
     "code_required": "Enter the 6-digit code we sent you.",
     "password_required": "Enter your password.",
+    "phone_not_mobile": "That looks like a landline or service number, and sign-in codes come by SMS. Please give a "
+                        "mobile number.",
 }

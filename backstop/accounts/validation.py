@@ -16,6 +16,12 @@ from backstop.accounts.models import Account
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 150
 MAX_PASSWORD_LENGTH = 1024
+# Numbers an SMS sign-in code would never reach (where a country's numbering tells landlines from mobiles at all).
+CANNOT_TAKE_SMS = {
+    phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.UAN, phonenumbers.PhoneNumberType.VOICEMAIL,
+}
 
 
 class InvalidInput(Exception):
@@ -73,6 +79,9 @@ def clean_phone(value: str, errors: dict[str, str]) -> str:
         return text
     if not phonenumbers.is_valid_number(number):
         errors["phone"] = FIELD_ERRORS["phone_invalid"]
+        return text
+    if phonenumbers.number_type(number) in CANNOT_TAKE_SMS:
+        errors["phone"] = FIELD_ERRORS["phone_not_mobile"]
         return text
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

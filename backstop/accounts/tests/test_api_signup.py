@@ -18,7 +18,7 @@ from conftest import wait_for
 
 ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100", "company": "Acme",
        "password": "correct horse battery"}
-BOB = {"name": "Bob Ray", "email": "bob@example.com", "phone": "+44 20 7946 0958", "company": "Bobco",
+BOB = {"name": "Bob Ray", "email": "bob@example.com", "phone": "+44 7911 123456", "company": "Bobco",
        "password": "plum orchard lantern"}
 
 

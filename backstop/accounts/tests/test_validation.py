@@ -97,6 +97,18 @@ def test_it_says_why_it_cannot_take_an_address_with_letters_beyond_ascii_before_
     assert_nothing_written()
 
 
+@pytest.mark.parametrize("phone", ["+44 20 7946 0000", "+1 900 555 0123", "+1 800 555 0199"])
+def test_it_asks_for_a_mobile_number_instead_of_a_landline_or_service_number(db: Any, phone: str) -> None:
+    fields = assert_invalid(signup(**{**ANN, "phone": phone}), "phone")
+
+    assert fields["phone"] == messages.FIELD_ERRORS["phone_not_mobile"]
+
+
+@pytest.mark.parametrize("phone", ["+33 6 12 34 56 78", "(415) 555-0100"])
+def test_it_takes_a_mobile_number_or_one_its_country_does_not_tell_apart(db: Any, phone: str) -> None:
+    assert signup(**{**ANN, "phone": phone}).status_code == 201
+
+
 def test_it_takes_an_address_with_an_international_domain(db: Any) -> None:
     assert signup(**{**ANN, "email": "ann@bücher.example"}).status_code == 201
 

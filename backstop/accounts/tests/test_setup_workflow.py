@@ -116,6 +116,20 @@ def test_it_hands_the_account_to_support_when_a_step_keeps_failing_unexpectedly(
     assert account.setup_run == 1  # no safety-net restart: the run ended by handing the account over
 
 
+def test_it_hands_an_email_that_cannot_be_sent_for_a_bug_to_support(settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 3
+    with transaction.atomic():
+        account = new_account("di@example.com")
+        Message.objects.filter(key=f"welcome:{account.pk}").delete()  # a bug's doing: nothing to send
+
+    assert setup_finished(account) == {"workspace": True, "welcome_email": False}
+    email = steps_of(account)["welcome_email"]
+    assert (email.status, email.attempts, email.last_error) == (StepStatus.FAILED, 3, STEP_UNEXPECTED_ERROR)
+    record = AttentionRecord.objects.get(account=account, resolved_at__isnull=True)
+    assert record.kind == AttentionKind.EMAIL_UNDELIVERED
+    assert Account.objects.get(pk=account.pk).state == AccountState.ACTIVE
+
+
 def mailbox_subjects(address: str) -> list[str]:
     return sorted(LocalMailboxItem.objects.filter(to=address).values_list("subject", flat=True))
 

@@ -16,6 +16,8 @@ from backstop.accounts.models import Account
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 150
 MAX_PASSWORD_LENGTH = 1024
+# Unicode's explicit direction embeddings, overrides and isolates.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Numbers an SMS sign-in code would never reach (where a country's numbering tells landlines from mobiles at all).
 CANNOT_TAKE_SMS = {
     phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
@@ -88,12 +90,14 @@ def clean_phone(value: str, errors: dict[str, str]) -> str:
 
 def clean_required_text(field: str, value: str, errors: dict[str, str]) -> str:
     text = normalise_text(value)
-    if not text:
+    if not any(unicodedata.category(char)[0] in "LNPS" for char in text):
+        # Nothing visible (a zero-width space alone would greet the person as "Hello ,").
         errors[field] = FIELD_ERRORS[f"{field}_required"]
     elif len(text) > MAX_NAME_LENGTH:
         errors[field] = FIELD_ERRORS["too_long"].format(limit=MAX_NAME_LENGTH)
-    elif any(unicodedata.category(char) == "Cc" for char in text):
-        # A NUL or bell in a name is never meant, and PostgreSQL refuses NUL in text outright.
+    elif any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in text):
+        # A NUL or bell in a name is never meant, and PostgreSQL refuses NUL in text outright. A direction override
+        # makes a name read otherwise than it is written (on the support desk too).
         errors[field] = FIELD_ERRORS["control_characters"]
     return text
 

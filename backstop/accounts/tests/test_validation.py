@@ -202,6 +202,24 @@ def test_it_refuses_control_characters_against_their_field(db: Any, field: str) 
     assert_invalid(signup(**{**ANN, field: "Acme\x00 Corp"}), field)
 
 
+@pytest.mark.parametrize("field", ["name", "company"])
+def test_it_asks_for_a_visible_name_instead_of_only_invisible_characters(db: Any, field: str) -> None:
+    fields = assert_invalid(signup(**{**ANN, field: "\u200b\u200d"}), field)
+
+    assert fields[field] == messages.FIELD_ERRORS[f"{field}_required"]
+
+
+def test_it_refuses_a_direction_override_that_makes_a_name_read_otherwise(db: Any) -> None:
+    assert_invalid(signup(**{**ANN, "company": "Acme\u202egnp.exe"}), "company")
+
+
+def test_it_keeps_a_joiner_inside_a_name_written_with_one(db: Any) -> None:
+    response = signup(**{**ANN, "name": "\u0915\u094d\u200d\u0937 Lee"})
+
+    assert response.status_code == 201
+    assert Account.objects.get().name == "\u0915\u094d\u200d\u0937 Lee"
+
+
 def test_it_does_not_count_refused_input_against_the_rate_limit(db: Any) -> None:
     signup(**{**ANN, "email": "broken"})
     assert Counter.objects.count() == 0

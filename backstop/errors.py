@@ -6,24 +6,42 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from backstop.accounts import messages
 
 API_PREFIX = "/api/"
 
 
+def _page_before(request: HttpRequest) -> str:
+    """The page the form was on (this site's own), else the home page: the address posted to may take only POST."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if url_has_allowed_host_and_scheme(referer, allowed_hosts=set(settings.ALLOWED_HOSTS),
+                                       require_https=request.is_secure()):
+        return referer
+    return "/"
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form sent without its CSRF token, or with an old one (the page was open before signing in elsewhere)."""
-    return render(request, "errors/problem.html", {"text": messages.FORM_EXPIRED.text, "title": "Form expired"},
-                  status=403)
+    return render(request, "errors/problem.html", {
+        "title": messages.FORM_EXPIRED_TITLE, "text": messages.FORM_EXPIRED.text, "back": _page_before(request),
+    }, status=403)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """What Django refuses before any view reads it: a form too large, or with too many fields."""
-    return render(request, "errors/problem.html", {"text": messages.FORM_UNREADABLE.text, "title": "Not sent"},
-                  status=400)
+    """What Django refuses before any view reads it: a form too large or with too many fields, or a request it
+    finds suspect (an unknown Host header, say)."""
+    too_large = isinstance(exception, (RequestDataTooBig, TooManyFieldsSent))
+    return render(request, "errors/problem.html", {
+        "title": messages.NOT_SENT_TITLE,
+        "text": (messages.FORM_UNREADABLE if too_large else messages.REQUEST_UNREADABLE).text,
+        "back": _page_before(request),
+    }, status=400)
 
 
 class ApiErrorShapeMiddleware:

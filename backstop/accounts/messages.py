@@ -117,7 +117,7 @@ INVALID_CREDENTIALS = Notice(
 )
 RATE_LIMITED = Notice(
     "There have been too many attempts in a short time.",
-    "We pause them for a little while: it keeps accounts safe from guessing.",
+    "We pause them for a little while to keep the service and its accounts safe.",
     "Please try again in {minutes} minute(s).",
 )
 RECOVERY_SENT = Notice(
@@ -147,10 +147,15 @@ FORM_EXPIRED = Notice(
     "That form had expired (it was opened before a sign-in or sign-out, or your browser didn't send our cookie), so "
     "we didn't act on it.",
     "Nothing has been saved or changed.",
-    "Open the form again and send it once more. If this keeps happening, allow cookies for this site.",
+    "Go back to the page, reload it and send the form once more. If this keeps happening, allow cookies for this "
+    "site.",
 )
+FORM_EXPIRED_TITLE = "Form expired"
+NOT_SENT_TITLE = "Not sent"
+REQUEST_UNREADABLE = Notice("We couldn't read that request.", "Nothing has been saved.",
+                            "Go back to the page you were on and try again.")
 FORM_UNREADABLE = Notice("We couldn't read that form: it was larger than we accept.", "Nothing has been saved.",
-                         "Open the form again and keep each field to what it asks for.")
+                         "Go back to the page and keep each field to what it asks for.")
 CSRF_FAILED = Notice("We couldn't confirm this request came from your signed-in page.", "Nothing has been changed.",
                      "Reload the page and try again. API clients send the csrftoken cookie's value in an "
                      "X-CSRFToken header.")
@@ -184,8 +189,8 @@ STEP_UNEXPECTED_ERROR = "a fault on our side, not our provider's, which we have 
 FIELD_ERRORS = {
     "email_required": "Enter your work email address.",
     "email_invalid": "Enter a valid email address, like name@company.com.",
-    "email_not_ascii": "We can't send email to an address with letters beyond a-z before the @ yet (most mail "
-                       "servers can't either). Please use another address if you have one.",
+    "email_not_ascii": "We can't send email to an address with letters beyond a-z before the @ yet. Please use "
+                       "another address if you have one.",
     "email_too_long": "Email addresses can be at most 254 characters.",
     "phone_required": "Enter a phone number; we use it to send you a code if email isn't working.",
     "phone_invalid": "Enter a valid phone number with its country code, like +1 415 555 0100.",

@@ -16,6 +16,7 @@ from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
 from backstop.accounts.validation import InvalidInput
 from backstop.lib.http import client_ip
+from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
 
 
@@ -23,20 +24,6 @@ def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> Http
     login(request, account, backend="django.contrib.auth.backends.ModelBackend")
     request.session["last_notice"] = messages.notice(account.state, action).text
     return redirect("app" if account.state == AccountState.ACTIVE else "setup")
-
-
-def _rate_limited(context: dict[str, Any], error: RateLimited) -> None:
-    context.update(problem=messages.RATE_LIMITED.text.format(minutes=error.minutes), retry_after=error.retry_after)
-
-
-def _form_page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    """The form again: 200 as first shown, 400 with a problem to fix, 429 (and when to come back) when rate-limited."""
-    retry_after = context.get("retry_after")
-    status = 429 if retry_after else 400 if context["problem"] else 200
-    response = render(request, template, context, status=status)
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    return response
 
 
 def signup_page(request: HttpRequest) -> HttpResponse:
@@ -51,11 +38,11 @@ def signup_page(request: HttpRequest) -> HttpResponse:
             context["problem"] = messages.EMAIL_TAKEN.text
             context["email_taken"] = True
         except RateLimited as error:
-            _rate_limited(context, error)
+            note_rate_limited(context, error)
         else:
             action = "resignup" if result.outcome == "resumed" else "signup"
             return _sign_in_and_go(request, result.account, action)
-    return _form_page(request, "accounts/signup.html", context)
+    return form_page(request, "accounts/signup.html", context)
 
 
 def login_page(request: HttpRequest) -> HttpResponse:
@@ -69,10 +56,10 @@ def login_page(request: HttpRequest) -> HttpResponse:
         except services.AccountDisabled:
             context["problem"] = messages.notice(AccountState.DISABLED, "login").text
         except RateLimited as error:
-            _rate_limited(context, error)
+            note_rate_limited(context, error)
         else:
             return _sign_in_and_go(request, account, "login")
-    return _form_page(request, "accounts/login.html", context)
+    return form_page(request, "accounts/login.html", context)
 
 
 @require_POST
@@ -118,11 +105,11 @@ def recover_page(request: HttpRequest) -> HttpResponse:
         try:
             services.send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
         except RateLimited as error:
-            _rate_limited(context, error)
+            note_rate_limited(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
             return redirect(f"{reverse('verify')}?{urlencode({'email': form.cleaned_data['email']})}")
-    return _form_page(request, "accounts/recover.html", context)
+    return form_page(request, "accounts/recover.html", context)
 
 
 @login_required
@@ -151,10 +138,10 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         except InvalidInput as error:
             context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
         except RateLimited as error:
-            _rate_limited(context, error)
+            note_rate_limited(context, error)
         else:
             return _sign_in_and_go(request, account, "recovery")
-    return _form_page(request, "accounts/verify.html", context)
+    return form_page(request, "accounts/verify.html", context)
 
 
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:

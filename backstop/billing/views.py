@@ -12,13 +12,13 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from backstop.accounts.messages import RATE_LIMITED
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput
 from backstop.billing import messages, services
 from backstop.billing.models import Product, PurchaseAttempt
 from backstop.billing.outcome import checkout_outcome, money
 from backstop.lib.http import client_ip
+from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,12 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
         except services.IdempotencyKeyReused:
             context.update(problem=messages.IDEMPOTENCY_KEY_REUSED.text, idempotency_key=uuid.uuid4().hex)
         except RateLimited as error:
-            context["problem"] = RATE_LIMITED.text.format(minutes=error.minutes)
+            note_rate_limited(context, error)
         else:
             page_url = f"/checkout/{result.attempt.reference}"
             request.session["last_checkout_url"] = page_url
             return redirect(page_url)
-    return render(request, "billing/checkout.html", context, status=400 if context["problem"] else 200)
+    return form_page(request, "billing/checkout.html", context)
 
 
 @purchase_error_page

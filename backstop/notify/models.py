@@ -22,13 +22,16 @@ class DeliveryStatus(models.TextChoices):
 
 
 class MessageManager(models.Manager["Message"]):
-    def never_handed_on(self, *, before: dt.datetime) -> models.QuerySet[Message]:
-        """Messages recorded before ``before`` that no attempt has touched yet, oldest first.
+    def never_handed_on(self, *, since: dt.datetime, before: dt.datetime,
+                        codes_since: dt.datetime) -> models.QuerySet[Message]:
+        """Messages recorded between ``since`` and ``before`` that no attempt has touched yet, oldest first.
 
-        Welcome emails are left out: the account's setup delivers them, and its own safety net restarts it.
+        Welcome emails are left out: the account's setup delivers them, and its own safety net restarts it. Sign-in
+        codes recorded before ``codes_since`` are left out too: they no longer work.
         """
-        return (self.filter(status=DeliveryStatus.QUEUED, attempts=0, created_at__lt=before)
-                .exclude(kind="welcome").order_by("created_at"))
+        return (self.filter(status=DeliveryStatus.QUEUED, attempts=0, created_at__gte=since, created_at__lt=before)
+                .exclude(kind="welcome").exclude(kind="sign_in_code", created_at__lt=codes_since)
+                .order_by("created_at"))
 
 
 class Message(models.Model):

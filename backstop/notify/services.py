@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Replace
@@ -19,6 +20,7 @@ from backstop.runtime.engine import DELIVERY_QUEUE
 from backstop.runtime.retrying import AttemptResult, call_through_breaker
 
 SECRET_MASK = "••••••"
+STRANDED_MESSAGES_MAX_AGE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -84,26 +86,31 @@ def send_soon(message: Message) -> None:
     transaction.on_commit(lambda: enqueue_delivery(message.pk, message.key), robust=True)
 
 
-def delivery_workflow_id(key: str) -> str:
+def _delivery_workflow_id(key: str) -> str:
     return f"deliver:{key}"
 
 
 def enqueue_delivery(message_id: int, key: str) -> None:
     from backstop.notify.workflows import delivery_workflow
 
-    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=delivery_workflow_id(key))
+    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=_delivery_workflow_id(key))
 
 
 def hand_on_stranded_messages(*, grace_seconds: float, limit: int = 200) -> int:
     """Safety net: start the delivery of messages recorded but never handed to a delivery workflow.
 
     That happens when the process stopped between the commit and the hand-over, or the hand-over failed. A delivery's
-    workflow id is its message's key, so one that started (whatever its state) is never started a second time.
+    workflow id is its message's key, so one that started (whatever its state) is never started a second time. A
+    message older than a day is left as it is: news that late (a notice of a signup attempt, a receipt) would confuse
+    more than help, and the support desk shows it unsent.
     """
-    cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
-    queued = list(Message.objects.never_handed_on(before=cutoff).values_list("pk", "key")[:limit])
-    started = dispatch.workflow_statuses(delivery_workflow_id(key) for _, key in queued)
-    stranded = [(pk, key) for pk, key in queued if delivery_workflow_id(key) not in started]
+    now = timezone.now()
+    queued = list(Message.objects.never_handed_on(
+        since=now - STRANDED_MESSAGES_MAX_AGE, before=now - dt.timedelta(seconds=grace_seconds),
+        codes_since=now - dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
+    ).values_list("pk", "key")[:limit])
+    started = dispatch.workflow_statuses(_delivery_workflow_id(key) for _, key in queued)
+    stranded = [(pk, key) for pk, key in queued if _delivery_workflow_id(key) not in started]
     for pk, key in stranded:
         enqueue_delivery(pk, key)
     return len(stranded)

@@ -2,11 +2,13 @@
 
 from django import forms
 
+from backstop.accounts.forms import Typed
+
 
 class ContactForm(forms.Form):
-    email = forms.CharField(required=False)
-    message = forms.CharField(required=False)
-    reference = forms.CharField(required=False)
+    email = Typed()
+    message = Typed()
+    reference = Typed()
 
 
 class ActionForm(forms.Form):

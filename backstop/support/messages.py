@@ -179,6 +179,7 @@ FIELD_EMAIL = "Enter the email address you use with us, like name@company.com."
 FIELD_MESSAGE = "Tell us what's wrong in a few words."
 FIELD_MESSAGE_TOO_LONG = "Please keep it under {limit} characters."
 FIELD_REFERENCE_TOO_LONG = "A reference is at most {limit} characters."
+FIELD_CONTROL_CHARACTERS = "Remove the invisible control characters from this field."
 
 
 # --- One message that owns the failure, when a case resolves by itself ------------------------------

@@ -15,6 +15,7 @@ from backstop.accounts import messages as account_messages
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput
 from backstop.lib.http import client_ip
+from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
 from backstop.support import desk, messages, services
 from backstop.support.forms import ActionForm, ContactForm, ReplyForm
@@ -42,10 +43,6 @@ def staff_only(permission: str) -> Callable[[View], View]:
     return decorate
 
 
-def _rate_limited_text(error: RateLimited) -> str:
-    return account_messages.RATE_LIMITED.text.format(minutes=error.minutes)
-
-
 def contact_page(request: HttpRequest) -> HttpResponse:
     initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else ""
     form = ContactForm(request.POST or None, initial={"email": initial_email})
@@ -59,10 +56,10 @@ def contact_page(request: HttpRequest) -> HttpResponse:
         except InvalidInput as error:
             context.update(errors=error.errors, problem=account_messages.INVALID_INPUT.text)
         except RateLimited as error:
-            context["problem"] = _rate_limited_text(error)
+            note_rate_limited(context, error)
         else:
             context.update(answer=result.reply_for(request.user), reference=result.contact.our_reference)
-    return render(request, "support/contact.html", context, status=400 if context["problem"] else 200)
+    return form_page(request, "support/contact.html", context)
 
 
 def _staff(request: HttpRequest) -> Account:

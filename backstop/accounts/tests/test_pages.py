@@ -91,7 +91,7 @@ def test_it_refuses_a_form_post_without_the_csrf_token(db: Any, path: str, data:
 
     assert response.status_code == 403
     assert escape(messages.FORM_EXPIRED.text) in html(response)
-    assert f'<a href="{path}">' in html(response)
+    assert '<a href="/">' in html(response)  # no page to go back to: the home page
     assert Account.objects.count() == 1
     assert not Account.objects.get().events.exists()
     assert not Account.objects.get().codes.exists()
@@ -147,6 +147,17 @@ def test_it_answers_a_nul_character_as_it_answers_any_mistyped_sign_in(
     assert escape(answer) in html(response)
 
 
+@pytest.mark.parametrize(("referer", "back"), [
+    ("http://testserver/setup", "http://testserver/setup"),
+    ("https://elsewhere.example/page", "/"),
+])
+def test_it_points_an_expired_form_back_to_the_page_it_was_on_here(db: Any, referer: str, back: str) -> None:
+    response = browser().post("/logout", HTTP_REFERER=referer)  # an address that takes only POST
+
+    assert response.status_code == 403
+    assert f'<a href="{escape(back)}">' in html(response)
+
+
 def test_it_says_what_happened_to_a_form_too_large_to_read(db: Any, settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
     response = submit(browser(), "/signup", {**ANN, "company": "x" * 4096})
@@ -154,6 +165,13 @@ def test_it_says_what_happened_to_a_form_too_large_to_read(db: Any, settings: An
     assert response.status_code == 400
     assert escape(messages.FORM_UNREADABLE.text) in html(response)
     assert Account.objects.count() == 0
+
+
+def test_it_does_not_call_a_request_with_an_unknown_host_a_form_too_large(db: Any) -> None:
+    response = Client(HTTP_HOST="unknown.example").get("/signup")
+
+    assert response.status_code == 400
+    assert escape(messages.REQUEST_UNREADABLE.text) in html(response)
 
 
 def test_it_asks_for_the_address_when_the_recovery_form_is_sent_empty(db: Any) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from backstop.demo.models import FaultSetting
 from backstop.notify import services
 from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
+from backstop.runtime import engine
 from conftest import wait_for
 
 CODE_CONTEXT = {"account": {"name": "Ann"}, "code": "123456", "verify_url": "http://testserver/verify"}
@@ -178,21 +179,29 @@ def test_it_keeps_the_commit_when_the_hand_over_fails(engine_db: str, monkeypatc
 
 
 def test_it_starts_the_delivery_of_a_message_never_handed_on_once(engine_db: str) -> None:
-    stranded, fresh = new_key(), new_key()
+    stranded, fresh, expired, stale = new_key(), new_key(), new_key(), new_key()
+    now = timezone.now()
     code_email(stranded)  # recorded; the process stopped before handing it on
-    Message.objects.filter(key=stranded).update(created_at=timezone.now() - dt.timedelta(minutes=5))
     code_email(fresh)  # recorded a moment ago: its hand-over may be under way
+    code_email(expired)  # a sign-in code that no longer works
+    services.create_email(account=None, kind="support_reply", key=stale, to="ann@example.com",
+                          context={"subject": "Re: your order", "text": "Sorted."})  # two days late: news no more
+    for key, age in ((stranded, dt.timedelta(minutes=5)), (expired, dt.timedelta(minutes=11)),
+                     (stale, dt.timedelta(days=2))):
+        Message.objects.filter(key=key).update(created_at=now - age)
     Message.objects.create(key="welcome:1", channel=Channel.EMAIL, kind="welcome", to="bo@example.com", text="Hi",
-                           created_at=timezone.now() - dt.timedelta(minutes=5))  # setup delivers it
+                           created_at=now - dt.timedelta(minutes=5))  # setup delivers it
 
-    assert services.hand_on_stranded_messages(grace_seconds=60) == 1
-    assert delivery_outcome(stranded) is True
-    assert services.hand_on_stranded_messages(grace_seconds=60) == 0
+    # This process's own supervisor runs the same sweep every half minute: held, so the calls below are the only ones.
+    with engine.hold_background_threads():
+        assert services.hand_on_stranded_messages(grace_seconds=60) == 1
+        assert delivery_outcome(stranded) is True
+        assert services.hand_on_stranded_messages(grace_seconds=60) == 0
 
     assert list(LocalMailboxItem.objects.values_list("message_id", flat=True)) == [
         Message.objects.get(key=stranded).message_id_header]
-    assert DBOS.get_workflow_status(f"deliver:{fresh}") is None
-    assert DBOS.get_workflow_status("deliver:welcome:1") is None
+    for key in (fresh, expired, stale, "welcome:1"):
+        assert DBOS.get_workflow_status(f"deliver:{key}") is None
 
 
 def test_it_marks_the_message_failed_once_the_retry_budget_is_spent(engine_db: str, settings: Any) -> None:

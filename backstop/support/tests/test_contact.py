@@ -171,6 +171,12 @@ def test_it_reports_each_invalid_field_and_limits_how_often_one_address_writes()
     assert bad.status_code == 400
     assert set(bad.json()["fields"]) == {"email", "message"}
 
+    unreadable = _contact(Client(), email="ann@example.com", message="hi\x00there", reference="R\x07")
+    assert unreadable.status_code == 400
+    assert unreadable.json()["fields"] == {"message": messages.FIELD_CONTROL_CHARACTERS,
+                                           "reference": messages.FIELD_CONTROL_CHARACTERS}
+    assert _contact(Client(), email="ann@example.com", message="Line one\n\tLine two").status_code == 202
+
     answers = [_contact(Client(), email="flood@example.com", message=f"hello {i}").status_code for i in range(6)]
     assert answers == [202] * 5 + [429]
-    assert Contact.objects.count() == 5
+    assert Contact.objects.filter(email="flood@example.com").count() == 5

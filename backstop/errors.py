@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,8 +20,12 @@ API_PREFIX = "/api/"
 def _page_before(request: HttpRequest) -> str:
     """The page the form was on (this site's own), else the home page: the address posted to may take only POST."""
     referer = request.META.get("HTTP_REFERER", "")
-    if url_has_allowed_host_and_scheme(referer, allowed_hosts=set(settings.ALLOWED_HOSTS),
-                                       require_https=request.is_secure()):
+    hosts = set(settings.ALLOWED_HOSTS)
+    try:
+        hosts.add(request.get_host())  # with its port, which the allowed hosts leave out
+    except DisallowedHost:
+        pass  # the very reason this request is refused
+    if url_has_allowed_host_and_scheme(referer, allowed_hosts=hosts, require_https=request.is_secure()):
         return referer
     return "/"
 

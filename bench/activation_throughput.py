@@ -241,7 +241,7 @@ class StackSampler:
 
     @staticmethod
     def _short(filename: str) -> str:
-        for marker in ("site-packages/", "/work/", "python3.11/"):
+        for marker in ("site-packages/", f"{ROOT}/", "python3.11/"):
             if marker in filename:
                 return filename.split(marker, 1)[1]
         return filename.rsplit("/", 1)[-1]

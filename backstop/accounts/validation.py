@@ -95,11 +95,16 @@ def clean_required_text(field: str, value: str, errors: dict[str, str]) -> str:
         errors[field] = FIELD_ERRORS[f"{field}_required"]
     elif len(text) > MAX_NAME_LENGTH:
         errors[field] = FIELD_ERRORS["too_long"].format(limit=MAX_NAME_LENGTH)
-    elif any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in text):
-        # A NUL or bell in a name is never meant, and PostgreSQL refuses NUL in text outright. A direction override
-        # makes a name read otherwise than it is written (on the support desk too).
+    elif has_control_characters(text) or not BIDI_CONTROLS.isdisjoint(text):
+        # A direction override makes a name read otherwise than it is written (on the support desk too).
         errors[field] = FIELD_ERRORS["control_characters"]
     return text
+
+
+def has_control_characters(text: str, *, allowed: str = "") -> bool:
+    """Control characters besides ``allowed``: a NUL or bell typed into a field is never meant, and PostgreSQL refuses
+    NUL in text outright."""
+    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from django.utils import timezone
 
 from backstop.accounts import services as accounts
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
-from backstop.accounts.validation import InvalidInput, clean_email, email_key
+from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
@@ -228,20 +227,16 @@ def _clean_contact(email: str, text: str, reference: str) -> tuple[str, str, str
         errors["message"] = messages.FIELD_MESSAGE
     elif len(text) > MAX_CONTACT_LENGTH:
         errors["message"] = messages.FIELD_MESSAGE_TOO_LONG.format(limit=MAX_CONTACT_LENGTH)
-    elif _has_control_characters(text, allowed="\t\n\r"):
-        errors["message"] = messages.FIELD_CONTROL_CHARACTERS  # PostgreSQL refuses NUL in text outright
+    elif has_control_characters(text, allowed="\t\n\r"):
+        errors["message"] = messages.FIELD_CONTROL_CHARACTERS
     reference = reference.strip()
     if len(reference) > MAX_REFERENCE_LENGTH:
         errors["reference"] = messages.FIELD_REFERENCE_TOO_LONG.format(limit=MAX_REFERENCE_LENGTH)
-    elif _has_control_characters(reference):
+    elif has_control_characters(reference):
         errors["reference"] = messages.FIELD_CONTROL_CHARACTERS
     if errors:
         raise InvalidInput(errors)
     return email, text, reference
-
-
-def _has_control_characters(text: str, *, allowed: str = "") -> bool:
-    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
 
 
 def _excerpt(text: str) -> str:

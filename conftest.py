@@ -439,7 +439,7 @@ def setup_finished(account: Any, timeout: float = 30) -> dict[str, bool]:
     from dbos import DBOS
 
     from backstop.accounts.models import Account, SetupStep, StepStatus
-    from backstop.accounts.services import LIVE_WORKFLOW_STATUSES
+    from backstop.accounts.setup import LIVE_WORKFLOW_STATUSES
 
     def ended() -> dict[str, list[Any]] | None:
         fresh = Account.objects.get(pk=account.pk)

@@ -165,7 +165,8 @@ def insert_accounts(count: int) -> None:
     from django.db import transaction
 
     from backstop.accounts.models import Account, SetupStep, StepName
-    from backstop.accounts.services import _welcome_key, email_verification_url
+    from backstop.accounts.setup import _welcome_key
+    from backstop.accounts.signup import email_verification_url
     from backstop.notify.models import Channel, Message
     from backstop.notify.services import render_email
 

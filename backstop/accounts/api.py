@@ -9,9 +9,19 @@ from django.middleware.csrf import get_token
 from ninja import Router, Schema, Status
 from ninja.security import SessionAuth
 
-from backstop.accounts import messages, services
+from backstop.accounts import messages
 from backstop.accounts.models import Account
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.setup import retry_setup
+from backstop.accounts.signin import (
+    AccountDisabled,
+    CodeRejected,
+    InvalidCredentials,
+    authenticate_account,
+    redeem_sign_in_code,
+    send_sign_in_code,
+)
+from backstop.accounts.signup import EmailTaken, signup_account
 from backstop.lib.http import client_ip
 
 router = Router(tags=["accounts"])
@@ -114,8 +124,8 @@ def _account_out(account: Account) -> dict[str, Any]:
 @router.post("/signup", response={201: SignupOut, 200: SignupOut, 400: ErrorOut, 409: ErrorOut, 429: ErrorOut})
 def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
     try:
-        result = services.signup_account(**payload.dict(), ip=client_ip(request))
-    except services.EmailTaken:
+        result = signup_account(**payload.dict(), ip=client_ip(request))
+    except EmailTaken:
         return Status(409, {"code": "email_taken", "message": messages.EMAIL_TAKEN.text})
     _sign_in(request, result.account)
     resumed = result.outcome == "resumed"
@@ -129,11 +139,11 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})
 def login_view(request: HttpRequest, payload: LoginIn) -> Status[dict[str, Any]]:
     try:
-        account = services.authenticate_account(email=payload.email, password=payload.password,
+        account = authenticate_account(email=payload.email, password=payload.password,
                                                 ip=client_ip(request))
-    except services.InvalidCredentials:
+    except InvalidCredentials:
         return Status(401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text})
-    except services.AccountDisabled:
+    except AccountDisabled:
         return Status(403, {"code": "account_disabled", "message": messages.notice("disabled", "login").text})
     _sign_in(request, account)
     progress = setup_progress(account, action="login")
@@ -151,23 +161,23 @@ def setup(request: HttpRequest) -> dict[str, Any]:
 @router.post("/setup/retry", auth=signed_in, response={202: SetupOut, 401: ErrorOut})
 def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
     account = Account.objects.signed_in(request.user)
-    services.retry_setup(account=account)
+    retry_setup(account=account)
     account.refresh_from_db()
     return Status(202, setup_progress(account).as_dict())
 
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
 def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
-    services.send_sign_in_code(email=payload.email, ip=client_ip(request))
+    send_sign_in_code(email=payload.email, ip=client_ip(request))
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 
 @router.post("/recover/verify", response={200: LoginOut, 400: ErrorOut, 429: ErrorOut})
 def recover_verify(request: HttpRequest, payload: VerifyIn) -> Status[dict[str, Any]]:
     try:
-        account = services.redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
+        account = redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
                                                new_password=payload.new_password)
-    except services.CodeRejected:
+    except CodeRejected:
         return Status(400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text})
     _sign_in(request, account)
     progress = setup_progress(account, action="recovery")

@@ -10,10 +10,20 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from backstop.accounts import messages, services
+from backstop.accounts import messages
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.setup import retry_setup
+from backstop.accounts.signin import (
+    AccountDisabled,
+    CodeRejected,
+    InvalidCredentials,
+    authenticate_account,
+    redeem_sign_in_code,
+    send_sign_in_code,
+)
+from backstop.accounts.signup import EmailTaken, signup_account, verify_email_token
 from backstop.accounts.validation import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.pages import form_page, note_rate_limited
@@ -31,10 +41,10 @@ def signup_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "errors": {}, "problem": ""}
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.signup_account(**form.cleaned_data, ip=client_ip(request))
+            result = signup_account(**form.cleaned_data, ip=client_ip(request))
         except InvalidInput as error:
             context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
-        except services.EmailTaken:
+        except EmailTaken:
             context["problem"] = messages.EMAIL_TAKEN.text
             context["email_taken"] = True
         except RateLimited as error:
@@ -50,10 +60,10 @@ def login_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "problem": ""}
     if request.method == "POST" and form.is_valid():
         try:
-            account = services.authenticate_account(**form.cleaned_data, ip=client_ip(request))
-        except services.InvalidCredentials:
+            account = authenticate_account(**form.cleaned_data, ip=client_ip(request))
+        except InvalidCredentials:
             context["problem"] = messages.INVALID_CREDENTIALS.text
-        except services.AccountDisabled:
+        except AccountDisabled:
             context["problem"] = messages.notice(AccountState.DISABLED, "login").text
         except RateLimited as error:
             note_rate_limited(context, error)
@@ -78,7 +88,7 @@ def setup_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def setup_retry(request: HttpRequest) -> HttpResponse:
-    services.retry_setup(account=Account.objects.signed_in(request.user))
+    retry_setup(account=Account.objects.signed_in(request.user))
     request.session["last_notice"] = messages.RETRY_STARTED.text
     return redirect("setup")
 
@@ -103,7 +113,7 @@ def recover_page(request: HttpRequest) -> HttpResponse:
         context.update(errors={"email": messages.FIELD_ERRORS["email_required"]}, problem=messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
         try:
-            services.send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
+            send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
@@ -118,7 +128,7 @@ def send_code_page(request: HttpRequest) -> HttpResponse:
     """The banner's "get a code by SMS instead": the same code as recovery, sent to the signed-in account."""
     account = Account.objects.signed_in(request.user)
     try:
-        services.send_sign_in_code(email=account.email, ip=client_ip(request))
+        send_sign_in_code(email=account.email, ip=client_ip(request))
     except RateLimited as error:
         request.session["last_notice"] = messages.RATE_LIMITED.text.format(minutes=error.minutes)
     else:
@@ -132,8 +142,8 @@ def verify_page(request: HttpRequest) -> HttpResponse:
                                "notice": request.session.pop("last_notice", "")}
     if request.method == "POST" and form.is_valid():
         try:
-            account = services.redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request))
-        except services.CodeRejected:
+            account = redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request))
+        except CodeRejected:
             context["problem"] = messages.CODE_REJECTED.text
         except InvalidInput as error:
             context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
@@ -145,7 +155,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
 
 
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
-    account = services.verify_email_token(token=token)
+    account = verify_email_token(token=token)
     text = (messages.EMAIL_VERIFIED if account else messages.VERIFY_LINK_BAD).text
     return render(request, "accounts/verified.html", {"text": text, "ok": account is not None},
                   status=200 if account else 400)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dbos import DBOS, SetWorkflowID
 from django.conf import settings
 
-from backstop.accounts import services
+from backstop.accounts import setup
 from backstop.accounts.models import setup_workflow_id
 from backstop.runtime.engine import SETUP_QUEUE, queue, release_db_connections, yield_cpu_to_requests
 from backstop.runtime.retrying import AttemptResult, retry_until_done
@@ -23,17 +23,17 @@ from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 @DBOS.step()
 def provision_workspace(account_id: int, attempt: int) -> AttemptResult:
-    return services.attempt_setup_step(account_id=account_id, step="workspace", attempt=attempt)
+    return setup.attempt_setup_step(account_id=account_id, step="workspace", attempt=attempt)
 
 
 @DBOS.step()
 def send_welcome_email(account_id: int, attempt: int) -> AttemptResult:
-    return services.attempt_setup_step(account_id=account_id, step="welcome_email", attempt=attempt)
+    return setup.attempt_setup_step(account_id=account_id, step="welcome_email", attempt=attempt)
 
 
 @DBOS.step()
 def hand_over_to_support(account_id: int, steps: list[str]) -> None:
-    services.give_up_setup_steps(account_id=account_id, steps=steps)
+    setup.give_up_setup_steps(account_id=account_id, steps=steps)
 
 
 ATTEMPTS = {"workspace": provision_workspace, "welcome_email": send_welcome_email}
@@ -64,17 +64,17 @@ def setup_workflow(account_id: int, first_results: dict[str, AttemptResult] | No
 
 @DBOS.step()
 def claim_setup_batch(batch_id: str, size: int) -> list[int]:
-    return services.claim_setup_batch(batch_id=batch_id, size=size)
+    return setup.claim_setup_batch(batch_id=batch_id, size=size)
 
 
 @DBOS.step()
 def provision_workspaces(account_ids: list[int]) -> dict[int, AttemptResult]:
-    return services.attempt_first_setup_steps(account_ids=account_ids, step="workspace")
+    return setup.attempt_first_setup_steps(account_ids=account_ids, step="workspace")
 
 
 @DBOS.step()
 def send_welcome_emails(account_ids: list[int]) -> dict[int, AttemptResult]:
-    return services.attempt_first_setup_steps(account_ids=account_ids, step="welcome_email")
+    return setup.attempt_first_setup_steps(account_ids=account_ids, step="welcome_email")
 
 
 FIRST_ATTEMPTS = {"workspace": provision_workspaces, "welcome_email": send_welcome_emails}
@@ -82,7 +82,7 @@ FIRST_ATTEMPTS = {"workspace": provision_workspaces, "welcome_email": send_welco
 
 @DBOS.step()
 def return_to_setup_batches(batch_id: str, account_ids: list[int]) -> None:
-    services.return_to_setup_batches(batch_id=batch_id, account_ids=account_ids)
+    setup.return_to_setup_batches(batch_id=batch_id, account_ids=account_ids)
 
 
 @DBOS.workflow()

@@ -235,7 +235,7 @@ def _dispatch_first_setups(stop: threading.Event) -> None:
 
 def _queue_first_setups(queued: list[str]) -> list[str]:
     """One look of the dispatcher: the batches it queued that still wait, topped up with new ones."""
-    from backstop.accounts.services import start_first_setups
+    from backstop.accounts.setup import start_first_setups
     from backstop.runtime.dispatch import workflow_statuses
 
     try:
@@ -266,7 +266,7 @@ def _beat(this_executor: str, role: str, stop: threading.Event) -> None:
 
 
 def _supervise(this_executor: str, stop: threading.Event) -> None:
-    from backstop.accounts.services import restart_stalled_setups
+    from backstop.accounts.setup import restart_stalled_setups
     from backstop.notify.services import hand_on_stranded_messages
     from backstop.support.automation import run_support_cycle
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from backstop.lib.http import client_ip
-from backstop.support import services
+from backstop.support.contact import receive_contact
 
 router = Router(tags=["support"])
 
@@ -32,6 +32,6 @@ class ErrorOut(Schema):
 def contact(request: HttpRequest, payload: ContactIn) -> Status[dict[str, Any]]:
     """Write to support. The answer says what we see only to the signed-in owner of the address; everyone else
     is told that the details went to the address on file."""
-    result = services.receive_contact(email=payload.email, text=payload.message, reference=payload.reference,
+    result = receive_contact(email=payload.email, text=payload.message, reference=payload.reference,
                                       ip=client_ip(request))
     return Status(202, {"reference": result.contact.our_reference, "message": result.reply_for(request.user)})

@@ -21,7 +21,7 @@ from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, St
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
-from backstop.support import messages, notifications, payments, services, triage
+from backstop.support import actions, cases, messages, notifications, payments, triage
 from backstop.support.models import (
     AttentionRecord,
     Case,
@@ -86,7 +86,7 @@ def join_unjoined_attention() -> int:
     records = AttentionRecord.objects.filter(resolved_at__isnull=True).exclude(
         Exists(Signal.objects.filter(attention=OuterRef("pk"))))[:BATCH]
     for record in records:
-        services.join_attention_record(record=record)
+        cases.join_attention_record(record=record)
     return len(records)
 
 
@@ -99,7 +99,7 @@ def join_failed_messages() -> int:
     )
     joined = 0
     for message in failed:
-        if services.join_undelivered_message(message=message) is not None:
+        if cases.join_undelivered_message(message=message) is not None:
             joined += 1
     return joined
 
@@ -119,9 +119,9 @@ def join_waiting_setups(failing: dict[str, CircuitBreaker]) -> int:
     waiting = (SetupStep.objects.filter(name__in=steps, status__in=(StepStatus.WAITING, StepStatus.RETRYING))
                .exclude(account__state=AccountState.DISABLED).select_related("account").order_by("id"))
     for step in waiting[: BATCH * 4]:
-        if services.setup_delay_source(step.account_id, step.name) in open_sources:
+        if cases.setup_delay_source(step.account_id, step.name) in open_sources:
             continue
-        services.join_setup_delay(step=step, account=step.account)
+        cases.join_setup_delay(step=step, account=step.account)
         joined += 1
     return joined
 
@@ -129,28 +129,28 @@ def join_waiting_setups(failing: dict[str, CircuitBreaker]) -> int:
 # --- Clearing ---------------------------------------------------------------------------------------------
 
 def clear_fixed_signals(failing: dict[str, CircuitBreaker]) -> int:
-    cleared = services.clear_fixed_attention()
+    cleared = cases.clear_fixed_attention()
     cleared += _clear_finished_setups()
     paid = Signal.objects.filter(cleared_at__isnull=True, kind=SignalKind.PAID_WITHOUT_ACCESS).values_list(
         "pk", "detail")
     fulfilled = payments.fulfilled_payment_ids([str(detail.get("payment_id", "")) for _, detail in paid])
-    cleared += services.clear_signals(signal_ids=[pk for pk, detail in paid if detail.get("payment_id") in fulfilled],
+    cleared += cases.clear_signals(signal_ids=[pk for pk, detail in paid if detail.get("payment_id") in fulfilled],
                                       how="an order now exists for the payment")
     delivered = Signal.objects.filter(cleared_at__isnull=True, kind=SignalKind.MESSAGE_UNDELIVERED,
                                       message__status=DeliveryStatus.SENT).values_list("pk", flat=True)
-    cleared += services.clear_signals(signal_ids=list(delivered), how="delivered on a later attempt")
+    cleared += cases.clear_signals(signal_ids=list(delivered), how="delivered on a later attempt")
     healthy_channels = [c for c in ("email", "sms") if c not in failing]
     expired = Signal.objects.filter(
         cleared_at__isnull=True, kind=SignalKind.MESSAGE_UNDELIVERED, message__kind__in=TIME_LIMITED_MESSAGE_KINDS,
         message__channel__in=healthy_channels,
     ).values_list("pk", flat=True)
-    cleared += services.clear_signals(
+    cleared += cases.clear_signals(
         signal_ids=list(expired), how="the provider works again; that message was time-limited, so not resent")
     return cleared
 
 
 def _clear_grouped(by_how: dict[str, list[int]]) -> int:
-    return sum(services.clear_signals(signal_ids=ids, how=how) for how, ids in by_how.items())
+    return sum(cases.clear_signals(signal_ids=ids, how=how) for how, ids in by_how.items())
 
 
 def _clear_finished_setups() -> int:
@@ -268,7 +268,7 @@ def _automation_cannot_finish(case: Case, incident: Incident) -> bool:
         return False
     if not SetupStep.objects.filter(account=case.account, status=StepStatus.FAILED).exists():
         return False
-    result = services.run_action(case_id=case.pk, staff=None, action="retry_setup",
+    result = actions.run_action(case_id=case.pk, staff=None, action="retry_setup",
                                  key=f"incident:{incident.pk}:retry:{case.pk}",
                                  params={"why": f"incident {incident.pk} is over"})
     return result.repeated

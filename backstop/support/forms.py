@@ -1,4 +1,5 @@
-"""HTML forms only carry what was typed; the rules live in services.py and apply to the API too."""
+"""HTML forms only carry what was typed; the rules live in the services (contact, actions, replies) and apply to the
+API too."""
 
 from django import forms
 

@@ -63,7 +63,7 @@ class AttentionRecordManager(models.Manager["AttentionRecord"]):
 def _join_support_case(record: AttentionRecord) -> None:
     # The desk must never break the automation that raised the record: if joining fails here, the
     # support cycle finds the record without a signal and joins it on its next pass.
-    from backstop.support.services import join_attention_record
+    from backstop.support.cases import join_attention_record
 
     try:
         with transaction.atomic():

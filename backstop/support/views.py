@@ -17,9 +17,12 @@ from backstop.accounts.validation import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
-from backstop.support import desk, messages, services
+from backstop.support import desk, messages
+from backstop.support.actions import ActionRefused, run_action
+from backstop.support.contact import receive_contact
 from backstop.support.forms import ActionForm, ContactForm, ReplyForm
 from backstop.support.models import Case, Incident
+from backstop.support.replies import send_reply
 
 View = Callable[..., HttpResponse]
 VIEW_PERMISSION = "support.view_case"
@@ -50,7 +53,7 @@ def contact_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         context["email"] = form.cleaned_data["email"]
         try:
-            result = services.receive_contact(
+            result = receive_contact(
                 email=form.cleaned_data["email"], text=form.cleaned_data["message"],
                 reference=form.cleaned_data["reference"], ip=client_ip(request))
         except InvalidInput as error:
@@ -94,9 +97,9 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
     data = form.cleaned_data
     params = {k: v for k, v in data.items() if k not in ("action", "idempotency_key") and v not in ("", None)}
     try:
-        result = services.run_action(case_id=case_id, staff=_staff(request), action=data["action"],
+        result = run_action(case_id=case_id, staff=_staff(request), action=data["action"],
                                      key=f"{data['action']}:{data['idempotency_key']}", params=params)
-    except services.ActionRefused as refused:
+    except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
         key = "desk_problem" if result.outcome == "failed" else "desk_notice"
@@ -114,9 +117,9 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     try:
-        result = services.send_reply(case_id=case_id, staff=_staff(request), key=f"reply:{data['idempotency_key']}",
+        result = send_reply(case_id=case_id, staff=_staff(request), key=f"reply:{data['idempotency_key']}",
                                      subject=data["subject"], body=data["body"], save_as=data["save_as"])
-    except services.ActionRefused as refused:
+    except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
         request.session["desk_notice"] = result.note

@@ -299,7 +299,7 @@ def test_it_confirms_the_email_from_the_welcome_link_and_refuses_a_tampered_one(
 
 
 def test_it_refuses_a_confirmation_link_for_another_address(engine_db: str) -> None:
-    from backstop.accounts.services import email_verification_url
+    from backstop.accounts.signup import email_verification_url
 
     account = make_account()
     link = email_verification_url(account)

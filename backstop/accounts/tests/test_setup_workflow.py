@@ -13,7 +13,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
-from backstop.accounts import services
+from backstop.accounts import setup, signup
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
@@ -39,7 +39,7 @@ def new_account(email: str) -> Account:
     """An account as signup creates it, setup enqueued on commit (no password hashing: not under test here)."""
     data = clean_signup(name="Ann Lee", email=email, phone="+1 415 555 0100", company="Acme",
                         password="correct horse battery")
-    return services._create_account(data, make_password(None))
+    return signup._create_account(data, make_password(None))
 
 
 def steps_of(account: Account) -> dict[str, SetupStep]:
@@ -47,7 +47,7 @@ def steps_of(account: Account) -> dict[str, SetupStep]:
 
 
 def test_it_activates_the_account_and_sends_one_welcome_email_when_providers_answer() -> None:
-    result = services.signup_account(name="Ann Lee", email="Ann@Example.com", phone="+1 415 555 0100",
+    result = signup.signup_account(name="Ann Lee", email="Ann@Example.com", phone="+1 415 555 0100",
                                      company="Acme", password="correct horse battery", ip="10.0.0.1")
     account = result.account
 
@@ -102,7 +102,7 @@ def test_it_hands_the_account_to_support_when_a_step_keeps_failing_unexpectedly(
     def broken(account: Account) -> None:
         raise LookupError("a bug in our own code")
 
-    monkeypatch.setattr(services, "_provision", broken)
+    monkeypatch.setattr(setup, "_provision", broken)
     account = new_account("cy@example.com")
 
     assert setup_finished(account) == {"workspace": False, "welcome_email": True}
@@ -183,7 +183,7 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     assert account.state == AccountState.NEEDS_ATTENTION
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
 
     account.refresh_from_db()
     assert account.setup_run == 2
@@ -200,7 +200,7 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     # no "ready" email of its own.
     assert not Message.objects.filter(kind="account_ready").exists()
     # Nothing is left to do: another retry starts nothing.
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
     account.refresh_from_db()
     assert account.setup_run == 2
 
@@ -214,7 +214,7 @@ def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(setti
 
     FaultSetting.objects.set_modes({"email": "ok"})
     account.refresh_from_db()
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
     account.refresh_from_db()
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     assert Workspace.objects.filter(account=account).count() == 1
@@ -346,12 +346,12 @@ def test_it_gives_each_waiting_account_to_one_batch_and_claims_the_same_ones_whe
     accounts = accounts_signed_up_together(*(f"claim{i}@example.com" for i in range(3)))
     wait_for_a_held_batch()
 
-    first = services.claim_setup_batch(batch_id="setup-batch:first", size=2)
-    second = services.claim_setup_batch(batch_id="setup-batch:second", size=5)
+    first = setup.claim_setup_batch(batch_id="setup-batch:first", size=2)
+    second = setup.claim_setup_batch(batch_id="setup-batch:second", size=5)
 
     assert first == [accounts[0].pk, accounts[1].pk]
     assert second == [accounts[2].pk]
-    assert services.claim_setup_batch(batch_id="setup-batch:first", size=2) == first
+    assert setup.claim_setup_batch(batch_id="setup-batch:first", size=2) == first
     assert not Account.objects.awaiting_setup_batch().exists()
 
 
@@ -362,17 +362,17 @@ def test_it_keeps_an_account_try_again_took_from_its_batch_out_of_later_batches(
     open_breaker("workspace")  # the account's own workflow waits on it: the test looks only at who has the account
     account, _ = accounts_signed_up_together("try1@example.com", "try2@example.com")
     wait_for_a_held_batch()
-    assert services.claim_setup_batch(batch_id="setup-batch:mine", size=1) == [account.pk]
+    assert setup.claim_setup_batch(batch_id="setup-batch:mine", size=1) == [account.pk]
     SetupStep.objects.filter(account=account).update(status=StepStatus.WAITING, next_attempt_at=timezone.now())
-    is_live = services.dispatch.is_live
-    monkeypatch.setattr(services.dispatch, "is_live", lambda workflow_id: workflow_id == "setup-batch:mine"
+    is_live = setup.dispatch.is_live
+    monkeypatch.setattr(setup.dispatch, "is_live", lambda workflow_id: workflow_id == "setup-batch:mine"
                         or is_live(workflow_id))
 
-    services.retry_setup(account=Account.objects.get(pk=account.pk))
-    services.return_to_setup_batches(batch_id="setup-batch:mine", account_ids=[account.pk])
+    setup.retry_setup(account=Account.objects.get(pk=account.pk))
+    setup.return_to_setup_batches(batch_id="setup-batch:mine", account_ids=[account.pk])
 
     assert Account.objects.get(pk=account.pk).setup_batch == OWN_SETUP_WORKFLOW
-    assert account.pk not in services.claim_setup_batch(batch_id="setup-batch:later", size=10)
+    assert account.pk not in setup.claim_setup_batch(batch_id="setup-batch:later", size=10)
     assert DBOS.get_workflow_status(account.setup_workflow_id) is not None
 
 
@@ -403,7 +403,7 @@ def test_it_reads_a_healthy_breaker_once_per_share_of_a_batch_not_once_per_accou
 
     monkeypatch.setattr(CircuitBreakerManager, "read_before_call", counted)
 
-    results = services.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
+    results = setup.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
                                                  step="welcome_email")
 
     assert {result["status"] for result in results.values()} == {"done"}
@@ -420,13 +420,13 @@ def test_it_stops_calling_a_provider_whose_breaker_opens_during_a_batch(settings
     FaultSetting.objects.set_modes({"email": "error"})
     accounts = accounts_signed_up_together(*(f"outage{i}@example.com" for i in range(24)))  # three per share
 
-    results = services.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
+    results = setup.attempt_first_setup_steps(account_ids=[account.pk for account in accounts],
                                                  step="welcome_email")
 
     statuses = Counter(result["status"] for result in results.values())
     # Each share trusts the healthy breaker it read only until its own first failure: after that it asks the breaker,
     # open by then, and its remaining accounts wait instead of calling.
-    assert statuses["failed"] <= services.FIRST_ATTEMPTS_AT_ONCE
+    assert statuses["failed"] <= setup.FIRST_ATTEMPTS_AT_ONCE
     assert statuses["failed"] + statuses["waiting"] == 24
     assert CircuitBreaker.objects.get(provider="email").consecutive_failures == statuses["failed"]
     assert not LocalMailboxItem.objects.exists()
@@ -437,7 +437,7 @@ def test_it_restarts_setups_no_batch_has_claimed() -> None:
     stranded = accounts_signed_up_together("gus@example.com", "guy@example.com")
     wait_for_a_held_batch()
 
-    assert services.restart_stalled_setups(grace_seconds=0) == 2
+    assert setup.restart_stalled_setups(grace_seconds=0) == 2
 
     for account in stranded:
         assert setup_finished(account) == {"workspace": True, "welcome_email": True}
@@ -445,16 +445,16 @@ def test_it_restarts_setups_no_batch_has_claimed() -> None:
         assert account.state == AccountState.ACTIVE
         assert (account.setup_run, account.setup_batch) == (1, OWN_SETUP_WORKFLOW)  # no batch may claim it now
         assert AccountEvent.objects.filter(account=account, kind="setup_swept").count() == 1
-    assert services.restart_stalled_setups(grace_seconds=0) == 0
+    assert setup.restart_stalled_setups(grace_seconds=0) == 0
 
 
 @pytest.mark.usefixtures("held_setup_batches")
 def test_it_leaves_accounts_a_live_batch_has_claimed_to_that_batch() -> None:
     claimed = accounts_signed_up_together("ida@example.com", "ike@example.com")
     batch_id = wait_for_a_held_batch()
-    assert services.claim_setup_batch(batch_id=batch_id, size=5) == [account.pk for account in claimed]
+    assert setup.claim_setup_batch(batch_id=batch_id, size=5) == [account.pk for account in claimed]
 
-    assert services.restart_stalled_setups(grace_seconds=0) == 0
+    assert setup.restart_stalled_setups(grace_seconds=0) == 0
 
     assert set(Account.objects.values_list("setup_batch", flat=True)) == {batch_id}
     release_setup_batches()
@@ -482,12 +482,12 @@ def test_it_restarts_a_setup_whose_workflow_never_started(monkeypatch: pytest.Mo
     stranded = account_taken_for_a_workflow_never_queued(monkeypatch, "gus@example.com")
     assert DBOS.get_workflow_status(stranded.setup_workflow_id) is None
 
-    assert services.restart_stalled_setups(grace_seconds=0) == 1
+    assert setup.restart_stalled_setups(grace_seconds=0) == 1
 
     assert setup_finished(stranded) == {"workspace": True, "welcome_email": True}
     assert Account.objects.get(pk=stranded.pk).setup_run == 1
     assert AccountEvent.objects.filter(account=stranded, kind="setup_swept").count() == 1
-    assert services.restart_stalled_setups(grace_seconds=0) == 0
+    assert setup.restart_stalled_setups(grace_seconds=0) == 0
 
 
 def test_it_starts_the_runs_own_workflow_when_try_again_finds_it_not_started_yet(
@@ -496,7 +496,7 @@ def test_it_starts_the_runs_own_workflow_when_try_again_finds_it_not_started_yet
     # A second browser's same-password signup presses "try again" in that moment.
     account = account_taken_for_a_workflow_never_queued(monkeypatch, "hal@example.com")
 
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
 
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     assert Account.objects.get(pk=account.pk).setup_run == 1  # the same run, not a second one beside it
@@ -509,13 +509,13 @@ def test_it_leaves_a_live_setup_alone(settings: Any) -> None:
     account = new_account("hal@example.com")
     wait_for(lambda: steps_of(account)["workspace"].status == StepStatus.RETRYING, timeout=15)
 
-    assert services.restart_stalled_setups(grace_seconds=0) == 0
+    assert setup.restart_stalled_setups(grace_seconds=0) == 0
 
     account.refresh_from_db()
     assert account.setup_run == 1
     assert not AccountEvent.objects.filter(account=account, kind="setup_swept").exists()
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
     assert setup_finished(account, timeout=20) == {"workspace": True, "welcome_email": True}
 
 
@@ -527,7 +527,7 @@ def test_it_starts_a_new_run_when_the_workflow_ended_with_steps_open(settings: A
              and steps_of(account)["welcome_email"].status == StepStatus.DONE, timeout=15)
     DBOS.cancel_workflow(account.setup_workflow_id)
 
-    assert services.restart_stalled_setups(grace_seconds=0) == 1
+    assert setup.restart_stalled_setups(grace_seconds=0) == 1
 
     account.refresh_from_db()
     assert account.setup_run == 2

@@ -12,7 +12,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import connections
 from django.utils import timezone
 
-from backstop.accounts import services
+from backstop.accounts import signup
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.validation import clean_signup
 from backstop.lib.errors import ProviderError
@@ -199,7 +199,7 @@ def test_it_keeps_many_setups_from_hammering_a_failing_provider(
     accounts = 20
     password = make_password(None)
     ids = [
-        services._create_account(
+        signup._create_account(
             clean_signup(name="Ann Lee", email=f"user{n}@example.com", phone="+1 415 555 0100", company=f"Co {n}",
                          password="correct horse battery"),
             password,

@@ -11,7 +11,7 @@ from dbos import DBOS
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
-from backstop.accounts import services
+from backstop.accounts import setup, signup
 from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
 from backstop.demo.models import FaultSetting
@@ -42,7 +42,7 @@ def long_backoff(settings: Any) -> Any:
 def new_account(email: str) -> Account:
     data = clean_signup(name="Ann Lee", email=email, phone="+1 415 555 0100", company="Acme",
                         password="correct horse battery")
-    return services._create_account(data, make_password(None))
+    return signup._create_account(data, make_password(None))
 
 
 def workspace_step(account: Account) -> SetupStep:
@@ -72,7 +72,7 @@ def test_it_wakes_a_waiting_workflow_when_the_customer_presses_try_again(long_ba
              message="the setup batch did not hand the account to its own workflow")
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
 
     wait_for(lambda: Account.objects.get(pk=account.pk).state == AccountState.ACTIVE, timeout=20,
              message="try again now did not wake the waiting workflow")
@@ -92,7 +92,7 @@ def test_it_waits_out_a_backoff_without_polling(long_backoff: Any) -> None:
     assert len(DBOS.list_workflow_steps(account.setup_workflow_id)) < 12
 
     FaultSetting.objects.set_modes({"workspace": "ok"})
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
     assert setup_finished(account, timeout=20) == {"workspace": True, "welcome_email": True}
 
 
@@ -150,7 +150,7 @@ def test_it_does_not_spend_the_budget_while_the_breaker_keeps_callers_away(setti
     assert workspace_step(account).attempts == 0
     # The cool-down ends; "try again now" saves the test from waiting out the minute.
     CircuitBreaker.objects.filter(pk="workspace").update(retry_at=timezone.now())
-    services.retry_setup(account=account)
+    setup.retry_setup(account=account)
 
     assert setup_finished(account) == {"workspace": True, "welcome_email": True}
     step = workspace_step(account)

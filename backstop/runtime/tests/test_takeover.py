@@ -14,7 +14,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import connections
 from django.utils import timezone
 
-from backstop.accounts import services
+from backstop.accounts import setup, signup
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.validation import clean_signup
 from backstop.accounts.workflows import setup_workflow
@@ -135,8 +135,8 @@ def test_it_reenqueues_the_pending_workflows_of_a_silent_executor(
 ) -> None:
     settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_enqueue_setup", lambda account_id, run: None)
-        account = services._create_account(
+        patch.setattr(setup, "_enqueue_setup", lambda account_id, run: None)
+        account = signup._create_account(
             clean_signup(name="Ann Lee", email="ann@example.com", phone="+1 415 555 0100", company="Acme",
                          password="correct horse battery"),
             make_password(None),

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from backstop.accounts import services as accounts
+from backstop.accounts import signup
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import clean_signup
 from backstop.runtime.models import BreakerState, CircuitBreaker
@@ -23,7 +23,7 @@ _numbers = itertools.count(1)
 def new_account(email: str, *, name: str = "Ann Lee", phone: str = "+1 415 555 0100") -> Account:
     """An account exactly as signup writes it; with the workflow engine running, its setup starts on commit."""
     data = clean_signup(name=name, email=email, phone=phone, company="Acme", password="correct horse battery")
-    return accounts._create_account(data, make_password(None))
+    return signup._create_account(data, make_password(None))
 
 
 def stalled_account(email: str, *, error: str = "the workspace provider answered with an error") -> Account:

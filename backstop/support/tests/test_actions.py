@@ -12,7 +12,7 @@ from django.test import Client
 from backstop.accounts.models import Account, AccountState, StepStatus, VerificationCode
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
-from backstop.support import automation, services
+from backstop.support import actions, automation, contact
 from backstop.support.models import (
     ActionOutcome,
     AttentionRecord,
@@ -104,7 +104,7 @@ def test_it_tells_staff_when_our_own_code_fails_an_action_with_a_reference_not_a
     def broken(*args: Any) -> tuple[str, str]:
         raise KeyError("workspace")
 
-    monkeypatch.setitem(services._HANDLERS, "complete_workspace", broken)
+    monkeypatch.setitem(actions._HANDLERS, "complete_workspace", broken)
     _act(client, case, "complete_workspace", external_id="ws_by_hand_1")
 
     action = SupportAction.objects.get()
@@ -168,7 +168,7 @@ def test_it_closes_a_case_once_and_says_when_automation_had_already_resolved_it(
 @pytest.mark.django_db
 def test_it_merges_two_cases_of_one_person_into_one() -> None:
     stalled_account("bob@example.com")
-    services.receive_contact(email="bob.stone@gmail.example", text="It's Bob, from my own address", ip="10.0.0.2")
+    contact.receive_contact(email="bob.stone@gmail.example", text="It's Bob, from my own address", ip="10.0.0.2")
     work, private = Case.objects.get(email="bob@example.com"), Case.objects.get(email="bob.stone@gmail.example")
     client = desk_client(staff_account())
 
@@ -205,7 +205,7 @@ def test_it_sends_a_reply_once_answers_the_customer_and_keeps_it_as_a_saved_repl
                            state=AccountState.ACTIVE)
     staff = staff_account()
     client = desk_client(staff)
-    services.receive_contact(email="bob@example.com", text="Where is my workspace?", ip="10.0.0.2")
+    contact.receive_contact(email="bob@example.com", text="Where is my workspace?", ip="10.0.0.2")
     case = Case.objects.get()
     assert Signal.objects.get(case=case, kind=SignalKind.CONTACT).is_open
     body = "Hello Bob Stone,\n\nIt's ready now.\n\nSam Agent\nBackstop support"

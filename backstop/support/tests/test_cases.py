@@ -13,7 +13,7 @@ from django.utils import timezone
 from backstop.accounts.models import Account, AccountState
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
-from backstop.support import automation, services
+from backstop.support import automation, cases, contact
 from backstop.support.models import (
     AttentionKind,
     AttentionRecord,
@@ -45,7 +45,7 @@ def test_it_joins_every_signal_about_a_customer_into_one_open_case() -> None:
     _failed_message(account)
     automation.join_failed_messages()
     open_breaker("workspace")  # so the contact below finds the provider down and waits instead of retrying
-    services.receive_contact(email="BOB@example.com", text="My workspace never appeared", ip="10.0.0.9")
+    contact.receive_contact(email="BOB@example.com", text="My workspace never appeared", ip="10.0.0.9")
     # The same record raised again (a second give-up) joins nothing new.
     AttentionRecord.objects.raise_once(kind=AttentionKind.SETUP_STALLED, account=account, detail={}, summary="again")
 
@@ -82,7 +82,7 @@ def test_it_opens_a_fresh_case_once_the_last_one_is_resolved() -> None:
     first.refresh_from_db()
     assert first.state == CaseState.RESOLVED and first.resolution == Resolution.AUTOMATION
 
-    services.receive_contact(email="carol@example.com", text="Hello again", ip="10.0.0.9")
+    contact.receive_contact(email="carol@example.com", text="Hello again", ip="10.0.0.9")
     second = Case.objects.get(state=CaseState.OPEN)
     assert second.pk != first.pk
     assert Signal.objects.filter(case=first).count() == 1
@@ -122,7 +122,7 @@ def test_it_keeps_a_case_open_when_a_signal_joined_after_automation_looked() -> 
     finish_setup(account)
     automation.clear_fixed_signals({})
     seen_version = Case.objects.get(pk=case.pk).version
-    services.receive_contact(email="erin@example.com", text="Still there?", ip="10.0.0.9")  # joins: version moves on
+    contact.receive_contact(email="erin@example.com", text="Still there?", ip="10.0.0.9")  # joins: version moves on
 
     assert automation._resolve_by_automation(case.pk, seen_version) == 0
     assert Case.objects.get(pk=case.pk).state == CaseState.OPEN
@@ -139,7 +139,7 @@ def test_it_joins_simultaneous_signals_for_one_customer_into_one_case() -> None:
     def join(message: Message) -> None:
         try:
             barrier.wait(timeout=10)
-            services.join_undelivered_message(message=message)
+            cases.join_undelivered_message(message=message)
         except Exception as error:  # reported below: a thread's exception would otherwise vanish
             errors.append(error)
         finally:

@@ -12,8 +12,7 @@ from backstop.accounts.models import Account, AccountState, SetupStep, StepStatu
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import BreakerState, CircuitBreaker
-from backstop.support import automation
-from backstop.support import services as support_services
+from backstop.support import automation, cases
 from backstop.support.models import (
     Case,
     CaseState,
@@ -174,7 +173,7 @@ def test_it_tells_a_customer_once_when_setup_already_emailed_that_the_workspace_
              message="setup did not finish after the provider recovered")
     assert Message.objects.filter(account=account, kind="account_ready").count() == 1
     # ... and joins it to a case only after setup has emailed the owner that the workspace is ready.
-    support_services.join_setup_delay(step=waiting_step, account=account)
+    cases.join_setup_delay(step=waiting_step, account=account)
 
     automation.run_support_cycle()
 

@@ -1,26 +1,23 @@
-"""Account actions: each one a keyword-only function that writes every model it touches in one go."""
+"""Setting an account up: its steps attempted (alone or in a batch), retried, restarted, given up, and swept.
+
+Each step's result is recorded with the account's timeline in one short transaction; the workspace step done
+activates the account (``activation``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
-import hmac
 import logging
-import secrets
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
 
 from dbos import SetWorkflowID
-from django.conf import settings
-from django.contrib.auth.hashers import check_password, make_password
-from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backstop.accounts.activation import _activate
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import (
     OWN_SETUP_WORKFLOW,
@@ -31,150 +28,19 @@ from backstop.accounts.models import (
     SetupStep,
     StepName,
     StepStatus,
-    VerificationCode,
     setup_workflow_id,
 )
-from backstop.accounts.validation import (
-    InvalidInput,
-    SignupData,
-    clean_new_password,
-    clean_signup,
-    email_key,
-    normalise_password,
-)
+from backstop.accounts.timeline import record_event, timeline_entry
 from backstop.notify import services as notify
 from backstop.notify.models import Message
-from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
-from backstop.support.models import AttentionKind, AttentionRecord, Signal
+from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.services import provision_workspace
 
 log = logging.getLogger(__name__)
-
-SIGNUP_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
-LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
-RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
-# The newest codes a guess is compared with: as many as recovery's limit lets one address ask for in an hour.
-LIVE_CODES_CHECKED = 5
-VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
-VERIFY_EMAIL_SALT = "backstop.verify-email"
-VERIFY_LINK_MAX_AGE = 7 * 24 * 3600
-# A real Argon2 hash to check against when the email is unknown, so both answers take as long.
-_TIMING_DECOY = make_password(secrets.token_urlsafe(16))
-
-
-class EmailTaken(Exception):
-    pass
-
-
-class InvalidCredentials(Exception):
-    pass
-
-
-class AccountDisabled(Exception):
-    pass
-
-
-class CodeRejected(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class SignupResult:
-    account: Account
-    outcome: Literal["created", "resumed"]
-
-
-def timeline_entry(account: Account | int, kind: str, text: str) -> AccountEvent:
-    """An unsaved entry for the account's timeline (``record_event`` saves one; a step's result saves several)."""
-    account_id = account if isinstance(account, int) else account.pk
-    return AccountEvent(account_id=account_id, kind=kind, text=text[:500])
-
-
-def record_event(account: Account | int, kind: str, text: str) -> None:
-    timeline_entry(account, kind, text).save()
-
-
-def signup_account(
-    *, name: str, email: str, phone: str, company: str, password: str, ip: str
-) -> SignupResult:
-    """Create the account and queue its setup; never makes a second account for one address."""
-    data = clean_signup(name=name, email=email, phone=phone, company=company, password=password)
-    check_rate_limit(action="signup", limit=SIGNUP_LIMIT, ip=ip, email_key=data.email_key)
-    existing = Account.objects.by_email_key(data.email_key)
-    if existing is not None:
-        return _signup_again(existing, data.password)
-    hashed = make_password(data.password)
-    try:
-        account = _create_account(data, hashed)
-    except IntegrityError:  # a simultaneous signup for the same address won the unique constraint
-        return _signup_again(Account.objects.get(email_key=data.email_key), data.password)
-    return SignupResult(account=account, outcome="created")
-
-
-@transaction.atomic
-def _create_account(data: SignupData, hashed_password: str) -> Account:
-    account = Account.objects.create(
-        email=data.email, email_key=data.email_key, name=data.name, company=data.company, phone=data.phone,
-        password=hashed_password, setup_batch="",
-    )
-    SetupStep.objects.bulk_create([SetupStep(account=account, name=name) for name in StepName.values])
-    notify.create_email(
-        account=account, kind="welcome", key=_welcome_key(account.pk), to=account.email,
-        context={"account": account, "verify_url": email_verification_url(account)},
-    )
-    record_event(account, "signed_up", f"Signed up as {account.email} for {account.company}.")
-    # The process's setup dispatcher starts it (its own workflow, or a batch in a burst) as soon as this commits.
-    transaction.on_commit(engine.wake_setup_dispatcher)
-    return account
-
-
-def _signup_again(account: Account, password: str) -> SignupResult:
-    same_password = check_password(password, account.password)
-    if same_password and account.state in (AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION):
-        record_event(account, "signed_up_again", "Signed up again with the same password; setup retried.")
-        retry_setup(account=account)
-        account.refresh_from_db()
-        return SignupResult(account=account, outcome="resumed")
-    if not same_password:
-        _tell_owner_about_signup_attempt(account)
-    raise EmailTaken
-
-
-def _tell_owner_about_signup_attempt(account: Account) -> None:
-    # At most one notice an hour, whatever the number of attempts.
-    hour = timezone.now().strftime("%Y%m%d%H")
-    context = {"account": account, "login_url": f"{settings.BASE_URL}/login",
-               "recover_url": f"{settings.BASE_URL}/recover"}
-    with transaction.atomic():
-        messages = [notify.create_email(account=account, kind="signup_attempt", to=account.email, context=context,
-                                        key=f"signup-attempt:{account.pk}:{hour}")]
-        if account.phone:
-            messages.append(notify.create_sms(account=account, kind="signup_attempt",
-                                              key=f"signup-attempt-sms:{account.pk}:{hour}", to=account.phone,
-                                              context=context))
-        record_event(account, "signup_attempt", "Someone tried to sign up again with this email and another password.")
-        for message in messages:
-            notify.send_soon(message)
-
-
-def authenticate_account(*, email: str, password: str, ip: str) -> Account:
-    key = email_key(email)
-    check_rate_limit(action="login", limit=LOGIN_LIMIT, ip=ip, email_key=key)
-    password = normalise_password(password)
-    account = Account.objects.by_email_key(key) if key else None
-    if account is None:
-        check_password(password, _TIMING_DECOY)
-        raise InvalidCredentials
-    if not account.check_password(password):
-        raise InvalidCredentials
-    if account.state == AccountState.DISABLED:
-        raise AccountDisabled
-    record_event(account, "signed_in", "Signed in with password.")
-    return account
 
 
 def retry_setup(*, account: Account) -> None:
@@ -437,36 +303,6 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         AccountEvent.objects.bulk_create(events)
 
 
-def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent]:
-    """Make the accounts active that are not yet; returns the timeline entries to record with it.
-
-    The ``delayed`` accounts (their workspace was not done at its first look) get the "ready" email the setup page
-    promises: their owners were told to wait and may have left the page.
-    """
-    # Rows locked (PostgreSQL) or the write lock held (SQLite): the accounts read here are the ones updated.
-    activated = sorted(Account.objects.select_for_update().filter(
-        pk__in=account_ids, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-    ).values_list("pk", flat=True))
-    if not activated:
-        return []
-    Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
-    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
-                                                 how="setup finished")
-    waited = [account_id for account_id in activated if account_id in delayed]
-    # Support's own "fixed" email, with the outage's times, tells those whose wait it has on a case.
-    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case(waited)
-    for account in Account.objects.filter(pk__in=set(waited) - told_by_support):
-        _tell_owner_the_workspace_is_ready(account)
-    return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
-            for account_id in activated]
-
-
-def _tell_owner_the_workspace_is_ready(account: Account) -> None:
-    message = notify.create_email(account=account, kind="account_ready", key=f"ready:{account.pk}", to=account.email,
-                                  context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
-    notify.send_soon(message)
-
-
 def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
     """The retry budget is spent: record it and hand the account to the support desk."""
     account = Account.objects.get(pk=account_id)
@@ -532,96 +368,4 @@ def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:
             _start_new_setup_run(account)
         restarted += 1
     return restarted
-
-
-# --- Email verification and sign-in codes ---------------------------------------------------------
-
-def email_verification_url(account: Account) -> str:
-    token = signing.dumps({"a": account.pk, "e": account.email_key}, salt=VERIFY_EMAIL_SALT)
-    return f"{settings.BASE_URL}/verify/email/{token}"
-
-
-def verify_email_token(*, token: str) -> Account | None:
-    try:
-        data = signing.loads(token, salt=VERIFY_EMAIL_SALT, max_age=VERIFY_LINK_MAX_AGE)
-    except signing.BadSignature:
-        return None
-    account = Account.objects.filter(pk=data.get("a"), email_key=data.get("e")).first()
-    if account is not None and account.verify_email():
-        record_event(account, "email_verified", "Email address confirmed by link.")
-    return account
-
-
-def _hash_code(account_id: int, code: str) -> str:
-    return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def send_sign_in_code(*, email: str, ip: str) -> None:
-    """Send a one-time code by SMS and email. Says nothing about whether the address exists."""
-    key = email_key(email)
-    check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=key)
-    account = Account.objects.by_email_key(key) if key else None
-    if account is None or account.state == AccountState.DISABLED:
-        return
-    code = f"{secrets.randbelow(10**6):06d}"
-    with transaction.atomic():
-        record = VerificationCode.objects.create(
-            account=account, code_hash=_hash_code(account.pk, code),
-            expires_at=timezone.now() + dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
-        )
-        context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify"}
-        messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{record.pk}:email",
-                                        to=account.email, context=context, secret=code)]
-        if account.phone:
-            messages.append(notify.create_sms(account=account, kind="sign_in_code", key=f"code:{record.pk}:sms",
-                                              to=account.phone, context=context, secret=code))
-        record_event(account, "code_sent", "A sign-in code was sent by SMS and email.")
-        for message in messages:
-            notify.send_soon(message)
-
-
-def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "") -> Account:
-    """Check a code (5 tries, 10 minutes, once). A correct code proves the person: email verified."""
-    key = email_key(email)
-    check_rate_limit(action="verify", limit=VERIFY_LIMIT, ip=ip, email_key=key)
-    new_password = normalise_password(new_password)
-    if new_password:
-        errors: dict[str, str] = {}
-        clean_new_password(new_password, errors, email=email)
-        if errors:
-            raise InvalidInput({"new_password": errors["password"]})
-    account = Account.objects.by_email_key(key) if key else None
-    if account is None or account.state == AccountState.DISABLED:
-        raise CodeRejected
-    now = timezone.now()
-    # Every code sent in the last 10 minutes works, not only the newest: an SMS that arrives late, after the person
-    # asked again, must not send them round in a circle. The tries are counted on the newest code, so asking again
-    # gives five new tries, never five per code still live.
-    live = list(VerificationCode.objects.filter(account=account, used_at__isnull=True, expires_at__gt=now)
-                .order_by("-created_at")[:LIVE_CODES_CHECKED])
-    if not live:
-        raise CodeRejected
-    # Conditional UPDATE: each guess claims one of the newest code's tries, so parallel guesses cannot exceed them.
-    claimed = VerificationCode.objects.filter(
-        pk=live[0].pk, tries__lt=settings.VERIFICATION_CODE_MAX_TRIES
-    ).update(tries=F("tries") + 1)
-    if not claimed:
-        raise CodeRejected
-    hashed = _hash_code(account.pk, code.strip())
-    match = next((record for record in live if hmac.compare_digest(record.code_hash, hashed)), None)
-    # Conditional UPDATE: a code signs in once, even if submitted twice at the same moment.
-    if match is None or not VerificationCode.objects.filter(pk=match.pk, used_at__isnull=True).update(used_at=now):
-        raise CodeRejected
-    # Signed in: the other codes still in the person's inbox and phone are spent too.
-    VerificationCode.objects.filter(account=account, used_at__isnull=True).update(used_at=now)
-    with transaction.atomic():
-        if account.verify_email():
-            record_event(account, "email_verified", "Identity confirmed with a one-time code.")
-        if new_password:
-            account.set_password(new_password)
-            account.save(update_fields=["password"])
-            record_event(account, "password_reset", "Password changed after signing in with a code.")
-        record_event(account, "signed_in", "Signed in with a one-time code.")
-    account.refresh_from_db()
-    return account
 

@@ -1,0 +1,222 @@
+"""The customer writes in: the contact recorded on their case, what is wrong diagnosed (and fixed, where automation
+can), and a truthful answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
+from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
+from backstop.notify import services as notify
+from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.support import messages, payments, triage
+from backstop.support.actions import run_action
+from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
+from backstop.support.models import ActionOutcome, Contact, Finding, Harm, Signal, SignalKind
+
+CONTACT_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
+MAX_CONTACT_LENGTH = 5000
+MAX_REFERENCE_LENGTH = 100
+EXCERPT_LENGTH = 160
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    contact: Contact
+    public_reply: str
+    private_reply: str
+
+    def reply_for(self, viewer: Any) -> str:
+        """The full answer only to the signed-in owner of the address; anyone else sees the public one."""
+        signed_in = getattr(viewer, "is_authenticated", False)
+        owner = signed_in and getattr(viewer, "email_key", None) == self.contact.customer_key
+        return self.private_reply if owner else self.public_reply
+
+
+def _clean_contact(email: str, text: str, reference: str) -> tuple[str, str, str]:
+    errors: dict[str, str] = {}
+    email = clean_email(email, errors)
+    if "email" in errors:
+        errors["email"] = messages.FIELD_EMAIL
+    text = text.strip()
+    if not text:
+        errors["message"] = messages.FIELD_MESSAGE
+    elif len(text) > MAX_CONTACT_LENGTH:
+        errors["message"] = messages.FIELD_MESSAGE_TOO_LONG.format(limit=MAX_CONTACT_LENGTH)
+    elif has_control_characters(text, allowed="\t\n\r"):
+        errors["message"] = messages.FIELD_CONTROL_CHARACTERS
+    reference = reference.strip()
+    if len(reference) > MAX_REFERENCE_LENGTH:
+        errors["reference"] = messages.FIELD_REFERENCE_TOO_LONG.format(limit=MAX_REFERENCE_LENGTH)
+    elif has_control_characters(reference):
+        errors["reference"] = messages.FIELD_CONTROL_CHARACTERS
+    if errors:
+        raise InvalidInput(errors)
+    return email, text, reference
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXCERPT_LENGTH else flat[: EXCERPT_LENGTH - 1] + "…"
+
+
+def new_contact_reference() -> str:
+    return "S-" + uuid.uuid4().hex[:8].upper()
+
+
+def receive_contact(*, email: str, text: str, reference: str = "", ip: str) -> ContactResult:
+    """A customer wrote in: record it, look them up, fix what automation can fix now, and answer truthfully."""
+    email, text, reference = _clean_contact(email, text, reference)
+    key = email_key(email)
+    check_rate_limit(action="contact", limit=CONTACT_LIMIT, ip=ip, email_key=key)
+    account = Account.objects.by_email_key(key)
+    our_reference = new_contact_reference()
+    with transaction.atomic():
+        signal = _join(
+            customer_key=key, email=account.email if account else email, account=account, kind=SignalKind.CONTACT,
+            cause="", harm=Harm.QUESTION, summary=messages.SIGNAL_CONTACT.format(excerpt=_excerpt(text)),
+            detail={"reference": reference, "our_reference": our_reference}, source=f"contact:{our_reference}",
+        )
+        contact = Contact.objects.create(
+            case_id=signal.case_id, email=email, customer_key=key, account=account, text=text, reference=reference,
+            our_reference=our_reference, finding="", public_reply="", private_reply="",
+        )
+    finding, facts = _diagnose_and_fix(contact=contact, account=account, reference=reference)
+    return _acknowledge(contact=contact, signal=signal, account=account, finding=finding, facts=facts)
+
+
+def _diagnose_and_fix(*, contact: Contact, account: Account | None, reference: str) -> tuple[str, dict[str, Any]]:
+    money = payments.find_paid_without_access(email=contact.email, account=account, reference=reference)
+    if money is not None:
+        return _fix_payment(contact=contact, money=money)
+    if account is None:
+        return Finding.NO_ACCOUNT, {}
+    if account.state == AccountState.DISABLED:
+        return Finding.DISABLED, {}
+    unfinished = list(SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE))
+    if unfinished:
+        return _fix_setup(contact=contact, account=account, steps=unfinished)
+    return Finding.ALL_WELL, {}
+
+
+def _what_failed(steps: list[SetupStep]) -> str:
+    parts = []
+    for step in steps:
+        error = step.last_error or "no answer yet"
+        parts.append(f"{messages.STEP_NAMES[step.name]}: {error}")
+    return "; ".join(parts)
+
+
+def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) -> tuple[str, dict[str, Any]]:
+    failing = triage.failing_providers()
+    down = [s for s in steps if triage.provider_is_down(failing, STEP_PROVIDERS[s.name])]
+    facts: dict[str, Any] = {"what": _what_failed(steps)}
+    if down and all(s.name == StepName.WELCOME_EMAIL for s in steps) and account.phone:
+        return _send_code_instead(contact=contact, account=account, steps=down, error=failing["email"].last_error)
+    if down:
+        breaker = failing[STEP_PROVIDERS[down[0].name]]
+        since = breaker.opened_at or breaker.updated_at
+        facts.update(provider=messages.provider_name(breaker.provider), since=f"{since:%H:%M} UTC on {since:%-d %b}")
+        for step in down:
+            join_setup_delay(step=step, account=account)
+        return Finding.SETUP_WAITING, facts
+    started = timezone.now()
+    run_action(case_id=contact.case_id, staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
+               params={"why": "the customer wrote in"})
+    outcome = _wait_for_setup(account, [s.name for s in steps], since=started)
+    if outcome == "done":
+        now = ("your workspace is ready and you can sign in" if any(s.name == StepName.WORKSPACE for s in steps)
+               else "our welcome email is on its way to you")
+        return Finding.SETUP_FIXED, {**facts, "now": now}
+    if outcome == "failing":
+        return Finding.SETUP_NEEDS_HUMAN, {**facts, "what": _what_failed(
+            list(SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE)))}
+    for step in SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE):
+        join_setup_delay(step=step, account=account)
+    return Finding.SETUP_RETRYING, facts
+
+
+def _send_code_instead(
+    *, contact: Contact, account: Account, steps: list[SetupStep], error: str
+) -> tuple[str, dict[str, Any]]:
+    """Our emails can't reach them right now: an SMS code signs them in and confirms the address."""
+    for step in steps:
+        join_setup_delay(step=step, account=account)
+    run_action(case_id=contact.case_id, staff=None, action="send_code_sms", key=f"contact:{contact.our_reference}:code",
+               params={"why": "the customer wrote in while our email provider is down"})
+    return Finding.EMAIL_UNDELIVERED, {"error": error or "our email provider is not answering"}
+
+
+def _wait_for_setup(account: Account, step_names: list[str], *, since: dt.datetime) -> str:
+    """Watch the retried setup for a few seconds: "done", "failing" (failed again since the retry) or "running"."""
+    deadline = time.monotonic() + settings.SUPPORT_CONTACT_WAIT_SECONDS
+    while True:
+        steps = list(SetupStep.objects.filter(account=account, name__in=step_names))
+        if all(s.status == StepStatus.DONE for s in steps):
+            return "done"
+        if any(s.status in (StepStatus.FAILED, StepStatus.RETRYING) and s.updated_at > since for s in steps):
+            return "failing"
+        if time.monotonic() >= deadline:
+            return "running"
+        time.sleep(0.2)
+
+
+def _fix_payment(*, contact: Contact, money: payments.PaidWithoutAccess) -> tuple[str, dict[str, Any]]:
+    facts = {"amount": money.amount_text, "paid_on": f"{money.paid_at:%-d %b %Y}"}
+    action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+                        key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": money.payment_id})
+    if action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
+        return Finding.PAYMENT_FULFILLED, facts
+    _join(customer_key=contact.customer_key, email=contact.email, account=contact.account,
+          kind=SignalKind.PAID_WITHOUT_ACCESS, cause="", harm=Harm.MONEY,
+          summary=messages.SIGNAL_PAID_WITHOUT_ACCESS.format(amount=money.amount_text, paid_on=facts["paid_on"],
+                                                             payment_id=money.payment_id, error=action.note),
+          detail={"payment_id": money.payment_id, "reference": money.reference, "amount_text": money.amount_text},
+          source=f"paid:{money.payment_id}")
+    return Finding.PAYMENT_NEEDS_HUMAN, facts
+
+
+# A human reads these; the others were answered completely by automation (a follow-up email is promised and sent
+# by the case resolving itself).
+NEEDS_HUMAN = frozenset({Finding.NO_ACCOUNT, Finding.ALL_WELL, Finding.SETUP_NEEDS_HUMAN, Finding.EMAIL_UNDELIVERED,
+                         Finding.PAYMENT_NEEDS_HUMAN, Finding.DISABLED})
+
+
+def _acknowledge(
+    *, contact: Contact, signal: Signal, account: Account | None, finding: str, facts: dict[str, Any]
+) -> ContactResult:
+    name = f" {account.name}" if account else ""
+    public = messages.CONTACT_PUBLIC.format(reference=contact.our_reference)
+    what_we_see = messages.CONTACT_FINDINGS[finding].format(
+        **{"email": contact.email, "verify_url": f"{settings.BASE_URL}/verify", **facts})
+    private = "\n\n".join([messages.CONTACT_GREETING.format(name=name), what_we_see,
+                           messages.CONTACT_REFERENCE.format(reference=contact.our_reference),
+                           messages.CONTACT_SIGNOFF])
+    needs_human = finding in NEEDS_HUMAN
+    with transaction.atomic():
+        ack = notify.create_email(
+            account=account, kind="support_ack", key=f"support-ack:{contact.our_reference}",
+            to=account.email if account else contact.email,
+            context={"subject": messages.CONTACT_SUBJECT.format(reference=contact.our_reference), "text": private},
+        )
+        Contact.objects.filter(pk=contact.pk).update(
+            finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, acknowledgement=ack)
+        summary = (messages.SIGNAL_CONTACT if needs_human else messages.SIGNAL_CONTACT_ANSWERED).format(
+            excerpt=_excerpt(contact.text), finding=Finding(finding).label)
+        Signal.objects.filter(pk=signal.pk).update(summary=summary[:500], detail={**signal.detail, "finding": finding})
+        if not needs_human:
+            clear_signals(signal_ids=[signal.pk], how=f"answered automatically: {Finding(finding).label}")
+        else:
+            refresh_case(case_id=contact.case_id)
+        notify.send_soon(ack)
+    contact.refresh_from_db()
+    return ContactResult(contact=contact, public_reply=public, private_reply=private)
+

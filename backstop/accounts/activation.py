@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backstop.accounts.models import Account, AccountEvent, AccountState
-from backstop.accounts.timeline import timeline_entry
+from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepName, StepStatus
+from backstop.accounts.timeline import record_event, timeline_entry
 from backstop.notify import services as notify
 from backstop.support.models import AttentionKind, AttentionRecord, Signal
+from backstop.workspaces.models import Workspace
+
+
+class WorkspaceIdTaken(Exception):
+    """The workspace id given by hand already belongs to another account's workspace."""
 
 
 def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent]:
@@ -40,3 +46,33 @@ def _tell_owner_the_workspace_is_ready(account: Account) -> None:
                                   context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
     notify.send_soon(message)
 
+
+def complete_workspace_by_hand(*, account: Account, external_id: str, by: str) -> bool:
+    """Record a workspace a person created by hand in the provider's console, and activate the account.
+
+    True when this call recorded it; False when the account already had its workspace (nothing changed). ``by``: who
+    did it, as the timeline says it. Raises WorkspaceIdTaken when the id is another account's workspace.
+
+    Safe against the setup workflow finishing at the same moment: one workspace per account (unique), and every
+    state change below only moves rows that have not moved yet.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if Workspace.objects.filter(account=account).exists():
+            return False
+        try:
+            with transaction.atomic():
+                Workspace.objects.create(account=account, name=account.company, external_id=external_id)
+        except IntegrityError as error:
+            if Workspace.objects.filter(account=account).exists():
+                return False
+            raise WorkspaceIdTaken(external_id) from error
+        SetupStep.objects.filter(account=account, name=StepName.WORKSPACE).exclude(status=StepStatus.DONE).update(
+            status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="", updated_at=now)
+        record_event(account, "workspace_by_hand", f"Workspace {external_id} created by hand by {by}.")
+        if Account.objects.filter(pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
+                                  ).update(state=AccountState.ACTIVE, activated_at=now):
+            record_event(account, "activated", "Workspace ready: the account is active.")
+        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED,
+                                            how="workspace completed by hand by support")
+    return True

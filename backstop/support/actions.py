@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
+from backstop.accounts.activation import WorkspaceIdTaken, complete_workspace_by_hand
+from backstop.accounts.models import Account, SetupStep, StepStatus
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import send_sign_in_code
 from backstop.accounts.timeline import record_event
@@ -20,7 +21,6 @@ from backstop.support import messages, payments
 from backstop.support.cases import clear_fixed_attention, refresh_case
 from backstop.support.models import (
     ActionOutcome,
-    AttentionKind,
     AttentionRecord,
     Case,
     CaseState,
@@ -130,37 +130,19 @@ def _retry_setup(case: Case, staff: Account | None, params: dict[str, Any]) -> t
 
 
 def _complete_workspace(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
-    """Record a workspace a person created by hand in the provider's console, and activate the account.
-
-    Safe against the setup workflow finishing at the same moment: one workspace per account (unique), and every
-    state change below only moves rows that have not moved yet.
-    """
+    """Record a workspace a person created by hand in the provider's console, and activate the account (accounts
+    does both, safe against the setup workflow finishing at the same moment)."""
     account = _require_account(case)
     text = messages.ACTIONS["complete_workspace"]
     external_id = str(params.get("external_id", "")).strip()
     if not external_id:
         raise ActionRefused(messages.WORKSPACE_ID_REQUIRED)
-    now = timezone.now()
-    with transaction.atomic():
-        if Workspace.objects.filter(account=account).exists():
-            return ActionOutcome.ALREADY_DONE, text.already
-        try:
-            with transaction.atomic():
-                Workspace.objects.create(account=account, name=account.company, external_id=external_id)
-        except IntegrityError as error:
-            if Workspace.objects.filter(account=account).exists():
-                return ActionOutcome.ALREADY_DONE, text.already
-            raise ActionRefused(messages.WORKSPACE_ID_TAKEN) from error
-        SetupStep.objects.filter(account=account, name=StepName.WORKSPACE).exclude(status=StepStatus.DONE).update(
-            status=StepStatus.DONE, done_at=now, next_attempt_at=None, last_error="", updated_at=now)
-        who = staff.email if staff is not None else "support automation"
-        record_event(account, "workspace_by_hand", f"Workspace {external_id} created by hand by {who}.")
-        if Account.objects.filter(pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
-                                  ).update(state=AccountState.ACTIVE, activated_at=now):
-            record_event(account, "activated", "Workspace ready: the account is active.")
-        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED,
-                                            how="workspace completed by hand by support")
-    return ActionOutcome.DONE, text.done
+    who = staff.email if staff is not None else "support automation"
+    try:
+        done = complete_workspace_by_hand(account=account, external_id=external_id, by=who)
+    except WorkspaceIdTaken as error:
+        raise ActionRefused(messages.WORKSPACE_ID_TAKEN) from error
+    return (ActionOutcome.DONE, text.done) if done else (ActionOutcome.ALREADY_DONE, text.already)
 
 
 def _send_code_sms(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:

@@ -1,4 +1,10 @@
-"""Staff (and automation) actions on a case: each run once per click, audited with the state before and after."""
+"""Staff (and automation) actions on a case: each run once per click, audited with the state before and after.
+
+Every action is one entry of STAFF_ACTIONS, at the end of this module: its name, its handler, the parameters it takes
+and when it can apply to a case. Its texts are messages.ACTIONS[name]. The desk's buttons and their inputs, the form
+that checks what was typed, and run_action's dispatch all read the registry: adding an action is an entry here and
+its texts in messages.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,10 +43,6 @@ log = logging.getLogger(__name__)
 
 class ActionRefused(Exception):
     """The action can't run on this case as asked; the text says why, in words staff can act on."""
-
-
-STAFF_ACTIONS = ("retry_setup", "complete_workspace", "send_code_sms", "fulfil_from_charge", "refund", "grant_credit",
-                 "merge", "close")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def run_action(
         return ActionResult(SupportAction.objects.get(idempotency_key=scoped_key[:120]), repeated=True)
     if staff is not None:
         Case.objects.filter(pk=case_id, human_touched_at__isnull=True).update(human_touched_at=timezone.now())
-    handler = _HANDLERS[action]
+    handler = STAFF_ACTIONS[action].handler
     try:
         outcome, note = handler(Case.objects.select_related("account").get(pk=case_id), staff,
                                 params | {"action_key": record.idempotency_key})
@@ -219,10 +222,107 @@ def _close(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[s
     return ActionOutcome.DONE, text.done
 
 
-_HANDLERS: dict[str, Handler] = {
-    "retry_setup": _retry_setup, "complete_workspace": _complete_workspace, "send_code_sms": _send_code_sms,
-    "fulfil_from_charge": _fulfil_from_charge, "refund": _refund, "grant_credit": _grant_credit, "merge": _merge,
-    "close": _close,
-}
+# --- The registry ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter an action takes: the form field that checks what staff typed (the handler says what is missing or
+    wrong in its own words), and whether the desk's input asks for it before the form can be sent."""
+
+    name: str
+    field: forms.Field
+    asked: bool = False
 
 
+@dataclass(frozen=True)
+class FormInput:
+    """One input of an action's form on the case page, with its texts."""
+
+    name: str
+    placeholder: str
+    label: str
+    required: bool
+    number: bool
+    min_value: int | None
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    name: str
+    handler: Handler
+    # Whether the desk offers it on this case (open cases only). run_action does not ask: the handler refuses
+    # in its own words, and automation runs actions the desk would not offer.
+    applies: Callable[[Case], bool]
+    params: tuple[Param, ...] = ()
+
+    @property
+    def text(self) -> messages.ActionText:
+        return messages.ACTIONS[self.name]
+
+    @property
+    def inputs(self) -> list[FormInput]:
+        texts = self.text.inputs
+        return [FormInput(name=p.name, placeholder=texts[p.name].placeholder, label=texts[p.name].label,
+                          required=p.asked, number=isinstance(p.field, forms.IntegerField),
+                          min_value=getattr(p.field, "min_value", None)) for p in self.params]
+
+
+def _has_unfinished_setup(case: Case) -> bool:
+    return (case.account is not None
+            and SetupStep.objects.filter(account=case.account).exclude(status=StepStatus.DONE).exists())
+
+
+def _has_no_workspace(case: Case) -> bool:
+    return case.account is not None and not Workspace.objects.filter(account=case.account).exists()
+
+
+def _has_phone(case: Case) -> bool:
+    return case.account is not None and bool(case.account.phone)
+
+
+def _has_charge_without_access(case: Case) -> bool:
+    return payments.is_about_money(case) or payments.has_charge_without_order(email=case.email, account=case.account)
+
+
+def _has_payment(case: Case) -> bool:
+    return payments.is_about_money(case) or payments.has_paid_order(email=case.email, account=case.account)
+
+
+def _has_active_plan(case: Case) -> bool:
+    return payments.has_active_plan(email=case.email, account=case.account)
+
+
+def _has_another_open_case(case: Case) -> bool:
+    return case.is_open and Case.objects.filter(state=CaseState.OPEN).exclude(pk=case.pk).exists()
+
+
+def _is_open(case: Case) -> bool:
+    return case.is_open
+
+
+def _text(**options: Any) -> forms.CharField:
+    return forms.CharField(required=False, **options)
+
+
+STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
+    StaffAction("retry_setup", _retry_setup, applies=_has_unfinished_setup),
+    StaffAction("complete_workspace", _complete_workspace, applies=_has_no_workspace,
+                params=(Param("external_id", _text(), asked=True),)),
+    StaffAction("send_code_sms", _send_code_sms, applies=_has_phone),
+    StaffAction("fulfil_from_charge", _fulfil_from_charge, applies=_has_charge_without_access,
+                params=(Param("payment_id", _text()),)),
+    StaffAction("refund", _refund, applies=_has_payment,
+                params=(Param("reference", _text()), Param("reason", _text()))),
+    StaffAction("grant_credit", _grant_credit, applies=_has_active_plan, params=(
+        Param("days", forms.IntegerField(required=False, min_value=1, max_value=3650), asked=True),
+        Param("reason", _text()))),
+    StaffAction("merge", _merge, applies=_has_another_open_case, params=(Param("target", _text(), asked=True),)),
+    StaffAction("close", _close, applies=_is_open, params=(Param("note", _text()),)),
+)}
+
+
+def offered_on(case: Case) -> list[StaffAction]:
+    """The actions the desk offers on the case: on an open case, those that can apply to it, in registry order."""
+    if not case.is_open:
+        return []
+    return [action for action in STAFF_ACTIONS.values() if action.applies(case)]

@@ -17,6 +17,7 @@ from backstop.accounts.progress import SetupProgress, setup_progress
 from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, messages, payments, triage
+from backstop.support.actions import StaffAction, offered_on
 from backstop.support.models import (
     SETUP_KINDS,
     ActionOutcome,
@@ -37,8 +38,6 @@ QUEUE_PAGE = 50
 SHOWN_IN_FULL = frozenset({"support_reply", "support_ack", "support_resolved"})
 TIMELINE_LIMIT = 300
 DID_ACTIONS = frozenset(messages.DID_TEXT)
-OTHER_ACTIONS = ("retry_setup", "complete_workspace", "send_code_sms", "fulfil_from_charge", "refund", "grant_credit",
-                 "merge", "close")
 
 
 def _hhmm(moment: dt.datetime | None) -> str:
@@ -220,7 +219,10 @@ class CaseView:
     reply_subject: str
     reply_body: str
     saved_replies: list[SavedReply]
-    other_actions: list[tuple[str, str]] = field(default_factory=list)
+    # The actions offered on the case (support.actions.STAFF_ACTIONS whose predicate holds): the suggested one, when
+    # it is among them, gets the primary button; the others are under "Other actions".
+    suggested_action: StaffAction | None = None
+    other_actions: list[StaffAction] = field(default_factory=list)
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
@@ -237,6 +239,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
     suggestion = _suggestion_for(case, failing) if case.is_open else triage.Suggestion("close", "")
     saved = SavedReply.objects.filter(pk=saved_reply_id).first() if saved_reply_id else None
     subject, body = draft_reply(case=case, staff=staff, signals=signals, actions=actions, saved=saved)
+    offered = offered_on(case)
     return CaseView(
         case=case, account=account,
         workspace=Workspace.objects.filter(account=account).first() if account else None,
@@ -245,7 +248,8 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
         payments=money, timeline=_timeline(case, account, signals, contacts, actions, message_rows),
         earlier_cases=list(customer_cases.exclude(pk=case.pk).order_by("-opened_at")[:20]),
         reply_subject=subject, reply_body=body, saved_replies=list(SavedReply.objects.all()[:100]),
-        other_actions=[(a, messages.ACTIONS[a].label) for a in OTHER_ACTIONS if a != suggestion.action],
+        suggested_action=next((a for a in offered if a.name == suggestion.action), None),
+        other_actions=[a for a in offered if a.name != suggestion.action],
     )
 
 

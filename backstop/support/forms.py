@@ -1,9 +1,13 @@
 """HTML forms only carry what was typed; the rules live in the services (contact, actions, replies) and apply to the
 API too."""
 
+import copy
+from typing import Any
+
 from django import forms
 
 from backstop.accounts.forms import Typed
+from backstop.support.actions import STAFF_ACTIONS
 
 
 class ContactForm(forms.Form):
@@ -13,15 +17,16 @@ class ContactForm(forms.Form):
 
 
 class ActionForm(forms.Form):
+    """The action's name and click, and the parameters its registry entry declares (nothing else is taken)."""
+
     action = forms.CharField()
     idempotency_key = forms.CharField(max_length=80)
-    external_id = forms.CharField(required=False)
-    target = forms.CharField(required=False)
-    note = forms.CharField(required=False)
-    payment_id = forms.CharField(required=False)
-    reference = forms.CharField(required=False)
-    reason = forms.CharField(required=False)
-    days = forms.IntegerField(required=False, min_value=1, max_value=3650)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        action = STAFF_ACTIONS.get(str(self.data.get("action", "")))
+        for param in action.params if action is not None else ():
+            self.fields[param.name] = copy.deepcopy(param.field)
 
 
 class ReplyForm(forms.Form):

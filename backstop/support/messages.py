@@ -6,7 +6,7 @@ To staff: one plain line per problem and the action that fixes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # --- Names -------------------------------------------------------------------------------------------
 
@@ -40,10 +40,18 @@ CASE_ALL_CLEAR = "Everything that was wrong is fixed; nothing open."
 # --- Suggested and other actions ------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class InputText:
+    placeholder: str
+    label: str
+
+
+@dataclass(frozen=True)
 class ActionText:
     label: str
     done: str
     already: str
+    # The texts of the inputs on the action's form, one per parameter it takes (support.actions.STAFF_ACTIONS).
+    inputs: dict[str, InputText] = field(default_factory=dict)
 
 
 ACTIONS: dict[str, ActionText] = {
@@ -52,18 +60,26 @@ ACTIONS: dict[str, ActionText] = {
         "Nothing to retry: every setup step had already finished."),
     "complete_workspace": ActionText(
         "Complete workspace by hand", "Workspace recorded and the account is active.",
-        "The workspace already existed (automation finished it first); nothing changed."),
+        "The workspace already existed (automation finished it first); nothing changed.",
+        {"external_id": InputText("workspace id", "Workspace id created by hand")}),
     "send_code_sms": ActionText(
         "Send a code by SMS", "A sign-in code was sent by SMS (and email).",
         "No phone number on this account: nothing was sent."),
     "fulfil_from_charge": ActionText(
         "Fulfil from charge", "Access given from the payment already taken; no new charge.",
-        "Already fulfilled (automation got there first); nothing changed."),
-    "refund": ActionText("Refund", "Refund requested from the processor.", "Already refunded; nothing changed."),
-    "grant_credit": ActionText("Grant a credit", "Credit granted.", "That credit was already granted."),
+        "Already fulfilled (automation got there first); nothing changed.",
+        {"payment_id": InputText("payment id (optional)", "Payment id")}),
+    "refund": ActionText("Refund", "Refund requested from the processor.", "Already refunded; nothing changed.",
+                         {"reference": InputText("order reference (optional)", "Order reference"),
+                          "reason": InputText("reason", "Refund reason")}),
+    "grant_credit": ActionText("Grant a credit", "Credit granted.", "That credit was already granted.",
+                               {"days": InputText("days", "Credit in days"),
+                                "reason": InputText("reason", "Credit reason")}),
     "merge": ActionText("Merge into another case", "Merged: this case now lives in case {target}.",
-                        "Already merged or closed; nothing changed."),
-    "close": ActionText("Close case", "Case closed.", "Already resolved (at {when}); nothing changed."),
+                        "Already merged or closed; nothing changed.",
+                        {"target": InputText("case number", "Merge into case number")}),
+    "close": ActionText("Close case", "Case closed.", "Already resolved (at {when}); nothing changed.",
+                        {"note": InputText("note (optional)", "Closing note")}),
     "reply": ActionText("Send reply", "Reply sent; it is on the timeline below.", "That reply was already sent."),
     "wait": ActionText("No action needed", "", ""),
 }

@@ -14,7 +14,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backstop.billing import services as billing
-from backstop.billing.models import AttemptState, FulfilledBy, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.models import (
+    AttemptState,
+    Entitlement,
+    EntitlementState,
+    FulfilledBy,
+    Order,
+    OrderStatus,
+    PurchaseAttempt,
+)
 from backstop.billing.outcome import money
 from backstop.billing.providers import RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
@@ -121,6 +129,30 @@ def snapshot(*, email: str, account: Any) -> dict[str, Any]:
     orders = dict(Order.objects.filter(attempt__in=attempts).values_list("reference", "status"))
     unpaid = list(attempts.filter(state__in=PAID_WITHOUT_ORDER).values_list("reference", flat=True))
     return {"orders": orders, "charged_without_order": unpaid} if orders or unpaid else {}
+
+
+def is_about_money(case: Any) -> bool:
+    """Whether the case has an open signal about a payment (one taken without access, or one matching no checkout)."""
+    return Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS, cleared_at__isnull=True).exists()
+
+
+def has_charge_without_order(*, email: str, account: Any) -> bool:
+    """Whether the customer was charged and has no order for it: the money is in, the access is not."""
+    return (_customer_attempts(email=email, account=account).filter(state__in=PAID_WITHOUT_ORDER, order__isnull=True)
+            .exclude(payment_id="").exists())
+
+
+def has_paid_order(*, email: str, account: Any) -> bool:
+    return Order.objects.filter(attempt__in=_customer_attempts(email=email, account=account),
+                                status=OrderStatus.PAID).exists()
+
+
+def has_active_plan(*, email: str, account: Any) -> bool:
+    """Whether the customer has a plan running, the one a credit's days are added to (as billing finds it)."""
+    owner = Q(email__iexact=email)
+    if account is not None:
+        owner |= Q(account=account)
+    return Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).exists()
 
 
 def fulfilled_payment_ids(payment_ids: list[str]) -> set[str]:

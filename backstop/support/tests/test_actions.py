@@ -3,6 +3,7 @@ to automation that did the same thing first."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from typing import Any
 
@@ -104,7 +105,8 @@ def test_it_tells_staff_when_our_own_code_fails_an_action_with_a_reference_not_a
     def broken(*args: Any) -> tuple[str, str]:
         raise KeyError("workspace")
 
-    monkeypatch.setitem(actions._HANDLERS, "complete_workspace", broken)
+    monkeypatch.setitem(actions.STAFF_ACTIONS, "complete_workspace",
+                        dataclasses.replace(actions.STAFF_ACTIONS["complete_workspace"], handler=broken))
     _act(client, case, "complete_workspace", external_id="ws_by_hand_1")
 
     action = SupportAction.objects.get()

@@ -42,6 +42,9 @@ from backstop.accounts.validation import (
     email_key,
     normalise_password,
 )
+from backstop.attention import hooks as attention_hooks
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, check_rate_limit
@@ -49,7 +52,6 @@ from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
-from backstop.support.models import AttentionKind, AttentionRecord, Signal
 from backstop.workspaces.services import provision_workspace
 
 log = logging.getLogger(__name__)
@@ -420,8 +422,7 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         if step == StepName.WORKSPACE:
             events += _activate(done_ids, delayed={row.account_id for row in done if row.was_delayed()})
         else:
-            AttentionRecord.objects.resolve_for_accounts(account_ids=done_ids, kind=AttentionKind.EMAIL_UNDELIVERED,
-                                                         how="email delivered")
+            attention.resolve(kind=AttentionKind.EMAIL_UNDELIVERED, account_ids=done_ids, how="email delivered")
         unfinished = [row for row in rows if row.pk in still_open and results[row.account_id]["status"] != "done"]
         for row in unfinished:
             result = results[row.account_id]
@@ -450,11 +451,10 @@ def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent
     if not activated:
         return []
     Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
-    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
-                                                 how="setup finished")
+    attention.resolve(kind=AttentionKind.SETUP_STALLED, account_ids=activated, how="setup finished")
     waited = [account_id for account_id in activated if account_id in delayed]
     # Support's own "fixed" email, with the outage's times, tells those whose wait it has on a case.
-    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case(waited)
+    told_by_support = attention_hooks.customers_told_by_a_person(waited)
     for account in Account.objects.filter(pk__in=set(waited) - told_by_support):
         _tell_owner_the_workspace_is_ready(account)
     return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
@@ -487,8 +487,9 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
             Account.objects.filter(pk=account.pk, state=AccountState.SETTING_UP).update(
                 state=AccountState.NEEDS_ATTENTION
             )
-            AttentionRecord.objects.raise_once(
-                kind=AttentionKind.SETUP_STALLED, account=account, detail=detail,
+            attention.raise_once(
+                kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"),
+                account=account, detail=detail,
                 summary=f"Workspace for {account.email} could not be created after "
                         f"{workspace['attempts']} attempts: {workspace['last_error']}",
             )
@@ -497,8 +498,9 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
             welcome = Message.objects.filter(key=_welcome_key(account_id)).values_list("pk", flat=True).first()
             if welcome is not None:
                 notify.give_up_message(message_id=welcome)
-            AttentionRecord.objects.raise_once(
-                kind=AttentionKind.EMAIL_UNDELIVERED, account=account, detail=detail,
+            attention.raise_once(
+                kind=AttentionKind.EMAIL_UNDELIVERED, harm=Harm.DEGRADED, cause=provider_cause("email"),
+                account=account, detail=detail,
                 summary=f"Welcome email to {account.email} could not be delivered: "
                         f"{detail[StepName.WELCOME_EMAIL]['last_error']}",
             )

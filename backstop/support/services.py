@@ -22,25 +22,23 @@ from django.utils import timezone
 from backstop.accounts import services as accounts
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm, provider_cause
+from backstop.attention.services import resolve as resolve_attention
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
 from backstop.support import messages, payments, triage
 from backstop.support.models import (
     ActionOutcome,
-    AttentionKind,
-    AttentionRecord,
     Case,
     CaseState,
     Contact,
     Finding,
-    Harm,
     Resolution,
     SavedReply,
     Signal,
     SignalKind,
     SupportAction,
-    provider_cause,
 )
 from backstop.workspaces.models import Workspace
 
@@ -118,7 +116,7 @@ def join_attention_record(*, record: AttentionRecord) -> Signal:
         key, email = _customer_of(account, email)
     return _join(
         customer_key=key, email=email, account=account, kind=record.kind,
-        cause=triage.cause_of_attention(record.kind, record.detail), harm=triage.harm_of(record.kind),
+        cause=record.cause, harm=record.harm,
         summary=record.summary, detail=record.detail, source=f"attention:{record.pk}", attention=record,
     )
 
@@ -519,8 +517,8 @@ def _complete_workspace(case: Case, staff: Account | None, params: dict[str, Any
         if Account.objects.filter(pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
                                   ).update(state=AccountState.ACTIVE, activated_at=now):
             accounts.record_event(account, "activated", "Workspace ready: the account is active.")
-        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED,
-                                            how="workspace completed by hand by support")
+        resolve_attention(kind=AttentionKind.SETUP_STALLED, account_ids=[account.pk],
+                          how="workspace completed by hand by support")
     return ActionOutcome.DONE, text.done
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "backstop.accounts",
     "backstop.workspaces",
     "backstop.notify",
+    "backstop.attention",
     "backstop.support",
     "backstop.demo",
     "backstop.billing",

@@ -66,13 +66,12 @@ def seed(cases: int, events: int) -> None:
 
     from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepName, StepStatus
     from backstop.accounts.staff import ensure_staff_account
+    from backstop.attention.models import AttentionKind, Harm
     from backstop.notify.models import DeliveryStatus, Message
     from backstop.support.models import (
         ActionOutcome,
-        AttentionKind,
         Case,
         CaseState,
-        Harm,
         Incident,
         IncidentState,
         Resolution,

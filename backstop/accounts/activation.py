@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.timeline import record_event, timeline_entry
+from backstop.attention import hooks as attention_hooks
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind
 from backstop.notify import services as notify
-from backstop.support.models import AttentionKind, AttentionRecord, Signal
 from backstop.workspaces.models import Workspace
 
 
@@ -30,11 +32,10 @@ def _activate(account_ids: list[int], *, delayed: set[int]) -> list[AccountEvent
     if not activated:
         return []
     Account.objects.filter(pk__in=activated).update(state=AccountState.ACTIVE, activated_at=timezone.now())
-    AttentionRecord.objects.resolve_for_accounts(account_ids=activated, kind=AttentionKind.SETUP_STALLED,
-                                                 how="setup finished")
+    attention.resolve(kind=AttentionKind.SETUP_STALLED, account_ids=activated, how="setup finished")
     waited = [account_id for account_id in activated if account_id in delayed]
     # Support's own "fixed" email, with the outage's times, tells those whose wait it has on a case.
-    told_by_support = Signal.objects.accounts_waiting_on_workspace_in_a_case(waited)
+    told_by_support = attention_hooks.customers_told_by_a_person(waited)
     for account in Account.objects.filter(pk__in=set(waited) - told_by_support):
         _tell_owner_the_workspace_is_ready(account)
     return [timeline_entry(account_id, "activated", "Workspace ready: the account is active.")
@@ -73,6 +74,6 @@ def complete_workspace_by_hand(*, account: Account, external_id: str, by: str) -
         if Account.objects.filter(pk=account.pk, state__in=(AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
                                   ).update(state=AccountState.ACTIVE, activated_at=now):
             record_event(account, "activated", "Workspace ready: the account is active.")
-        AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED,
-                                            how="workspace completed by hand by support")
+        attention.resolve(kind=AttentionKind.SETUP_STALLED, account_ids=[account.pk],
+                          how="workspace completed by hand by support")
     return True

@@ -31,13 +31,14 @@ from backstop.accounts.models import (
     setup_workflow_id,
 )
 from backstop.accounts.timeline import record_event, timeline_entry
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
-from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces.services import provision_workspace
 
 log = logging.getLogger(__name__)
@@ -286,8 +287,7 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         if step == StepName.WORKSPACE:
             events += _activate(done_ids, delayed={row.account_id for row in done if row.was_delayed()})
         else:
-            AttentionRecord.objects.resolve_for_accounts(account_ids=done_ids, kind=AttentionKind.EMAIL_UNDELIVERED,
-                                                         how="email delivered")
+            attention.resolve(kind=AttentionKind.EMAIL_UNDELIVERED, account_ids=done_ids, how="email delivered")
         unfinished = [row for row in rows if row.pk in still_open and results[row.account_id]["status"] != "done"]
         for row in unfinished:
             result = results[row.account_id]
@@ -323,8 +323,9 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
             Account.objects.filter(pk=account.pk, state=AccountState.SETTING_UP).update(
                 state=AccountState.NEEDS_ATTENTION
             )
-            AttentionRecord.objects.raise_once(
-                kind=AttentionKind.SETUP_STALLED, account=account, detail=detail,
+            attention.raise_once(
+                kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"),
+                account=account, detail=detail,
                 summary=f"Workspace for {account.email} could not be created after "
                         f"{workspace['attempts']} attempts: {workspace['last_error']}",
             )
@@ -333,8 +334,9 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
             welcome = Message.objects.filter(key=_welcome_key(account_id)).values_list("pk", flat=True).first()
             if welcome is not None:
                 notify.give_up_message(message_id=welcome)
-            AttentionRecord.objects.raise_once(
-                kind=AttentionKind.EMAIL_UNDELIVERED, account=account, detail=detail,
+            attention.raise_once(
+                kind=AttentionKind.EMAIL_UNDELIVERED, harm=Harm.DEGRADED, cause=provider_cause("email"),
+                account=account, detail=detail,
                 summary=f"Welcome email to {account.email} could not be delivered: "
                         f"{detail[StepName.WELCOME_EMAIL]['last_error']}",
             )

@@ -31,6 +31,8 @@ from django.db import connection, connections
 from django.db.models import Min
 from django.utils import timezone
 
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm
 from backstop.billing import services
 from backstop.billing.models import (
     AttemptState,
@@ -44,7 +46,6 @@ from backstop.billing.outcome import money
 from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
 from backstop.runtime import dispatch
-from backstop.support.models import AttentionKind, AttentionRecord
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,9 @@ def _escalate_if_overdue(attempt: PurchaseAttempt, *, now: dt.datetime, error: s
     since = attempt.in_doubt_since or attempt.updated_at
     if (now - since).total_seconds() < settings.IN_DOUBT_REPLY_MINUTES * 60:
         return
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}", account=attempt.account,
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="",
+        subject=f"checkout:{attempt.reference}", account=attempt.account,
         summary=f"Checkout {attempt.reference} ({money(attempt.amount_cents, attempt.currency)}, {attempt.email}) "
                 f"is unsettled since {since:%Y-%m-%d %H:%M} UTC: {error}. The buyer was promised an email.",
         detail={"reference": attempt.reference, "email": attempt.email, "amount_cents": attempt.amount_cents,
@@ -470,8 +472,10 @@ def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor
     summary.orders_without_payment += 1
     status = payment.status if payment is not None else "not found at the processor"
     owner = Order.objects.select_related("account").get(reference=order.reference)
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.ORDER_WITHOUT_PAYMENT, subject=f"order:{order.reference}", account=owner.account,
+    # An order without a payment hurts us, not the customer: it ranks as degraded.
+    attention.raise_once(
+        kind=AttentionKind.ORDER_WITHOUT_PAYMENT, harm=Harm.DEGRADED, cause="",
+        subject=f"order:{order.reference}", account=owner.account,
         summary=f"Order {order.reference} has no succeeded payment at the processor (payment {order.payment_id}: "
                 f"{status}). Check before the customer keeps access unpaid.",
         detail={"reference": order.reference, "payment_id": order.payment_id, "payment_status": status,

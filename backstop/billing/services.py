@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.accounts.validation import InvalidInput, clean_email, email_key
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm
 from backstop.billing.messages import (
     CREDIT_DAYS_OUT_OF_RANGE,
     CREDIT_NO_ACTIVE_PLAN,
@@ -52,7 +54,6 @@ from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch
-from backstop.support.models import AttentionKind, AttentionRecord
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +368,8 @@ def ensure_confirmation_queued(*, attempt_id: int) -> bool:
 
 
 def _raise_unmatched(payment: ProcessorPayment, *, reason: str) -> None:
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNMATCHED, subject=f"payment:{payment.id}",
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNMATCHED, harm=Harm.MONEY, cause="", subject=f"payment:{payment.id}",
         summary=f"Payment {payment.id} of {money(payment.amount, payment.currency)} from "
                 f"{payment.email or 'an unknown buyer'} on {payment.created:%Y-%m-%d %H:%M} UTC: {reason}.",
         detail=payment_detail(payment) | {"reason": reason},
@@ -462,8 +463,9 @@ def record_refund_from_processor(
         return "unchanged"
     if amount_refunded < order.amount_cents:
         # We sell no partial plans, so what access a partial refund leaves is a person's decision.
-        AttentionRecord.objects.raise_once_about(
-            kind=AttentionKind.REFUND_PARTIAL, subject=f"refund:{payment_id}:{amount_refunded}", account=order.account,
+        attention.raise_once(
+            kind=AttentionKind.REFUND_PARTIAL, harm=Harm.DEGRADED, cause="",
+            subject=f"refund:{payment_id}:{amount_refunded}", account=order.account,
             summary=REFUND_PARTIAL_SUMMARY.format(
                 refunded=money(amount_refunded, order.currency), reference=order.reference,
                 amount=money(order.amount_cents, order.currency), email=order.email),

@@ -23,12 +23,12 @@ from backstop.accounts.models import Account, SetupStep, StepStatus
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import send_sign_in_code
 from backstop.accounts.timeline import record_event
+from backstop.attention.models import AttentionRecord
 from backstop.ratelimits.services import RateLimited
 from backstop.support import messages, payments
 from backstop.support.cases import clear_fixed_attention, refresh_case
 from backstop.support.models import (
     ActionOutcome,
-    AttentionRecord,
     Case,
     CaseState,
     Contact,

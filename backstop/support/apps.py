@@ -1,6 +1,28 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.apps import AppConfig
+
+if TYPE_CHECKING:
+    from backstop.attention.models import AttentionRecord
 
 
 class SupportConfig(AppConfig):
     name = "backstop.support"
     label = "support"
+
+    def ready(self) -> None:
+        # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
+        # answers accounts' question of whom it tells itself that their workspace is ready.
+        from backstop.attention import hooks
+        from backstop.support.models import Signal
+
+        hooks.subscribe(join_raised_record)
+        hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
+
+
+def join_raised_record(record: AttentionRecord) -> None:
+    from backstop.support.cases import join_attention_record
+
+    join_attention_record(record=record)

@@ -18,25 +18,22 @@ from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
 from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, StepStatus
+from backstop.attention.models import AttentionRecord, Harm, provider_cause, provider_of_cause
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
 from backstop.support import actions, cases, messages, notifications, payments, triage
 from backstop.support.models import (
-    AttentionRecord,
     Case,
     CaseState,
     Contact,
     Finding,
-    Harm,
     Incident,
     IncidentState,
     Resolution,
     Signal,
     SignalKind,
     SupportAction,
-    provider_cause,
-    provider_of_cause,
 )
 
 log = logging.getLogger(__name__)

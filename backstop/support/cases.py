@@ -14,16 +14,14 @@ from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, Account, SetupStep
 from backstop.accounts.validation import email_key
+from backstop.attention.models import AttentionRecord, Harm, provider_cause
 from backstop.notify.models import Message
 from backstop.support import messages, triage
 from backstop.support.models import (
-    AttentionRecord,
     Case,
     CaseState,
-    Harm,
     Signal,
     SignalKind,
-    provider_cause,
 )
 
 
@@ -87,7 +85,7 @@ def join_attention_record(*, record: AttentionRecord) -> Signal:
         key, email = _customer_of(account, email)
     return _join(
         customer_key=key, email=email, account=account, kind=record.kind,
-        cause=triage.cause_of_attention(record.kind, record.detail), harm=triage.harm_of(record.kind),
+        cause=record.cause, harm=record.harm,
         summary=record.summary, detail=record.detail, source=f"attention:{record.pk}", attention=record,
     )
 

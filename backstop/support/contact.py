@@ -15,12 +15,13 @@ from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
+from backstop.attention.models import Harm
 from backstop.notify import services as notify
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.support import messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
-from backstop.support.models import ActionOutcome, Contact, Finding, Harm, Signal, SignalKind
+from backstop.support.models import ActionOutcome, Contact, Finding, Signal, SignalKind
 
 CONTACT_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
 MAX_CONTACT_LENGTH = 5000

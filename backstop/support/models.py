@@ -1,118 +1,23 @@
-"""The support desk's records: what automation could not fix, the customer's case, incidents and the audit trail.
+"""The support desk's records: the customer's case, its signals, incidents and the audit trail.
 
-An AttentionRecord is raised by the app that noticed a problem (accounts, billing). Every such record, every
-undeliverable message, every contact from the customer and every customer stranded by a failing provider becomes a
-Signal on the customer's one open Case. Cases that share a cause hang off one Incident.
+An AttentionRecord (``backstop.attention``) is raised by the app that noticed a problem (accounts, billing). Every
+such record, every undeliverable message, every contact from the customer and every customer stranded by a failing
+provider becomes a Signal on the customer's one open Case. Cases that share a cause hang off one Incident.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from typing import Any
+from collections.abc import Collection
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-log = logging.getLogger(__name__)
-
-
-class AttentionKind(models.TextChoices):
-    SETUP_STALLED = "setup_stalled", "account setup ran out of retries"
-    EMAIL_UNDELIVERED = "email_undelivered", "an email could not be delivered"
-    PAYMENT_UNMATCHED = "payment_unmatched", "a processor payment matches no checkout"
-    ORDER_WITHOUT_PAYMENT = "order_without_payment", "an order has no payment at the processor"
-    PAYMENT_UNRESOLVED = "payment_unresolved", "a checkout's payment could not be settled"
-    REFUND_PARTIAL = "refund_partial", "part of an order was refunded at the processor"
-
-
-class AttentionRecordManager(models.Manager["AttentionRecord"]):
-    def raise_once(self, *, kind: str, account: Any, summary: str, detail: dict[str, Any]) -> AttentionRecord:
-        """Open a record unless one is already open for this account and kind; either way it joins a case."""
-        try:
-            with transaction.atomic():
-                record = self.create(kind=kind, account=account, summary=summary, detail=detail)
-        except IntegrityError:
-            record = self.get(kind=kind, account=account, resolved_at__isnull=True)
-        _join_support_case(record)
-        return record
-
-    def raise_once_about(
-        self, *, kind: str, subject: str, summary: str, detail: dict[str, Any], account: Any = None
-    ) -> AttentionRecord:
-        """Open a record about ``subject`` (e.g. a payment id) unless one is already open for it."""
-        try:
-            with transaction.atomic():
-                record = self.create(kind=kind, subject=subject, account=account, summary=summary, detail=detail)
-        except IntegrityError:
-            record = self.get(kind=kind, subject=subject, resolved_at__isnull=True)
-        _join_support_case(record)
-        return record
-
-    def resolve_for(self, *, account: Any, kind: str, how: str) -> int:
-        return self.resolve_for_accounts(account_ids=[account.pk], kind=kind, how=how)
-
-    def resolve_for_accounts(self, *, account_ids: list[int], kind: str, how: str) -> int:
-        return self.filter(account_id__in=account_ids, kind=kind, resolved_at__isnull=True).update(
-            resolved_at=timezone.now(), resolution=how
-        )
-
-
-def _join_support_case(record: AttentionRecord) -> None:
-    # The desk must never break the automation that raised the record: if joining fails here, the
-    # support cycle finds the record without a signal and joins it on its next pass.
-    from backstop.support.cases import join_attention_record
-
-    try:
-        with transaction.atomic():
-            join_attention_record(record=record)
-    except Exception:
-        log.exception("could not join attention record %s to a case; the support cycle will retry", record.pk)
-
-
-class AttentionRecord(models.Model):
-    kind = models.CharField(max_length=40, choices=AttentionKind.choices)
-    # Empty for records about something no account owns yet, such as a payment from an unknown buyer.
-    account = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="attention"
-    )
-    # What the record is about when that is not an account (e.g. "payment:pi_123").
-    subject = models.CharField(max_length=200, blank=True, default="")
-    summary = models.CharField(max_length=500)
-    detail = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolution = models.CharField(max_length=200, blank=True, default="")
-
-    objects = AttentionRecordManager()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["account", "kind"], condition=Q(resolved_at__isnull=True), name="one_open_record_per_kind"
-            ),
-            models.UniqueConstraint(
-                fields=["kind", "subject"], condition=Q(resolved_at__isnull=True) & ~Q(subject=""),
-                name="one_open_record_per_subject",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.summary
-
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm, provider_cause
 
 # --- Cases -------------------------------------------------------------------------------------------
-
-class Harm(models.IntegerChoices):
-    """How badly the customer is hurt; the desk queue is ordered by this, then by age."""
-
-    QUESTION = 0, "a question, nothing wrong found"
-    DEGRADED = 10, "degraded"
-    LOCKED_OUT = 20, "locked out"
-    MONEY = 30, "money taken without access"
-
 
 class CaseState(models.TextChoices):
     OPEN = "open", "open"
@@ -210,17 +115,8 @@ class SignalKind(models.TextChoices):
 SETUP_KINDS = frozenset({AttentionKind.SETUP_STALLED.value, SignalKind.SETUP_DELAYED.value})
 
 
-def provider_cause(provider: str) -> str:
-    """A signal's ``cause`` when a provider's failure raised it."""
-    return f"provider:{provider}"
-
-
-def provider_of_cause(cause: str) -> str:
-    return cause.removeprefix("provider:") if cause.startswith("provider:") else ""
-
-
 class SignalManager(models.Manager["Signal"]):
-    def accounts_waiting_on_workspace_in_a_case(self, account_ids: list[int]) -> set[int]:
+    def accounts_waiting_on_workspace_in_a_case(self, account_ids: Collection[int]) -> set[int]:
         """Of these accounts, those whose case holds an open signal of their workspace's setup: support tells them
         the workspace is ready when the case settles."""
         return set(self.filter(case__account_id__in=account_ids, kind__in=SETUP_KINDS,

@@ -15,10 +15,11 @@ from django.db.models import Exists, Max, OuterRef
 from django.urls import reverse
 
 from backstop.accounts.models import Account, AccountState
+from backstop.attention.models import Harm
 from backstop.notify import services as notify
 from backstop.support import messages
 from backstop.support.desk import incident_card_text
-from backstop.support.models import Case, CaseState, Harm, Incident, StaffNotice, Urgency
+from backstop.support.models import Case, CaseState, Incident, StaffNotice, Urgency
 
 BATCH = 500
 

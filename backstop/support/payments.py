@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from backstop.attention.models import AttentionRecord
 from backstop.billing import services as billing
 from backstop.billing.models import (
     AttemptState,
@@ -27,7 +28,7 @@ from backstop.billing.outcome import money
 from backstop.billing.providers import RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
 from backstop.support import messages, triage
-from backstop.support.models import AttentionRecord, Signal
+from backstop.support.models import Signal
 
 # Charged at the processor, no order yet: the money is in, the access is not.
 PAID_WITHOUT_ORDER = (AttemptState.CHARGED, AttemptState.IN_DOUBT)

@@ -1,4 +1,7 @@
-"""How bad each signal is, what caused it, and what a person should do about a case. No writes here."""
+"""How bad the desk's own signals are, and what a person should do about a case. No writes here.
+
+Attention records state their own harm and cause (``backstop.attention``): the desk takes them as they come.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +9,28 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from backstop.accounts.models import STEP_PROVIDERS
+from backstop.attention.models import AttentionKind, Harm
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support import messages
-from backstop.support.models import AttentionKind, Harm, SignalKind, provider_cause
+from backstop.support.models import SignalKind
 
-# Attention kinds raised by billing where money was (or may have been) taken and nobody has access for it: a
-# processor payment matching no checkout, a checkout whose payment could not be settled. (An order without a
-# payment hurts us, not the customer: it ranks as degraded.)
+# Kinds where money was (or may have been) taken and nobody has access for it: a processor payment matching no
+# checkout, a checkout whose payment could not be settled (billing raises both with harm MONEY). They choose the
+# suggested action and the desk's money view. (An order without a payment hurts us, not the customer.)
 MONEY_KINDS = frozenset({AttentionKind.PAYMENT_UNMATCHED.value, AttentionKind.PAYMENT_UNRESOLVED.value,
                          SignalKind.PAID_WITHOUT_ACCESS.value})
-# Kinds whose open signal means the customer can't use what they signed up for.
-LOCKED_OUT_KINDS = frozenset({AttentionKind.SETUP_STALLED.value})
 EMAIL_KINDS = frozenset({AttentionKind.EMAIL_UNDELIVERED.value, SignalKind.MESSAGE_UNDELIVERED.value})
 
 
 def harm_of(kind: str, *, step: str = "") -> Harm:
-    if kind in MONEY_KINDS:
+    """The harm of a signal the desk raises itself; an attention record states its own."""
+    if kind == SignalKind.PAID_WITHOUT_ACCESS:
         return Harm.MONEY
-    if kind in LOCKED_OUT_KINDS or (kind == SignalKind.SETUP_DELAYED and step == "workspace"):
+    if kind == SignalKind.SETUP_DELAYED and step == "workspace":
         return Harm.LOCKED_OUT
     if kind == SignalKind.CONTACT:
         return Harm.QUESTION
     return Harm.DEGRADED
-
-
-def cause_of_attention(kind: str, detail: Mapping[str, object]) -> str:
-    """The provider whose failure raised the record, when we can tell."""
-    if kind == AttentionKind.SETUP_STALLED:
-        return provider_cause("workspace")
-    if kind == AttentionKind.EMAIL_UNDELIVERED:
-        return provider_cause("email")
-    provider = detail.get("provider")
-    return provider_cause(str(provider)) if provider else ""
 
 
 def failing_providers() -> dict[str, CircuitBreaker]:

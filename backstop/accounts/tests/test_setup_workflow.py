@@ -17,11 +17,11 @@ from backstop.accounts import setup, signup
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import DeliveryStatus, LocalMailboxItem, Message
 from backstop.runtime import engine
 from backstop.runtime.models import BreakerReading, BreakerState, CircuitBreaker, CircuitBreakerManager
-from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.support.tests.helpers import open_breaker
 from backstop.workspaces.models import LocalProvisionedWorkspace, Workspace
 from conftest import setup_finished, wait_for

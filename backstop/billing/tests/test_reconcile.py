@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import reconcile, services
 from backstop.billing.models import (
     NOT_CHARGED,
@@ -26,7 +27,6 @@ from backstop.billing.tests.conftest import annual_plan, buy, mailbox, settled, 
 from backstop.billing.workflows import reconcile_workflow
 from backstop.fakepay.store import insert_payment_intents_bulk
 from backstop.notify.models import Message
-from backstop.support.models import AttentionKind, AttentionRecord
 from conftest import wait_for
 
 

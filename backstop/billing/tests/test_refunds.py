@@ -9,10 +9,11 @@ from django.test import Client
 from django.utils import timezone
 
 from backstop.accounts.models import Account
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import messages
 from backstop.billing.models import AuditEntry, Entitlement, Order
 from backstop.billing.tests.conftest import buy, settled, signed, stripe_client
-from backstop.support.models import AttentionKind, AttentionRecord, Case
+from backstop.support.models import Case
 
 
 def _refund_event(processor: Any) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from django.utils import timezone
 from backstop.accounts import setup, signup
 from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.lib.errors import ProviderError
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import BreakerState, CircuitBreaker
-from backstop.support.models import AttentionKind, AttentionRecord
 from backstop.workspaces import services as workspace_services
 from backstop.workspaces.providers import LocalProvisioner
 from conftest import setup_finished, wait_for

@@ -14,8 +14,9 @@ from django.utils import timezone
 from backstop.accounts import signup
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import clean_signup
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.runtime.models import BreakerState, CircuitBreaker
-from backstop.support.models import AttentionKind, AttentionRecord
 
 _numbers = itertools.count(1)
 
@@ -34,8 +35,8 @@ def stalled_account(email: str, *, error: str = "the workspace provider answered
                              last_error=error)
     SetupStep.objects.create(account=account, name=StepName.WELCOME_EMAIL, status=StepStatus.DONE, attempts=1,
                              done_at=timezone.now())
-    AttentionRecord.objects.raise_once(
-        kind=AttentionKind.SETUP_STALLED, account=account,
+    attention.raise_once(
+        kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"), account=account,
         detail={"workspace": {"attempts": 4, "last_error": error}},
         summary=f"Workspace for {email} could not be created after 4 attempts: {error}",
     )
@@ -47,7 +48,7 @@ def finish_setup(account: Account) -> None:
     now = timezone.now()
     SetupStep.objects.filter(account=account).update(status=StepStatus.DONE, done_at=now, last_error="")
     Account.objects.filter(pk=account.pk).update(state=AccountState.ACTIVE, activated_at=now)
-    AttentionRecord.objects.resolve_for(account=account, kind=AttentionKind.SETUP_STALLED, how="setup finished")
+    attention.resolve(kind=AttentionKind.SETUP_STALLED, account_ids=[account.pk], how="setup finished")
 
 
 def staff_account(*, email: str = "agent@backstop.localhost", name: str = "Sam Agent",

@@ -14,11 +14,13 @@ from django import forms
 from django.test import Client
 
 from backstop.accounts.models import Account
+from backstop.attention.models import AttentionKind, Harm
+from backstop.attention.services import raise_once as raise_attention
 from backstop.billing.tests.conftest import buy, processor, settled  # noqa: F401
 from backstop.support import messages
 from backstop.support.actions import STAFF_ACTIONS, ActionRefused, Param, StaffAction, run_action
 from backstop.support.forms import ActionForm
-from backstop.support.models import ActionOutcome, AttentionKind, AttentionRecord, Case, CaseState, SupportAction
+from backstop.support.models import ActionOutcome, Case, CaseState, SupportAction
 from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
 
 HIDDEN_INPUTS = {"csrfmiddlewaretoken", "action", "idempotency_key"}
@@ -111,8 +113,9 @@ def test_it_offers_an_action_on_the_desk_only_where_it_applies() -> None:
     # Somebody with neither an account nor a payment writes in.
     stranger = _contact("eve@example.com", "Hello?")
     # A payment the processor took that matches none of our checkouts: about money, nothing on our books.
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNMATCHED, subject="payment:pi_unmatched", summary="Payment matches no checkout.",
+    raise_attention(
+        kind=AttentionKind.PAYMENT_UNMATCHED, harm=Harm.MONEY, cause="", subject="payment:pi_unmatched",
+        summary="Payment matches no checkout.",
         detail={"payment_id": "pi_unmatched", "email": "fay@example.com", "amount": "$249.00"})
     unmatched = Case.objects.get(email="fay@example.com")
     client = desk_client(staff_account())

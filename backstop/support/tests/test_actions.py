@@ -11,12 +11,12 @@ import pytest
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, StepStatus, VerificationCode
+from backstop.attention.models import AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
 from backstop.support import actions, automation, contact
 from backstop.support.models import (
     ActionOutcome,
-    AttentionRecord,
     Case,
     CaseState,
     Resolution,

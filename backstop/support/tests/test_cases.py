@@ -11,15 +11,14 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountState
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm, provider_cause
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.support import automation, cases, contact
 from backstop.support.models import (
-    AttentionKind,
-    AttentionRecord,
     Case,
     CaseState,
-    Harm,
     Resolution,
     Signal,
     SignalKind,
@@ -40,14 +39,16 @@ def _failed_message(account: Account, kind: str = "sign_in_code") -> Message:
 @pytest.mark.django_db
 def test_it_joins_every_signal_about_a_customer_into_one_open_case() -> None:
     account = stalled_account("bob@example.com")
-    AttentionRecord.objects.raise_once(kind=AttentionKind.EMAIL_UNDELIVERED, account=account, detail={},
-                                       summary="Welcome email to bob@example.com could not be delivered: timeout")
+    attention.raise_once(kind=AttentionKind.EMAIL_UNDELIVERED, harm=Harm.DEGRADED, cause=provider_cause("email"),
+                         account=account, detail={},
+                         summary="Welcome email to bob@example.com could not be delivered: timeout")
     _failed_message(account)
     automation.join_failed_messages()
     open_breaker("workspace")  # so the contact below finds the provider down and waits instead of retrying
     contact.receive_contact(email="BOB@example.com", text="My workspace never appeared", ip="10.0.0.9")
     # The same record raised again (a second give-up) joins nothing new.
-    AttentionRecord.objects.raise_once(kind=AttentionKind.SETUP_STALLED, account=account, detail={}, summary="again")
+    attention.raise_once(kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"),
+                         account=account, detail={}, summary="again")
 
     cases = list(Case.objects.all())
     assert len(cases) == 1
@@ -106,8 +107,8 @@ def test_it_ranks_the_queue_by_harm_then_age() -> None:
 
 @pytest.mark.django_db
 def test_it_ranks_a_payment_nobody_can_be_matched_to_as_money_taken_without_access() -> None:
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNMATCHED, subject="payment:pi_123",
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNMATCHED, harm=Harm.MONEY, cause="", subject="payment:pi_123",
         summary="A $249 payment (pi_123) from dana@example.com matches no checkout",
         detail={"email": "dana@example.com", "payment_id": "pi_123", "amount_cents": 24900})
     case = Case.objects.get()
@@ -160,7 +161,8 @@ def test_it_lets_a_failed_join_be_picked_up_by_the_next_cycle() -> None:
     account = Account.objects.create(email="gus@example.com", email_key="gus@example.com", name="Gus", company="G",
                                      state=AccountState.NEEDS_ATTENTION)
     # A record raised behind the desk's back (as if the join at raise time had failed).
-    AttentionRecord.objects.create(kind=AttentionKind.SETUP_STALLED, account=account, summary="stuck", detail={})
+    AttentionRecord.objects.create(kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT,
+                                   cause=provider_cause("workspace"), account=account, summary="stuck", detail={})
     assert not Case.objects.exists()
     automation.run_support_cycle()
     assert Case.objects.get().kinds == [AttentionKind.SETUP_STALLED]

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, StepStatus
+from backstop.attention.models import Harm
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
 from backstop.support import automation, messages
@@ -17,7 +18,6 @@ from backstop.support.models import (
     CaseState,
     Contact,
     Finding,
-    Harm,
     Resolution,
     Signal,
     SignalKind,

@@ -9,6 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm
 from backstop.billing import services as billing
 from backstop.billing.models import AttemptState, AuditEntry, Entitlement, Order, OrderStatus, PurchaseAttempt
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
@@ -16,13 +18,10 @@ from backstop.notify.models import Message
 from backstop.support import automation
 from backstop.support.models import (
     ActionOutcome,
-    AttentionKind,
-    AttentionRecord,
     Case,
     CaseState,
     Contact,
     Finding,
-    Harm,
     Resolution,
     SupportAction,
 )
@@ -72,8 +71,8 @@ def test_it_gives_access_for_a_payment_already_taken_when_the_buyer_writes_in() 
 
 def test_it_fulfils_from_the_charge_with_one_click_once_however_often_it_is_clicked() -> None:
     attempt = _charged_without_access("bob@example.com")
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}",
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="", subject=f"checkout:{attempt.reference}",
         summary=f"Checkout {attempt.reference} ($249, bob@example.com) is unsettled.",
         detail={"reference": attempt.reference, "email": "bob@example.com", "amount_cents": 24900})
     case = Case.objects.get()
@@ -100,8 +99,9 @@ def test_it_fulfils_from_the_charge_with_one_click_once_however_often_it_is_clic
 
 def test_it_loses_gracefully_to_a_checkout_that_fulfilled_the_payment_first() -> None:
     attempt = _charged_without_access("cat@example.com")
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNRESOLVED, subject=f"checkout:{attempt.reference}", summary="unsettled",
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="",
+        subject=f"checkout:{attempt.reference}", summary="unsettled",
         detail={"reference": attempt.reference, "email": "cat@example.com"})
     payment = stripe_client().retrieve(attempt.payment_id)
     billing.fulfil_payment(payment=payment, source="checkout", actor="system:checkout")  # automation got there

@@ -8,9 +8,11 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from backstop.attention import services as attention
+from backstop.attention.models import AttentionKind, Harm
 from backstop.notify.models import Message
 from backstop.support import automation, notifications
-from backstop.support.models import AttentionKind, AttentionRecord, StaffNotice, Urgency
+from backstop.support.models import StaffNotice, Urgency
 from backstop.support.tests.helpers import open_breaker, staff_account, stalled_account
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +20,8 @@ QUIET = (dt.time(22, 0), dt.time(7, 0))
 
 
 def _unmatched_payment(payment_id: str = "pi_1") -> None:
-    AttentionRecord.objects.raise_once_about(
-        kind=AttentionKind.PAYMENT_UNMATCHED, subject=f"payment:{payment_id}",
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNMATCHED, harm=Harm.MONEY, cause="", subject=f"payment:{payment_id}",
         summary=f"Payment {payment_id} of $249 from dana@example.com matches no checkout.",
         detail={"payment_id": payment_id, "email": "dana@example.com", "amount": "$249"})
 

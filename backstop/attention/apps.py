@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AttentionConfig(AppConfig):
+    name = "backstop.attention"
+    label = "attention"

@@ -437,9 +437,10 @@ def hold_setup_queues() -> list[Queue]:
     """Stop the queues' dispatchers starting setup workflows (batches and per-account) until released."""
     from django.conf import settings
 
+    from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_QUEUE
     from backstop.runtime import engine
 
-    queues = [engine.queue(engine.SETUP_BATCH_QUEUE), engine.queue(engine.SETUP_QUEUE)]
+    queues = [engine.queue(SETUP_BATCH_QUEUE), engine.queue(SETUP_QUEUE)]
     for held in queues:
         held.set_worker_concurrency(0)
     time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the dispatcher rereads the queue's limits once per poll
@@ -449,11 +450,11 @@ def hold_setup_queues() -> list[Queue]:
 def release_setup_queues(queues: list[Queue]) -> None:
     from django.conf import settings
 
-    from backstop.runtime import engine
+    from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_BATCHES_AT_ONCE
 
     for held in queues:
         held.set_worker_concurrency(
-            engine.SETUP_BATCHES_AT_ONCE if held.name == engine.SETUP_BATCH_QUEUE else settings.SETUP_CONCURRENCY
+            SETUP_BATCHES_AT_ONCE if held.name == SETUP_BATCH_QUEUE else settings.SETUP_CONCURRENCY
         )
 
 
@@ -462,10 +463,11 @@ def measure_engine_floor(count: int) -> float:
     from dbos import SetWorkflowID
     from django.conf import settings
 
+    from backstop.accounts.dispatcher import SETUP_QUEUE
     from backstop.runtime import engine
 
     queues = hold_setup_queues()
-    setup_queue = engine.queue(engine.SETUP_QUEUE)
+    setup_queue = engine.queue(SETUP_QUEUE)
     tag = uuid.uuid4().hex[:6]
     handles = []
     for n in range(count):
@@ -483,7 +485,7 @@ def wait_for_setup_workflows(timeout: float) -> bool:
     """Let the workflows record their results (after the accounts are done) before the engine stops."""
     from dbos import DBOS
 
-    from backstop.runtime.engine import SETUP_BATCH_QUEUE, SETUP_QUEUE
+    from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_QUEUE
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts.activation import _activate
+from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_QUEUE
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import (
     OWN_SETUP_WORKFLOW,
@@ -124,7 +125,7 @@ def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptRe
     from backstop.accounts.workflows import setup_workflow
 
     try:
-        dispatch.enqueue(setup_workflow, account_id, first_results, queue_name=engine.SETUP_QUEUE,
+        dispatch.enqueue(setup_workflow, account_id, first_results, queue_name=SETUP_QUEUE,
                          workflow_id=setup_workflow_id(account_id, run))
     except Exception:  # the sweep restarts any setup whose workflow never started
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
@@ -151,7 +152,7 @@ def start_first_setups(*, size: int, at_most: int, already_queued: int = 0) -> l
     for _ in range(max(0, -(-waiting // size) - already_queued)):
         batch_id = f"setup-batch:{uuid.uuid4()}"
         with SetWorkflowID(batch_id):
-            engine.queue(engine.SETUP_BATCH_QUEUE).enqueue(setup_batch_workflow, size)
+            engine.queue(SETUP_BATCH_QUEUE).enqueue(setup_batch_workflow, size)
         queued.append(batch_id)
     return queued
 
@@ -162,7 +163,7 @@ def _welcome_key(account_id: int) -> str:
 
 _ALREADY_DONE: AttemptResult = {"status": "done", "retry_in": 0.0, "error": ""}
 # Provider calls a setup batch makes at once for one step (threads of the step's own, each holding a database
-# connection while it works): with engine.SETUP_BATCHES_AT_ONCE batches, at most 32 per process, fewer than the
+# connection while it works): with dispatcher.SETUP_BATCHES_AT_ONCE batches, at most 32 per process, fewer than the
 # SETUP_CONCURRENCY (50) per-account workflows a process may run.
 FIRST_ATTEMPTS_AT_ONCE = 8
 

@@ -11,13 +11,13 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backstop.accounts.dispatcher import wake_setup_dispatcher
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName
 from backstop.accounts.setup import _welcome_key, retry_setup
 from backstop.accounts.timeline import record_event
 from backstop.accounts.validation import SignupData, clean_signup
 from backstop.notify import services as notify
 from backstop.ratelimits.services import Limit, check_rate_limit
-from backstop.runtime import engine
 
 SIGNUP_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 VERIFY_EMAIL_SALT = "backstop.verify-email"
@@ -65,7 +65,7 @@ def _create_account(data: SignupData, hashed_password: str) -> Account:
     )
     record_event(account, "signed_up", f"Signed up as {account.email} for {account.company}.")
     # The process's setup dispatcher starts it (its own workflow, or a batch in a burst) as soon as this commits.
-    transaction.on_commit(engine.wake_setup_dispatcher)
+    transaction.on_commit(wake_setup_dispatcher)
     return account
 
 

@@ -16,8 +16,9 @@ from dbos import DBOS, SetWorkflowID
 from django.conf import settings
 
 from backstop.accounts import setup
+from backstop.accounts.dispatcher import SETUP_QUEUE
 from backstop.accounts.models import setup_workflow_id
-from backstop.runtime.engine import SETUP_QUEUE, queue, release_db_connections, yield_cpu_to_requests
+from backstop.runtime.engine import queue, release_db_connections, yield_cpu_to_requests
 from backstop.runtime.retrying import AttemptResult, retry_until_done
 
 

@@ -129,6 +129,11 @@ class PurchaseAttempt(models.Model):
         return purchase_workflow_id(self.pk)
 
 
+PURCHASE_QUEUE = "purchase"
+# A buyer's page waits for the purchase workflow: its queue is looked at more often than the background ones.
+PURCHASE_POLL_SECONDS = 0.5
+
+
 def purchase_workflow_id(attempt_id: int) -> str:
     return f"purchase:{attempt_id}"
 

@@ -16,7 +16,7 @@ import requests
 import stripe
 from django.conf import settings
 
-from backstop.demo.faults import maybe_with_faults
+from backstop.lib.adapters import wrap_adapter
 from backstop.lib.errors import ProviderError, ProviderTimeout
 
 SUCCEEDED = "succeeded"
@@ -229,5 +229,4 @@ class StripePayments:
 def payment_processor() -> PaymentProcessor:
     adapter = StripePayments(api_key=settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE,
                              timeout=settings.PAYMENT_TIMEOUT)
-    processor: PaymentProcessor = maybe_with_faults("payments", adapter, settings.PAYMENT_TIMEOUT)
-    return processor
+    return wrap_adapter("payments", adapter, timeout=settings.PAYMENT_TIMEOUT)

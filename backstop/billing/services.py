@@ -35,6 +35,7 @@ from backstop.billing.messages import (
 )
 from backstop.billing.models import (
     NOT_CHARGED,
+    PURCHASE_QUEUE,
     AttemptState,
     AuditEntry,
     Credit,
@@ -168,7 +169,6 @@ def _record_attempt(
 
 def enqueue_purchase(attempt_id: int) -> None:
     from backstop.billing.workflows import purchase_workflow
-    from backstop.runtime.engine import PURCHASE_QUEUE
 
     try:
         dispatch.enqueue(purchase_workflow, attempt_id, queue_name=PURCHASE_QUEUE,

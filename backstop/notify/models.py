@@ -8,6 +8,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# The workflow queue deliveries run on (registered by NotifyConfig.ready()).
+DELIVERY_QUEUE = "delivery"
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "email"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
-from backstop.demo.faults import maybe_with_faults
+from backstop.lib.adapters import wrap_adapter
 from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
 from backstop.notify.models import Channel, LocalMailboxItem
 
@@ -99,9 +99,9 @@ class LocalMailboxSmsProvider:
 
 
 def email_provider() -> EmailProvider:
-    return maybe_with_faults("email", DjangoEmailProvider(), settings.EMAIL_TIMEOUT)
+    return wrap_adapter("email", DjangoEmailProvider(), timeout=settings.EMAIL_TIMEOUT)
 
 
 def sms_provider() -> SmsProvider:
     adapter = TwilioSmsProvider() if settings.SMS_PROVIDER == "twilio" else LocalMailboxSmsProvider()
-    return maybe_with_faults("sms", adapter, settings.SMS_TIMEOUT)
+    return wrap_adapter("sms", adapter, timeout=settings.SMS_TIMEOUT)

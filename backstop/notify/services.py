@@ -13,10 +13,9 @@ from django.db.models.functions import Replace
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from backstop.notify.models import Channel, DeliveryStatus, Message
+from backstop.notify.models import DELIVERY_QUEUE, Channel, DeliveryStatus, Message
 from backstop.notify.providers import email_provider, sms_provider
 from backstop.runtime import dispatch
-from backstop.runtime.engine import DELIVERY_QUEUE
 from backstop.runtime.retrying import AttemptResult, call_through_breaker
 
 SECRET_MASK = "••••••"

@@ -1,5 +1,8 @@
 """Starting and stopping the durable-workflow engine (DBOS) inside a web or worker process.
 
+The engine knows no domain: the workflows, queues, loops, periodic jobs and safety-net sweeps it runs are the ones the
+apps registered (runtime/registry.py) from their ``AppConfig.ready()``.
+
 Every process gets its own executor id. DBOS recovers only its own workflows when a process restarts
 with the same id, so each process also runs a supervisor thread: it writes a heartbeat and, when a
 peer has been silent for EXECUTOR_DEAD_AFTER_SECONDS, claims it (one winner, by conditional UPDATE)
@@ -8,6 +11,7 @@ and re-enqueues the dead peer's pending workflows through DBOS's recovery API.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -24,25 +28,18 @@ from django.conf import settings
 from django.db import connections
 
 from backstop.lib.sqlite_gate import GatedConnection, defer_to_foreground
+from backstop.runtime import registry
 from backstop.runtime.models import Executor
 
 log = logging.getLogger(__name__)
 
-SETUP_QUEUE = "setup"
-SETUP_BATCH_QUEUE = "setup-batch"
-# Setup batches one process runs at once: a batch is up to SETUP_BATCH_SIZE accounts, a few keep the providers busy.
-SETUP_BATCHES_AT_ONCE = 4
-DELIVERY_QUEUE = "delivery"
-PURCHASE_QUEUE = "purchase"
-# A buyer's page waits for the purchase workflow: its queue is looked at more often than the background ones.
-PURCHASE_POLL_SECONDS = 0.5
 # A fixed version lets any process of this release recover any other's workflows.
 APPLICATION_VERSION = "backstop-1"
 
 _state: dict[str, Any] = {"queues": {}, "stop": None, "executor_id": None}
-_first_setups_wanted = threading.Event()
-# Held by the background threads for each cycle of work, so that hold_background_threads() can wait for it.
-_cycle_locks = {"dispatcher": threading.Lock(), "supervisor": threading.Lock(), "heartbeat": threading.Lock()}
+# Held by the engine's own threads for each cycle of work, so that hold_background_threads() can wait for it.
+_supervisor_lock = registry.cycle_lock("supervisor")
+_heartbeat_lock = registry.cycle_lock("heartbeat")
 
 
 def release_db_connections() -> None:
@@ -67,11 +64,6 @@ def yield_cpu_to_requests() -> None:
             log.debug("could not lower the priority of background thread %s", threading.get_native_id())
 
 
-def wake_setup_dispatcher() -> None:
-    """An account waits for its first setup attempts: this process's dispatcher looks now, not at its next poll."""
-    _first_setups_wanted.set()
-
-
 def wait_for_message(topic: str, timeout_seconds: float) -> Any:
     """Durable wait inside a workflow that holds no database connection while it waits."""
     release_db_connections()
@@ -86,7 +78,7 @@ def hold_background_threads() -> Iterator[None]:
     transaction, which holds a lock on one table and asks for the next.
     """
     with ExitStack() as held:
-        for lock in _cycle_locks.values():
+        for lock in registry.cycle_locks():
             held.enter_context(lock)
         yield
 
@@ -112,12 +104,11 @@ def default_executor_id(role: str) -> str:
 
 
 def launch(*, role: str) -> str:
-    """Start DBOS in this process: queues, schedules, heartbeat and takeover of dead peers."""
-    # Importing the workflow modules registers their workflows before launch.
-    from backstop.accounts import workflows as account_workflows  # noqa: F401
-    from backstop.billing import workflows as billing_workflows
-    from backstop.notify import workflows as notify_workflows  # noqa: F401
-
+    """Start DBOS in this process: the registered queues, launch steps and loops, heartbeat and takeover of dead
+    peers."""
+    # Importing the workflow modules registers their workflows with DBOS, which must know them all before launch.
+    for module in registry.workflow_modules():
+        importlib.import_module(module)
     this_executor = default_executor_id(role)
     config: DBOSConfig = {
         "name": "backstop",
@@ -141,32 +132,20 @@ def launch(*, role: str) -> str:
     DBOS.launch()
     _state["executor_id"] = this_executor
     _state["queues"] = {
-        SETUP_QUEUE: DBOS.register_queue(
-            SETUP_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
-            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
-        ),
-        DELIVERY_QUEUE: DBOS.register_queue(
-            DELIVERY_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
-            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
-        ),
-        SETUP_BATCH_QUEUE: DBOS.register_queue(
-            SETUP_BATCH_QUEUE, worker_concurrency=SETUP_BATCHES_AT_ONCE,
-            polling_interval_sec=settings.QUEUE_POLL_SECONDS, on_conflict="always_update",
-        ),
-        PURCHASE_QUEUE: DBOS.register_queue(
-            PURCHASE_QUEUE, worker_concurrency=settings.SETUP_CONCURRENCY,
-            polling_interval_sec=min(settings.QUEUE_POLL_SECONDS, PURCHASE_POLL_SECONDS), on_conflict="always_update",
-        ),
+        spec.name: DBOS.register_queue(spec.name, worker_concurrency=spec.concurrency(),
+                                       polling_interval_sec=spec.poll_seconds(), on_conflict="always_update")
+        for spec in registry.queues()
     }
-    billing_workflows.apply_reconcile_schedule()
+    for _name, step in registry.launch_steps():
+        step()
     stop = threading.Event()
     _state["stop"] = stop
     Executor.objects.beat(this_executor, role=role, pid=os.getpid(), hostname=socket.gethostname())
     release_db_connections()
     threading.Thread(target=_beat, args=(this_executor, role, stop), daemon=True, name="backstop-heartbeat").start()
     threading.Thread(target=_supervise, args=(this_executor, stop), daemon=True, name="backstop-supervisor").start()
-    threading.Thread(target=_dispatch_first_setups, args=(stop,), daemon=True,
-                     name="backstop-setup-dispatcher").start()
+    for name, loop in registry.loops():
+        threading.Thread(target=loop, args=(stop,), daemon=True, name=f"backstop-{name}").start()
     return this_executor
 
 
@@ -211,50 +190,12 @@ def take_over_dead_executors(this_executor: str) -> list[str]:
     return claimed
 
 
-def _dispatch_first_setups(stop: threading.Event) -> None:
-    """Start the setup of accounts waiting for it, keeping up to SETUP_BATCHES_AT_ONCE of this process's setup batches
-    waiting in the queue.
-
-    The accounts' rows are the durable record (Account.setup_batch == ""): a batch lost before it claims anyone
-    costs nothing, the next one claims them; any process may run a queued batch.
-    """
-    yield_cpu_to_requests()
-    queued: list[str] = []
-    while not stop.is_set():
-        _first_setups_wanted.wait(settings.QUEUE_POLL_SECONDS)
-        _first_setups_wanted.clear()
-        try:
-            with _cycle_locks["dispatcher"]:
-                if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
-                    return
-                queued = _queue_first_setups(queued)
-        except Exception:  # the dispatcher must outlive a database hiccup
-            log.exception("setup dispatcher failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
-            stop.wait(settings.HEARTBEAT_SECONDS)
-
-
-def _queue_first_setups(queued: list[str]) -> list[str]:
-    """One look of the dispatcher: the batches it queued that still wait, topped up with new ones."""
-    from backstop.accounts.setup import start_first_setups
-    from backstop.runtime.dispatch import workflow_statuses
-
-    try:
-        statuses = workflow_statuses(queued)
-        waiting = [batch for batch in queued if statuses.get(batch) == "ENQUEUED"]
-        if len(waiting) < SETUP_BATCHES_AT_ONCE:
-            waiting += start_first_setups(size=settings.SETUP_BATCH_SIZE, already_queued=len(waiting),
-                                          at_most=SETUP_BATCHES_AT_ONCE - len(waiting))
-        return waiting
-    finally:
-        release_db_connections()
-
-
 def _beat(this_executor: str, role: str, stop: threading.Event) -> None:
-    """The heartbeat, on a thread of its own at normal priority: a long sweep or support cycle, or a busy CPU, must
+    """The heartbeat, on a thread of its own at normal priority: a long sweep or periodic job, or a busy CPU, must
     not make a live process look dead to its peers, who would then run its workflows a second time beside it."""
     hostname = socket.gethostname()
     while not stop.wait(settings.HEARTBEAT_SECONDS):
-        with _cycle_locks["heartbeat"]:
+        with _heartbeat_lock:
             if stop.is_set():  # the engine stopped while a hold kept this beat waiting
                 return
             try:
@@ -266,29 +207,40 @@ def _beat(this_executor: str, role: str, stop: threading.Event) -> None:
 
 
 def _supervise(this_executor: str, stop: threading.Event) -> None:
-    from backstop.accounts.setup import restart_stalled_setups
-    from backstop.notify.services import hand_on_stranded_messages
-    from backstop.support.automation import run_support_cycle
-
     yield_cpu_to_requests()
     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
-    next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
+    next_runs = {job.name: time.monotonic() + job.every_seconds() for job in registry.periodic_jobs()}
     while not stop.wait(settings.HEARTBEAT_SECONDS):
-        with _cycle_locks["supervisor"]:
+        with _supervisor_lock:
             if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
                 return
             try:
                 take_over_dead_executors(this_executor)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
-                    if restarted := restart_stalled_setups(grace_seconds=settings.SWEEP_GRACE_SECONDS):
-                        log.warning("safety net restarted setup for %d accounts", restarted)
-                    if handed_on := hand_on_stranded_messages(grace_seconds=settings.SWEEP_GRACE_SECONDS):
-                        log.warning("safety net started the delivery of %d messages never handed on", handed_on)
-                if time.monotonic() >= next_support_cycle:
-                    next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
-                    run_support_cycle()
+                    run_sweeps(grace_seconds=settings.SWEEP_GRACE_SECONDS)
+                for job in registry.periodic_jobs():
+                    if time.monotonic() >= next_runs.setdefault(job.name, time.monotonic() + job.every_seconds()):
+                        next_runs[job.name] = time.monotonic() + job.every_seconds()
+                        _run_periodic_job(job)
             except Exception:  # the supervisor must outlive a database hiccup
                 log.exception("supervisor cycle failed; trying again in %ss", settings.HEARTBEAT_SECONDS)
             finally:
                 release_db_connections()
+
+
+def run_sweeps(*, grace_seconds: float) -> None:
+    """Every registered safety net, each on its own: one that fails does not keep the others from running."""
+    for name, sweep in registry.sweeps():
+        try:
+            if (found := sweep(grace_seconds)) > 0:
+                log.warning("safety net %s restarted %d stranded operations", name, found)
+        except Exception:
+            log.exception("safety net %s failed; it runs again at the next sweep", name)
+
+
+def _run_periodic_job(job: registry.PeriodicJob) -> None:
+    try:
+        job.job()
+    except Exception:
+        log.exception("periodic job %s failed; it runs again in %ss", job.name, job.every_seconds())

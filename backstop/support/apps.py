@@ -21,6 +21,20 @@ class SupportConfig(AppConfig):
         hooks.subscribe(join_raised_record)
         hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
 
+        from django.conf import settings
+
+        from backstop.runtime import registry
+
+        registry.register_periodic("support-cycle", _run_support_cycle,
+                                   every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
+
+
+def _run_support_cycle() -> None:
+    # Imported when the cycle first runs: start-up must not load the desk's automation into every process.
+    from backstop.support.automation import run_support_cycle
+
+    run_support_cycle()
+
 
 def join_raised_record(record: AttentionRecord) -> None:
     from backstop.support.cases import join_attention_record

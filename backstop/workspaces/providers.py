@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from backstop.demo.faults import maybe_with_faults
+from backstop.lib.adapters import wrap_adapter
 from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
 from backstop.workspaces.models import LocalProvisionedWorkspace
 
@@ -59,4 +59,4 @@ class LocalProvisioner:
 
 def provisioner() -> Provisioner:
     adapter = HttpProvisioner() if settings.WORKSPACE_PROVIDER == "http" else LocalProvisioner()
-    return maybe_with_faults("workspace", adapter, settings.WORKSPACE_TIMEOUT)
+    return wrap_adapter("workspace", adapter, timeout=settings.WORKSPACE_TIMEOUT)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backstop.accounts import setup, signup
+from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_BATCHES_AT_ONCE
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, AccountState, SetupStep, StepStatus
 from backstop.accounts.validation import clean_signup
@@ -227,7 +228,7 @@ def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(setti
 @pytest.fixture
 def held_setup_batches(settings: Any) -> Iterator[None]:
     """Setup batches are queued but none starts until the test releases them (or ends)."""
-    batches = engine.queue(engine.SETUP_BATCH_QUEUE)
+    batches = engine.queue(SETUP_BATCH_QUEUE)
     batches.set_worker_concurrency(0)
     time.sleep(3 * settings.QUEUE_POLL_SECONDS)  # the queue's runner rereads its limits once per poll
     yield
@@ -235,7 +236,7 @@ def held_setup_batches(settings: Any) -> Iterator[None]:
 
 
 def release_setup_batches() -> None:
-    engine.queue(engine.SETUP_BATCH_QUEUE).set_worker_concurrency(engine.SETUP_BATCHES_AT_ONCE)
+    engine.queue(SETUP_BATCH_QUEUE).set_worker_concurrency(SETUP_BATCHES_AT_ONCE)
 
 
 def accounts_signed_up_together(*emails: str) -> list[Account]:
@@ -248,7 +249,7 @@ def accounts_signed_up_together(*emails: str) -> list[Account]:
 def wait_for_a_held_batch() -> str:
     """Until the dispatcher has queued the one batch a small burst fills (held), whose id it returns: it starts
     nothing else for those accounts while that batch waits to start."""
-    (batch,) = wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE,
+    (batch,) = wait_for(lambda: DBOS.list_workflows(status=["ENQUEUED"], queue_name=SETUP_BATCH_QUEUE,
                                                     load_input=False, load_output=False),
                         timeout=15, message="the dispatcher queued no batch")
     return str(batch.workflow_id)
@@ -297,10 +298,10 @@ def test_it_queues_as_many_batches_as_a_backlog_fills_to_run_side_by_side(settin
     accounts = accounts_signed_up_together(*(f"backlog{i}@example.com" for i in range(5)))
 
     held = wait_for(lambda: len(found := DBOS.list_workflows(
-        status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False, load_output=False)) == 3 and found,
+        status=["ENQUEUED"], queue_name=SETUP_BATCH_QUEUE, load_input=False, load_output=False)) == 3 and found,
         timeout=15, message="the dispatcher did not queue one batch per two waiting accounts")
     time.sleep(5 * settings.QUEUE_POLL_SECONDS)  # a few more looks: the queued batches are enough, no more are added
-    still_held = DBOS.list_workflows(status=["ENQUEUED"], queue_name=engine.SETUP_BATCH_QUEUE, load_input=False,
+    still_held = DBOS.list_workflows(status=["ENQUEUED"], queue_name=SETUP_BATCH_QUEUE, load_input=False,
                                      load_output=False)
     assert {batch.workflow_id for batch in still_held} == {batch.workflow_id for batch in held}
     release_setup_batches()

@@ -220,3 +220,9 @@ def test_it_sets_faults_for_every_process_through_the_api_and_the_panel(server_f
     assert refused_form.status_code == 400
     assert "unknown mode" in refused_form.text
     assert faults_in(web.database)["email"] == "ok"
+
+
+def test_it_is_installed_around_every_adapter_by_the_demo_app() -> None:
+    from backstop.lib.adapters import adapter_wrappers
+
+    assert adapter_wrappers() == [("faults", maybe_with_faults)]

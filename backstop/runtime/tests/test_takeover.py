@@ -15,6 +15,7 @@ from django.db import connections
 from django.utils import timezone
 
 from backstop.accounts import setup, signup
+from backstop.accounts.dispatcher import SETUP_QUEUE
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.validation import clean_signup
 from backstop.accounts.workflows import setup_workflow
@@ -118,7 +119,7 @@ def park_setup_under(executor_id: str, account: Account) -> str:
     """Make the account's setup look like a workflow a now-silent process had started and never finished."""
     workflow_id = account.setup_workflow_id
     with SetWorkflowID(workflow_id), SetEnqueueOptions(delay_seconds=3600):
-        engine.queue(engine.SETUP_QUEUE).enqueue(setup_workflow, account.pk)
+        engine.queue(SETUP_QUEUE).enqueue(setup_workflow, account.pk)
     system_db = _get_dbos_instance()._sys_db
     status = system_db.tables.workflow_status
     with system_db.engine.begin() as connection:

@@ -34,14 +34,9 @@ from backstop.accounts.models import (
     VerificationCode,
     setup_workflow_id,
 )
-from backstop.accounts.validation import (
-    InvalidInput,
-    SignupData,
-    clean_new_password,
-    clean_signup,
-    email_key,
-    normalise_password,
-)
+from backstop.accounts.validation import SignupData, clean_new_password, clean_signup, normalise_password
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, check_rate_limit

@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from backstop.accounts.models import Account
-from backstop.accounts.validation import InvalidInput, clean_email, email_key
+from backstop.accounts.validation import clean_email
 from backstop.billing.messages import (
     CREDIT_DAYS_OUT_OF_RANGE,
     CREDIT_NO_ACTIVE_PLAN,
@@ -47,7 +47,8 @@ from backstop.billing.models import (
 )
 from backstop.billing.outcome import money
 from backstop.billing.providers import CardDeclined, ProcessorPayment, RequestRefused, payment_processor
-from backstop.lib.errors import ProviderError
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput, ProviderError
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.ratelimits.services import Limit, check_rate_limit

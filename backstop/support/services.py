@@ -21,7 +21,9 @@ from django.utils import timezone
 
 from backstop.accounts import services as accounts
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
-from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
+from backstop.accounts.validation import clean_email, has_control_characters
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit

@@ -489,7 +489,7 @@ def grant_credit(*, email: str, account: Account | None, days: int, reason: str,
     """Add ``days`` to the customer's current plan. True when this call granted it; the same key again is a no-op."""
     if not 1 <= days <= settings.CREDIT_MAX_DAYS:
         raise NotCreditable(CREDIT_DAYS_OUT_OF_RANGE.format(max_days=settings.CREDIT_MAX_DAYS))
-    owner = Q(email__iexact=email)
+    owner = Q(email_key=email_key(email))
     if account is not None:
         owner |= Q(account=account)
     entitlement = (Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).select_related("order")

@@ -24,7 +24,8 @@ def test_it_folds_the_case_of_both_parts_as_before() -> None:
 
 
 def test_it_normalises_compatibility_forms_and_spaces_before_the_key() -> None:
-    assert email_key("  ＡＮＮＡ@ｂücher．example ") == "anna@xn--bcher-kva.example"
+    fullwidth = "\uff21\uff2e\uff2e\uff21@\uff42\u00fccher\uff0eexample"  # full-width letters and dot
+    assert email_key(f"  {fullwidth} ") == "anna@xn--bcher-kva.example"
 
 
 def test_it_leaves_ascii_domains_as_lower_case_text_even_where_idna_would_refuse_them() -> None:

@@ -19,9 +19,11 @@ from backstop.accounts.models import Account, EmailKeyCollision
 from backstop.billing.models import Entitlement, Order, Product, PurchaseAttempt
 from backstop.lib.email_identity import email_key
 from backstop.notify.models import LocalMailboxItem, Message
+from backstop.support.models import Case, Contact
 
 BEFORE = [
     ("accounts", "0003_email_key_collision"), ("billing", "0004_buyer_email_key"), ("notify", "0004_recipient_key"),
+    ("support", "0004_attention_kind_refund_partial"),
 ]
 
 
@@ -169,3 +171,35 @@ def test_it_keys_new_rows_as_they_are_written_whichever_form_the_domain_was_type
     assert list(Message.objects.to_customer("ANNA@xn--bcher-kva.example").values_list("key", flat=True)) == ["keyed:1"]
     assert not Message.objects.to_customer("anna@strasse.example").exists()
     assert not Account.objects.filter(email_key=email_key("x@straße.de")).exists()
+
+
+def test_it_rekeys_support_cases_but_never_makes_two_open_cases_one_customers(before_idna: Apps) -> None:
+    apps = before_idna
+    eszett = _account(apps, "post@straße.de", "post@strasse.de")
+    case_model, contact_model = apps.get_model("support", "Case"), apps.get_model("support", "Contact")
+    # Two open cases of addresses that were two customers and are one under IDNA: the desk keeps one open case per
+    # customer, so the one that would move stays where it is, for a person.
+    typed_unicode = case_model.objects.create(customer_key="zoe@bücher.example", email="zoe@bücher.example")
+    typed_ascii = case_model.objects.create(customer_key="zoe@xn--bcher-kva.example", email="zoe@xn--bcher-kva.example")
+    # A resolved one moves freely: no rule keeps one closed case per customer.
+    resolved = case_model.objects.create(customer_key="old@bücher.example", email="old@bücher.example",
+                                         state="resolved")
+    of_account = case_model.objects.create(customer_key="post@strasse.de", email="post@straße.de", account=eszett)
+    contact = contact_model.objects.create(
+        case=of_account, email="POST@STRASSE.de", customer_key="post@strasse.de", account=eszett, text="hello",
+        our_reference="S-MIGRATE1", public_reply="", private_reply="")
+    unmatched = case_model.objects.create(customer_key="unmatched:7", email="")
+
+    _migrate(_latest())
+
+    keys = dict(Case.objects.values_list("pk", "customer_key"))
+    assert keys[typed_unicode.pk] == "zoe@bücher.example"
+    assert keys[typed_ascii.pk] == "zoe@xn--bcher-kva.example"
+    assert keys[resolved.pk] == "old@xn--bcher-kva.example"
+    assert keys[of_account.pk] == "post@xn--strae-oqa.de" == Account.objects.get(pk=eszett.pk).email_key
+    assert keys[unmatched.pk] == "unmatched:7"
+    # The contact stays with its account's case, whichever form of the address it was typed in.
+    assert Contact.objects.get(pk=contact.pk).customer_key == "post@xn--strae-oqa.de"
+    report = EmailKeyCollision.objects.get()
+    assert (report.table, report.row_id, report.new_key) == ("support.Case", typed_unicode.pk,
+                                                             "zoe@xn--bcher-kva.example")

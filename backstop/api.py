@@ -14,8 +14,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.types import DictStrAny
 
-from backstop.accounts import messages
-from backstop.accounts.validation import InvalidInput
+from backstop.lib import site_messages
+from backstop.lib.errors import InvalidInput
 from backstop.ratelimits.services import RateLimited
 
 log = logging.getLogger(__name__)
@@ -68,23 +68,23 @@ def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespo
         else:
             fields.setdefault(name, str(error.get("msg", "This value is not valid.")))
     if set(fields) == {"body"} or not fields:
-        return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
-    return error_response(request, 400, "invalid_input", messages.INVALID_INPUT.text, fields=fields)
+        return error_response(request, 400, "malformed_request", site_messages.MALFORMED_REQUEST.text)
+    return error_response(request, 400, "invalid_input", site_messages.INVALID_INPUT.text, fields=fields)
 
 
 @api.exception_handler(InvalidInput)
 def on_invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
-    return error_response(request, 400, "invalid_input", messages.INVALID_INPUT.text, fields=exc.errors)
+    return error_response(request, 400, "invalid_input", site_messages.INVALID_INPUT.text, fields=exc.errors)
 
 
 @api.exception_handler(RequestDataTooBig)
 def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-    return error_response(request, 400, "body_too_large", messages.BODY_TOO_LARGE.text)
+    return error_response(request, 400, "body_too_large", site_messages.BODY_TOO_LARGE.text)
 
 
 @api.exception_handler(RateLimited)
 def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
-    text = messages.RATE_LIMITED.text.format(minutes=exc.minutes)
+    text = site_messages.RATE_LIMITED.text.format(minutes=exc.minutes)
     response = error_response(request, 429, "rate_limited", text, retry_after=exc.retry_after)
     response["Retry-After"] = str(exc.retry_after)
     return response
@@ -92,17 +92,17 @@ def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def on_not_signed_in(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return error_response(request, 401, "not_signed_in", messages.NOT_SIGNED_IN.text)
+    return error_response(request, 401, "not_signed_in", site_messages.NOT_SIGNED_IN.text)
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, UnsupportedMediaType):
-        return error_response(request, 415, "unsupported_media_type", messages.UNSUPPORTED_MEDIA_TYPE.text)
+        return error_response(request, 415, "unsupported_media_type", site_messages.UNSUPPORTED_MEDIA_TYPE.text)
     if exc.status_code == 400:
-        return error_response(request, 400, "malformed_request", messages.MALFORMED_REQUEST.text)
+        return error_response(request, 400, "malformed_request", site_messages.MALFORMED_REQUEST.text)
     if exc.status_code == 403:  # ninja's session auth, on a missing or wrong CSRF token (our code raises no 403)
-        return error_response(request, 403, "csrf_failed", messages.CSRF_FAILED.text)
+        return error_response(request, 403, "csrf_failed", site_messages.CSRF_FAILED.text)
     return error_response(request, exc.status_code, "error", str(exc))
 
 
@@ -110,7 +110,7 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     reference = uuid.uuid4().hex[:12]
     log.exception("unhandled API error, reference %s", reference)
-    return error_response(request, 500, "internal_error", messages.UNEXPECTED.text, reference=reference)
+    return error_response(request, 500, "internal_error", site_messages.UNEXPECTED.text, reference=reference)
 
 
 def _mount_routers() -> None:

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from backstop.accounts import messages
+from backstop.lib import site_messages
 
 API_PREFIX = "/api/"
 
@@ -33,7 +33,8 @@ def _page_before(request: HttpRequest) -> str:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form sent without its CSRF token, or with an old one (the page was open before signing in elsewhere)."""
     return render(request, "errors/problem.html", {
-        "title": messages.FORM_EXPIRED_TITLE, "text": messages.FORM_EXPIRED.text, "back": _page_before(request),
+        "title": site_messages.FORM_EXPIRED_TITLE, "text": site_messages.FORM_EXPIRED.text,
+        "back": _page_before(request),
     }, status=403)
 
 
@@ -42,8 +43,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     finds suspect (an unknown Host header, say)."""
     too_large = isinstance(exception, (RequestDataTooBig, TooManyFieldsSent))
     return render(request, "errors/problem.html", {
-        "title": messages.NOT_SENT_TITLE,
-        "text": (messages.FORM_UNREADABLE if too_large else messages.REQUEST_UNREADABLE).text,
+        "title": site_messages.NOT_SENT_TITLE,
+        "text": (site_messages.FORM_UNREADABLE if too_large else site_messages.REQUEST_UNREADABLE).text,
         "back": _page_before(request),
     }, status=400)
 
@@ -51,7 +52,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 class ApiErrorShapeMiddleware:
     """An /api/ path that does not exist, or a method it does not take, answers in the API's error shape too."""
 
-    ANSWERS = {404: ("not_found", messages.API_NOT_FOUND), 405: ("method_not_allowed", messages.API_METHOD_NOT_ALLOWED)}
+    ANSWERS = {404: ("not_found", site_messages.API_NOT_FOUND),
+               405: ("method_not_allowed", site_messages.API_METHOD_NOT_ALLOWED)}
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

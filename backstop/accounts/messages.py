@@ -1,4 +1,4 @@
-"""Every sentence the accounts surface says to a person, in one place.
+"""Every sentence the accounts surface says to a person, in one place (what every app says is in lib.site_messages).
 
 A notice says what happened, what we are doing, and what the person can do; when the failure is ours,
 it says so. Keys are (state, action) so a test can prove every combination is covered.
@@ -6,21 +6,8 @@ it says so. Keys are (state, action) so a test can prove every combination is co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from backstop.accounts.models import AccountState
-
-
-@dataclass(frozen=True)
-class Notice:
-    happened: str
-    doing: str
-    you_can: str
-
-    @property
-    def text(self) -> str:
-        return " ".join(part for part in (self.happened, self.doing, self.you_can) if part)
-
+from backstop.lib.site_messages import Notice
 
 ACTIONS = ("signup", "login", "resignup", "recovery", "setup_page")
 
@@ -115,11 +102,6 @@ INVALID_CREDENTIALS = Notice(
     "",
     "Check both and try again, or get a sign-in code sent to your phone and email.",
 )
-RATE_LIMITED = Notice(
-    "There have been too many attempts in a short time.",
-    "We pause them for a little while to keep the service and its accounts safe.",
-    "Please try again in {minutes} minute(s).",
-)
 RECOVERY_SENT = Notice(
     "If an account exists for that address, we've sent a sign-in code to its phone by SMS and to its email.",
     "The code works for 10 minutes.",
@@ -135,38 +117,7 @@ EMAIL_VERIFIED = Notice("Your email address is confirmed. Thank you.", "", "")
 VERIFY_LINK_BAD = Notice(
     "That confirmation link has expired or isn't valid.", "", "Sign in and ask for a code by SMS instead."
 )
-NOT_SIGNED_IN = Notice("You're not signed in.", "", "Sign in with your email and password, or ask for a code.")
 RETRY_STARTED = Notice("We're trying again now.", "Each step below updates as it happens.", "")
-INVALID_INPUT = Notice("Some details need fixing before we can continue.", "Nothing has been saved.",
-                       "Each problem is shown next to its field.")
-MALFORMED_REQUEST = Notice("We couldn't read that request.", "Nothing has been saved.",
-                           "Send a JSON object with the fields described at /api/docs.")
-UNSUPPORTED_MEDIA_TYPE = Notice("That request wasn't sent as JSON.", "Nothing has been saved.",
-                                "Send the body as a JSON object with the header Content-Type: application/json.")
-FORM_EXPIRED = Notice(
-    "That form had expired (it was opened before a sign-in or sign-out, or your browser didn't send our cookie), so "
-    "we didn't act on it.",
-    "Nothing has been saved or changed.",
-    "Go back to the page, reload it and send the form once more. If this keeps happening, allow cookies for this "
-    "site.",
-)
-FORM_EXPIRED_TITLE = "Form expired"
-NOT_SENT_TITLE = "Not sent"
-REQUEST_UNREADABLE = Notice("We couldn't read that request.", "Nothing has been saved.",
-                            "Go back to the page you were on and try again.")
-FORM_UNREADABLE = Notice("We couldn't read that form: it was larger than we accept.", "Nothing has been saved.",
-                         "Go back to the page and keep each field to what it asks for.")
-CSRF_FAILED = Notice("We couldn't confirm this request came from your signed-in page.", "Nothing has been changed.",
-                     "Reload the page and try again. API clients send the csrftoken cookie's value in an "
-                     "X-CSRFToken header.")
-API_NOT_FOUND = Notice("There is no such address in the API.", "Nothing has been saved.",
-                       "Check the path (no trailing slash) against /api/docs.")
-API_METHOD_NOT_ALLOWED = Notice("That address doesn't take this method.", "Nothing has been saved.",
-                                "Check the method against /api/docs.")
-BODY_TOO_LARGE = Notice("That request is larger than we accept.", "Nothing has been saved.",
-                        "Send only the fields the form asks for.")
-UNEXPECTED = Notice("Something went wrong on our side.", "It has been logged and nothing was half-saved.",
-                    "Please try again in a moment.")
 # True before the welcome email has gone out too: the setup page may be showing that step still retrying.
 VERIFY_EMAIL_BANNER = (
     "Please confirm your email address, {email}, with the link in our welcome email. "

@@ -173,3 +173,27 @@ class VerificationCode(models.Model):
 
     def __str__(self) -> str:
         return f"code for {self.account_id} until {self.expires_at:%H:%M}"
+
+
+class EmailKeyCollision(models.Model):
+    """A row the change of the email key left for a person: under the new key it would belong to another customer
+    (or to two), so it was not linked to anyone by that key. Listed by ``backstop email_key_collisions``."""
+
+    found_at = models.DateTimeField(default=timezone.now)
+    # Which row: "accounts.Account", "billing.Order"... and its primary key.
+    table = models.CharField(max_length=60)
+    row_id = models.BigIntegerField()
+    email = models.CharField(max_length=254)
+    old_key = models.CharField(max_length=254)
+    new_key = models.CharField(max_length=254)
+    # The accounts the row could belong to: a person decides which, if any.
+    account_ids = models.JSONField(default=list)
+    what_was_done = models.CharField(max_length=300)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["table", "row_id", "new_key"], name="one_report_per_row")]
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.row_id} ({self.email}): {self.what_was_done}"

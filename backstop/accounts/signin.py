@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountState, VerificationCode
 from backstop.accounts.timeline import record_event
-from backstop.accounts.validation import InvalidInput, clean_new_password, email_key, normalise_password
+from backstop.accounts.validation import clean_new_password, normalise_password
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
 from backstop.ratelimits.services import Limit, check_rate_limit
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountState
-from backstop.accounts.validation import email_key
+from backstop.lib.email_identity import email_key
 
 
 def ensure_staff_account(*, email: str, password: str) -> Account:

@@ -12,6 +12,8 @@ from django.core.validators import validate_email
 
 from backstop.accounts.messages import FIELD_ERRORS
 from backstop.accounts.models import Account
+from backstop.lib.email_identity import email_key, normalise_email
+from backstop.lib.errors import InvalidInput
 
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 150
@@ -26,12 +28,6 @@ CANNOT_TAKE_SMS = {
 }
 
 
-class InvalidInput(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(f"{field}: {text}" for field, text in errors.items()))
-        self.errors = errors
-
-
 def normalise_text(value: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", value).split())
 
@@ -39,18 +35,6 @@ def normalise_text(value: str) -> str:
 def normalise_password(value: str) -> str:
     """NFKC, at signup, sign-in and reset alike: one password, whichever form the keyboard sends it in."""
     return unicodedata.normalize("NFKC", value)
-
-
-def normalise_email(value: str) -> str:
-    """NFKC, trimmed, domain lower-cased (the local part is kept as typed for display)."""
-    text = unicodedata.normalize("NFKC", value).strip()
-    local, at, domain = text.rpartition("@")
-    return f"{local}{at}{domain.lower()}" if at else text
-
-
-def email_key(value: str) -> str:
-    """The identity of an address: what two signups must not share."""
-    return normalise_email(value).casefold()
 
 
 def clean_email(value: str, errors: dict[str, str]) -> str:

@@ -24,10 +24,11 @@ from backstop.accounts.signin import (
     send_sign_in_code,
 )
 from backstop.accounts.signup import EmailTaken, signup_account, verify_email_token
-from backstop.accounts.validation import InvalidInput
+from backstop.lib import site_messages
+from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
-from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
+from backstop.web.pages import form_page, note_rate_limited
 
 
 def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> HttpResponseRedirect:
@@ -43,7 +44,7 @@ def signup_page(request: HttpRequest) -> HttpResponse:
         try:
             result = signup_account(**form.cleaned_data, ip=client_ip(request))
         except InvalidInput as error:
-            context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except EmailTaken:
             context["problem"] = messages.EMAIL_TAKEN.text
             context["email_taken"] = True
@@ -110,7 +111,8 @@ def recover_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "problem": "", "errors": {}}
     if request.method == "POST" and form.is_valid() and not form.cleaned_data["email"]:
         # The API answers every address alike; an empty form is a slip to point out, not an address to answer.
-        context.update(errors={"email": messages.FIELD_ERRORS["email_required"]}, problem=messages.INVALID_INPUT.text)
+        context.update(errors={"email": messages.FIELD_ERRORS["email_required"]},
+                       problem=site_messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
         try:
             send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
@@ -130,7 +132,7 @@ def send_code_page(request: HttpRequest) -> HttpResponse:
     try:
         send_sign_in_code(email=account.email, ip=client_ip(request))
     except RateLimited as error:
-        request.session["last_notice"] = messages.RATE_LIMITED.text.format(minutes=error.minutes)
+        request.session["last_notice"] = site_messages.RATE_LIMITED.text.format(minutes=error.minutes)
     else:
         request.session["last_notice"] = messages.RECOVERY_SENT.text
     return redirect(f"{reverse('verify')}?{urlencode({'email': account.email})}")
@@ -146,7 +148,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         except CodeRejected:
             context["problem"] = messages.CODE_REJECTED.text
         except InvalidInput as error:
-            context.update(errors=error.errors, problem=messages.INVALID_INPUT.text)
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             note_rate_limited(context, error)
         else:

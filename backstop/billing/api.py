@@ -14,11 +14,10 @@ from ninja.security import django_auth
 from ninja.utils import check_csrf
 
 from backstop.accounts.models import Account
-from backstop.accounts.validation import InvalidInput
 from backstop.billing import messages, services, webhooks
 from backstop.billing.models import Order, PurchaseAttempt
 from backstop.billing.outcome import checkout_outcome
-from backstop.lib.errors import ProviderError
+from backstop.lib.errors import InvalidInput, ProviderError
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 

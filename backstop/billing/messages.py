@@ -6,7 +6,7 @@ always told not to pay again. Placeholders ({reference}, {email}, {minutes}...) 
 
 from __future__ import annotations
 
-from backstop.accounts.messages import Notice
+from backstop.lib.site_messages import Notice
 
 # The page and the API both speak in these outcomes (see outcome.py for how an attempt maps to one).
 PROCESSING = "processing"

@@ -16,8 +16,39 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from backstop.lib import email_identity
+
 # Crockford's base32 without look-alikes: a reference read out over the phone survives.
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class BuyerEmailQuerySet(models.QuerySet[Any]):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        rows = list(objs)
+        for row in rows:
+            row.fill_email_key()
+        return super().bulk_create(rows, *args, **kwargs)
+
+
+class BuyerEmail(models.Model):
+    """The buyer's email as typed, and the customer it names (``lib.email_identity``): every lookup of a buyer's
+    rows by email goes through ``email_key``, the key an account of the same address has."""
+
+    email = models.CharField(max_length=254)
+    # Empty only on a row the key's change left for a person (accounts.EmailKeyCollision): found by account alone.
+    email_key = models.CharField(max_length=254, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.fill_email_key()
+        super().save(*args, **kwargs)
+
+    def fill_email_key(self) -> None:
+        # Set when the row is written first, never recomputed on a later save: a row left unlinked stays so.
+        if self._state.adding and not self.email_key:
+            self.email_key = email_identity.email_key(self.email)
 
 
 def new_reference() -> str:
@@ -60,7 +91,7 @@ OPEN_ATTEMPT_STATES = (AttemptState.RECORDED, AttemptState.CHARGING, AttemptStat
 NOT_CHARGED = "not_charged"
 
 
-class PurchaseAttemptManager(models.Manager["PurchaseAttempt"]):
+class PurchaseAttemptManager(models.Manager.from_queryset(BuyerEmailQuerySet)):  # type: ignore[misc]
     def by_reference(self, reference: str) -> PurchaseAttempt | None:
         return self.select_related("product").filter(reference=reference.strip().upper()).first()
 
@@ -78,7 +109,7 @@ class PurchaseAttemptManager(models.Manager["PurchaseAttempt"]):
         return self.filter(state__in=OPEN_ATTEMPT_STATES, updated_at__lt=before).order_by("id")
 
 
-class PurchaseAttempt(models.Model):
+class PurchaseAttempt(BuyerEmail):
     """One press of "Pay", recorded before the card is charged; the reference the buyer is shown."""
 
     reference = models.CharField(max_length=20, unique=True, default=new_reference)
@@ -89,7 +120,6 @@ class PurchaseAttempt(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="attempts")
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
-    email = models.CharField(max_length=254)
     account = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="purchases"
     )
@@ -150,18 +180,17 @@ class FulfilledBy(models.TextChoices):
     SUPPORT = "support", "a support agent"
 
 
-class OrderManager(models.Manager["Order"]):
+class OrderManager(models.Manager.from_queryset(BuyerEmailQuerySet)):  # type: ignore[misc]
     def by_reference(self, reference: str) -> Order | None:
         return self.filter(reference=reference.strip().upper()).first()
 
 
-class Order(models.Model):
+class Order(BuyerEmail):
     """A paid purchase: exactly one per processor payment and one per attempt."""
 
     reference = models.CharField(max_length=20, unique=True)
     attempt = models.OneToOneField(PurchaseAttempt, on_delete=models.PROTECT, related_name="order")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
-    email = models.CharField(max_length=254)
     account = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
@@ -188,12 +217,15 @@ class EntitlementState(models.TextChoices):
     REVOKED = "revoked", "ended by a refund"
 
 
-class Entitlement(models.Model):
+class EntitlementManager(models.Manager.from_queryset(BuyerEmailQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class Entitlement(BuyerEmail):
     """What the order buys: access to the product until ``ends_at``."""
 
     order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="entitlement")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="entitlements")
-    email = models.CharField(max_length=254)
     account = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="entitlements"
     )
@@ -201,6 +233,8 @@ class Entitlement(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EntitlementManager()
 
     def __str__(self) -> str:
         return f"{self.product} for {self.email} until {self.ends_at:%Y-%m-%d}"

@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from backstop.accounts.models import Account
-from backstop.accounts.validation import InvalidInput, clean_email, email_key
+from backstop.accounts.validation import clean_email
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
 from backstop.billing.messages import (
@@ -50,7 +50,8 @@ from backstop.billing.models import (
 )
 from backstop.billing.outcome import money
 from backstop.billing.providers import CardDeclined, ProcessorPayment, RequestRefused, payment_processor
-from backstop.lib.errors import ProviderError
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput, ProviderError
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.ratelimits.services import Limit, check_rate_limit
@@ -490,7 +491,7 @@ def grant_credit(*, email: str, account: Account | None, days: int, reason: str,
     """Add ``days`` to the customer's current plan. True when this call granted it; the same key again is a no-op."""
     if not 1 <= days <= settings.CREDIT_MAX_DAYS:
         raise NotCreditable(CREDIT_DAYS_OUT_OF_RANGE.format(max_days=settings.CREDIT_MAX_DAYS))
-    owner = Q(email__iexact=email)
+    owner = Q(email_key=email_key(email))
     if account is not None:
         owner |= Q(account=account)
     entitlement = (Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).select_related("order")

@@ -13,13 +13,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from backstop.accounts.models import Account
-from backstop.accounts.validation import InvalidInput
 from backstop.billing import messages, services
 from backstop.billing.models import Product, PurchaseAttempt
 from backstop.billing.outcome import checkout_outcome, money
+from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
-from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
+from backstop.web.pages import form_page, note_rate_limited
 
 log = logging.getLogger(__name__)
 DEFAULT_PRODUCT = "annual"

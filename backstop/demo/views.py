@@ -20,7 +20,7 @@ MAILBOX_PAGE_SIZE = 100
 def _mailbox_items(to: str) -> list[dict[str, Any]]:
     items = LocalMailboxItem.objects.all()
     if to:
-        items = items.filter(to__iexact=to)
+        items = items.to_customer(to)
     return [
         {"id": i.id, "channel": i.channel, "to": i.to, "subject": i.subject, "text": i.text,
          "message_id": i.message_id, "created_at": i.created_at.isoformat()}

@@ -1,10 +1,18 @@
-"""Errors a provider adapter raises, worded so they can be shown as they are: to support staff, and to the
-customer on the setup page (so never an exception's class name)."""
+"""Errors shared by every app: input refused field by field, and what a provider adapter raises, worded so it can
+be shown as it is, to support staff and to the customer on the setup page (so never an exception's class name)."""
 
 from __future__ import annotations
 
 import socket
 import ssl
+
+
+class InvalidInput(Exception):
+    """Input refused: ``errors`` maps each field to the sentence shown next to it (API and HTML forms alike)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{field}: {text}" for field, text in errors.items()))
+        self.errors = errors
 
 
 class ProviderError(Exception):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from backstop.lib.email_identity import email_key
 
 # The workflow queue deliveries run on (registered by NotifyConfig.ready()).
 DELIVERY_QUEUE = "delivery"
@@ -24,7 +27,41 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "could not be delivered"
 
 
-class MessageManager(models.Manager["Message"]):
+class RecipientQuerySet(models.QuerySet[Any]):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        rows = list(objs)
+        for row in rows:
+            row.fill_to_key()
+        return super().bulk_create(rows, *args, **kwargs)
+
+    def to_customer(self, address: str) -> models.QuerySet[Any]:
+        """Rows sent to this address, however its case or its domain's form was typed (``lib.email_identity``)."""
+        key = email_key(address)
+        return self.filter(to_key=key) if key else self.none()
+
+
+class Recipient(models.Model):
+    """Whom a message went to, as given, and the customer that names: lookups by address go through ``to_key``."""
+
+    # An email address or a phone number; the key of a number is the number.
+    to = models.CharField(max_length=320)
+    # Empty only on a message the key's change left for a person (accounts.EmailKeyCollision).
+    to_key = models.CharField(max_length=320, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.fill_to_key()
+        super().save(*args, **kwargs)
+
+    def fill_to_key(self) -> None:
+        # Set when the row is written first, never on a later save: a row left unlinked stays so.
+        if self._state.adding and not self.to_key:
+            self.to_key = email_key(self.to)
+
+
+class MessageManager(models.Manager.from_queryset(RecipientQuerySet)):  # type: ignore[misc]
     def never_handed_on(self, *, since: dt.datetime, before: dt.datetime,
                         codes_since: dt.datetime) -> models.QuerySet[Message]:
         """Messages recorded between ``since`` and ``before`` that no attempt has touched yet, oldest first.
@@ -37,7 +74,7 @@ class MessageManager(models.Manager["Message"]):
                 .order_by("created_at"))
 
 
-class Message(models.Model):
+class Message(Recipient):
     """One outgoing message. ``key`` is its idempotency key: a message is created and sent once."""
 
     key = models.CharField(max_length=200, unique=True)
@@ -46,7 +83,6 @@ class Message(models.Model):
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     kind = models.CharField(max_length=40)
-    to = models.CharField(max_length=320)
     subject = models.CharField(max_length=300, blank=True, default="")
     text = models.TextField()
     html = models.TextField(blank=True, default="")
@@ -77,16 +113,21 @@ class Message(models.Model):
         return f"<{self.key.replace(':', '.')}@backstop>"
 
 
-class LocalMailboxItem(models.Model):
+class LocalMailboxManager(models.Manager.from_queryset(RecipientQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class LocalMailboxItem(Recipient):
     """What the local fake email/SMS providers "delivered": shown at /demo/mailbox."""
 
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    to = models.CharField(max_length=320)
     subject = models.CharField(max_length=300, blank=True, default="")
     text = models.TextField()
     html = models.TextField(blank=True, default="")
     message_id = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LocalMailboxManager()
 
     class Meta:
         ordering = ["-id"]

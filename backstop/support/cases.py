@@ -13,8 +13,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, Account, SetupStep
-from backstop.accounts.validation import email_key
 from backstop.attention.models import AttentionRecord, Harm, provider_cause
+from backstop.lib.email_identity import email_key
 from backstop.notify.models import Message
 from backstop.support import messages, triage
 from backstop.support.models import (

@@ -14,8 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
-from backstop.accounts.validation import InvalidInput, clean_email, email_key, has_control_characters
+from backstop.accounts.validation import clean_email, has_control_characters
 from backstop.attention.models import Harm
+from backstop.lib.email_identity import email_key
+from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.support import messages, payments, triage

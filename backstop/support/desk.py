@@ -256,7 +256,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
 def _messages_for(case: Case, account: Account | None) -> list[Message]:
     if account is not None:
         return list(Message.objects.filter(account=account).order_by("-id")[:100])
-    return list(Message.objects.filter(to__iexact=case.email).order_by("-id")[:100])
+    return list(Message.objects.to_customer(case.email).order_by("-id")[:100])
 
 
 def _timeline(

@@ -26,6 +26,7 @@ from backstop.billing.models import (
 )
 from backstop.billing.outcome import money
 from backstop.billing.providers import RequestRefused, payment_processor
+from backstop.lib.email_identity import email_key
 from backstop.lib.errors import ProviderError
 from backstop.support import messages, triage
 from backstop.support.models import Signal
@@ -68,7 +69,7 @@ class PaymentRow:
 
 
 def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
-    match = Q(email__iexact=email)
+    match = Q(email_key=email_key(email))
     if account is not None:
         match |= Q(account=account)
     if reference:

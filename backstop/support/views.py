@@ -11,11 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from backstop.accounts import messages as account_messages
 from backstop.accounts.models import Account
-from backstop.accounts.validation import InvalidInput
+from backstop.lib import site_messages
+from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
-from backstop.ratelimits.pages import form_page, note_rate_limited
 from backstop.ratelimits.services import RateLimited
 from backstop.support import desk, messages
 from backstop.support.actions import ActionRefused, run_action
@@ -23,6 +22,7 @@ from backstop.support.contact import receive_contact
 from backstop.support.forms import ActionForm, ContactForm, ReplyForm
 from backstop.support.models import Case, Incident
 from backstop.support.replies import send_reply
+from backstop.web.pages import form_page, note_rate_limited
 
 View = Callable[..., HttpResponse]
 VIEW_PERMISSION = "support.view_case"
@@ -57,7 +57,7 @@ def contact_page(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"], text=form.cleaned_data["message"],
                 reference=form.cleaned_data["reference"], ip=client_ip(request))
         except InvalidInput as error:
-            context.update(errors=error.errors, problem=account_messages.INVALID_INPUT.text)
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
@@ -92,7 +92,7 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     form = ActionForm(request.POST)
     if not form.is_valid():
-        request.session["desk_problem"] = account_messages.INVALID_INPUT.text
+        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     params = {k: v for k, v in data.items() if k not in ("action", "idempotency_key") and v not in ("", None)}
@@ -113,7 +113,7 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     form = ReplyForm(request.POST)
     if not form.is_valid():
-        request.session["desk_problem"] = account_messages.INVALID_INPUT.text
+        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     try:

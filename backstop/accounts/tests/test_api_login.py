@@ -15,6 +15,7 @@ from django.test import Client
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.demo.models import FaultSetting
+from backstop.lib import site_messages
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
@@ -160,7 +161,7 @@ def test_it_asks_for_a_session_before_showing_or_retrying_setup(db: Any) -> None
     client = Client(enforce_csrf_checks=True)
     for response in (client.get("/api/setup"), client.post("/api/setup/retry")):
         assert response.status_code == 401
-        assert response.json() == {"code": "not_signed_in", "message": messages.NOT_SIGNED_IN.text}
+        assert response.json() == {"code": "not_signed_in", "message": site_messages.NOT_SIGNED_IN.text}
 
 
 def test_it_retries_setup_for_a_signed_in_browser_that_sends_the_csrf_token(engine_db: str) -> None:
@@ -173,7 +174,7 @@ def test_it_retries_setup_for_a_signed_in_browser_that_sends_the_csrf_token(engi
     assert browser.get("/api/setup").status_code == 200
     without_token = browser.post("/api/setup/retry")
     assert without_token.status_code == 403
-    assert without_token.json() == {"code": "csrf_failed", "message": messages.CSRF_FAILED.text}
+    assert without_token.json() == {"code": "csrf_failed", "message": site_messages.CSRF_FAILED.text}
     with_token = browser.post("/api/setup/retry", HTTP_X_CSRFTOKEN=token)
 
     assert with_token.status_code == 202, with_token.content

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from backstop.accounts import messages
 from backstop.accounts.models import AccountState
 from backstop.demo.faults import PROVIDERS
+from backstop.lib import site_messages
 from conftest import ROOT, wait_for
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -93,7 +94,7 @@ def test_it_walks_a_customer_through_a_half_failed_signup_in_the_browser(
     _fill_signup(page, **{**ANN, "phone": "12"})
     _screenshot(page, "01-signup-form.png")
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("alert")).to_contain_text(messages.INVALID_INPUT.text)
+    expect(page.get_by_role("alert")).to_contain_text(site_messages.INVALID_INPUT.text)
     phone = page.get_by_label("Mobile phone")
     expect(phone).to_have_attribute("aria-invalid", "true")
     expect(phone).to_have_attribute("aria-describedby", "error_phone")

@@ -7,8 +7,10 @@ import re
 import pytest
 
 from backstop.accounts import messages
-from backstop.accounts.messages import ACTIONS, CATALOGUE, Notice, notice
+from backstop.accounts.messages import ACTIONS, CATALOGUE, notice
 from backstop.accounts.models import AccountState
+from backstop.lib import site_messages
+from backstop.lib.site_messages import Notice
 
 PAIRS = [(state, action) for state in AccountState.values for action in ACTIONS]
 
@@ -66,9 +68,9 @@ def test_it_joins_the_parts_of_a_notice_without_empty_gaps() -> None:
 
 
 @pytest.mark.parametrize("standalone", [
-    messages.EMAIL_TAKEN, messages.INVALID_CREDENTIALS, messages.RATE_LIMITED, messages.RECOVERY_SENT,
-    messages.CODE_REJECTED, messages.VERIFY_LINK_BAD, messages.NOT_SIGNED_IN, messages.INVALID_INPUT,
-    messages.MALFORMED_REQUEST, messages.BODY_TOO_LARGE, messages.UNEXPECTED,
+    messages.EMAIL_TAKEN, messages.INVALID_CREDENTIALS, site_messages.RATE_LIMITED, messages.RECOVERY_SENT,
+    messages.CODE_REJECTED, messages.VERIFY_LINK_BAD, site_messages.NOT_SIGNED_IN, site_messages.INVALID_INPUT,
+    site_messages.MALFORMED_REQUEST, site_messages.BODY_TOO_LARGE, site_messages.UNEXPECTED,
 ])
 def test_it_gives_every_refusal_a_next_step(standalone: Notice) -> None:
     assert standalone.happened.strip()
@@ -83,7 +85,7 @@ def test_it_does_not_reveal_the_account_state_when_an_email_is_taken() -> None:
 
 
 def test_it_words_the_rate_limit_with_the_minutes_to_wait() -> None:
-    assert "3 minute" in messages.RATE_LIMITED.text.format(minutes=3)
+    assert "3 minute" in site_messages.RATE_LIMITED.text.format(minutes=3)
 
 
 def test_it_has_a_status_text_for_every_setup_step_status() -> None:

@@ -14,6 +14,7 @@ from django.utils.html import escape
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, StepName
 from backstop.demo.models import FaultSetting
+from backstop.lib import site_messages
 from backstop.notify.models import LocalMailboxItem
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
@@ -90,7 +91,7 @@ def test_it_refuses_a_form_post_without_the_csrf_token(db: Any, path: str, data:
     response = client.post(path, data)
 
     assert response.status_code == 403
-    assert escape(messages.FORM_EXPIRED.text) in html(response)
+    assert escape(site_messages.FORM_EXPIRED.text) in html(response)
     assert '<a href="/">' in html(response)  # no page to go back to: the home page
     assert Account.objects.count() == 1
     assert not Account.objects.get().events.exists()
@@ -105,7 +106,7 @@ def test_it_keeps_what_was_typed_and_puts_each_error_by_its_field(db: Any) -> No
 
     assert response.status_code == 400
     page = html(response)
-    assert escape(messages.INVALID_INPUT.text) in page
+    assert escape(site_messages.INVALID_INPUT.text) in page
     assert 'value="Ann Lee"' in field_input(page, "name")
     assert 'value="ann@@example"' in field_input(page, "email")
     assert 'value="+1 415 555 0100"' in field_input(page, "phone")
@@ -127,7 +128,7 @@ def test_it_names_a_field_with_a_nul_character_instead_of_showing_the_form_again
 
     assert response.status_code == 400
     page = html(response)
-    assert escape(messages.INVALID_INPUT.text) in page
+    assert escape(site_messages.INVALID_INPUT.text) in page
     assert 'aria-invalid="true"' in field_input(page, "name")
     assert escape(messages.FIELD_ERRORS["control_characters"]) in page
     assert Account.objects.count() == 0
@@ -165,7 +166,7 @@ def test_it_says_what_happened_to_a_form_too_large_to_read(db: Any, settings: An
     response = submit(browser(), "/signup", {**ANN, "company": "x" * 4096})
 
     assert response.status_code == 400
-    assert escape(messages.FORM_UNREADABLE.text) in html(response)
+    assert escape(site_messages.FORM_UNREADABLE.text) in html(response)
     assert Account.objects.count() == 0
 
 
@@ -173,7 +174,7 @@ def test_it_does_not_call_a_request_with_an_unknown_host_a_form_too_large(db: An
     response = Client(HTTP_HOST="unknown.example").get("/signup")
 
     assert response.status_code == 400
-    assert escape(messages.REQUEST_UNREADABLE.text) in html(response)
+    assert escape(site_messages.REQUEST_UNREADABLE.text) in html(response)
 
 
 def test_it_asks_for_the_address_when_the_recovery_form_is_sent_empty(db: Any) -> None:

@@ -10,6 +10,7 @@ from django.test import Client
 
 from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountEvent, SetupStep
+from backstop.lib import site_messages
 from backstop.notify.models import Message
 from backstop.ratelimits.models import Counter
 
@@ -36,7 +37,7 @@ def assert_invalid(response: Any, *fields: str) -> dict[str, str]:
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["code"] == "invalid_input"
-    assert body["message"] == messages.INVALID_INPUT.text
+    assert body["message"] == site_messages.INVALID_INPUT.text
     assert set(body["fields"]) == set(fields), body["fields"]
     assert all(text.strip() for text in body["fields"].values())
     assert_nothing_written()
@@ -145,7 +146,7 @@ def test_it_refuses_a_request_it_cannot_read(db: Any, body: str | bytes) -> None
     response = signup_raw(body)
 
     assert response.status_code == 400, response.content
-    assert response.json() == {"code": "malformed_request", "message": messages.MALFORMED_REQUEST.text}
+    assert response.json() == {"code": "malformed_request", "message": site_messages.MALFORMED_REQUEST.text}
     assert_nothing_written()
 
 
@@ -154,7 +155,7 @@ def test_it_refuses_a_body_not_sent_as_json(db: Any, content_type: str) -> None:
     response = Client().generic("POST", "/api/signup", json.dumps(ANN), content_type=content_type)
 
     assert response.status_code == 415, response.content
-    assert response.json() == {"code": "unsupported_media_type", "message": messages.UNSUPPORTED_MEDIA_TYPE.text}
+    assert response.json() == {"code": "unsupported_media_type", "message": site_messages.UNSUPPORTED_MEDIA_TYPE.text}
     assert_nothing_written()
 
 
@@ -185,7 +186,7 @@ def test_it_refuses_a_body_over_the_size_limit(db: Any, settings: Any) -> None:
     response = signup(**{**ANN, "company": "x" * 4096})
 
     assert response.status_code == 400, response.content
-    assert response.json() == {"code": "body_too_large", "message": messages.BODY_TOO_LARGE.text}
+    assert response.json() == {"code": "body_too_large", "message": site_messages.BODY_TOO_LARGE.text}
     assert_nothing_written()
 
 

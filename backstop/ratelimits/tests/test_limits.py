@@ -14,8 +14,8 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState
+from backstop.lib import site_messages
 from backstop.ratelimits.models import Counter
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
@@ -65,7 +65,7 @@ def assert_rate_limited(response: Any, window_seconds: int) -> None:
     assert response.status_code == 429, response.content
     body = response.json()
     assert body["code"] == "rate_limited"
-    assert body["message"].startswith(messages.RATE_LIMITED.happened)
+    assert body["message"].startswith(site_messages.RATE_LIMITED.happened)
     retry_after = int(response["Retry-After"])
     assert 1 <= retry_after <= window_seconds
     assert body["retry_after"] == retry_after

@@ -1,4 +1,5 @@
-"""How an HTML form page answers when a limit refuses it: the form again, with 429 and when to come back."""
+"""How an HTML form page answers: the form again, with 400 and the problem to fix, or 429 and when to come back
+when a rate limit refused it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from backstop.accounts.messages import RATE_LIMITED
+from backstop.lib.site_messages import RATE_LIMITED
 from backstop.ratelimits.services import RateLimited
 
 

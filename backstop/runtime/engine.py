@@ -267,7 +267,7 @@ def _beat(this_executor: str, role: str, stop: threading.Event) -> None:
 
 def _supervise(this_executor: str, stop: threading.Event) -> None:
     from backstop.accounts.services import restart_stalled_setups
-    from backstop.notify.services import hand_on_stranded_messages
+    from backstop.runtime.registry import sweeps
     from backstop.support.automation import run_support_cycle
 
     yield_cpu_to_requests()
@@ -283,8 +283,9 @@ def _supervise(this_executor: str, stop: threading.Event) -> None:
                     next_sweep = time.monotonic() + settings.SWEEP_GRACE_SECONDS / 2
                     if restarted := restart_stalled_setups(grace_seconds=settings.SWEEP_GRACE_SECONDS):
                         log.warning("safety net restarted setup for %d accounts", restarted)
-                    if handed_on := hand_on_stranded_messages(grace_seconds=settings.SWEEP_GRACE_SECONDS):
-                        log.warning("safety net started the delivery of %d messages never handed on", handed_on)
+                    for name, sweep in sweeps().items():
+                        if started := sweep(settings.SWEEP_GRACE_SECONDS):
+                            log.warning("safety net %r started %d operations left without a workflow", name, started)
                 if time.monotonic() >= next_support_cycle:
                     next_support_cycle = time.monotonic() + settings.SUPPORT_CYCLE_SECONDS
                     run_support_cycle()

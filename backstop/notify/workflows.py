@@ -12,16 +12,16 @@ from backstop.runtime.engine import DELIVERY_QUEUE
 from backstop.runtime.guarded import Attention, GuardedOperation
 
 
-def _give_up(message_id: int) -> Attention | None:
+def _give_up(message_id: int, failed: list[str]) -> Attention | None:
     services.give_up_message(message_id=message_id)
     return None
 
 
 delivery = GuardedOperation(
     "deliver", queue=DELIVERY_QUEUE,
-    attempt=lambda message_id, attempt: services.deliver_message(message_id=message_id, attempt=attempt),
+    steps={"send": lambda message_id, attempt: services.deliver_message(message_id=message_id, attempt=attempt)},
     give_up=_give_up, stranded=services.stranded_messages,
-    # The names its workflows were recorded under before the recipe: a delivery left pending then still recovers.
-    workflow_name="delivery_workflow", step_names=("send_message", "mark_message_undeliverable"),
+    # The names its workflows were recorded under before the recipe: a delivery left pending then still replays.
+    workflow_name="delivery_workflow", step_names={"send": "send_message", "give_up": "mark_message_undeliverable"},
 )
 delivery_workflow = delivery.workflow

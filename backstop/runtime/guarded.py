@@ -15,6 +15,7 @@ then needs no model, only its effect. See docs/architecture.md, "Adding an opera
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,47 +86,56 @@ def _default_budget() -> int:
     return int(settings.SETUP_MAX_ATTEMPTS)
 
 
+def _as_step(attempt: Callable[[int, int], AttemptResult]) -> Callable[[int, int], AttemptResult]:
+    # A function of its own for each step: DBOS keeps its registration on the function it decorates.
+    def attempt_once(intent_id: int, attempt_number: int) -> AttemptResult:
+        return attempt(intent_id, attempt_number)
+    return attempt_once
+
+
 class GuardedOperation:
     """An operation over intents the caller keeps. The caller gives:
 
-    - ``attempt(intent_id, attempt_number)``: one try of the effect, idempotent (``call_through_breaker`` inside);
-    - ``give_up(intent_id)``: marks the intent given up, and returns the ``Attention`` to raise, or None when the
-      failure already reaches a person another way;
+    - ``steps``: by name, one try of each effect, ``step(intent_id, attempt_number)``, idempotent, calling its
+      provider through ``call_through_breaker``; the steps of one intent are interleaved (``retry_until_done``);
+    - ``give_up(intent_id, failed_steps)``: marks the intent given up, and returns the ``Attention`` to raise, or None
+      when the failure already reaches a person another way;
     - ``stranded(grace_seconds)``: (id, key) of intents waiting for longer than the grace, possibly without workflow.
 
-    ``workflow_name`` and ``step_names`` keep the names an operation's workflows were recorded under before it
-    adopted the recipe, so that a workflow left pending by the previous release recovers.
+    ``workflow_name`` and ``step_names`` (by step, and ``give_up`` for the give-up step) keep the names an operation's
+    workflows were recorded under before it adopted the recipe, so that a workflow left pending by the previous release
+    replays. The workflow takes ``(intent_id, first_results=None)``: attempts already made elsewhere (a batch).
     """
 
-    def __init__(self, name: str, *, queue: str, attempt: Callable[[int, int], AttemptResult],
-                 give_up: Callable[[int], Attention | None], stranded: Callable[[float], Iterable[tuple[int, str]]],
-                 budget: Callable[[], int] = _default_budget, topic: str = "retry", workflow_name: str = "",
-                 step_names: tuple[str, str] = ("", "")) -> None:
+    def __init__(self, name: str, *, queue: str, steps: dict[str, Callable[[int, int], AttemptResult]],
+                 give_up: Callable[[int, list[str]], Attention | None],
+                 stranded: Callable[[float], Iterable[tuple[int, str]]], budget: Callable[[], int] = _default_budget,
+                 topic: str = "retry", workflow_name: str = "", step_names: dict[str, str] | None = None) -> None:
         self.name, self.queue, self.topic, self.budget = name, queue, topic, budget
         self.stranded = stranded
+        names = step_names or {}
 
-        def attempt_once(intent_id: int, attempt_number: int) -> AttemptResult:
-            return attempt(intent_id, attempt_number)
-
-        def give_up_for_good(intent_id: int) -> None:
-            attention = give_up(intent_id)
+        def give_up_for_good(intent_id: int, failed: list[str]) -> None:
+            attention = give_up(intent_id, failed)
             if attention is not None:
                 raise_attention(kind=attention.kind, harm=attention.harm, cause=attention.cause,
                                 summary=attention.summary, detail=attention.detail, account=attention.account,
                                 subject=attention.subject)
 
-        attempt_step = DBOS.step(name=step_names[0] or f"{name}_attempt")(attempt_once)
-        give_up_step = DBOS.step(name=step_names[1] or f"{name}_give_up")(give_up_for_good)
+        durable_steps = {step: DBOS.step(name=names.get(step, f"{name}_{step}"))(_as_step(attempt))
+                         for step, attempt in steps.items()}
+        give_up_step = DBOS.step(name=names.get("give_up", f"{name}_give_up"))(give_up_for_good)
 
-        def run(intent_id: int) -> bool:
+        def run(intent_id: int, first_results: dict[str, AttemptResult] | None = None) -> bool:
             """Try until done or out of budget; "try again now" arrives as a message on ``topic``."""
             yield_cpu_to_requests()
             try:
-                done = retry_until_done({name: lambda number: attempt_step(intent_id, number)}, topic=topic,
-                                        max_attempts=budget())
-                if not done[name]:
-                    give_up_step(intent_id)
-                return done[name]
+                tasks: dict[str, Callable[[int], AttemptResult]] = {
+                    step: functools.partial(attempt, intent_id) for step, attempt in durable_steps.items()}
+                outcome = retry_until_done(tasks, topic=topic, max_attempts=budget(), first_results=first_results)
+                if failed := [step for step, done in outcome.items() if not done]:
+                    give_up_step(intent_id, failed)
+                return not failed
             finally:
                 release_db_connections()
 
@@ -166,7 +176,7 @@ class IntentOperation:
                  attention: Callable[[GuardedIntent], Attention | None], budget: Callable[[], int] = _default_budget
                  ) -> None:
         self.name, self.provider, self.effect, self.attention = name, provider, effect, attention
-        self.guarded = GuardedOperation(name, queue=queue, attempt=self._attempt, give_up=self._give_up,
+        self.guarded = GuardedOperation(name, queue=queue, steps={"effect": self._attempt}, give_up=self._give_up,
                                         stranded=self._stranded, budget=budget)
 
     def request(self, *, key: str, payload: dict[str, Any]) -> GuardedIntent:
@@ -196,7 +206,7 @@ class IntentOperation:
                               next_try_at=now + dt.timedelta(seconds=result["retry_in"]), updated_at=now)
         return result
 
-    def _give_up(self, intent_id: int) -> Attention | None:
+    def _give_up(self, intent_id: int, failed: list[str]) -> Attention | None:
         GuardedIntent.objects.filter(pk=intent_id).exclude(state=IntentState.DONE).update(
             state=IntentState.GIVEN_UP, next_try_at=None, updated_at=timezone.now())
         intent = GuardedIntent.objects.get(pk=intent_id)

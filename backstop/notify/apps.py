@@ -15,11 +15,5 @@ class NotifyConfig(AppConfig):
         registry.register_workflows("backstop.notify.workflows")
         registry.register_queue(DELIVERY_QUEUE, concurrency=lambda: settings.SETUP_CONCURRENCY,
                                 poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
-        registry.register_sweep("stranded-messages", _hand_on_stranded_messages)
-
-
-def _hand_on_stranded_messages(grace_seconds: float) -> int:
-    # Imported when the sweep runs: start-up must not load the delivery code (and the engine) into every process.
-    from backstop.notify.services import hand_on_stranded_messages
-
-    return hand_on_stranded_messages(grace_seconds=grace_seconds)
+        # Its safety net is the guarded operation's own sweep ("deliver"), registered when the engine imports the
+        # workflow module above.

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Replace
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from backstop.notify.models import DELIVERY_QUEUE, Channel, DeliveryStatus, Message
+from backstop.notify.models import Channel, DeliveryStatus, Message
 from backstop.notify.providers import email_provider, sms_provider
-from backstop.runtime import dispatch
+from backstop.runtime.guarded import SWEEP_LIMIT
 from backstop.runtime.retrying import AttemptResult, call_through_breaker
 
 SECRET_MASK = "••••••"
@@ -79,40 +78,39 @@ def _forget_secret(secret: str) -> dict[str, Any]:
 def send_soon(message: Message) -> None:
     """After the surrounding transaction commits, hand the message to a durable delivery workflow.
 
-    A hand-over that fails is logged, not raised into whatever committed the message (``hand_on_stranded_messages``
+    A hand-over that fails is logged, not raised into whatever committed the message (the delivery's safety-net sweep
     takes it up).
     """
-    transaction.on_commit(lambda: enqueue_delivery(message.pk, message.key), robust=True)
+    from backstop.notify.workflows import delivery
 
-
-def _delivery_workflow_id(key: str) -> str:
-    return f"deliver:{key}"
+    delivery.start_after_commit(message.pk, message.key)
 
 
 def enqueue_delivery(message_id: int, key: str) -> None:
-    from backstop.notify.workflows import delivery_workflow
+    from backstop.notify.workflows import delivery
 
-    dispatch.enqueue(delivery_workflow, message_id, queue_name=DELIVERY_QUEUE, workflow_id=_delivery_workflow_id(key))
+    delivery.start(message_id, key)
 
 
-def hand_on_stranded_messages(*, grace_seconds: float, limit: int = 200) -> int:
-    """Safety net: start the delivery of messages recorded but never handed to a delivery workflow.
+def hand_on_stranded_messages(*, grace_seconds: float) -> int:
+    """The delivery's safety net (registered with the runtime's sweeps), called by hand."""
+    from backstop.notify.workflows import delivery
 
-    That happens when the process stopped between the commit and the hand-over, or the hand-over failed. A delivery's
-    workflow id is its message's key, so one that started (whatever its state) is never started a second time. A
-    message older than a day is left as it is: news that late (a notice of a signup attempt, a receipt) would confuse
-    more than help, and the support desk shows it unsent.
+    return delivery.sweep(grace_seconds)
+
+
+def stranded_messages(grace_seconds: float) -> list[tuple[int, str]]:
+    """Messages recorded but perhaps never handed to a delivery workflow: (id, key), oldest first.
+
+    That happens when the process stopped between the commit and the hand-over, or the hand-over failed. A message
+    older than a day is left as it is: news that late (a notice of a signup attempt, a receipt) would confuse more than
+    help, and the support desk shows it unsent.
     """
     now = timezone.now()
-    queued = list(Message.objects.never_handed_on(
+    return list(Message.objects.never_handed_on(
         since=now - STRANDED_MESSAGES_MAX_AGE, before=now - dt.timedelta(seconds=grace_seconds),
         codes_since=now - dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
-    ).values_list("pk", "key")[:limit])
-    started = dispatch.workflow_statuses(_delivery_workflow_id(key) for _, key in queued)
-    stranded = [(pk, key) for pk, key in queued if _delivery_workflow_id(key) not in started]
-    for pk, key in stranded:
-        enqueue_delivery(pk, key)
-    return len(stranded)
+    ).values_list("pk", "key")[:SWEEP_LIMIT])
 
 
 def deliver_message(*, message_id: int, attempt: int) -> AttemptResult:

@@ -1,34 +1,27 @@
+"""A message's delivery, as a guarded operation: the message is its intent, ``deliver:<key>`` its workflow.
+
+A message that cannot be delivered within the budget is marked failed and raises no attention record of its own: the
+support cycle joins failed messages to their customer's case (``join_failed_messages``), and setup reports the
+welcome email with the rest of its steps.
+"""
+
 from __future__ import annotations
 
-from dbos import DBOS
-from django.conf import settings
-
 from backstop.notify import services
-from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
-from backstop.runtime.retrying import AttemptResult, retry_until_done
+from backstop.notify.models import DELIVERY_QUEUE
+from backstop.runtime.guarded import Attention, GuardedOperation
 
 
-@DBOS.step()
-def send_message(message_id: int, attempt: int) -> AttemptResult:
-    return services.deliver_message(message_id=message_id, attempt=attempt)
-
-
-@DBOS.step()
-def mark_message_undeliverable(message_id: int) -> None:
+def _give_up(message_id: int, failed: list[str]) -> Attention | None:
     services.give_up_message(message_id=message_id)
+    return None
 
 
-@DBOS.workflow()
-def delivery_workflow(message_id: int) -> bool:
-    """Deliver one email or SMS, retrying with backoff; give up after the retry budget."""
-    yield_cpu_to_requests()
-    try:
-        done = retry_until_done(
-            {"send": lambda attempt: send_message(message_id, attempt)},
-            topic="retry", max_attempts=settings.SETUP_MAX_ATTEMPTS,
-        )
-        if not done["send"]:
-            mark_message_undeliverable(message_id)
-        return done["send"]
-    finally:
-        release_db_connections()
+delivery = GuardedOperation(
+    "deliver", queue=DELIVERY_QUEUE,
+    steps={"send": lambda message_id, attempt: services.deliver_message(message_id=message_id, attempt=attempt)},
+    give_up=_give_up, stranded=services.stranded_messages,
+    # The names its workflows were recorded under before the recipe: a delivery left pending then still replays.
+    workflow_name="delivery_workflow", step_names={"send": "send_message", "give_up": "mark_message_undeliverable"},
+)
+delivery_workflow = delivery.workflow

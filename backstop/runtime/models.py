@@ -140,3 +140,39 @@ class CircuitBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.state}"
+
+
+class IntentState(models.TextChoices):
+    WAITING = "waiting", "waiting for its first try"
+    RETRYING = "retrying", "failed, will try again"
+    DONE = "done", "done"
+    GIVEN_UP = "given_up", "given up, a person was told"
+
+
+class GuardedIntent(models.Model):
+    """One operation that must not strand anyone, written down before any effect (``runtime.guarded``).
+
+    Any operation can keep its intents here, told apart by ``operation``; ``key`` makes a request idempotent and names
+    its workflow. ``payload`` is what the effect needs, in JSON.
+    """
+
+    operation = models.CharField(max_length=60)
+    key = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=IntentState.choices, default=IntentState.WAITING)
+    attempts = models.IntegerField(default=0)
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["operation", "key"], name="one_intent_per_key")]
+        indexes = [
+            # The sweep's look for intents never tried (every half minute): the few still waiting.
+            models.Index(fields=["operation", "created_at"], condition=models.Q(state="waiting"),
+                         name="runtime_intent_waiting"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation}:{self.key}: {self.state}"

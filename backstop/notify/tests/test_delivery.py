@@ -14,7 +14,7 @@ from django.utils import timezone
 from backstop.demo.models import FaultSetting
 from backstop.notify import services
 from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
-from backstop.runtime import engine
+from backstop.runtime import dispatch, engine
 from conftest import wait_for
 
 CODE_CONTEXT = {"account": {"name": "Ann"}, "code": "123456", "verify_url": "http://testserver/verify"}
@@ -169,7 +169,7 @@ def test_it_keeps_the_commit_when_the_hand_over_fails(engine_db: str, monkeypatc
     def unreachable(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the workflow engine's database did not answer")
 
-    monkeypatch.setattr(services.dispatch, "enqueue", unreachable)
+    monkeypatch.setattr(dispatch, "enqueue", unreachable)
     key = new_key()
     with transaction.atomic():
         services.send_soon(code_email(key))

@@ -32,7 +32,13 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
     assert [name for name, _ in registry.loops()] == ["setup-dispatcher"]
     assert [job.name for job in registry.periodic_jobs()] == ["support-cycle"]
-    assert [name for name, _ in registry.sweeps()] == ["stalled-setups", "stranded-messages"]
+    assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
+
+
+def test_it_registers_message_delivery_sweep_when_the_engine_loads_the_workflows() -> None:
+    from backstop.notify.workflows import delivery
+
+    assert dict(registry.sweeps())["deliver"] == delivery.sweep
 
 
 def test_it_changes_nothing_when_the_apps_register_again() -> None:

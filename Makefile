@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
+# `make lint IMPORT_CONTRACTS=report` prints broken import contracts (and a stale app graph) without failing.
+IMPORT_CONTRACTS ?= enforce
+CONTRACTS_FAIL := $(if $(filter report,$(IMPORT_CONTRACTS)),-,)
 
-.PHONY: install demo test lint test-sqlite test-postgres browser bench clean
+.PHONY: install demo test lint app-graph test-sqlite test-postgres browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +29,14 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
-	$(BIN)/ruff check backstop bench conftest.py
-	$(BIN)/mypy backstop bench conftest.py
+	$(BIN)/ruff check backstop bench docs conftest.py
+	$(BIN)/mypy backstop bench docs conftest.py
+	$(CONTRACTS_FAIL)$(BIN)/lint-imports
+	$(CONTRACTS_FAIL)$(BIN)/python docs/app_graph.py --check
+
+# The app dependency graph in docs/architecture.md, drawn again from the code's imports.
+app-graph: install
+	$(BIN)/python docs/app_graph.py --write
 
 test-sqlite: install browser
 	$(BIN)/pytest

@@ -106,6 +106,33 @@ def engine_db(workflow_engine: str, transactional_db: Any) -> Iterator[str]:
     _cancel_live_workflows()
 
 
+@pytest.fixture
+def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush).
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("workflows_finish_before_cleanup", ...)``, so it is
+    set up before the fixtures the test asks for; it does nothing for a test that does not use ``engine_db``.
+    """
+    if "engine_db" not in request.fixturenames:
+        yield
+        return
+    from dbos import DBOS
+
+    from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
+
+    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
+    yield
+    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
+                                             load_output=False),
+             timeout=60, message="this test's workflows were still running")
+
+
+@pytest.fixture
+def local_mailbox(settings: Any) -> None:
+    """Emails land in the demo mailbox table (pytest-django would otherwise swap in its in-memory outbox)."""
+    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     """The engine's dispatcher and supervisor, once started, run beside every later test: they wait while a test's

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "backstop.apps.SiteConfig",
     "backstop.runtime",
     "backstop.ratelimits",
     "backstop.accounts",

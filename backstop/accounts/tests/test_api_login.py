@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
-from dbos import DBOS
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.test import Client
 
@@ -16,25 +14,13 @@ from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.demo.models import FaultSetting
 from backstop.lib import site_messages
-from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
-from conftest import wait_for
 
 PASSWORD = "correct horse battery"
 ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100", "company": "Acme",
        "password": PASSWORD}
 
 
-@pytest.fixture(autouse=True)
-def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
-    if "engine_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
-    yield
-    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
-                                             load_output=False),
-             timeout=60, message="this test's workflows were still running")
+pytestmark = pytest.mark.usefixtures("workflows_finish_before_cleanup")
 
 
 def make_account(email: str = "ann@example.com", state: str = AccountState.SETTING_UP) -> Account:

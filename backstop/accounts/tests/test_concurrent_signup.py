@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dbos import DBOS
 from django.db import connections
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, SetupStep
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
-from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.workspaces.models import Workspace
 from conftest import wait_for
 
@@ -22,17 +19,7 @@ ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100"
        "password": "correct horse battery"}
 
 
-@pytest.fixture(autouse=True)
-def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
-    if "engine_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
-    yield
-    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
-                                             load_output=False),
-             timeout=60, message="this test's workflows were still running")
+pytestmark = pytest.mark.usefixtures("workflows_finish_before_cleanup")
 
 
 def signup_at_once(bodies: list[dict[str, str]]) -> list[Any]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dbos import DBOS
 from django.test import Client
 from django.utils.html import escape
 
@@ -16,7 +14,6 @@ from backstop.accounts.models import Account, AccountState, StepName
 from backstop.demo.models import FaultSetting
 from backstop.lib import site_messages
 from backstop.notify.models import LocalMailboxItem
-from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"
@@ -24,23 +21,7 @@ ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100"
        "password": PASSWORD}
 
 
-@pytest.fixture(autouse=True)
-def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
-    if "engine_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
-    yield
-    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
-                                             load_output=False),
-             timeout=60, message="this test's workflows were still running")
-
-
-@pytest.fixture(autouse=True)
-def local_mailbox(settings: Any) -> None:
-    """Emails land in the demo mailbox table (pytest-django would otherwise swap in its in-memory outbox)."""
-    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+pytestmark = pytest.mark.usefixtures("local_mailbox", "workflows_finish_before_cleanup")
 
 
 def browser() -> Client:

@@ -7,12 +7,10 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from dbos import DBOS
 from django.conf import settings as django_settings
 from django.db import connections
 from django.test import Client
@@ -23,7 +21,6 @@ from backstop.accounts import messages
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, VerificationCode
 from backstop.notify.models import Channel, DeliveryStatus, LocalMailboxItem, Message
 from backstop.notify.services import SECRET_MASK
-from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"
@@ -32,23 +29,7 @@ ANN = {"name": "Ann Lee", "email": "ann@example.com", "phone": "+1 415 555 0100"
        "password": PASSWORD}
 
 
-@pytest.fixture(autouse=True)
-def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
-    if "engine_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
-    yield
-    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
-                                             load_output=False),
-             timeout=60, message="this test's workflows were still running")
-
-
-@pytest.fixture(autouse=True)
-def local_mailbox(settings: Any) -> None:
-    """Emails land in the demo mailbox table (pytest-django would otherwise swap in its in-memory outbox)."""
-    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+pytestmark = pytest.mark.usefixtures("local_mailbox", "workflows_finish_before_cleanup")
 
 
 def make_account(state: str = AccountState.SETTING_UP) -> Account:

@@ -27,13 +27,7 @@ from backstop.support.tests.helpers import open_breaker
 from backstop.workspaces.models import LocalProvisionedWorkspace, Workspace
 from conftest import setup_finished, wait_for
 
-pytestmark = pytest.mark.usefixtures("engine_db")
-
-
-@pytest.fixture(autouse=True)
-def local_mailbox(settings: Any) -> None:
-    # pytest-django swaps in the locmem backend; the demo's local mailbox is what these tests inspect.
-    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+pytestmark = pytest.mark.usefixtures("local_mailbox", "engine_db")
 
 
 def new_account(email: str) -> Account:

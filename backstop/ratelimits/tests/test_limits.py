@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from unittest import mock
 
 import pytest
-from dbos import DBOS
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
@@ -18,28 +16,16 @@ from backstop.accounts.models import Account, AccountState
 from backstop.lib import site_messages
 from backstop.ratelimits.models import Counter
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
-from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
-from conftest import wait_for
 
 PASSWORD = "correct horse battery"
 # At RATE_LIMIT_SCALE 0.1: signup 3 per IP / 1 per address, login 6 / 1, recover 2 / 1.
 SCALE = 0.1
 
 
-@pytest.fixture(autouse=True)
-def workflows_finish_before_cleanup(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test's workflows end on their own before its rows are flushed (a step mid-write deadlocks the flush)."""
-    if "engine_db" not in request.fixturenames:
-        yield
-        return
-    request.getfixturevalue("engine_db")  # set up inside this fixture, so torn down after it
-    yield
-    wait_for(lambda: not DBOS.list_workflows(status=list(LIVE_WORKFLOW_STATUSES), load_input=False,
-                                             load_output=False),
-             timeout=60, message="this test's workflows were still running")
+pytestmark = pytest.mark.usefixtures("small_limits", "workflows_finish_before_cleanup")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def small_limits(settings: Any) -> None:
     settings.RATE_LIMIT_SCALE = SCALE
 

@@ -23,12 +23,7 @@ from backstop.workspaces import services as workspace_services
 from backstop.workspaces.providers import LocalProvisioner
 from conftest import setup_finished, wait_for
 
-pytestmark = pytest.mark.usefixtures("engine_db")
-
-
-@pytest.fixture(autouse=True)
-def local_mailbox(settings: Any) -> None:
-    settings.EMAIL_BACKEND = "backstop.notify.providers.LocalMailboxEmailBackend"
+pytestmark = pytest.mark.usefixtures("local_mailbox", "engine_db")
 
 
 @pytest.fixture

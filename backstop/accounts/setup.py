@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts.activation import _activate
-from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE, SETUP_QUEUE
+from backstop.accounts.dispatcher import SETUP_BATCH_QUEUE
 from backstop.accounts.messages import STEP_UNEXPECTED_ERROR
 from backstop.accounts.models import (
     OWN_SETUP_WORKFLOW,
@@ -29,7 +29,6 @@ from backstop.accounts.models import (
     SetupStep,
     StepName,
     StepStatus,
-    setup_workflow_id,
 )
 from backstop.accounts.timeline import record_event, timeline_entry
 from backstop.attention import services as attention
@@ -38,6 +37,7 @@ from backstop.notify import services as notify
 from backstop.notify.models import Message
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
+from backstop.runtime.guarded import Attention
 from backstop.runtime.models import CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
 from backstop.workspaces.services import provision_workspace
@@ -122,11 +122,10 @@ def _start_new_setup_run(account: Account) -> None:
 
 
 def _enqueue_setup(account_id: int, run: int, first_results: dict[str, AttemptResult] | None = None) -> None:
-    from backstop.accounts.workflows import setup_workflow
+    from backstop.accounts.workflows import setup_key, setup_operation
 
     try:
-        dispatch.enqueue(setup_workflow, account_id, first_results, queue_name=SETUP_QUEUE,
-                         workflow_id=setup_workflow_id(account_id, run))
+        setup_operation.start(account_id, setup_key(account_id, run), first_results=first_results)
     except Exception:  # the sweep restarts any setup whose workflow never started
         log.exception("could not enqueue setup for account %s; the sweep will retry", account_id)
 
@@ -304,8 +303,9 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         AccountEvent.objects.bulk_create(events)
 
 
-def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
-    """The retry budget is spent: record it and hand the account to the support desk."""
+def give_up_setup_steps(*, account_id: int, steps: list[str]) -> list[Attention]:
+    """The retry budget is spent: record it, and return what the support desk must hear (the records the setup
+    operation raises in this transaction's stead: its give-up runs this inside its own)."""
     account = Account.objects.get(pk=account_id)
     now = timezone.now()
     with transaction.atomic():
@@ -319,28 +319,30 @@ def give_up_setup_steps(*, account_id: int, steps: list[str]) -> None:
         for row in rows:
             record_event(account, "step_gave_up", f"{StepName(row.name).label}: stopped retrying after "
                                                    f"{row.attempts} attempts ({row.last_error}).")
+        records = []
         workspace = detail.get(StepName.WORKSPACE)
         if workspace is not None:
             Account.objects.filter(pk=account.pk, state=AccountState.SETTING_UP).update(
                 state=AccountState.NEEDS_ATTENTION
             )
-            attention.raise_once(
+            records.append(Attention(
                 kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"),
                 account=account, detail=detail,
                 summary=f"Workspace for {account.email} could not be created after "
                         f"{workspace['attempts']} attempts: {workspace['last_error']}",
-            )
+            ))
         if any(r.name == StepName.WELCOME_EMAIL for r in rows):
             # Missing only through a bug (the step's attempts said so): support still hears of the email.
             welcome = Message.objects.filter(key=_welcome_key(account_id)).values_list("pk", flat=True).first()
             if welcome is not None:
                 notify.give_up_message(message_id=welcome)
-            attention.raise_once(
+            records.append(Attention(
                 kind=AttentionKind.EMAIL_UNDELIVERED, harm=Harm.DEGRADED, cause=provider_cause("email"),
                 account=account, detail=detail,
                 summary=f"Welcome email to {account.email} could not be delivered: "
                         f"{detail[StepName.WELCOME_EMAIL]['last_error']}",
-            )
+            ))
+    return records
 
 
 def restart_stalled_setups(*, grace_seconds: float, limit: int = 200) -> int:

@@ -9,58 +9,44 @@ failed is handed to its own ``setup_workflow``, which carries on from those resu
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from dbos import DBOS, SetWorkflowID
-from django.conf import settings
 
 from backstop.accounts import setup
 from backstop.accounts.dispatcher import SETUP_QUEUE
 from backstop.accounts.models import setup_workflow_id
 from backstop.runtime.engine import queue, release_db_connections, yield_cpu_to_requests
-from backstop.runtime.retrying import AttemptResult, retry_until_done
+from backstop.runtime.guarded import GuardedOperation
+from backstop.runtime.retrying import AttemptResult
 
 
-@DBOS.step()
-def provision_workspace(account_id: int, attempt: int) -> AttemptResult:
-    return setup.attempt_setup_step(account_id=account_id, step="workspace", attempt=attempt)
+def _setup_step(step: str) -> Callable[[int, int], AttemptResult]:
+    def attempt(account_id: int, attempt_number: int) -> AttemptResult:
+        return setup.attempt_setup_step(account_id=account_id, step=step, attempt=attempt_number)
+    return attempt
 
 
-@DBOS.step()
-def send_welcome_email(account_id: int, attempt: int) -> AttemptResult:
-    return setup.attempt_setup_step(account_id=account_id, step="welcome_email", attempt=attempt)
+# An account's own setup, as a guarded operation: the account's setup steps are its intent, ``setup:<account>:<run>``
+# its workflow (each run of an account's setup is one workflow). A step already done (in an earlier run) answers
+# "done" on its first attempt without calling anyone; "try again now" arrives as a message on the "setup" topic.
+# Its safety net is setup's own (``setup.restart_stalled_setups``, registered by the accounts app): it knows whether
+# a batch still has the account and when a new run must start, so the recipe registers no sweep (``stranded=None``).
+setup_operation = GuardedOperation(
+    "setup", queue=SETUP_QUEUE, topic="setup", stranded=None,
+    steps={"workspace": _setup_step("workspace"), "welcome_email": _setup_step("welcome_email")},
+    give_up=lambda account_id, steps: setup.give_up_setup_steps(account_id=account_id, steps=steps),
+    # The names its workflows were recorded under before the recipe: a setup left pending then still replays.
+    workflow_name="setup_workflow",
+    step_names={"workspace": "provision_workspace", "welcome_email": "send_welcome_email",
+                "give_up": "hand_over_to_support"},
+)
+setup_workflow = setup_operation.workflow
 
 
-@DBOS.step()
-def hand_over_to_support(account_id: int, steps: list[str]) -> None:
-    setup.give_up_setup_steps(account_id=account_id, steps=steps)
-
-
-ATTEMPTS = {"workspace": provision_workspace, "welcome_email": send_welcome_email}
-
-
-@DBOS.workflow()
-def setup_workflow(account_id: int, first_results: dict[str, AttemptResult] | None = None) -> dict[str, bool]:
-    """Each setup step is retried with capped, jittered backoff until done or out of budget.
-
-    A step already done (in an earlier run) answers "done" on its first attempt without calling anyone.
-    A "try again now" press arrives as a message on the "setup" topic and wakes the loop early.
-    ``first_results`` are the attempts a setup batch made: the loop continues from them.
-    """
-    yield_cpu_to_requests()
-    try:
-        tasks: dict[str, Callable[[int], AttemptResult]] = {
-            name: functools.partial(step, account_id) for name, step in ATTEMPTS.items()
-        }
-        outcome = retry_until_done(tasks, topic="setup", max_attempts=settings.SETUP_MAX_ATTEMPTS,
-                                   first_results=first_results)
-        failed = [name for name, done in outcome.items() if not done]
-        if failed:
-            hand_over_to_support(account_id, failed)
-        return outcome
-    finally:
-        release_db_connections()
+def setup_key(account_id: int, run: int) -> str:
+    """The operation's key for one run of an account's setup: its workflow id is ``setup_workflow_id``."""
+    return f"{account_id}:{run}"
 
 
 @DBOS.step()
@@ -108,7 +94,7 @@ def setup_batch_workflow(size: int) -> dict[str, int]:
         for account_id in failed:
             # The account's first run: a sweep or "try again now" finds it under the usual id.
             with SetWorkflowID(setup_workflow_id(account_id, 1)):
-                queue(SETUP_QUEUE).enqueue(setup_workflow, account_id, results[account_id])
+                queue(SETUP_QUEUE).enqueue(setup_operation.workflow, account_id, results[account_id])
         if waiting:
             return_to_setup_batches(batch_id, waiting)
         return {"accounts": len(account_ids), "handed_on": len(failed), "waiting": len(waiting)}

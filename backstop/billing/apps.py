@@ -17,6 +17,7 @@ class BillingConfig(AppConfig):
         registry.register_queue(PURCHASE_QUEUE, concurrency=lambda: settings.SETUP_CONCURRENCY,
                                 poll_seconds=lambda: min(settings.QUEUE_POLL_SECONDS, PURCHASE_POLL_SECONDS))
         registry.register_at_launch("reconcile-schedule", _apply_reconcile_schedule)
+        registry.register_sweep("unstarted-purchases", _restart_unstarted_purchases)
 
 
 def _apply_reconcile_schedule() -> None:
@@ -24,3 +25,10 @@ def _apply_reconcile_schedule() -> None:
     from backstop.billing.workflows import apply_reconcile_schedule
 
     apply_reconcile_schedule()
+
+
+def _restart_unstarted_purchases(grace_seconds: float) -> int:
+    # Imported when the sweep runs, as setup's: start-up need not load the checkout's services.
+    from backstop.billing.services import restart_unstarted_purchases
+
+    return restart_unstarted_purchases(grace_seconds=grace_seconds)

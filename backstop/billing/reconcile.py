@@ -46,6 +46,7 @@ from backstop.billing.outcome import money
 from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
 from backstop.runtime import dispatch
+from backstop.runtime.guarded import Attention, raise_attention_record
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ def _settle(attempt: PurchaseAttempt, summary: ReconcileSummary, processor: Paym
         if workflow in dispatch.LIVE_WORKFLOW_STATUSES:
             return  # still working on it (e.g. retrying a slow processor)
         if attempt.state == AttemptState.RECORDED and attempt.charge_calls == 0:
-            services.enqueue_purchase(attempt.pk)  # never reached the processor: let the checkout run
+            # Never reached the processor: let the checkout run (the unstarted-purchases sweep does the same sooner,
+            # where the engine runs; this run may be a command's, without it).
+            services.enqueue_purchase(attempt.pk)
             summary.workflows_restarted += 1
             return
         # Its workflow died between the charge and the order: what happened is for the processor to say.
@@ -208,14 +211,15 @@ def _escalate_if_overdue(attempt: PurchaseAttempt, *, now: dt.datetime, error: s
     since = attempt.in_doubt_since or attempt.updated_at
     if (now - since).total_seconds() < settings.IN_DOUBT_REPLY_MINUTES * 60:
         return
-    attention.raise_once(
+    # The purchase's give-up, told as every guarded operation tells it (harm money: the buyer may have paid).
+    raise_attention_record(Attention(
         kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="",
         subject=f"checkout:{attempt.reference}", account=attempt.account,
         summary=f"Checkout {attempt.reference} ({money(attempt.amount_cents, attempt.currency)}, {attempt.email}) "
                 f"is unsettled since {since:%Y-%m-%d %H:%M} UTC: {error}. The buyer was promised an email.",
         detail={"reference": attempt.reference, "email": attempt.email, "amount_cents": attempt.amount_cents,
                 "currency": attempt.currency, "state": attempt.state, "since": since.isoformat(), "error": error},
-    )
+    ))
 
 
 # --- 2. Processor payments against local orders ------------------------------------------------------------

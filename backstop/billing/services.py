@@ -56,6 +56,7 @@ from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.ratelimits.services import Limit, check_rate_limit
 from backstop.runtime import dispatch
+from backstop.runtime.guarded import SWEEP_LIMIT, start_stranded
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,22 @@ def enqueue_purchase(attempt_id: int) -> None:
                          workflow_id=purchase_workflow_id(attempt_id))
     except Exception:  # reconciliation restarts a recorded attempt whose workflow never started
         log.exception("could not enqueue the purchase workflow for attempt %s; reconciliation will", attempt_id)
+
+
+def restart_unstarted_purchases(*, grace_seconds: float) -> int:
+    """Safety net (a sweep the billing app registers): start the workflow of every attempt recorded longer ago than
+    the grace that never reached the processor and has no workflow (the process stopped between the commit and the
+    hand-over, or the hand-over failed). Starting one under its id twice starts it once. Returns how many it started.
+
+    Reconciliation still restarts such an attempt too when it meets one (it runs without the engine, from a command).
+    """
+    before = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    waiting = PurchaseAttempt.objects.filter(state=AttemptState.RECORDED, charge_calls=0, updated_at__lt=before)
+    return start_stranded(
+        ((pk, str(pk)) for pk in waiting.order_by("id").values_list("pk", flat=True)[:SWEEP_LIMIT]),
+        workflow_id=lambda key: purchase_workflow_id(int(key)),
+        start=lambda attempt_id, _: enqueue_purchase(attempt_id),
+    )
 
 
 def wait_for_charge(*, attempt: PurchaseAttempt, seconds: float) -> PurchaseAttempt:

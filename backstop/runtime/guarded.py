@@ -67,11 +67,11 @@ class Attention:
     subject: str = ""
 
 
-def raise_attention(*, kind: str, harm: int, cause: str, summary: str, detail: dict[str, Any], account: Any = None,
-                    subject: str = "") -> None:
+def raise_attention_record(attention: Attention) -> None:
     """Open an attention record once (one open record per account and kind, or per subject)."""
-    attention_records.raise_once(kind=kind, harm=harm, cause=cause, summary=summary, detail=detail, account=account,
-                                 subject=subject)
+    attention_records.raise_once(kind=attention.kind, harm=attention.harm, cause=attention.cause,
+                                 summary=attention.summary, detail=attention.detail, account=attention.account,
+                                 subject=attention.subject)
 
 
 def _default_budget() -> int:
@@ -90,9 +90,12 @@ class GuardedOperation:
 
     - ``steps``: by name, one try of each effect, ``step(intent_id, attempt_number)``, idempotent, calling its
       provider through ``call_through_breaker``; the steps of one intent are interleaved (``retry_until_done``);
-    - ``give_up(intent_id, failed_steps)``: marks the intent given up, and returns the ``Attention`` to raise, or None
-      when the failure already reaches a person another way;
-    - ``stranded(grace_seconds)``: (id, key) of intents waiting for longer than the grace, possibly without workflow.
+    - ``give_up(intent_id, failed_steps)``: marks the intent given up, and returns the ``Attention`` to raise (or a
+      list of them, one per kind of harm), or None when the failure already reaches a person another way; the records
+      are raised in the give-up's transaction;
+    - ``stranded(grace_seconds)``: (id, key) of intents waiting for longer than the grace, possibly without workflow;
+      None when the operation keeps a safety net of its own (setup's knows about its batches), registered by its app:
+      the recipe then registers no sweep.
 
     ``workflow_name`` and ``step_names`` (by step, and ``give_up`` for the give-up step) keep the names an operation's
     workflows were recorded under before it adopted the recipe, so that a workflow left pending by the previous release
@@ -100,19 +103,20 @@ class GuardedOperation:
     """
 
     def __init__(self, name: str, *, queue: str, steps: dict[str, Callable[[int, int], AttemptResult]],
-                 give_up: Callable[[int, list[str]], Attention | None],
-                 stranded: Callable[[float], Iterable[tuple[int, str]]], budget: Callable[[], int] = _default_budget,
-                 topic: str = "retry", workflow_name: str = "", step_names: dict[str, str] | None = None) -> None:
+                 give_up: Callable[[int, list[str]], Attention | list[Attention] | None],
+                 stranded: Callable[[float], Iterable[tuple[int, str]]] | None,
+                 budget: Callable[[], int] = _default_budget, topic: str = "retry", workflow_name: str = "",
+                 step_names: dict[str, str] | None = None) -> None:
         self.name, self.queue, self.topic, self.budget = name, queue, topic, budget
         self.stranded = stranded
         names = step_names or {}
 
         def give_up_for_good(intent_id: int, failed: list[str]) -> None:
-            attention = give_up(intent_id, failed)
-            if attention is not None:
-                raise_attention(kind=attention.kind, harm=attention.harm, cause=attention.cause,
-                                summary=attention.summary, detail=attention.detail, account=attention.account,
-                                subject=attention.subject)
+            # One transaction: the intent is not seen given up without the records that tell a person.
+            with transaction.atomic():
+                given_up = give_up(intent_id, failed)
+                for attention in [given_up] if isinstance(given_up, Attention) else given_up or []:
+                    raise_attention_record(attention)
 
         durable_steps = {step: DBOS.step(name=names.get(step, f"{name}_{step}"))(_as_step(attempt))
                          for step, attempt in steps.items()}
@@ -132,14 +136,18 @@ class GuardedOperation:
                 release_db_connections()
 
         self.workflow = DBOS.workflow(name=workflow_name or f"{name}_workflow")(run)
-        register_sweep(name, self.sweep)
+        if stranded is not None:
+            register_sweep(name, self.sweep)
 
     def workflow_id(self, key: str) -> str:
         return f"{self.name}:{key}"
 
-    def start(self, intent_id: int, key: str) -> None:
-        """Start the intent's workflow now; one that was ever started under this key is not started again."""
-        dispatch.enqueue(self.workflow, intent_id, queue_name=self.queue, workflow_id=self.workflow_id(key))
+    def start(self, intent_id: int, key: str, first_results: dict[str, AttemptResult] | None = None) -> None:
+        """Start the intent's workflow now; one that was ever started under this key is not started again.
+
+        ``first_results``: attempts already made elsewhere (a batch), which the workflow carries on from."""
+        args = (intent_id,) if first_results is None else (intent_id, first_results)
+        dispatch.enqueue(self.workflow, *args, queue_name=self.queue, workflow_id=self.workflow_id(key))
 
     def start_after_commit(self, intent_id: int, key: str) -> None:
         """Start the workflow once the transaction that wrote the intent commits. A start that fails is logged, not
@@ -148,12 +156,21 @@ class GuardedOperation:
 
     def sweep(self, grace_seconds: float) -> int:
         """Safety net: start the workflow of every stranded intent that has none. Returns how many it started."""
-        waiting = list(self.stranded(grace_seconds))
-        started = dispatch.workflow_statuses(self.workflow_id(key) for _, key in waiting)
-        missing = [(intent_id, key) for intent_id, key in waiting if self.workflow_id(key) not in started]
-        for intent_id, key in missing:
-            self.start(intent_id, key)
-        return len(missing)
+        if self.stranded is None:
+            return 0
+        return start_stranded(self.stranded(grace_seconds), workflow_id=self.workflow_id, start=self.start)
+
+
+def start_stranded(waiting: Iterable[tuple[int, str]], *, workflow_id: Callable[[str], str],
+                   start: Callable[[int, str], None]) -> int:
+    """The sweep's work, for an operation whose workflow is its own: ``start`` each (id, key) waiting whose workflow
+    (``workflow_id(key)``) was never started. Returns how many it started."""
+    waiting = list(waiting)
+    started = dispatch.workflow_statuses(workflow_id(key) for _, key in waiting)
+    missing = [(intent_id, key) for intent_id, key in waiting if workflow_id(key) not in started]
+    for intent_id, key in missing:
+        start(intent_id, key)
+    return len(missing)
 
 
 class IntentOperation:

@@ -22,9 +22,10 @@ from backstop.demo.models import FaultSetting
 from backstop.notify.models import DELIVERY_QUEUE, LocalMailboxItem
 from backstop.notify.providers import email_provider
 from backstop.runtime import dispatch, engine
-from backstop.runtime.guarded import Attention, IntentOperation
+from backstop.runtime.guarded import Attention, GuardedOperation, IntentOperation
 from backstop.runtime.models import CircuitBreaker, GuardedIntent, IntentState
 from backstop.runtime.registry import sweeps
+from backstop.runtime.retrying import AttemptResult, failed_attempt
 from conftest import wait_for
 
 # --- The operation ---------------------------------------------------------------------------------------------------
@@ -175,3 +176,59 @@ def test_it_starts_once_when_asked_twice(account: Account) -> None:
     assert len(DBOS.list_workflows(workflow_ids=[f"invoice_pdf:{first.key}"])) == 1
     assert GuardedIntent.objects.count() == 1
     assert list(LocalMailboxItem.objects.values_list("to", flat=True)) == ["books@acme.example"]
+
+
+# --- An operation over intents of its own, with a safety net of its own and two records to raise -------------------
+
+report_calls: list[int] = []
+
+
+def try_report(account_id: int, attempt: int) -> AttemptResult:
+    report_calls.append(account_id)
+    return failed_attempt(attempt, "the report service answered with an error")
+
+
+def reports_not_made(account_id: int, failed: list[str]) -> list[Attention]:
+    account = Account.objects.get(pk=account_id)
+    return [Attention(kind=kind, harm=harm, cause="provider:reports", summary=f"{kind}: {failed}", detail={},
+                      account=account)
+            for kind, harm in ((AttentionKind.SETUP_STALLED, Harm.LOCKED_OUT),
+                               (AttentionKind.EMAIL_UNDELIVERED, Harm.DEGRADED))]
+
+
+reports = GuardedOperation("reports", queue=DELIVERY_QUEUE, steps={"report": try_report}, give_up=reports_not_made,
+                           stranded=None)
+
+
+def report_outcome(key: str) -> Any:
+    status = wait_for(
+        lambda: (s := DBOS.get_workflow_status(reports.workflow_id(key))) is not None
+        and s.status in ("SUCCESS", "ERROR") and s, timeout=30, message=f"reports:{key} did not finish")
+    assert status.status == "SUCCESS", status.error
+    return status.output
+
+
+def test_it_registers_no_sweep_for_an_operation_with_a_safety_net_of_its_own() -> None:
+    assert "reports" not in dict(sweeps())
+    assert reports.sweep(0) == 0
+
+
+def test_it_raises_every_record_a_give_up_returns(account: Account, settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 2
+    reports.start(account.pk, f"{account.pk}:1")
+
+    assert report_outcome(f"{account.pk}:1") is False
+    assert sorted(AttentionRecord.objects.values_list("kind", "harm", "cause", "summary", "account")) == [
+        ("email_undelivered", Harm.DEGRADED, "provider:reports", "email_undelivered: ['report']", account.pk),
+        ("setup_stalled", Harm.LOCKED_OUT, "provider:reports", "setup_stalled: ['report']", account.pk),
+    ]
+
+
+def test_it_carries_on_from_first_results_made_elsewhere(account: Account) -> None:
+    report_calls.clear()
+    reports.start(account.pk, f"{account.pk}:2", first_results={"report": {"status": "done", "retry_in": 0.0,
+                                                                           "error": ""}})
+
+    assert report_outcome(f"{account.pk}:2") is True
+    assert report_calls == []  # the batch's attempt counted: no second call
+    assert not AttentionRecord.objects.exists()

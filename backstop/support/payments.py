@@ -151,7 +151,7 @@ def has_paid_order(*, email: str, account: Any) -> bool:
 
 def has_active_plan(*, email: str, account: Any) -> bool:
     """Whether the customer has a plan running, the one a credit's days are added to (as billing finds it)."""
-    owner = Q(email__iexact=email)
+    owner = Q(email_key=email_key(email))
     if account is not None:
         owner |= Q(account=account)
     return Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).exists()

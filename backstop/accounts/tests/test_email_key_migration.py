@@ -203,3 +203,28 @@ def test_it_rekeys_support_cases_but_never_makes_two_open_cases_one_customers(be
     report = EmailKeyCollision.objects.get()
     assert (report.table, report.row_id, report.new_key) == ("support.Case", typed_unicode.pk,
                                                              "zoe@xn--bcher-kva.example")
+
+
+def test_it_keeps_a_contact_with_its_case_when_the_case_keeps_its_old_key(before_idna: Apps) -> None:
+    apps = before_idna
+    case_model, contact_model = apps.get_model("support", "Case"), apps.get_model("support", "Contact")
+    # Two people without an account wrote in, each typing the domain in one form: two open cases, one customer under
+    # IDNA. The case that would be the second open one keeps its old key; what its customer wrote must stay on its
+    # page (the desk lists a case's contacts by its customer key), not move to the other case's customer.
+    kept = case_model.objects.create(customer_key="nobody@bücher.example", email="nobody@bücher.example")
+    moved_to = case_model.objects.create(customer_key="nobody@xn--bcher-kva.example",
+                                         email="NOBODY@xn--bcher-kva.example")
+    wrote_kept = contact_model.objects.create(
+        case=kept, email="nobody@bücher.example", customer_key="nobody@bücher.example", text="who am I",
+        our_reference="S-MIGRATE2", public_reply="", private_reply="")
+    wrote_other = contact_model.objects.create(
+        case=moved_to, email="NOBODY@xn--bcher-kva.example", customer_key="nobody@xn--bcher-kva.example",
+        text="again me", our_reference="S-MIGRATE3", public_reply="", private_reply="")
+
+    _migrate(_latest())
+
+    assert Case.objects.get(pk=kept.pk).customer_key == "nobody@bücher.example"
+    assert Contact.objects.get(pk=wrote_kept.pk).customer_key == "nobody@bücher.example"
+    assert Contact.objects.get(pk=wrote_other.pk).customer_key == "nobody@xn--bcher-kva.example"
+    assert list(Contact.objects.filter(customer_key=Case.objects.get(pk=kept.pk).customer_key)
+                .values_list("pk", flat=True)) == [wrote_kept.pk]

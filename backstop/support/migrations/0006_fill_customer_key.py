@@ -1,9 +1,10 @@
 """Each case's and contact's customer key in the form ``lib.email_identity`` gives it now (domains in IDNA form).
 
 A row with an account takes the account's key (accounts' 0004 has just re-keyed it); one without takes its email's
-new key. A row is left on its old key and written to ``accounts.EmailKeyCollision`` for a person when the new key
-would not name the account the old one did (two accounts now share it, or the row would move from one to another), or
-when two open cases would end up with one key (the desk keeps one open case per customer): never merged silently.
+new key; a contact filed under its case's key follows its case. A row is left on its old key and written to
+``accounts.EmailKeyCollision`` for a person when the new key would not name the account the old one did (two accounts
+now share it, or the row would move from one to another), or when two open cases would end up with one key (the desk
+keeps one open case per customer): never merged silently.
 Cases of a payment nobody could be matched to (``unmatched:``) keep their keys.
 """
 
@@ -40,6 +41,7 @@ def fill_customer_key(apps: Any, schema_editor: Any) -> None:
         return email_key(email), owners.disputed_by(email)
 
     Case = apps.get_model("support", "Case")
+    case_keys_before = dict(Case.objects.values_list("pk", "customer_key"))
     wanted: dict[str, list[tuple[Any, str]]] = defaultdict(list)
     open_keys = defaultdict(set)
     for case in Case.objects.exclude(customer_key__startswith="unmatched:").order_by("pk"):
@@ -67,8 +69,17 @@ def fill_customer_key(apps: Any, schema_editor: Any) -> None:
                 open_keys[new].add(case.pk)
 
     Contact = apps.get_model("support", "Contact")
+    case_keys_after = dict(Case.objects.values_list("pk", "customer_key"))
     by_key: dict[str, list[int]] = defaultdict(list)
-    for pk, email, old, account_id in Contact.objects.values_list("pk", "email", "customer_key", "account_id"):
+    for pk, email, old, account_id, case_id in Contact.objects.values_list(
+        "pk", "email", "customer_key", "account_id", "case_id"
+    ):
+        if case_id is not None and case_keys_before.get(case_id) == old:
+            # Filed under its case's customer, it stays with its case wherever the case's key went (the desk lists a
+            # case's contacts by its key): a case kept on its old key, for a person, keeps what its customer wrote.
+            if case_keys_after[case_id] != old:
+                by_key[case_keys_after[case_id]].append(pk)
+            continue
         new, disputed_by = new_key_of(email, account_id)
         if disputed_by:
             _report(EmailKeyCollision, "support.Contact", pk, email, old, new, disputed_by, KEPT)

@@ -144,6 +144,19 @@ def test_it_offers_an_action_on_the_desk_only_where_it_applies() -> None:
     assert _offered_on_page(client, paid) == {}
 
 
+@pytest.mark.usefixtures("engine_db", "processor")
+def test_it_offers_a_credit_to_the_customer_whichever_form_of_their_domain_they_typed() -> None:
+    # Bought with the domain in Unicode, no account; writes in with its ASCII form: one customer (lib.email_identity),
+    # whose plan billing finds and credits, so the desk offers the credit.
+    settled(buy("Hal@Bücher.example"))
+    case = _contact("hal@xn--bcher-kva.example", "Could I have a few more days?")
+
+    assert {"refund", "grant_credit"} <= _applies(case)
+    assert "grant_credit" in _offered_on_page(desk_client(staff_account()), case)
+    result = run_action(case_id=case.pk, staff=None, action="grant_credit", key="credit-1", params={"days": 3})
+    assert result.outcome == ActionOutcome.DONE, result.note
+
+
 @pytest.mark.django_db
 def test_it_takes_an_entry_and_its_texts_to_add_an_action(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing else lists the actions: an entry and its texts put a button with its input on the desk, and a click

@@ -16,10 +16,12 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from backstop.accounts.models import Account, EmailKeyCollision
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm
 from backstop.billing.models import Entitlement, Order, Product, PurchaseAttempt
 from backstop.lib.email_identity import email_key
 from backstop.notify.models import LocalMailboxItem, Message
-from backstop.support.models import Case, Contact
+from backstop.support.automation import run_support_cycle
+from backstop.support.models import Case, CaseState, Contact
 
 BEFORE = [
     ("accounts", "0003_email_key_collision"), ("billing", "0004_buyer_email_key"), ("notify", "0004_recipient_key"),
@@ -228,3 +230,26 @@ def test_it_keeps_a_contact_with_its_case_when_the_case_keeps_its_old_key(before
     assert Contact.objects.get(pk=wrote_other.pk).customer_key == "nobody@xn--bcher-kva.example"
     assert list(Contact.objects.filter(customer_key=Case.objects.get(pk=kept.pk).customer_key)
                 .values_list("pk", flat=True)) == [wrote_kept.pk]
+
+
+def test_it_puts_both_accounts_of_a_shared_key_on_the_desk_as_locked_out(before_idna: Apps) -> None:
+    # Two sign-ups, one customer under IDNA: the one that keeps its old key can no longer be reached by typing it.
+    unicode_form = _account(before_idna, "Gus@Bücher.example", "gus@bücher.example")
+    ascii_form = _account(before_idna, "gus@xn--bcher-kva.example", "gus@xn--bcher-kva.example")
+    lone = _account(before_idna, "Lone@Bücher.example", "lone@bücher.example")  # re-keyed, nobody else: no record
+
+    _migrate(_latest())
+
+    records = {record.account_id: record for record in AttentionRecord.objects.filter(
+        kind=AttentionKind.EMAIL_KEY_SHARED, resolved_at__isnull=True)}
+    assert set(records) == {unicode_form.pk, ascii_form.pk}
+    assert lone.pk not in records
+    record = records[unicode_form.pk]
+    assert record.harm == Harm.LOCKED_OUT
+    assert "gus@xn--bcher-kva.example" in record.summary and str(ascii_form.pk) in record.summary
+    assert record.detail["other_accounts"] == [ascii_form.pk]
+
+    run_support_cycle()  # the desk's catch-up joins records raised without a signal, as it does for any
+    case = Case.objects.get(account_id=unicode_form.pk, state=CaseState.OPEN)
+    assert case.harm == Harm.LOCKED_OUT
+    assert case in Case.objects.queue()

@@ -180,20 +180,21 @@ def test_it_keeps_the_commit_when_the_hand_over_fails(engine_db: str, monkeypatc
 
 def test_it_starts_the_delivery_of_a_message_never_handed_on_once(engine_db: str) -> None:
     stranded, fresh, expired, stale = new_key(), new_key(), new_key(), new_key()
-    now = timezone.now()
-    code_email(stranded)  # recorded; the process stopped before handing it on
-    code_email(fresh)  # recorded a moment ago: its hand-over may be under way
-    code_email(expired)  # a sign-in code that no longer works
-    services.create_email(account=None, kind="support_reply", key=stale, to="ann@example.com",
-                          context={"subject": "Re: your order", "text": "Sorted."})  # two days late: news no more
-    for key, age in ((stranded, dt.timedelta(minutes=5)), (expired, dt.timedelta(minutes=11)),
-                     (stale, dt.timedelta(days=2))):
-        Message.objects.filter(key=key).update(created_at=now - age)
-    Message.objects.create(key="welcome:1", channel=Channel.EMAIL, kind="welcome", to="bo@example.com", text="Hi",
-                           created_at=now - dt.timedelta(minutes=5))  # setup delivers it
-
-    # This process's own supervisor runs the same sweep every half minute: held, so the calls below are the only ones.
+    # This process's own supervisor runs the same sweep every half minute: held from before the messages are aged, so
+    # the calls below are the only ones (held only around them, a sweep could start in between and take the message).
     with engine.hold_background_threads():
+        now = timezone.now()
+        code_email(stranded)  # recorded; the process stopped before handing it on
+        code_email(fresh)  # recorded a moment ago: its hand-over may be under way
+        code_email(expired)  # a sign-in code that no longer works
+        services.create_email(account=None, kind="support_reply", key=stale, to="ann@example.com",
+                              context={"subject": "Re: your order", "text": "Sorted."})  # two days late: news no more
+        for key, age in ((stranded, dt.timedelta(minutes=5)), (expired, dt.timedelta(minutes=11)),
+                         (stale, dt.timedelta(days=2))):
+            Message.objects.filter(key=key).update(created_at=now - age)
+        Message.objects.create(key="welcome:1", channel=Channel.EMAIL, kind="welcome", to="bo@example.com", text="Hi",
+                               created_at=now - dt.timedelta(minutes=5))  # setup delivers it
+
         assert services.hand_on_stranded_messages(grace_seconds=60) == 1
         assert delivery_outcome(stranded) is True
         assert services.hand_on_stranded_messages(grace_seconds=60) == 0

@@ -13,18 +13,16 @@ class SupportConfig(AppConfig):
     label = "support"
 
     def ready(self) -> None:
-        # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
-        # answers accounts' question of whom it tells itself that their workspace is ready.
-        from backstop.attention import hooks
-        from backstop.support.models import Signal
-
-        hooks.subscribe(join_raised_record)
-        hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
-
         from django.conf import settings
 
+        from backstop.attention import hooks
         from backstop.runtime import registry
+        from backstop.support.models import Signal
 
+        # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
+        # answers accounts' question of whom it tells itself that their workspace is ready.
+        hooks.subscribe(join_raised_record)
+        hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
 

@@ -25,12 +25,21 @@ def raise_shared_key_records(apps: Any, schema_editor: Any) -> None:
             others = sorted((set(collision.account_ids) | {collision.row_id}) - {account.pk})
             record_model.objects.create(
                 kind="email_key_shared", harm=LOCKED_OUT, cause="", account=account,
-                summary=(f"{account.email} and account(s) {', '.join(map(str, others))} are one address under the new "
-                         f"email identity ({collision.new_key}): signing in as {account.email} may reach another "
-                         "account. Decide who owns which account, then mark the report resolved."),
+                summary=_summary(account, others, collision.new_key),
                 detail={"email": account.email, "email_key": account.email_key, "new_key": collision.new_key,
                         "other_accounts": others, "report": collision.pk},
             )
+
+
+def _summary(account: Any, others: list[int], new_key: str) -> str:
+    # What the desk shows: which way sign-in now goes, and that no tool here moves an address (the report's command
+    # lists the rows). Written out in the migration: it must not import the app's current message catalogue.
+    accounts = ", ".join(f"account {pk}" for pk in others)
+    if account.email_key == new_key:
+        return (f"Signing in as {account.email} reaches this account; {accounts}, signed up with another form of the "
+                f"same address, can no longer be reached by signing in. Ask the owner which account is theirs.")
+    return (f"Signing in as {account.email} now reaches {accounts} ({new_key}), not this one: both are one address "
+            "since the email identity changed. Ask the owner which account is theirs.")
 
 
 class Migration(migrations.Migration):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from backstop.lib.email_identity import email_key
 
@@ -40,3 +41,27 @@ class AccountOwners:
         if len(now) > 1 or (before is not None and now and before not in now):
             return sorted(now | ({before} if before is not None else set()))
         return []
+
+
+def rekey_rows(model: Any, *, table: str, address_field: str, key_field: str, owners: AccountOwners | None,
+               report: Any, left: str, batch: int = 1000) -> None:
+    """Give every row of ``model`` (a migration's historical model) the new key of its address, in batches of
+    ``batch``. A row whose address ``owners`` says is disputed is left unlinked (an empty key) and written to
+    ``report`` (the historical ``accounts.EmailKeyCollision``) as ``table``/its pk, with ``left`` as what was done.
+    ``owners`` None: no row can be disputed (rows that are nobody's history, such as the demo's mailbox)."""
+    last = 0
+    while rows := list(model.objects.filter(pk__gt=last).order_by("pk").values_list("pk", address_field)[:batch]):
+        last = rows[-1][0]
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for pk, address in rows:
+            new_key = email_key(address)
+            if disputed_by := owners.disputed_by(address) if owners is not None else []:
+                report.objects.get_or_create(
+                    table=table, row_id=pk, new_key=new_key,
+                    defaults={"email": address, "old_key": email_key_before_idna(address), "account_ids": disputed_by,
+                              "what_was_done": left},
+                )
+                new_key = ""
+            by_key[new_key].append(pk)
+        for key, pks in by_key.items():
+            model.objects.filter(pk__in=pks).update(**{key_field: key})

@@ -8,41 +8,22 @@ another. Nothing is merged silently; every other row gets its key.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.db import migrations
 
-from backstop.lib.email_identity import email_key
-from backstop.lib.email_key_change import AccountOwners, email_key_before_idna
+from backstop.lib.email_key_change import AccountOwners, rekey_rows
 
 BATCH = 1000
 LEFT = "left without an email key: by its address it could be another customer's than before, or two customers'"
 
 
 def fill_email_key(apps: Any, schema_editor: Any) -> None:
-    Account = apps.get_model("accounts", "Account")
-    EmailKeyCollision = apps.get_model("accounts", "EmailKeyCollision")
-    owners = AccountOwners(Account.objects.values_list("pk", "email"))
+    owners = AccountOwners(apps.get_model("accounts", "Account").objects.values_list("pk", "email"))
     for label in ("PurchaseAttempt", "Order", "Entitlement"):
-        model = apps.get_model("billing", label)
-        last = 0
-        while rows := list(model.objects.filter(pk__gt=last).order_by("pk").values_list("pk", "email")[:BATCH]):
-            last = rows[-1][0]
-            by_key: dict[str, list[int]] = defaultdict(list)
-            for pk, email in rows:
-                new_key = email_key(email)
-                disputed_by = owners.disputed_by(email)
-                if disputed_by:
-                    EmailKeyCollision.objects.get_or_create(
-                        table=f"billing.{label}", row_id=pk, new_key=new_key,
-                        defaults={"email": email, "old_key": email_key_before_idna(email),
-                                  "account_ids": disputed_by, "what_was_done": LEFT},
-                    )
-                    new_key = ""
-                by_key[new_key].append(pk)
-            for key, pks in by_key.items():
-                model.objects.filter(pk__in=pks).update(email_key=key)
+        rekey_rows(apps.get_model("billing", label), table=f"billing.{label}", address_field="email",
+                   key_field="email_key", owners=owners, report=apps.get_model("accounts", "EmailKeyCollision"),
+                   left=LEFT, batch=BATCH)
 
 
 class Migration(migrations.Migration):

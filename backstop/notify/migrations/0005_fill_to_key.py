@@ -8,41 +8,22 @@ demo's fake providers holds no customer's history: every item simply gets its ke
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.db import migrations
 
-from backstop.lib.email_identity import email_key
-from backstop.lib.email_key_change import AccountOwners, email_key_before_idna
+from backstop.lib.email_key_change import AccountOwners, rekey_rows
 
 BATCH = 1000
 LEFT = "left without a recipient key: by its address it could be another customer's than before, or two customers'"
 
 
 def fill_to_key(apps: Any, schema_editor: Any) -> None:
-    Account = apps.get_model("accounts", "Account")
-    EmailKeyCollision = apps.get_model("accounts", "EmailKeyCollision")
-    owners = AccountOwners(Account.objects.values_list("pk", "email"))
+    owners = AccountOwners(apps.get_model("accounts", "Account").objects.values_list("pk", "email"))
     for label, disputes_matter in (("Message", True), ("LocalMailboxItem", False)):
-        model = apps.get_model("notify", label)
-        last = 0
-        while rows := list(model.objects.filter(pk__gt=last).order_by("pk").values_list("pk", "to")[:BATCH]):
-            last = rows[-1][0]
-            by_key: dict[str, list[int]] = defaultdict(list)
-            for pk, to in rows:
-                new_key = email_key(to)
-                disputed_by = owners.disputed_by(to) if disputes_matter else []
-                if disputed_by:
-                    EmailKeyCollision.objects.get_or_create(
-                        table=f"notify.{label}", row_id=pk, new_key=new_key,
-                        defaults={"email": to, "old_key": email_key_before_idna(to), "account_ids": disputed_by,
-                                  "what_was_done": LEFT},
-                    )
-                    new_key = ""
-                by_key[new_key].append(pk)
-            for key, pks in by_key.items():
-                model.objects.filter(pk__in=pks).update(to_key=key)
+        rekey_rows(apps.get_model("notify", label), table=f"notify.{label}", address_field="to", key_field="to_key",
+                   owners=owners if disputes_matter else None,
+                   report=apps.get_model("accounts", "EmailKeyCollision"), left=LEFT, batch=BATCH)
 
 
 class Migration(migrations.Migration):

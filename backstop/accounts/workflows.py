@@ -15,7 +15,6 @@ from dbos import DBOS, SetWorkflowID
 
 from backstop.accounts import setup
 from backstop.accounts.dispatcher import SETUP_QUEUE
-from backstop.accounts.models import setup_workflow_id
 from backstop.runtime.engine import queue, release_db_connections, yield_cpu_to_requests
 from backstop.runtime.guarded import GuardedOperation
 from backstop.runtime.retrying import AttemptResult
@@ -45,7 +44,8 @@ setup_workflow = setup_operation.workflow
 
 
 def setup_key(account_id: int, run: int) -> str:
-    """The operation's key for one run of an account's setup: its workflow id is ``setup_workflow_id``."""
+    """The operation's key for one run of an account's setup. Every start builds the id from it through the
+    operation; ``Account.setup_workflow_id`` (``models.setup_workflow_id``) reads the same id back."""
     return f"{account_id}:{run}"
 
 
@@ -93,7 +93,7 @@ def setup_batch_workflow(size: int) -> dict[str, int]:
         waiting = [account_id for account_id, statuses in seen.items() if statuses - {"done"} == {"waiting"}]
         for account_id in failed:
             # The account's first run: a sweep or "try again now" finds it under the usual id.
-            with SetWorkflowID(setup_workflow_id(account_id, 1)):
+            with SetWorkflowID(setup_operation.workflow_id(setup_key(account_id, 1))):
                 queue(SETUP_QUEUE).enqueue(setup_operation.workflow, account_id, results[account_id])
         if waiting:
             return_to_setup_batches(batch_id, waiting)

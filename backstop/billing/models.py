@@ -29,6 +29,13 @@ class BuyerEmailQuerySet(models.QuerySet[Any]):
             row.fill_email_key()
         return super().bulk_create(rows, *args, **kwargs)
 
+    def of_customer(self, *, email: str, account: Any) -> models.QuerySet[Any]:
+        """Rows of the customer this address names (whichever form of it was typed), or of their account."""
+        owner = Q(email_key=email_identity.email_key(email))
+        if account is not None:
+            owner |= Q(account=account)
+        return self.filter(owner)
+
 
 class BuyerEmail(models.Model):
     """The buyer's email as typed, and the customer it names (``lib.email_identity``): every lookup of a buyer's

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypedDict
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from backstop.accounts.models import Account
@@ -504,15 +504,17 @@ def record_refund_from_processor(
     return "refunded" if won else "unchanged"
 
 
+def active_plan(*, email: str, account: Account | None) -> Entitlement | None:
+    """The customer's plan running now, the one a credit's days are added to (the latest to end, if several)."""
+    return (Entitlement.objects.of_customer(email=email, account=account).filter(state=EntitlementState.ACTIVE)
+            .select_related("order").order_by("-ends_at").first())
+
+
 def grant_credit(*, email: str, account: Account | None, days: int, reason: str, actor: str, key: str) -> bool:
     """Add ``days`` to the customer's current plan. True when this call granted it; the same key again is a no-op."""
     if not 1 <= days <= settings.CREDIT_MAX_DAYS:
         raise NotCreditable(CREDIT_DAYS_OUT_OF_RANGE.format(max_days=settings.CREDIT_MAX_DAYS))
-    owner = Q(email_key=email_key(email))
-    if account is not None:
-        owner |= Q(account=account)
-    entitlement = (Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).select_related("order")
-                   .order_by("-ends_at").first())
+    entitlement = active_plan(email=email, account=account)
     if entitlement is None:
         raise NotCreditable(CREDIT_NO_ACTIVE_PLAN)
     try:

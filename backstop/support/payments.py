@@ -17,8 +17,6 @@ from backstop.attention.models import AttentionRecord
 from backstop.billing import services as billing
 from backstop.billing.models import (
     AttemptState,
-    Entitlement,
-    EntitlementState,
     FulfilledBy,
     Order,
     OrderStatus,
@@ -26,7 +24,6 @@ from backstop.billing.models import (
 )
 from backstop.billing.outcome import money
 from backstop.billing.providers import RequestRefused, payment_processor
-from backstop.lib.email_identity import email_key
 from backstop.lib.errors import ProviderError
 from backstop.support import messages, triage
 from backstop.support.models import Signal
@@ -69,12 +66,10 @@ class PaymentRow:
 
 
 def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
-    match = Q(email_key=email_key(email))
-    if account is not None:
-        match |= Q(account=account)
+    attempts = PurchaseAttempt.objects.of_customer(email=email, account=account)
     if reference:
-        match |= Q(reference=reference.strip().upper())
-    return PurchaseAttempt.objects.filter(match)
+        attempts |= PurchaseAttempt.objects.filter(reference=reference.strip().upper())
+    return attempts
 
 
 def _open_money_records(email: str) -> Any:
@@ -134,8 +129,10 @@ def snapshot(*, email: str, account: Any) -> dict[str, Any]:
 
 
 def is_about_money(case: Any) -> bool:
-    """Whether the case has an open signal about a payment (one taken without access, or one matching no checkout)."""
-    return Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS, cleared_at__isnull=True).exists()
+    """Whether the case has an open signal about a payment (one taken without access, or one matching no checkout).
+
+    ``case.kinds`` is the kinds of its open signals, kept by every change to them (``cases.refresh_case``)."""
+    return bool(set(case.kinds) & triage.MONEY_KINDS)
 
 
 def has_charge_without_order(*, email: str, account: Any) -> bool:
@@ -150,11 +147,8 @@ def has_paid_order(*, email: str, account: Any) -> bool:
 
 
 def has_active_plan(*, email: str, account: Any) -> bool:
-    """Whether the customer has a plan running, the one a credit's days are added to (as billing finds it)."""
-    owner = Q(email_key=email_key(email))
-    if account is not None:
-        owner |= Q(account=account)
-    return Entitlement.objects.filter(owner, state=EntitlementState.ACTIVE).exists()
+    """Whether the customer has a plan running, the one a credit's days are added to."""
+    return billing.active_plan(email=email, account=account) is not None
 
 
 def fulfilled_payment_ids(payment_ids: list[str]) -> set[str]:

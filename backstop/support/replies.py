@@ -65,6 +65,3 @@ def save_reply(*, title: str, body: str, staff: Account) -> SavedReply:
         title=title.strip()[:100], defaults={"body": body, "created_by": staff, "created_at": timezone.now()})
     return reply
 
-
-def contacts_needing_reply(case_id: int) -> int:
-    return Signal.objects.filter(case_id=case_id, kind=SignalKind.CONTACT, cleared_at__isnull=True).count()

@@ -14,7 +14,8 @@ from ninja.security import django_auth
 from ninja.utils import check_csrf
 
 from backstop.accounts.models import Account
-from backstop.billing import messages, services, webhooks
+from backstop.billing import checkout as checkouts
+from backstop.billing import messages, refunds, webhooks
 from backstop.billing.models import Order, PurchaseAttempt
 from backstop.billing.outcome import checkout_outcome
 from backstop.lib.errors import InvalidInput, ProviderError
@@ -91,14 +92,14 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
         account = Account.objects.signed_in(request.user)
     attempt = None
     try:
-        result = services.start_checkout(
+        result = checkouts.start_checkout(
             product=payload.product, email=payload.email, account=account, payment_method=payload.payment_method,
             idempotency_key=request.headers.get("Idempotency-Key", ""), ip=client_ip(request),
         )
         attempt = result.attempt
-        services.wait_for_charge(attempt=attempt, seconds=settings.CHECKOUT_WAIT_SECONDS)
+        checkouts.wait_for_charge(attempt=attempt, seconds=settings.CHECKOUT_WAIT_SECONDS)
         outcome = checkout_outcome(attempt, show_email=True)
-    except services.IdempotencyKeyReused:
+    except checkouts.IdempotencyKeyReused:
         return Status(409, {"code": "idempotency_key_reused", "message": messages.IDEMPOTENCY_KEY_REUSED.text})
     except (InvalidInput, RateLimited):
         raise  # the API's own handlers answer 400 with the field errors, 429 with Retry-After
@@ -126,10 +127,10 @@ def refund(request: HttpRequest, reference: str) -> Status[Any]:
     if not staff.is_staff:
         return Status(403, {"code": "staff_only", "message": messages.STAFF_ONLY})
     try:
-        order = services.refund_order(reference=reference, actor=f"staff:{staff.email}")
+        order = refunds.refund_order(reference=reference, actor=f"staff:{staff.email}")
     except Order.DoesNotExist:
         return Status(404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text})
-    except services.NotRefundable as error:
+    except refunds.NotRefundable as error:
         return Status(409, {"code": "not_refundable", "message": messages.NOT_REFUNDABLE.format(error=error)})
     except ProviderError as error:
         return Status(502, {"code": "refund_failed", "message": messages.REFUND_FAILED.format(error=error)})

@@ -29,6 +29,6 @@ def _apply_reconcile_schedule() -> None:
 
 def _restart_unstarted_purchases(grace_seconds: float) -> int:
     # Imported when the sweep runs, as setup's: start-up need not load the checkout's services.
-    from backstop.billing.services import restart_unstarted_purchases
+    from backstop.billing.checkout import restart_unstarted_purchases
 
     return restart_unstarted_purchases(grace_seconds=grace_seconds)

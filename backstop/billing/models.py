@@ -94,6 +94,8 @@ class AttemptState(models.TextChoices):
 
 # States from which a charge may still be under way: a webhook or reconciliation may move them on.
 OPEN_ATTEMPT_STATES = (AttemptState.RECORDED, AttemptState.CHARGING, AttemptState.CHARGED, AttemptState.IN_DOUBT)
+# States in which the purchase workflow may still call the processor (nothing settled yet).
+SETTLING_STATES = (AttemptState.RECORDED, AttemptState.CHARGING)
 # Set when an in-doubt checkout turned out to have never reached the card.
 NOT_CHARGED = "not_charged"
 

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
-from backstop.billing import services
+from backstop.billing import charging, checkout, fulfilment
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
@@ -156,21 +156,22 @@ def _settle(attempt: PurchaseAttempt, summary: ReconcileSummary, processor: Paym
         if attempt.state == AttemptState.RECORDED and attempt.charge_calls == 0:
             # Never reached the processor: let the checkout run (the unstarted-purchases sweep does the same sooner,
             # where the engine runs; this run may be a command's, without it).
-            services.enqueue_purchase(attempt.pk)
+            checkout.enqueue_purchase(attempt.pk)
             summary.workflows_restarted += 1
             return
         # Its workflow died between the charge and the order: what happened is for the processor to say.
-        services.mark_in_doubt(attempt_id=attempt.pk)
+        charging.mark_in_doubt(attempt_id=attempt.pk)
         attempt.refresh_from_db()
     payment = _find_payment(attempt, processor, now=now)
     if payment is not None and payment.succeeded:
-        services.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor, attempt_id=attempt.pk)
+        fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor,
+                                  attempt_id=attempt.pk)
         summary.in_doubt_charged += 1
     elif payment is not None and payment.status in FAILED_PAYMENT_STATUSES:
-        services.settle_declined_payment(payment=payment, actor=actor)
+        fulfilment.settle_declined_payment(payment=payment, actor=actor)
         summary.in_doubt_declined += 1
     elif payment is None and _long_enough_to_be_sure(attempt, now=now):
-        services.settle_not_charged(attempt_id=attempt.pk, actor=actor)
+        fulfilment.settle_not_charged(attempt_id=attempt.pk, actor=actor)
         summary.in_doubt_not_charged += 1
     else:
         summary.still_unresolved += 1
@@ -450,14 +451,14 @@ def _walk(since: dt.datetime | None, until: dt.datetime, *, fixer: _Fixer, proce
 def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, actor: str) -> int:
     """Returns 1 when another path had already made the order (a late match), else 0."""
     try:
-        fulfilment = services.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor)
-    except services.UnmatchedPayment:
-        services.report_unmatched_payment(payment=payment)
+        filled = fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor)
+    except fulfilment.UnmatchedPayment:
+        fulfilment.report_unmatched_payment(payment=payment)
         summary.payments_unmatched += 1
         return 0
-    if fulfilment.created:
+    if filled.created:
         summary.orders_recreated += 1
-    elif fulfilment.order is None or fulfilment.problem:
+    elif filled.order is None or filled.problem:
         summary.payments_unmatched += 1
     else:
         return 1  # another path finished it while we were walking

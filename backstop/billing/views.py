@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from backstop.accounts.models import Account
-from backstop.billing import messages, services
+from backstop.billing import checkout, messages
 from backstop.billing.models import Product, PurchaseAttempt
 from backstop.billing.outcome import checkout_outcome, money
 from backstop.lib.errors import InvalidInput
@@ -76,14 +76,14 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
     context = _form_context(request, product, account)
     if request.method == "POST":
         try:
-            result = services.start_checkout(
+            result = checkout.start_checkout(
                 product=product.code, email=request.POST.get("email", ""), account=account,
                 payment_method=request.POST.get("payment_method", ""),
                 idempotency_key=request.POST.get("idempotency_key", ""), ip=client_ip(request),
             )
         except InvalidInput as error:
             context.update(errors=error.errors, problem=" ".join(error.errors.values()))
-        except services.IdempotencyKeyReused:
+        except checkout.IdempotencyKeyReused:
             context.update(problem=messages.IDEMPOTENCY_KEY_REUSED.text, idempotency_key=uuid.uuid4().hex)
         except RateLimited as error:
             note_rate_limited(context, error)

@@ -13,7 +13,7 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from backstop.billing import services
+from backstop.billing import fulfilment, refunds
 from backstop.billing.models import FulfilledBy, ProcessedWebhookEvent
 from backstop.billing.providers import payment_from_object
 
@@ -62,18 +62,18 @@ def _apply(event: dict[str, Any]) -> str:
     if kind == "payment_intent.succeeded":
         payment = payment_from_object(obj)
         try:
-            fulfilment = services.fulfil_payment(payment=payment, source=FulfilledBy.WEBHOOK, actor=ACTOR)
-        except services.UnmatchedPayment:
-            services.report_unmatched_payment(payment=payment)
+            filled = fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.WEBHOOK, actor=ACTOR)
+        except fulfilment.UnmatchedPayment:
+            fulfilment.report_unmatched_payment(payment=payment)
             return "succeeded payment matches no checkout: reported to support"
-        if fulfilment.problem:
-            return f"not fulfilled: {fulfilment.problem}"
-        return "order fulfilled" if fulfilment.created else "order already existed"
+        if filled.problem:
+            return f"not fulfilled: {filled.problem}"
+        return "order fulfilled" if filled.created else "order already existed"
     if kind in ("payment_intent.payment_failed", "payment_intent.canceled"):
-        settled = services.settle_declined_payment(payment=payment_from_object(obj), actor=ACTOR)
+        settled = fulfilment.settle_declined_payment(payment=payment_from_object(obj), actor=ACTOR)
         return "checkout declined" if settled else "nothing to change"
     if kind == "charge.refunded":
-        refund = services.record_refund_from_processor(
+        refund = refunds.record_refund_from_processor(
             payment_id=str(obj.get("payment_intent", "")), amount_refunded=int(obj.get("amount_refunded", 0)),
             actor=ACTOR,
         )

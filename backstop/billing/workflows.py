@@ -9,7 +9,7 @@ from typing import Any
 from dbos import DBOS
 from django.conf import settings
 
-from backstop.billing import reconcile, services
+from backstop.billing import charging, fulfilment, reconcile
 from backstop.billing.models import FulfilledBy
 from backstop.billing.providers import ProcessorPayment
 from backstop.lib.backoff import backoff_delay
@@ -20,30 +20,30 @@ RECONCILE_SCHEDULE_NAME = "reconcile-payments"
 
 
 @DBOS.step()
-def charge_payment(attempt_id: int, try_number: int) -> services.ChargeOutcome:
-    return services.charge_attempt(attempt_id=attempt_id, try_number=try_number)
+def charge_payment(attempt_id: int, try_number: int) -> charging.ChargeOutcome:
+    return charging.charge_attempt(attempt_id=attempt_id, try_number=try_number)
 
 
 @DBOS.step()
-def record_charge(attempt_id: int, charge: services.ChargeOutcome) -> str:
-    return services.record_charge(attempt_id=attempt_id, charge=charge)
+def record_charge(attempt_id: int, charge: charging.ChargeOutcome) -> str:
+    return charging.record_charge(attempt_id=attempt_id, charge=charge)
 
 
 @DBOS.step()
 def mark_in_doubt(attempt_id: int) -> None:
-    services.mark_in_doubt(attempt_id=attempt_id)
+    charging.mark_in_doubt(attempt_id=attempt_id)
 
 
 @DBOS.step()
 def fulfil_order(attempt_id: int, payment: ProcessorPayment) -> bool:
-    fulfilment = services.fulfil_payment(payment=payment, source=FulfilledBy.CHECKOUT, actor="system:checkout",
+    filled = fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.CHECKOUT, actor="system:checkout",
                                          attempt_id=attempt_id)
-    return fulfilment.order is not None
+    return filled.order is not None
 
 
 @DBOS.step()
 def send_confirmation(attempt_id: int) -> bool:
-    return services.ensure_confirmation_queued(attempt_id=attempt_id)
+    return fulfilment.ensure_confirmation_queued(attempt_id=attempt_id)
 
 
 @DBOS.workflow()
@@ -72,7 +72,7 @@ def purchase_workflow(attempt_id: int) -> str:
         release_db_connections()
 
 
-def _charge_with_retries(attempt_id: int) -> services.ChargeOutcome:
+def _charge_with_retries(attempt_id: int) -> charging.ChargeOutcome:
     charge = charge_payment(attempt_id, 1)
     record_charge(attempt_id, charge)
     for try_number in range(2, settings.PAYMENT_MAX_ATTEMPTS + 1):

@@ -14,7 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backstop.attention.models import AttentionRecord
-from backstop.billing import services as billing
+from backstop.billing import credits as billing_credits
+from backstop.billing import fulfilment as billing_fulfilment
+from backstop.billing import refunds as billing_refunds
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
@@ -148,7 +150,7 @@ def has_paid_order(*, email: str, account: Any) -> bool:
 
 def has_active_plan(*, email: str, account: Any) -> bool:
     """Whether the customer has a plan running, the one a credit's days are added to."""
-    return billing.active_plan(email=email, account=account) is not None
+    return billing_credits.active_plan(email=email, account=account) is not None
 
 
 def fulfilled_payment_ids(payment_ids: list[str]) -> set[str]:
@@ -195,8 +197,8 @@ def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
     if not payment.succeeded:
         raise PaymentActionFailed(messages.PAYMENT_NOT_SUCCEEDED.format(status=payment.status))
     try:
-        result = billing.fulfil_payment(payment=payment, source=FulfilledBy.SUPPORT, actor=_actor(staff))
-    except billing.UnmatchedPayment as error:
+        result = billing_fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.SUPPORT, actor=_actor(staff))
+    except billing_fulfilment.UnmatchedPayment as error:
         raise PaymentActionFailed(messages.PAYMENT_MATCHES_NO_CHECKOUT) from error
     if result.order is None or result.problem:
         raise PaymentActionFailed(result.problem or messages.NO_CHARGE_FOUND)
@@ -217,8 +219,8 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
     if before is None:
         raise PaymentActionFailed(messages.NO_SUCH_ORDER.format(reference=reference))
     try:
-        order = billing.refund_order(reference=reference, actor=_actor(staff))
-    except (RequestRefused, ProviderError, billing.NotRefundable) as error:
+        order = billing_refunds.refund_order(reference=reference, actor=_actor(staff))
+    except (RequestRefused, ProviderError, billing_refunds.NotRefundable) as error:
         raise PaymentActionFailed(str(error)) from error
     _resolve_money_records(case, payment_id=order.payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200])
     return before == OrderStatus.PAID and order.status == OrderStatus.REFUNDED
@@ -227,7 +229,7 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
 def grant_credit(*, case: Any, staff: Any, days: int, reason: str, key: str) -> bool:
     """Add days to the customer's plan through billing, once per action key. True when this call granted it."""
     try:
-        return billing.grant_credit(email=case.email, account=case.account, days=days, reason=reason,
+        return billing_credits.grant_credit(email=case.email, account=case.account, days=days, reason=reason,
                                     actor=_actor(staff), key=key)
-    except billing.NotCreditable as error:
+    except billing_credits.NotCreditable as error:
         raise PaymentActionFailed(str(error)) from error

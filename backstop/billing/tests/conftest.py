@@ -15,7 +15,7 @@ from django.core import mail
 from django.core.mail import EmailMessage
 from django.test import override_settings
 
-from backstop.billing import services
+from backstop.billing import checkout
 from backstop.billing.models import AttemptState, Product, PurchaseAttempt
 from backstop.billing.providers import StripePayments
 from conftest import FakePay, wait_for
@@ -47,7 +47,7 @@ def annual_plan() -> Product:
 
 def buy(email: str = "ann@example.com", *, key: str = "", card: str = "pm_card_visa") -> PurchaseAttempt:
     annual_plan()
-    result = services.start_checkout(product="annual", email=email, account=None, payment_method=card,
+    result = checkout.start_checkout(product="annual", email=email, account=None, payment_method=card,
                                      idempotency_key=key, ip="127.0.0.1")
     return result.attempt
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from backstop.billing import messages, services
+from backstop.billing import checkout, messages
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
@@ -101,7 +101,7 @@ def test_it_renders_a_page_with_a_reference_when_the_purchase_path_breaks(
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "start_checkout", broken)
+    monkeypatch.setattr(checkout, "start_checkout", broken)
     page = client.post("/checkout", {"email": "ann@example.com", "payment_method": "pm_card_visa",
                                      "idempotency_key": "k-broken"})
     answer = client.post("/api/checkout", {"product": "annual", "email": "ann@example.com"},

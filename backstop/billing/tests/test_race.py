@@ -16,7 +16,7 @@ import pytest
 from django.core import mail
 from django.db import connections
 
-from backstop.billing import services, webhooks
+from backstop.billing import charging, checkout, fulfilment, webhooks
 from backstop.billing.models import AttemptState, AuditEntry, Entitlement, FulfilledBy, Order, PurchaseAttempt
 from backstop.billing.providers import ProcessorPayment
 from backstop.billing.reconcile import reconcile_payments
@@ -33,7 +33,7 @@ def _charged_but_unrecorded(email: str) -> tuple[PurchaseAttempt, ProcessorPayme
         idempotency_key=f"race-{email}", request_fingerprint="x", product=annual_plan(), amount_cents=24900,
         currency="usd", email=email, payment_method="pm_card_visa",
     )
-    charge = services.charge_attempt(attempt_id=attempt.pk, try_number=1)
+    charge = charging.charge_attempt(attempt_id=attempt.pk, try_number=1)
     assert charge["outcome"] == "succeeded" and charge["payment"] is not None
     return attempt, charge["payment"]
 
@@ -69,9 +69,9 @@ def test_it_makes_one_order_when_checkout_webhook_reconciliation_and_support_rac
         event = events_for(processor, payment.id, "payment_intent.succeeded")[0]
         body, signature = signed(event)
         actions += [
-            functools.partial(services.enqueue_purchase, attempt.pk),
+            functools.partial(checkout.enqueue_purchase, attempt.pk),
             functools.partial(webhooks.handle_payment_event, payload=body, signature=signature),
-            functools.partial(services.fulfil_payment, payment=payment, source=FulfilledBy.SUPPORT,
+            functools.partial(fulfilment.fulfil_payment, payment=payment, source=FulfilledBy.SUPPORT,
                               actor="staff:support@example.com"),
         ]
 
@@ -83,7 +83,7 @@ def test_it_makes_one_order_when_checkout_webhook_reconciliation_and_support_rac
             pk=attempt.pk, state=AttemptState.FULFILLED).first(), message="an attempt was not fulfilled")
         assert Order.objects.filter(attempt=attempt).count() == 1
         assert Entitlement.objects.filter(order__attempt=attempt).count() == 1
-        assert Message.objects.filter(key=services.confirmation_key(settled.reference)).count() == 1
+        assert Message.objects.filter(key=fulfilment.confirmation_key(settled.reference)).count() == 1
         assert AuditEntry.objects.filter(reference=settled.reference, action="order_fulfilled").count() == 1
     wait_for(lambda: len(mail.outbox) >= PAYMENTS, message="not every buyer got a confirmation")
     time.sleep(0.5)  # a duplicate would arrive right behind the first
@@ -93,12 +93,12 @@ def test_it_makes_one_order_when_checkout_webhook_reconciliation_and_support_rac
 
 SUPPORT_FULFILS = """
 import os, time
-from backstop.billing import services
+from backstop.billing import charging, checkout, fulfilment
 from backstop.billing.models import PurchaseAttempt
 from backstop.billing.providers import payment_processor
 time.sleep(max(0.0, float(os.environ["RACE_AT"]) - time.time()))
 payment = payment_processor().retrieve(os.environ["RACE_PAYMENT"])
-services.fulfil_payment(payment=payment, source="support", actor="staff:support@example.com")
+fulfilment.fulfil_payment(payment=payment, source="support", actor="staff:support@example.com")
 print("support fulfilled")
 """
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from backstop.attention.models import AttentionKind, AttentionRecord
-from backstop.billing import reconcile, services
+from backstop.billing import fulfilment, reconcile
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
@@ -62,7 +62,7 @@ def test_it_rebuilds_an_order_whose_row_was_lost_without_a_second_email(engine_d
     assert order.payment_id == attempt.payment_id
     assert order.fulfilled_by == "reconciliation"
     assert Entitlement.objects.filter(order=order, state="active").count() == 1
-    assert Message.objects.filter(key=services.confirmation_key(attempt.reference)).count() == 1
+    assert Message.objects.filter(key=fulfilment.confirmation_key(attempt.reference)).count() == 1
     assert len(mailbox("ann@example.com")) == 1
     # Nothing left to do: a second run finds the books agree.
     again = reconcile_payments(actor="test", full=True)

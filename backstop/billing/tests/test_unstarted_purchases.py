@@ -8,7 +8,7 @@ from typing import Any
 from dbos import DBOS
 from django.utils import timezone
 
-from backstop.billing import services
+from backstop.billing import checkout
 from backstop.billing.models import AttemptState, PurchaseAttempt
 from backstop.billing.tests.conftest import annual_plan, mailbox, settled
 from backstop.runtime import engine, registry
@@ -34,8 +34,8 @@ def test_it_starts_the_checkout_of_an_attempt_whose_workflow_never_started_once(
         charging = _recorded("cy@example.com", age=dt.timedelta(minutes=5))
         PurchaseAttempt.objects.filter(pk=charging.pk).update(state=AttemptState.CHARGING, charge_calls=1)
 
-        assert services.restart_unstarted_purchases(grace_seconds=60) == 1
-        assert services.restart_unstarted_purchases(grace_seconds=60) == 0  # started: its workflow exists
+        assert checkout.restart_unstarted_purchases(grace_seconds=60) == 1
+        assert checkout.restart_unstarted_purchases(grace_seconds=60) == 0  # started: its workflow exists
 
         assert settled(stranded).interrupted is False
         wait_for(lambda: mailbox("ann@example.com"), message="no confirmation email")

@@ -9,7 +9,7 @@ import httpx
 from django.core import mail
 from django.test import Client
 
-from backstop.billing import services
+from backstop.billing import charging
 from backstop.billing.models import AttemptState, Order, ProcessedWebhookEvent, PurchaseAttempt
 from backstop.billing.tests.conftest import annual_plan, buy, events_for, settled, signed
 from conftest import wait_for
@@ -26,7 +26,7 @@ def _charged_but_unrecorded(email: str) -> tuple[PurchaseAttempt, str]:
         idempotency_key=f"hook-{email}", request_fingerprint="x", product=annual_plan(), amount_cents=24900,
         currency="usd", email=email, payment_method="pm_card_visa",
     )
-    charge = services.charge_attempt(attempt_id=attempt.pk, try_number=1)
+    charge = charging.charge_attempt(attempt_id=attempt.pk, try_number=1)
     assert charge["payment"] is not None
     return attempt, charge["payment"].id
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, AttentionRecord, Harm
-from backstop.billing import services as billing
+from backstop.billing import fulfilment as billing_fulfilment
 from backstop.billing.models import AttemptState, AuditEntry, Entitlement, Order, OrderStatus, PurchaseAttempt
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
 from backstop.notify.models import Message
@@ -62,7 +62,7 @@ def test_it_gives_access_for_a_payment_already_taken_when_the_buyer_writes_in() 
     order = Order.objects.get()
     assert (order.payment_id, order.fulfilled_by) == (attempt.payment_id, "support")
     assert Entitlement.objects.get(order=order).state == "active"
-    assert Message.objects.filter(key=billing.confirmation_key(attempt.reference)).count() == 1
+    assert Message.objects.filter(key=billing_fulfilment.confirmation_key(attempt.reference)).count() == 1
     assert SupportAction.objects.get(action="fulfil_from_charge").staff is None
 
     automation.run_support_cycle()
@@ -104,7 +104,8 @@ def test_it_loses_gracefully_to_a_checkout_that_fulfilled_the_payment_first() ->
         subject=f"checkout:{attempt.reference}", summary="unsettled",
         detail={"reference": attempt.reference, "email": "cat@example.com"})
     payment = stripe_client().retrieve(attempt.payment_id)
-    billing.fulfil_payment(payment=payment, source="checkout", actor="system:checkout")  # automation got there
+    # automation got there
+    billing_fulfilment.fulfil_payment(payment=payment, source="checkout", actor="system:checkout")
 
     client = desk_client(staff_account())
     client.post(f"/desk/cases/{Case.objects.get().pk}/act", {"action": "fulfil_from_charge", "idempotency_key": "c"})

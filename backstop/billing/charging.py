@@ -1,0 +1,106 @@
+"""The purchase workflow's steps: one call to the processor per try, always with the attempt's key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, TypedDict
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backstop.billing.audit import attempt_snapshot, audit
+from backstop.billing.models import (
+    SETTLING_STATES,
+    AttemptState,
+    PurchaseAttempt,
+)
+from backstop.billing.providers import CardDeclined, ProcessorPayment, RequestRefused, payment_processor
+from backstop.lib.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+
+class ChargeOutcome(TypedDict):
+    outcome: Literal["succeeded", "declined", "unknown", "settled"]
+    payment: ProcessorPayment | None
+    code: str
+    error: str
+
+
+
+def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
+    """One call to the processor, always with the attempt's idempotency key: never a second charge."""
+    attempt = PurchaseAttempt.objects.select_related("product").get(pk=attempt_id)
+    if attempt.state not in SETTLING_STATES:  # a webhook or reconciliation settled it already
+        return {"outcome": "settled", "payment": None, "code": "", "error": ""}
+    now = timezone.now()
+    # A try that already called the processor is being run again: the process died mid-charge.
+    rerun = attempt.charge_calls >= try_number
+    PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=SETTLING_STATES).update(
+        state=AttemptState.CHARGING, charge_calls=F("charge_calls") + 1, updated_at=now,
+        charge_started_at=attempt.charge_started_at or now, interrupted=attempt.interrupted or rerun,
+    )
+    audit(actor="system:checkout", action="charge_requested", reference=attempt.reference,
+          before=attempt_snapshot(attempt),
+          after={"try": try_number, "idempotency_key": attempt.processor_key, "rerun_after_crash": rerun})
+    try:
+        payment = payment_processor().charge(
+            amount=attempt.amount_cents, currency=attempt.currency, payment_method=attempt.payment_method,
+            email=attempt.email, description=attempt.product.name, idempotency_key=attempt.processor_key,
+            metadata={"attempt_id": str(attempt.pk), "reference": attempt.reference, "email": attempt.email,
+                      "product": attempt.product.code},
+        )
+    except CardDeclined as declined:
+        return {"outcome": "declined", "payment": None, "code": declined.code, "error": declined.message}
+    except RequestRefused as refused:
+        return {"outcome": "declined", "payment": None, "code": refused.code or "request_refused",
+                "error": str(refused)}
+    except ProviderError as error:
+        return {"outcome": "unknown", "payment": None, "code": "", "error": str(error)}
+    if not payment.succeeded:  # e.g. "processing": the webhook or reconciliation will tell us how it ends
+        return {"outcome": "unknown", "payment": payment, "code": payment.status,
+                "error": f"the payment is {payment.status}"}
+    return {"outcome": "succeeded", "payment": payment, "code": "", "error": ""}
+
+
+def record_charge(*, attempt_id: int, charge: ChargeOutcome) -> str:
+    """Write down what the processor said; returns the attempt's state afterwards."""
+    attempt = PurchaseAttempt.objects.get(pk=attempt_id)
+    now = timezone.now()
+    with transaction.atomic():
+        if charge["outcome"] == "succeeded" and charge["payment"] is not None:
+            moved = PurchaseAttempt.objects.move(
+                attempt_id, from_states=(*SETTLING_STATES, AttemptState.IN_DOUBT), to=AttemptState.CHARGED,
+                payment_id=charge["payment"].id, charged_at=now, last_error="",
+            )
+            if moved:
+                audit(actor="system:checkout", action="charge_succeeded", reference=attempt.reference,
+                      payment_id=charge["payment"].id, before=attempt_snapshot(attempt),
+                      after={"state": AttemptState.CHARGED, "payment_id": charge["payment"].id,
+                             "replayed_by_processor": charge["payment"].replayed})
+        elif charge["outcome"] == "declined":
+            moved = PurchaseAttempt.objects.move(
+                attempt_id, from_states=SETTLING_STATES, to=AttemptState.DECLINED, decline_code=charge["code"],
+                decline_message=charge["error"][:300], settled_at=now,
+            )
+            if moved:
+                audit(actor="system:checkout", action="charge_declined", reference=attempt.reference,
+                      before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED,
+                                                                "code": charge["code"]})
+        elif charge["outcome"] == "unknown":
+            PurchaseAttempt.objects.filter(pk=attempt_id, state__in=SETTLING_STATES).update(
+                last_error=charge["error"][:500], updated_at=now
+            )
+    return PurchaseAttempt.objects.values_list("state", flat=True).get(pk=attempt_id)
+
+
+def mark_in_doubt(*, attempt_id: int) -> None:
+    """The processor never gave a clear answer: tell the buyer the truth and leave it to reconciliation."""
+    attempt = PurchaseAttempt.objects.get(pk=attempt_id)
+    with transaction.atomic():
+        if PurchaseAttempt.objects.move(attempt_id, from_states=SETTLING_STATES, to=AttemptState.IN_DOUBT,
+                                        in_doubt_since=timezone.now(), interrupted=True):
+            audit(actor="system:checkout", action="charge_in_doubt", reference=attempt.reference,
+                  before=attempt_snapshot(attempt), after={"state": AttemptState.IN_DOUBT,
+                                                            "last_error": attempt.last_error})

@@ -120,6 +120,9 @@ def start_checkout(
             continue
         if isinstance(recorded, PurchaseAttempt):
             return CheckoutResult(attempt=recorded, replayed=False)
+        same_key = PurchaseAttempt.objects.by_idempotency_key(key)
+        if same_key is not None:  # the same key at the same moment: what holds the claim is this very request
+            return _replay(same_key, fingerprint)
         if not recorded.shown:
             claims.tell_owner(existing=recorded, to=buyer.email if buyer is not None else recorded.attempt.email,
                               account=buyer)

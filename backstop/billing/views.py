@@ -12,7 +12,6 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.billing import checkout, claims, messages
@@ -124,7 +123,7 @@ def _already_context(held: ExistingPurchase, product: Product, account: Account 
     plan = claims.extension_offer(account=account, product=product) if account is not None else None
     if plan is not None and answer.kind in ("paid", "renewed"):
         amount = money(product.amount_cents, product.currency)
-        new_until = max(plan.ends_at, timezone.now()) + dt.timedelta(days=product.period_days)
+        new_until = plan.ends_at + dt.timedelta(days=product.period_days)
         extend = {"intro": messages.EXTEND_INTRO.format(new_until=f"{new_until:%B %-d, %Y}", amount=amount),
                   "button": messages.EXTEND_BUTTON.format(amount=amount), "renews": claims.period_of(plan)}
     return {"already": answer, "already_link": messages.ALREADY_LINK, "extend": extend}

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import threading
 from typing import Any
 
+import pytest
 from django.apps import apps
+from django.db import IntegrityError, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -47,6 +50,56 @@ def test_it_records_the_claim_with_the_attempt(engine_db: str, processor: Any) -
     assert attempt.plan_claim == "ann@example.com|annual"
     entry = AuditEntry.objects.get(reference=attempt.reference, action="checkout_recorded")
     assert entry.after["plan_claim"] == "ann@example.com|annual"
+
+
+def test_it_keeps_one_claim_per_plan_in_the_database(engine_db: str, processor: Any) -> None:
+    def attempt(key: str) -> PurchaseAttempt:
+        return PurchaseAttempt.objects.create(
+            idempotency_key=key, request_fingerprint="x", product=annual_plan(), amount_cents=24900, currency="usd",
+            email="ann@example.com", payment_method="pm_card_visa", plan_claim="ann@example.com|annual")
+
+    attempt("one")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        attempt("two")
+
+
+def test_it_records_one_of_two_checkouts_that_both_passed_the_check(
+    engine_db: str, processor: Any, monkeypatch: Any
+) -> None:
+    # Both requests look for a holder before either inserts (on PostgreSQL; SQLite's write lock lets the second look
+    # only after the first committed, and the barrier gives up waiting): the unique claim decides, not the check.
+    barrier, real = threading.Barrier(2), claims.existing_purchase
+
+    def look_then_wait(**kwargs: Any) -> Any:
+        found = real(**kwargs)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
+    monkeypatch.setattr(claims, "existing_purchase", look_then_wait)
+    results: list[Any] = []
+
+    def pay(key: str) -> None:
+        try:
+            results.append(_checkout(key=key))
+        except BaseException as error:  # reported below
+            results.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=pay, args=(f"tab-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert all(isinstance(result, checkout.CheckoutResult) for result in results), results
+    assert sorted(result.already is None for result in results) == [False, True]
+    assert PurchaseAttempt.objects.count() == 1
+    settled(PurchaseAttempt.objects.get())
+    assert processor.query("SELECT COUNT(*) FROM payment_intents") == [(1,)]
 
 
 def test_it_answers_a_stranger_with_an_email_to_the_owner_and_no_reference(engine_db: str, processor: Any) -> None:

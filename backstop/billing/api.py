@@ -17,7 +17,7 @@ from backstop.accounts.models import Account
 from backstop.billing import checkout as checkouts
 from backstop.billing import messages, refunds, webhooks
 from backstop.billing.models import Order, PurchaseAttempt
-from backstop.billing.outcome import checkout_outcome
+from backstop.billing.outcome import already_answer, checkout_outcome
 from backstop.lib.errors import InvalidInput, ProviderError
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
@@ -32,6 +32,8 @@ class CheckoutIn(Schema):
     email: str = ""
     # The card: a payment method id from the processor (the fake processor's test cards in the demo).
     payment_method: str = "pm_card_visa"
+    # Extend the signed-in customer's running plan by one period (starting when it ends), instead of buying it.
+    renewal: bool = False
 
 
 class OutcomeOut(Schema):
@@ -58,6 +60,8 @@ class ErrorOut(Schema):
     fields: dict[str, str] | None = None
     reference: str | None = None
     status_url: str | None = None
+    # already_purchased, to a signed-in caller: the purchase they already have.
+    existing: OutcomeOut | None = None
 
 
 class WebhookOut(Schema):
@@ -83,6 +87,18 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
 
     Answers 200 when the outcome is final (paid, declined), 202 while the charge is still settling; either way
     ``status_url`` tells where to look next.
+
+    One purchase per intent: while the buyer (the signed-in account, or the email's owner) has this plan running
+    or a payment for it under way, a checkout with any other key charges nothing and answers 409 with code
+    ``already_purchased``. To a signed-in caller the body names the purchase: ``message`` says "you already have
+    this plan until <date>" or "your payment is being processed", ``existing`` is that order's outcome and
+    ``status_url`` its status. To anyone else the body names nothing (a stranger may type anyone's email): the
+    message says the order's link was emailed to the address, and it is (at most once per purchase every 15
+    minutes). Two checkouts at the same moment for one buyer charge once; the other gets this answer.
+
+    ``"renewal": true`` (signed in, with the plan running) extends it by one period starting when it ends: once per
+    period, so a second extension of the same period (another key, a second tab) is the same 409 with the
+    extension already bought; 400 with a ``renewal`` field error when not signed in or nothing runs.
     """
     account = None
     if request.user.is_authenticated:
@@ -95,7 +111,10 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
         result = checkouts.start_checkout(
             product=payload.product, email=payload.email, account=account, payment_method=payload.payment_method,
             idempotency_key=request.headers.get("Idempotency-Key", ""), ip=client_ip(request),
+            renewal=payload.renewal,
         )
+        if result.already is not None:
+            return Status(409, already_answer(result.already, email=payload.email.strip()).as_dict())
         attempt = result.attempt
         checkouts.wait_for_charge(attempt=attempt, seconds=settings.CHECKOUT_WAIT_SECONDS)
         outcome = checkout_outcome(attempt, show_email=True)

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backstop.billing.audit import attempt_snapshot, audit
+from backstop.billing.claims import release_plan_claim
 from backstop.billing.models import (
     SETTLING_STATES,
     AttemptState,
@@ -88,6 +89,7 @@ def record_charge(*, attempt_id: int, charge: ChargeOutcome) -> str:
                 audit(actor="system:checkout", action="charge_declined", reference=attempt.reference,
                       before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED,
                                                                 "code": charge["code"]})
+                release_plan_claim(attempt_id=attempt_id, actor="system:checkout", reason="declined")
         elif charge["outcome"] == "unknown":
             PurchaseAttempt.objects.filter(pk=attempt_id, state__in=SETTLING_STATES).update(
                 last_error=charge["error"][:500], updated_at=now

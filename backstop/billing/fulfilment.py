@@ -8,7 +8,6 @@ end with one order, one entitlement and one email. What the workflow could not s
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from django.utils import timezone
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
 from backstop.billing.audit import attempt_snapshot, audit
+from backstop.billing.claims import plan_period, release_plan_claim
 from backstop.billing.models import (
     NOT_CHARGED,
     SETTLING_STATES,
@@ -104,9 +104,9 @@ def _finish_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPaym
     """Inside the transaction that created the order: entitlement, attempt state, email, audit."""
     now = timezone.now()
     product: Product = attempt.product
+    starts_at, ends_at = plan_period(attempt=attempt, now=now)  # an extension starts where its plan ends
     entitlement = Entitlement.objects.create(
-        order=order, product=product, email=order.email, account=order.account, starts_at=now,
-        ends_at=now + dt.timedelta(days=product.period_days),
+        order=order, product=product, email=order.email, account=order.account, starts_at=starts_at, ends_at=ends_at,
     )
     prior = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
     PurchaseAttempt.objects.filter(pk=attempt.pk).update(
@@ -188,6 +188,7 @@ def settle_declined_payment(*, payment: ProcessorPayment, actor: str) -> bool:
                                         decline_code=payment.failure_code or payment.status):
             audit(actor=actor, action="charge_declined", reference=attempt.reference, payment_id=payment.id,
                   before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED, "status": payment.status})
+            release_plan_claim(attempt_id=attempt.pk, actor=actor, reason="declined")
             return True
     return False
 
@@ -202,6 +203,7 @@ def settle_not_charged(*, attempt_id: int, actor: str) -> bool:
             return False
         audit(actor=actor, action="not_charged", reference=attempt.reference, before=attempt_snapshot(attempt),
               after={"state": AttemptState.DECLINED, "decline_code": NOT_CHARGED})
+        release_plan_claim(attempt_id=attempt_id, actor=actor, reason="not charged")
         message = notify.create_email(
             account=attempt.account, kind="purchase_not_charged", key=f"purchase-not-charged:{attempt.reference}",
             to=attempt.email, context={"attempt": attempt, "product": attempt.product,

@@ -68,6 +68,12 @@ OUTCOMES = {
         "You don't need to do anything. This page updates by itself.",
     ),
 }
+# The paid outcome of an extension (an order whose plan starts where the previous one ends).
+RENEWAL_PAID = Notice(
+    "Thank you: your payment of {amount} went through and {product} is extended until {ends_on}.",
+    "We've sent a confirmation to {email}. Your order reference is {reference}.",
+    "You don't need to do anything else.",
+)
 DECLINE_REASONS = {
     "insufficient_funds": "the bank says there aren't enough funds.",
     "expired_card": "the card has expired.",
@@ -123,7 +129,49 @@ FIELD_ERRORS = {
     "payment_method_required": "Choose a card to pay with.",
     "payment_method_invalid": "That card can't be used here.",
     "idempotency_key_invalid": "The Idempotency-Key header must be 1 to 255 printable characters.",
+    "renewal_sign_in": "Sign in to extend your plan: an extension is added to the plan of your account.",
+    "renewal_nothing_to_extend": "You have no running plan to extend. Buy the plan instead; nothing was charged.",
+    "renewal_plan_changed": "Your plan changed since this page was shown. Nothing was charged: reload the page, "
+                            "check the new end date, and extend again if you still want to.",
 }
+
+# One purchase per intent (claims.py): what a checkout answers instead of charging a second time.
+ALREADY_PURCHASED = "already_purchased"  # the API's error code, whatever the purchase's state
+ALREADY_TITLES = {
+    "paid": "You already have this plan",
+    "renewed": "Your plan is already extended",
+    "under_way": "Your payment is being processed",
+    "emailed": "Nothing was charged",
+}
+ALREADY = {
+    # To the signed-in owner, or the browser that bought it: the purchase itself, with its link.
+    "paid": Notice(
+        "You already have {product} until {until}. Nothing was charged this time.",
+        "Your order reference is {reference}.",
+        "To add another year, choose \u201cExtend by a year\u201d on the checkout page while signed in.",
+    ),
+    "renewed": Notice(
+        "Your {product} is already extended until {until}. Nothing was charged this time.",
+        "Your order reference is {reference}.",
+        "You don't need to do anything.",
+    ),
+    "under_way": Notice(
+        "Your payment for {product} is being processed (order {reference}). Nothing new was charged.",
+        "",
+        "Please don't pay again: the order's page shows when it's done, and we'll email you.",
+    ),
+    # To anyone else who typed the address: not whether it is paid, not until when, not the reference.
+    "emailed": Notice(
+        "Nothing was charged: {product} was already bought with this email address.",
+        "We've emailed the link to that order to {email}.",
+        "If that's your address, the email tells you where the order stands.",
+    ),
+}
+ALREADY_LINK = "See your order"
+# The checkout page of a signed-in customer who holds the plan: an extension is its own, clearly named action.
+EXTEND_INTRO = ("Extending adds one more year after your current plan ends: it would then run until {new_until}, "
+                "for {amount}, charged once.")
+EXTEND_BUTTON = "Extend by a year for {amount}"
 
 # The checkout page.
 CHECKOUT_TITLE = "Buy {product}"

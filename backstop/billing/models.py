@@ -149,6 +149,14 @@ class PurchaseAttempt(BuyerEmail):
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     in_doubt_since = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
+    # The purchase this attempt stands for, held while it may still charge and while the plan it bought runs:
+    # "<customer's email key>|<product>", or "renew|<entitlement>|<its end>" for an extension of one plan period.
+    # Unique (NULLs are distinct), so two checkouts of one plan for one customer are never both recorded, whatever
+    # their idempotency keys; set NULL (audited, ``claims.release_plan_claim``) when it no longer stands for one.
+    plan_claim = models.CharField(max_length=320, null=True, blank=True, unique=True, default=None)
+    # An explicit extension: the plan period it extends (its entitlement starts when that one ends).
+    renews = models.ForeignKey("Entitlement", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="renewals")
 
     objects = PurchaseAttemptManager()
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from backstop.billing import messages
 from backstop.billing.models import NOT_CHARGED, AttemptState, Order, OrderStatus, PurchaseAttempt
+
+if TYPE_CHECKING:
+    from backstop.billing.claims import ExistingPurchase
 
 # Outcomes after which nothing changes by itself: the page stops refreshing.
 FINAL_OUTCOMES = {messages.PAID, messages.REFUNDED, messages.DECLINED, messages.NOT_CHARGED}
@@ -70,7 +73,8 @@ def checkout_outcome(attempt: PurchaseAttempt, *, show_email: bool = False) -> C
     email = attempt.email if show_email else mask_email(attempt.email)
     amount = money(attempt.amount_cents, attempt.currency)
     refunded = money(order.refunded_cents, order.currency) if order is not None and order.refunded_cents else None
-    text = messages.OUTCOMES[outcome].text.format(
+    notice = messages.RENEWAL_PAID if outcome == messages.PAID and attempt.renews_id else messages.OUTCOMES[outcome]
+    text = notice.text.format(
         product=attempt.product.name, amount=amount, reference=attempt.reference, email=email,
         minutes=settings.IN_DOUBT_REPLY_MINUTES,
         ends_on=f"{entitlement.ends_at:%B %-d, %Y}" if entitlement is not None else "",
@@ -94,3 +98,32 @@ def checkout_outcome(attempt: PurchaseAttempt, *, show_email: bool = False) -> C
         status_url=f"/api/orders/{attempt.reference}",
         page_url=f"/checkout/{attempt.reference}",
     )
+
+
+@dataclass(frozen=True)
+class AlreadyAnswer:
+    """What a checkout says instead of charging again (``claims.ExistingPurchase``), on the page and in the API."""
+
+    kind: str  # paid | renewed | under_way (to the owner) | emailed (to whoever else typed the address)
+    title: str
+    message: str
+    existing: CheckoutOutcome | None  # the purchase held, only for a caller who may see it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": messages.ALREADY_PURCHASED, "message": self.message,
+                "status_url": self.existing.status_url if self.existing else None,
+                "existing": self.existing.as_dict() if self.existing else None}
+
+
+def already_answer(existing: ExistingPurchase, *, email: str) -> AlreadyAnswer:
+    attempt = existing.attempt
+    if not existing.shown:
+        kind = "emailed"
+    else:
+        kind = "under_way" if existing.under_way else "renewed" if existing.renewal else "paid"
+    text = messages.ALREADY[kind].text.format(
+        product=attempt.product.name, reference=attempt.reference, email=email,
+        until=f"{existing.until:%B %-d, %Y}" if existing.until is not None else "",
+    )
+    return AlreadyAnswer(kind=kind, title=messages.ALREADY_TITLES[kind], message=text,
+                         existing=checkout_outcome(attempt, show_email=True) if existing.shown else None)

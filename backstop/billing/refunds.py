@@ -11,6 +11,7 @@ from django.utils import timezone
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
 from backstop.billing.audit import audit
+from backstop.billing.claims import release_plan_claim
 from backstop.billing.messages import (
     REFUND_PARTIAL_SUMMARY,
 )
@@ -53,6 +54,7 @@ def refund_order(*, reference: str, actor: str) -> Order:
             audit(actor=actor, action="order_refunded", reference=order.reference, payment_id=order.payment_id,
                   before={"status": OrderStatus.PAID, "refunded_cents": 0},
                   after={"status": OrderStatus.REFUNDED, "refunded_cents": refund.amount, "refund_id": refund.id})
+            release_plan_claim(attempt_id=order.attempt_id, actor=actor, reason="refunded")
     order.refresh_from_db()
     return order
 
@@ -86,4 +88,5 @@ def record_refund_from_processor(
             audit(actor=actor, action="order_refunded", reference=order.reference, payment_id=payment_id,
                   before={"status": OrderStatus.PAID}, after={"status": OrderStatus.REFUNDED,
                                                                "refunded_cents": amount_refunded})
+            release_plan_claim(attempt_id=order.attempt_id, actor=actor, reason="refunded")
     return "refunded" if won else "unchanged"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import uuid
@@ -13,9 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from backstop.accounts.models import Account
-from backstop.billing import checkout, messages
+from backstop.billing import checkout, claims, messages
+from backstop.billing.claims import ExistingPurchase
 from backstop.billing.models import Product, PurchaseAttempt
-from backstop.billing.outcome import checkout_outcome, money
+from backstop.billing.outcome import already_answer, checkout_outcome, money
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
@@ -63,6 +65,8 @@ def _form_context(request: HttpRequest, product: Product, account: Account | Non
         "card": request.POST.get("payment_method", messages.TEST_CARDS[0][0]),
         "errors": {},
         "problem": "",
+        "already": None,
+        "extend": None,
         **extra,
     }
 
@@ -80,6 +84,8 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
                 product=product.code, email=request.POST.get("email", ""), account=account,
                 payment_method=request.POST.get("payment_method", ""),
                 idempotency_key=request.POST.get("idempotency_key", ""), ip=client_ip(request),
+                renewal=request.POST.get("renewal") == "1", renews=request.POST.get("renews", ""),
+                shown_references=request.session.get(BOUGHT_HERE, []),
             )
         except InvalidInput as error:
             context.update(errors=error.errors, problem=" ".join(error.errors.values()))
@@ -88,10 +94,45 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
+            if result.already is not None:
+                # Nothing recorded under this form's key: a fresh one, should the buyer correct the address.
+                context.update(idempotency_key=uuid.uuid4().hex,
+                               **_already_context(result.already, product, account, request.POST.get("email", "")))
+                return _no_store(render(request, "billing/checkout.html", context))
             page_url = f"/checkout/{result.attempt.reference}"
             request.session["last_checkout_url"] = page_url
+            # This browser may see this purchase again when it is the reason a later checkout charges nothing.
+            request.session[BOUGHT_HERE] = [*request.session.get(BOUGHT_HERE, []), result.attempt.reference][-20:]
             return redirect(page_url)
-    return form_page(request, "billing/checkout.html", context)
+    if account is not None:
+        held = claims.held_purchase(account=account, product=product)
+        if held is not None:
+            context.update(_already_context(held, product, account, account.email))
+    return _no_store(form_page(request, "billing/checkout.html", context))
+
+
+# The references this browser's checkouts recorded (the session's): the one purchase a later checkout from the same
+# browser may name without the buyer being signed in.
+BOUGHT_HERE = "checkouts"
+
+
+def _already_context(held: ExistingPurchase, product: Product, account: Account | None, email: str) -> dict[str, Any]:
+    """The purchase the customer already has, its link, and for a signed-in holder the extension on offer."""
+    answer = already_answer(held, email=email.strip())
+    extend = None
+    plan = claims.extension_offer(account=account, product=product) if account is not None else None
+    if plan is not None and answer.kind in ("paid", "renewed"):
+        amount = money(product.amount_cents, product.currency)
+        new_until = plan.ends_at + dt.timedelta(days=product.period_days)
+        extend = {"intro": messages.EXTEND_INTRO.format(new_until=f"{new_until:%B %-d, %Y}", amount=amount),
+                  "button": messages.EXTEND_BUTTON.format(amount=amount), "renews": claims.period_of(plan)}
+    return {"already": answer, "already_link": messages.ALREADY_LINK, "extend": extend}
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    # Back after paying must show the form as it is now (a new key, or what is already held), not a cached copy.
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @purchase_error_page

@@ -87,6 +87,13 @@ class ReconcileSummary:
         data["until"] = self.until.isoformat()
         return data
 
+    def needs_a_person(self) -> list[str]:
+        """What this run found and could not fix by itself, in words (empty when the books agree)."""
+        found = [(self.payments_unmatched, "payment{s} matching no checkout"),
+                 (self.orders_without_payment, "order{s} without a payment"),
+                 (self.still_unresolved, "checkout{s} still unsettled")]
+        return [f"{count:,} {what.format(s='' if count == 1 else 's')}" for count, what in found if count]
+
     def lines(self) -> list[str]:
         window = f"{self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else "the beginning"
         lines = [

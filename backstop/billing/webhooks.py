@@ -6,6 +6,7 @@ again on the processor's retry, and a replay of a handled event finds its id and
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from backstop.billing import fulfilment, refunds
-from backstop.billing.models import FulfilledBy, ProcessedWebhookEvent
+from backstop.billing import fulfilment, processor_status, refunds
+from backstop.billing.models import FulfilledBy, LearntFrom, ProcessedWebhookEvent
 from backstop.billing.providers import payment_from_object
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ def handle_payment_event(*, payload: bytes, signature: str) -> str:
 def _apply(event: dict[str, Any]) -> str:
     kind = str(event.get("type", ""))
     obj = event.get("data", {}).get("object", {})
+    _record_status(kind, obj, said_at=_event_time(event))
     if kind == "payment_intent.succeeded":
         payment = payment_from_object(obj)
         try:
@@ -94,3 +97,21 @@ def _apply(event: dict[str, Any]) -> str:
         return {"refunded": "order marked refunded", "partial": "partial refund sent to support",
                 "unchanged": "nothing to change"}[refund]
     return f"ignored {kind}"
+
+
+def _event_time(event: dict[str, Any]) -> dt.datetime:
+    """When the processor said it: the event's creation time (deliveries arrive late and out of order)."""
+    created = event.get("created")
+    return dt.datetime.fromtimestamp(int(created), tz=dt.UTC) if isinstance(created, int) else timezone.now()
+
+
+def _record_status(kind: str, obj: dict[str, Any], *, said_at: dt.datetime) -> None:
+    """Every payment event tells us the payment's status at the processor at the event's time: the desk shows it."""
+    if kind.startswith("payment_intent.") and obj.get("id"):
+        processor_status.record_payment(payment=payment_from_object(obj), learnt_from=LearntFrom.WEBHOOK,
+                                        as_of=said_at)
+    elif kind == "charge.refunded":
+        processor_status.record_refund(
+            payment_id=str(obj.get("payment_intent") or ""), amount=int(obj.get("amount", 0)),
+            currency=str(obj.get("currency", "")), amount_refunded=int(obj.get("amount_refunded", 0)),
+            as_of=said_at, learnt_from=LearntFrom.WEBHOOK)

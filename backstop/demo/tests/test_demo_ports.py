@@ -99,8 +99,9 @@ def test_it_runs_two_demos_at_once_each_with_its_own_fakepay_on_a_free_port(
     assert len(ports) == 2 and "" not in ports, (first.log(), second.log())
     assert "http://127.0.0.1:12111" not in ports
     for n, demo in enumerate((first, second)):
-        paid = httpx.post(f"{demo.url}/api/checkout", timeout=30, headers={"Idempotency-Key": f"two-demos-{n}"},
-                          json={"product": "annual", "email": f"buyer{n}@example.com", "payment_method": "pm_card_visa"})
+        buy = {"product": "annual", "email": f"buyer{n}@example.com", "payment_method": "pm_card_visa"}
+        paid = httpx.post(f"{demo.url}/api/checkout", json=buy, headers={"Idempotency-Key": f"two-demos-{n}"},
+                          timeout=30)
         assert paid.status_code in (200, 202), paid.text
         reference = paid.json()["reference"]
         wait_for(lambda demo=demo, reference=reference: httpx.get(

@@ -22,6 +22,9 @@ from backstop.billing.providers import PaymentProcessor, ProcessorPayment, Reque
 
 # How far around a checkout's charge time its payment is looked for when we never learnt its id.
 LOOKUP_MARGIN = dt.timedelta(minutes=2)
+# A payment's statuses that nothing follows. Events carry whole seconds: of two answers from one second, a final one
+# is not replaced by one that is not (a delivery of "processing" arriving after "succeeded" of the same second).
+FINAL_STATUSES = ("succeeded", "canceled")
 
 
 def record_payment(
@@ -71,10 +74,13 @@ def _record(*, payment_id: str, attempt_id: int | None, status: str, amount: int
              "currency": currency, **({} if keep_status else {"status": status})}
     if attempt_id is not None:
         newer["attempt_id"] = attempt_id
+    older = Q(as_of__lt=as_of) | Q(as_of=as_of)
+    if not keep_status and status not in FINAL_STATUSES:
+        older = Q(as_of__lt=as_of) | (Q(as_of=as_of) & ~Q(status__in=FINAL_STATUSES))
     for _ in range(3):
         with transaction.atomic():
             rows = ProcessorStatus.objects.filter(key)
-            if rows.filter(as_of__lte=as_of).update(**newer, amount_refunded_cents=Greatest(
+            if rows.filter(older).update(**newer, amount_refunded_cents=Greatest(
                     F("amount_refunded_cents"), refunded)):
                 return
             if rows.exists():  # a newer answer is recorded: only a larger refund is news

@@ -107,7 +107,8 @@ def _event_time(event: dict[str, Any]) -> dt.datetime:
 
 def _record_status(kind: str, obj: dict[str, Any], *, said_at: dt.datetime) -> None:
     """Every payment event tells us the payment's status at the processor at the event's time: the desk shows it."""
-    if kind.startswith("payment_intent.") and obj.get("id"):
+    # `payment_intent.created` only shows where the payment started, in the same second as its outcome.
+    if kind.startswith("payment_intent.") and kind != "payment_intent.created" and obj.get("id"):
         processor_status.record_payment(payment=payment_from_object(obj), learnt_from=LearntFrom.WEBHOOK,
                                         as_of=said_at)
     elif kind == "charge.refunded":

@@ -219,7 +219,10 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
         order = getattr(attempt, "order", None)
         entitlement = getattr(order, "entitlement", None) if order is not None else None
         if order is None:
-            ours, access = ("no order yet" if attempt.state in PAID_WITHOUT_ORDER else "no order"), "none"
+            # Our own state, which the processor column used to borrow: "charge under way" was ours, not its.
+            ours = ("no order yet" if attempt.state in PAID_WITHOUT_ORDER
+                    else f"no order ({attempt.get_state_display()})")
+            access = "none"
         else:
             ours = f"order {order.reference}: {order.get_status_display()} ({order.get_fulfilled_by_display()})"
             access = (f"{entitlement.get_state_display()} until {entitlement.ends_at:%-d %b %Y}"

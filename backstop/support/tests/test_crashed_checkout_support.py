@@ -96,7 +96,8 @@ def test_it_finds_a_crashed_checkout_by_its_quoted_reference_finishes_it_and_sho
 
     _create_staff(web)
     desk = _signed_in_desk(web.url)
-    case_path = f"/desk/cases/{database.scalar('SELECT id FROM support_case')}"
+    case_id = database.scalar("SELECT id FROM support_case")
+    case_path = f"/desk/cases/{case_id}"
     row = _payments_row(desk.get(case_path).text, reference)
     assert "processor: succeeded (as of " in row and "from a lookup at the processor)" in row
     assert f"order {reference}: paid (a support agent)" in row

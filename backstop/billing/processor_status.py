@@ -53,11 +53,13 @@ def record_no_payment(*, attempt_id: int | None = None, payment_id: str = "", le
 
 
 def _our_attempt(payment: ProcessorPayment, attempt_id: int | None) -> int | None:
-    """The checkout the payment belongs to, when it is one of ours (metadata from another database names none)."""
-    candidates = [pk for pk in (attempt_id, payment.attempt_id) if pk is not None]
+    """The checkout the payment belongs to: the one the caller holds, else the one its metadata or its id names when
+    that is one of ours (metadata written by another database names none)."""
+    if attempt_id is not None:
+        return attempt_id
+    candidates = [payment.attempt_id] if payment.attempt_id is not None else []
     found = PurchaseAttempt.objects.filter(Q(pk__in=candidates) | Q(payment_id=payment.id))
-    ids = list(found.values_list("pk", flat=True)[:2])
-    return attempt_id if attempt_id in ids else (ids[0] if ids else None)
+    return found.values_list("pk", flat=True).order_by("pk").first()
 
 
 def _attempt_paid_by(payment_id: str) -> int | None:

@@ -195,13 +195,12 @@ def _fix_payment(*, contact: Contact, money: payments.PaidWithoutAccess) -> tupl
 def _needs_a_person(*, contact: Contact, money: payments.PaidWithoutAccess, error: str) -> tuple[str, dict[str, Any]]:
     """Money in and no access, and automation could not fix it: the case ranks as money taken, for a person."""
     facts = {"amount": money.amount_text, "paid_on": f"{money.paid_at:%-d %b %Y}"}
-    source = money.payment_id or money.reference
     _join(customer_key=contact.customer_key, email=contact.email, account=contact.account,
           kind=SignalKind.PAID_WITHOUT_ACCESS, cause="", harm=Harm.MONEY,
           summary=messages.SIGNAL_PAID_WITHOUT_ACCESS.format(amount=money.amount_text, paid_on=facts["paid_on"],
-                                                             payment_id=source, error=error),
+                                                             payment_id=money.payment_id, error=error),
           detail={"payment_id": money.payment_id, "reference": money.reference, "amount_text": money.amount_text},
-          source=f"paid:{source}")
+          source=f"paid:{money.payment_id}")
     return Finding.PAYMENT_NEEDS_HUMAN, facts
 
 
@@ -218,10 +217,10 @@ def _settle_purchase(*, contact: Contact, attempt: PurchaseAttempt) -> tuple[str
     attempt.refresh_from_db()
     if action is not None and action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
         return Finding.PAYMENT_FULFILLED, {**facts, "paid_on": f"{attempt.charged_at or attempt.created_at:%-d %b %Y}"}
-    if action is not None and payments.is_paid(attempt):
+    if action is not None and (payment_id := payments.paid_by(attempt)):
         # The processor has the money and the order could not be made: a person finishes it.
-        paid = payments.PaidWithoutAccess(payment_id=attempt.payment_id, reference=attempt.reference,
-                                          amount_text=amount, paid_at=attempt.charged_at or attempt.created_at)
+        paid = payments.PaidWithoutAccess(payment_id=payment_id, reference=attempt.reference, amount_text=amount,
+                                          paid_at=attempt.charged_at or attempt.created_at)
         return _needs_a_person(contact=contact, money=paid, error=action.note)
     return Finding.PAYMENT_BEING_CHECKED, facts
 

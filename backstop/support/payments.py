@@ -146,7 +146,12 @@ class PurchaseInQuestion:
 
     @property
     def unsettled(self) -> bool:
-        return self.attempt.state in UNSETTLED and not Order.objects.filter(attempt=self.attempt).exists()
+        return _unsettled(self.attempt)
+
+
+def _unsettled(attempt: PurchaseAttempt) -> bool:
+    """No order yet, and the money may be in or the charge still under way (the order is read with the attempt)."""
+    return attempt.state in UNSETTLED and getattr(attempt, "order", None) is None
 
 
 def purchase_in_question(*, email: str, account: Any, text: str, reference: str) -> PurchaseInQuestion | None:
@@ -161,14 +166,15 @@ def purchase_in_question(*, email: str, account: Any, text: str, reference: str)
     if reference.strip() and not references and not payment_ids:
         references = [reference.strip().upper()]
     _look_up_unknown_payments(payment_ids)
-    named = list(PurchaseAttempt.objects.filter(_quoted(references, payment_ids)).distinct().order_by("-id")[:20])
-    theirs = list(PurchaseAttempt.objects.of_customer(email=email, account=account).order_by("-id")[:50])
-    for candidates, by_name, unsettled in ((named, True, True), (theirs, False, True), (named, True, False),
-                                           (theirs, False, False)):
+    named = list(PurchaseAttempt.objects.filter(_quoted(references, payment_ids)).distinct()
+                 .select_related("order").order_by("-id")[:20])
+    theirs = list(PurchaseAttempt.objects.of_customer(email=email, account=account).select_related("order")
+                  .order_by("-id")[:50])
+    for candidates, by_name, unsettled_only in ((named, True, True), (theirs, False, True), (named, True, False),
+                                                (theirs, False, False)):
         for attempt in candidates:
-            found = PurchaseInQuestion(attempt=attempt, named=by_name)
-            if not unsettled or found.unsettled:
-                return found
+            if not unsettled_only or _unsettled(attempt):
+                return PurchaseInQuestion(attempt=attempt, named=by_name)
     return None
 
 
@@ -186,11 +192,13 @@ def _look_up_unknown_payments(payment_ids: list[str]) -> None:
         pass
 
 
-def is_paid(attempt: PurchaseAttempt) -> bool:
-    """Whether we know the checkout's money is in: the charge's answer said so, or the processor has said so since."""
+def paid_by(attempt: PurchaseAttempt) -> str:
+    """The payment we know took the checkout's money (the charge's answer said so, or the processor has said so
+    since), or "" when we do not know that any did."""
     if attempt.state in (AttemptState.CHARGED, AttemptState.FULFILLED) and attempt.payment_id:
-        return True
-    return ProcessorStatus.objects.filter(attempt=attempt, status="succeeded").exists()
+        return attempt.payment_id
+    return str(ProcessorStatus.objects.filter(attempt=attempt, status="succeeded").exclude(payment_id="")
+               .values_list("payment_id", flat=True).order_by("-as_of").first() or "")
 
 
 def processor_says(status: ProcessorStatus | None, *, attempt: PurchaseAttempt | None = None) -> str:

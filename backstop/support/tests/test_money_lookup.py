@@ -227,3 +227,20 @@ def test_it_records_what_reconciliation_learns_of_a_checkout() -> None:
     status = ProcessorStatus.objects.get(attempt=attempt)
     assert (status.status, status.learnt_from) == ("succeeded", "reconciliation")
     assert Order.objects.filter(attempt=attempt).exists()
+
+
+def test_it_hands_a_paid_checkout_it_cannot_finish_to_a_person_and_says_so() -> None:
+    attempt = _crashed_after_the_charge("jay@example.com", charged=False)
+    # The processor took another amount than the checkout asked for: no order can be made from it automatically.
+    payment = stripe_client().charge(
+        amount=9900, currency="usd", payment_method="pm_card_visa", email="jay@example.com", description="odd",
+        idempotency_key=attempt.processor_key, metadata={"attempt_id": str(attempt.pk), "reference": attempt.reference})
+
+    contact = _write_in("jay@example.com", f"Charged for {attempt.reference}, no access")
+
+    assert contact.finding == Finding.PAYMENT_NEEDS_HUMAN and contact.needs_human
+    assert "That is our failure. You will not be charged again." in _told(contact)
+    case = Case.objects.get()
+    assert case.harm == 30 and "paid_without_access" in case.kinds
+    assert case.signals.get(kind="paid_without_access").detail["payment_id"] == payment.id
+    assert not Order.objects.exists()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,9 +15,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 DEMO_STAFF_EMAIL = "staff@backstop.localhost"
 DEMO_STAFF_PASSWORD = "backstop-demo-staff"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
 def _setup_django() -> None:
@@ -85,13 +88,15 @@ def run_demo(args: argparse.Namespace) -> None:
     os.environ.setdefault("BACKSTOP_DEMO_PAGES", "1")
     os.environ.setdefault("BACKSTOP_BASE_URL", f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("BACKSTOP_EXECUTOR_ID", "demo")
+    # Before Django reads its settings: the web process must be pointed at the fakepay this demo starts.
+    fakepay_socket = _demo_fakepay_socket(args.fakepay_port)
     _setup_django()
     _prepare(migrate=True)
     from backstop.accounts.staff import ensure_staff_account
     from backstop.runtime import engine
 
     ensure_staff_account(email=DEMO_STAFF_EMAIL, password=DEMO_STAFF_PASSWORD)
-    fakepay = _start_demo_fakepay(Path(args.data_dir).resolve(), web_port=args.port)
+    fakepay = _start_demo_fakepay(Path(args.data_dir).resolve(), web_port=args.port, listening=fakepay_socket)
     engine.launch(role="demo")
     print(f"Backstop demo on http://127.0.0.1:{args.port}  (fault panel: /demo/faults, mailbox: /demo/mailbox)")
     print(f"Staff sign-in: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}", flush=True)
@@ -106,17 +111,57 @@ def run_demo(args: argparse.Namespace) -> None:
     _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=stop)
 
 
-def _start_demo_fakepay(data_dir: Path, *, web_port: int) -> subprocess.Popen[bytes] | None:
-    """The demo's payment processor: `backstop fakepay` as a child process, its events sent to the demo."""
+def _demo_fakepay_socket(port: int | None) -> socket.socket | None:
+    """The listening socket of the demo's fakepay, opened here and handed to the child, and STRIPE_API_BASE set to it.
+
+    The port is ``--fakepay-port``, else the one STRIPE_API_BASE names, else any free one: two demos on one machine
+    (or a demo beside the test suite's servers) each get their own. Holding the socket from the moment the port is
+    chosen means nothing else can take it before fakepay listens. None when the demo starts no fakepay: it charges
+    through Stripe, or STRIPE_API_BASE names a processor on another machine.
+    """
+    if os.environ.get("BACKSTOP_PAYMENTS", "fakepay").strip().lower() not in ("", "fakepay"):
+        return None
+    configured = os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/")
+    if configured:
+        address = urlsplit(configured)
+        local = address.hostname in LOOPBACK_NAMES and address.port is not None
+        if port is None and not local:
+            return None
+        if port is not None and (not local or address.port != port):
+            raise SystemExit(f"backstop demo: --fakepay-port {port} and STRIPE_API_BASE={configured} disagree")
+        port = address.port
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listening.bind(("127.0.0.1", port or 0))
+    except OSError as error:
+        listening.close()
+        raise SystemExit(f"backstop demo: fakepay cannot listen on port {port}: {error.strerror}") from error
+    listening.listen(128)
+    os.environ["STRIPE_API_BASE"] = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    return listening
+
+
+def _start_demo_fakepay(
+    data_dir: Path, *, web_port: int, listening: socket.socket | None
+) -> subprocess.Popen[bytes] | None:
+    """The demo's payment processor: `backstop fakepay` as a child process on the socket the demo opened for it,
+    its events sent to the demo."""
     from django.conf import settings
 
     if settings.PAYMENTS_PROVIDER != "fakepay":
         return None
-    print(f"Payments: fakepay on {settings.FAKEPAY_API_BASE} (checkout: /checkout)", flush=True)
-    return subprocess.Popen([
-        sys.executable, "-m", "backstop.cli", "fakepay", "--port", "12111", "--db", str(data_dir / "fakepay.sqlite3"),
+    if listening is None:
+        print(f"Payments: the processor at {settings.STRIPE_API_BASE} (STRIPE_API_BASE); no fakepay started",
+              flush=True)
+        return None
+    print(f"Payments: fakepay on {settings.STRIPE_API_BASE} (checkout: /checkout)", flush=True)
+    child = subprocess.Popen([
+        sys.executable, "-m", "backstop.cli", "fakepay", "--listen-fd", str(listening.fileno()),
+        "--db", str(data_dir / "fakepay.sqlite3"),
         "--webhook-url", f"http://127.0.0.1:{web_port}/api/webhooks/payments", "--exit-with-parent",
-    ])
+    ], pass_fds=(listening.fileno(),))
+    listening.close()  # the child holds its own copy; the demo never accepts on it
+    return child
 
 
 def run_serve(args: argparse.Namespace) -> None:
@@ -252,6 +297,7 @@ def run_fakepay(args: argparse.Namespace) -> None:
     server.serve(
         host=args.host,
         port=args.port,
+        listen_fd=args.listen_fd,
         db_path=Path(args.db) if args.db else None,
         webhook_urls=args.webhook_url,
         webhook_secret=args.webhook_secret,
@@ -269,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--data-dir", default=os.environ.get("BACKSTOP_DATA_DIR", "var"))
     demo.add_argument("--threads", type=int, default=16)
+    demo.add_argument("--fakepay-port", type=int, default=None,
+                      help="port of the demo's fakepay (default: the one STRIPE_API_BASE names, else a free one)")
     demo.set_defaults(run=run_demo)
 
     serve = commands.add_parser("serve", help="web server and workflow runner, providers from settings")
@@ -286,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     fakepay = commands.add_parser("fakepay", help="local fake payment processor speaking Stripe's API")
     fakepay.add_argument("--port", type=int, default=12111)
     fakepay.add_argument("--host", default="127.0.0.1")
+    fakepay.add_argument("--listen-fd", type=int, default=None,
+                         help="accept on this inherited listening socket instead of --host/--port (the demo's)")
     fakepay.add_argument("--db", help="SQLite file (default: $BACKSTOP_DATA_DIR or ./var, fakepay.sqlite3)")
     fakepay.add_argument("--webhook-url", action="append", default=[], help="POST events here (repeatable)")
     fakepay.add_argument("--webhook-secret", default="whsec_fakepay_local", help="signs the Stripe-Signature")

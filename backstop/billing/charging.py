@@ -9,17 +9,21 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backstop.billing import processor_status
 from backstop.billing.audit import attempt_snapshot, audit
 from backstop.billing.claims import release_plan_claim
 from backstop.billing.models import (
     SETTLING_STATES,
     AttemptState,
+    LearntFrom,
     PurchaseAttempt,
 )
 from backstop.billing.providers import CardDeclined, ProcessorPayment, RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
 
 log = logging.getLogger(__name__)
+# Stripe's status of a PaymentIntent whose confirmation the card declined: it waits for another payment method.
+DECLINED_INTENT_STATUS = "requires_payment_method"
 
 
 class ChargeOutcome(TypedDict):
@@ -53,12 +57,19 @@ def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
                       "product": attempt.product.code},
         )
     except CardDeclined as declined:
+        if declined.payment_id:
+            # A declined confirmation leaves Stripe's PaymentIntent waiting for another card.
+            processor_status.record_payment(payment=ProcessorPayment(
+                id=declined.payment_id, status=DECLINED_INTENT_STATUS, amount=attempt.amount_cents,
+                currency=attempt.currency, created=now, email=attempt.email, failure_code=declined.code,
+            ), learnt_from=LearntFrom.CHARGE, attempt_id=attempt.pk)
         return {"outcome": "declined", "payment": None, "code": declined.code, "error": declined.message}
     except RequestRefused as refused:
         return {"outcome": "declined", "payment": None, "code": refused.code or "request_refused",
                 "error": str(refused)}
     except ProviderError as error:
         return {"outcome": "unknown", "payment": None, "code": "", "error": str(error)}
+    processor_status.record_payment(payment=payment, learnt_from=LearntFrom.CHARGE, attempt_id=attempt.pk)
     if not payment.succeeded:  # e.g. "processing": the webhook or reconciliation will tell us how it ends
         return {"outcome": "unknown", "payment": payment, "code": payment.status,
                 "error": f"the payment is {payment.status}"}

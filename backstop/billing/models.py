@@ -257,6 +257,55 @@ class Entitlement(BuyerEmail):
         return f"{self.product} for {self.email} until {self.ends_at:%Y-%m-%d}"
 
 
+class LearntFrom(models.TextChoices):
+    """How we learnt what the processor says about a payment."""
+
+    CHARGE = "charge", "the charge's answer"
+    WEBHOOK = "webhook", "the processor's webhook"
+    RECONCILIATION = "reconciliation", "reconciliation"
+    LOOKUP = "lookup", "a lookup at the processor"
+    BOOKS = "books", "our books, before statuses were recorded"
+
+
+# The status of a checkout at the processor when it has no payment for it at all (not one of Stripe's statuses).
+NO_PAYMENT = "no_payment"
+
+
+class ProcessorStatus(models.Model):
+    """What the processor last said about one of its payments, and as of when: read by the desk, which never calls
+    the processor on a page view. Whatever learns the processor's answer (the charge, a webhook, reconciliation, a
+    lookup staff ask for) records it here (``billing.processor_status``); a newer answer replaces an older one.
+
+    A row without a payment id says the processor had no payment for its checkout when we asked.
+    """
+
+    payment_id = models.CharField(max_length=100, blank=True, default="")
+    attempt = models.ForeignKey(PurchaseAttempt, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="processor_statuses")
+    # The processor's own word ("succeeded", "processing", "requires_payment_method", ...) or NO_PAYMENT.
+    status = models.CharField(max_length=40)
+    amount_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    # Only ever grows: refunds are never undone, and an answer that does not mention refunds says nothing of them.
+    amount_refunded_cents = models.PositiveIntegerField(default=0)
+    # When the processor said it: the event's creation time, or the moment our call was answered.
+    as_of = models.DateTimeField()
+    learnt_from = models.CharField(max_length=20, choices=LearntFrom.choices)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payment_id"], condition=~Q(payment_id=""),
+                                    name="one_processor_status_per_payment"),
+            models.UniqueConstraint(fields=["attempt"], condition=Q(payment_id=""),
+                                    name="one_no_payment_status_per_attempt"),
+        ]
+        verbose_name_plural = "processor statuses"
+
+    def __str__(self) -> str:
+        return f"{self.payment_id or self.attempt_id}: {self.status} as of {self.as_of:%Y-%m-%d %H:%M:%S}"
+
+
 class ProcessedWebhookEvent(models.Model):
     """A processor event already handled: a replayed delivery finds its id here and changes nothing."""
 

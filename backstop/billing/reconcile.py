@@ -33,17 +33,18 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
-from backstop.billing import charging, checkout, fulfilment
+from backstop.billing import charging, checkout, fulfilment, processor_status
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
+    LearntFrom,
     Order,
     PurchaseAttempt,
     ReconciliationWatermark,
     purchase_workflow_id,
 )
 from backstop.billing.outcome import money
-from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
+from backstop.billing.providers import PaymentProcessor, ProcessorPayment, payment_processor
 from backstop.lib.errors import ProviderError
 from backstop.runtime import dispatch
 from backstop.runtime.guarded import Attention, raise_attention_record
@@ -51,8 +52,6 @@ from backstop.runtime.guarded import Attention, raise_attention_record
 log = logging.getLogger(__name__)
 
 WATERMARK = "payments"
-# How far around an in-doubt checkout's charge time we look for its payment.
-LOOKUP_MARGIN = dt.timedelta(minutes=2)
 LOCAL_CHUNK = 2000
 PREFETCH_PAGES = 4
 FIX_QUEUE = 1000
@@ -86,6 +85,13 @@ class ReconcileSummary:
         data["since"] = self.since.isoformat() if self.since else None
         data["until"] = self.until.isoformat()
         return data
+
+    def needs_a_person(self) -> list[str]:
+        """What this run found and could not fix by itself, in words (empty when the books agree)."""
+        found = [(self.payments_unmatched, "payment{s} matching no checkout"),
+                 (self.orders_without_payment, "order{s} without a payment"),
+                 (self.still_unresolved, "checkout{s} still unsettled")]
+        return [f"{count:,} {what.format(s='' if count == 1 else 's')}" for count, what in found if count]
 
     def lines(self) -> list[str]:
         window = f"{self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else "the beginning"
@@ -162,7 +168,12 @@ def _settle(attempt: PurchaseAttempt, summary: ReconcileSummary, processor: Paym
         # Its workflow died between the charge and the order: what happened is for the processor to say.
         charging.mark_in_doubt(attempt_id=attempt.pk)
         attempt.refresh_from_db()
-    payment = _find_payment(attempt, processor, now=now)
+    payment = processor_status.find_payment_of_attempt(attempt, processor, now=now)
+    if payment is None:
+        processor_status.record_no_payment(attempt_id=attempt.pk, payment_id=attempt.payment_id,
+                                           learnt_from=LearntFrom.RECONCILIATION)
+    else:
+        processor_status.record_payment(payment=payment, learnt_from=LearntFrom.RECONCILIATION, attempt_id=attempt.pk)
     if payment is not None and payment.succeeded:
         fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor,
                                   attempt_id=attempt.pk)
@@ -177,28 +188,6 @@ def _settle(attempt: PurchaseAttempt, summary: ReconcileSummary, processor: Paym
         summary.still_unresolved += 1
         _escalate_if_overdue(attempt, now=now, error=f"the payment is {payment.status}" if payment else
                              "no payment found yet")
-
-
-def _retrieve(processor: PaymentProcessor, payment_id: str) -> ProcessorPayment | None:
-    """The payment, or None when the processor says there is no such payment (unreachable raises)."""
-    try:
-        return processor.retrieve(payment_id)
-    except RequestRefused:
-        return None
-
-
-def _find_payment(
-    attempt: PurchaseAttempt, processor: PaymentProcessor, *, now: dt.datetime
-) -> ProcessorPayment | None:
-    if attempt.payment_id:
-        return _retrieve(processor, attempt.payment_id)
-    # Unknown payment id (the answer never arrived): our checkout's id is in the payment's metadata.
-    started = attempt.charge_started_at or attempt.created_at
-    for page in processor.list_pages(created_gte=started - LOOKUP_MARGIN, created_lte=now + LOOKUP_MARGIN):
-        for payment in page:
-            if payment.attempt_id == attempt.pk:
-                return payment
-    return None
 
 
 def _long_enough_to_be_sure(attempt: PurchaseAttempt, *, now: dt.datetime) -> bool:
@@ -450,6 +439,8 @@ def _walk(since: dt.datetime | None, until: dt.datetime, *, fixer: _Fixer, proce
 
 def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, actor: str) -> int:
     """Returns 1 when another path had already made the order (a late match), else 0."""
+    # Recorded for the payments that differ only: one write per listed payment would double a full run's time.
+    processor_status.record_payment(payment=payment, learnt_from=LearntFrom.RECONCILIATION)
     try:
         filled = fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.RECONCILIATION, actor=actor)
     except fulfilment.UnmatchedPayment:
@@ -468,10 +459,14 @@ def _fulfil_or_report(payment: ProcessorPayment, summary: ReconcileSummary, *, a
 def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor: PaymentProcessor) -> int:
     """Returns 1 when the payment is there after all (listed under another second), else 0."""
     try:
-        payment = _retrieve(processor, order.payment_id)
+        payment = processor_status.retrieve_or_none(processor, order.payment_id)
     except ProviderError as error:
         summary.problems.append(f"could not look up the payment of order {order.reference}: {error}")
         return 0
+    if payment is None:
+        processor_status.record_no_payment(payment_id=order.payment_id, learnt_from=LearntFrom.RECONCILIATION)
+    else:
+        processor_status.record_payment(payment=payment, learnt_from=LearntFrom.RECONCILIATION)
     if payment is not None and payment.succeeded:
         return 1
     summary.orders_without_payment += 1

@@ -6,15 +6,18 @@ again on the processor's retry, and a replay of a handled event finds its id and
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from typing import Any
 
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from backstop.billing import fulfilment, refunds
-from backstop.billing.models import FulfilledBy, ProcessedWebhookEvent
+from backstop.billing import fulfilment, processor_status, refunds
+from backstop.billing.models import FulfilledBy, LearntFrom, ProcessedWebhookEvent
 from backstop.billing.providers import payment_from_object
 
 log = logging.getLogger(__name__)
@@ -26,15 +29,28 @@ class BadSignature(Exception):
 
 
 def verify_event(*, payload: bytes, signature: str) -> dict[str, Any]:
-    """Stripe-Signature checked (HMAC and timestamp tolerance) by the official SDK."""
+    """Stripe-Signature checked by the official SDK (HMAC, and a timestamp no older than the tolerance), and here
+    a timestamp no further in the future than the tolerance, which the SDK does not check: a signed event dated
+    ahead would stay "fresh" long after it was made, and a replay window is only as short as both of its ends."""
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
     try:
-        event = stripe.Webhook.construct_event(
-            payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
-        )
+        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=tolerance)
     except (stripe.SignatureVerificationError, ValueError) as error:
         raise BadSignature(str(error)) from error
+    signed_at = _signed_at(signature)
+    if signed_at > time.time() + tolerance:
+        raise BadSignature(f"the signature's timestamp {signed_at} is more than {tolerance} s in the future")
     data: dict[str, Any] = event.to_dict()
     return data
+
+
+def _signed_at(signature: str) -> int:
+    """The ``t=`` of a Stripe-Signature header the SDK has just verified (so it is there and a number)."""
+    for item in signature.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t" and value.strip().isdigit():
+            return int(value)
+    raise BadSignature("the signature has no timestamp")
 
 
 def handle_payment_event(*, payload: bytes, signature: str) -> str:
@@ -59,6 +75,7 @@ def handle_payment_event(*, payload: bytes, signature: str) -> str:
 def _apply(event: dict[str, Any]) -> str:
     kind = str(event.get("type", ""))
     obj = event.get("data", {}).get("object", {})
+    _record_status(kind, obj, said_at=_event_time(event))
     if kind == "payment_intent.succeeded":
         payment = payment_from_object(obj)
         try:
@@ -80,3 +97,22 @@ def _apply(event: dict[str, Any]) -> str:
         return {"refunded": "order marked refunded", "partial": "partial refund sent to support",
                 "unchanged": "nothing to change"}[refund]
     return f"ignored {kind}"
+
+
+def _event_time(event: dict[str, Any]) -> dt.datetime:
+    """When the processor said it: the event's creation time (deliveries arrive late and out of order)."""
+    created = event.get("created")
+    return dt.datetime.fromtimestamp(int(created), tz=dt.UTC) if isinstance(created, int) else timezone.now()
+
+
+def _record_status(kind: str, obj: dict[str, Any], *, said_at: dt.datetime) -> None:
+    """Every payment event tells us the payment's status at the processor at the event's time: the desk shows it."""
+    # `payment_intent.created` only shows where the payment started, in the same second as its outcome.
+    if kind.startswith("payment_intent.") and kind != "payment_intent.created" and obj.get("id"):
+        processor_status.record_payment(payment=payment_from_object(obj), learnt_from=LearntFrom.WEBHOOK,
+                                        as_of=said_at)
+    elif kind == "charge.refunded":
+        processor_status.record_refund(
+            payment_id=str(obj.get("payment_intent") or ""), amount=int(obj.get("amount", 0)),
+            currency=str(obj.get("currency", "")), amount_refunded=int(obj.get("amount_refunded", 0)),
+            as_of=said_at, learnt_from=LearntFrom.WEBHOOK)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -348,8 +349,12 @@ def serve(
     webhook_secret: str,
     allow_reset: bool,
     threads: int = DEFAULT_THREADS,
+    listen_fd: int | None = None,
 ) -> None:
-    """Run fakepay until the process is stopped; pending webhook deliveries resume on the next start."""
+    """Run fakepay until the process is stopped; pending webhook deliveries resume on the next start.
+
+    ``listen_fd``: a listening socket inherited from the parent (``backstop demo`` opens it on a free port, so
+    the port is known before fakepay starts and nobody can take it meanwhile); ``host`` and ``port`` then unused."""
     for url in webhook_urls:
         if not url.startswith(("http://", "https://")):
             raise SystemExit(f"fakepay: webhook URL must start with http:// or https://, not {url!r}")
@@ -362,11 +367,16 @@ def serve(
     deliverer = WebhookDeliverer(database, webhook_secret)
     deliverer.start()
     app = FakePayApp(database, deliverer, webhook_urls=tuple(webhook_urls), allow_reset=allow_reset)
+    where: dict[str, Any] = {"host": host, "port": port}
+    if listen_fd is not None:
+        inherited = socket.socket(fileno=listen_fd)
+        host, port = inherited.getsockname()[:2]
+        where = {"sockets": [inherited]}
     print(
         f"fakepay on http://{host}:{port}  (database {path}, webhook endpoints: {len(webhook_urls)})",
         flush=True,
     )
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="fakepay")
+        waitress.serve(app, threads=threads, ident="fakepay", **where)
     finally:
         deliverer.stop()

@@ -164,6 +164,14 @@ def _fulfil_from_charge(case: Case, staff: Account | None, params: dict[str, Any
     return (ActionOutcome.DONE, text.done) if done else (ActionOutcome.ALREADY_DONE, text.already)
 
 
+def _check_processor(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
+    """Ask the processor now (the desk's page never does) and record what it says beside our own state."""
+    text = messages.ACTIONS["check_processor"]
+    answers = payments.check_with_processor(case=case, named=str(params.get("payment_id", "")))
+    return (ActionOutcome.DONE, text.done.format(answers=answers)) if answers else (ActionOutcome.ALREADY_DONE,
+                                                                                    text.already)
+
+
 def _refund(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
     text = messages.ACTIONS["refund"]
     done = payments.refund(case=case, staff=staff, reference=str(params.get("reference", "")),
@@ -284,6 +292,10 @@ def _has_charge_without_access(case: Case) -> bool:
     return payments.is_about_money(case) or payments.has_charge_without_order(email=case.email, account=case.account)
 
 
+def _has_payment_at_processor(case: Case) -> bool:
+    return payments.is_about_money(case) or payments.has_payment_at_processor(email=case.email, account=case.account)
+
+
 def _has_payment(case: Case) -> bool:
     return payments.is_about_money(case) or payments.has_paid_order(email=case.email, account=case.account)
 
@@ -310,6 +322,8 @@ STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
                 params=(Param("external_id", _text(), asked=True),)),
     StaffAction("send_code_sms", _send_code_sms, applies=_has_phone),
     StaffAction("fulfil_from_charge", _fulfil_from_charge, applies=_has_charge_without_access,
+                params=(Param("payment_id", _text()),)),
+    StaffAction("check_processor", _check_processor, applies=_has_payment_at_processor,
                 params=(Param("payment_id", _text()),)),
     StaffAction("refund", _refund, applies=_has_payment,
                 params=(Param("reference", _text()), Param("reason", _text()))),

@@ -16,6 +16,8 @@ from django.utils import timezone
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.accounts.validation import clean_email, has_control_characters
 from backstop.attention.models import Harm
+from backstop.billing.models import NOT_CHARGED, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.outcome import money as money_text
 from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
@@ -97,16 +99,25 @@ def receive_contact(*, email: str, text: str, reference: str = "", ip: str) -> C
 
 
 def _diagnose_and_fix(*, contact: Contact, account: Account | None, reference: str) -> tuple[str, dict[str, Any]]:
+    # The purchase they name (a reference or a payment id in the form or anywhere in the message) or one of theirs:
+    # a buyer need not have an account, and one whose checkout crashed after the charge has money in and no order.
+    purchase = payments.purchase_in_question(email=contact.email, account=account, text=contact.text,
+                                             reference=reference)
+    if purchase is not None and purchase.unsettled:
+        return _settle_purchase(contact=contact, attempt=purchase.attempt)
     money = payments.find_paid_without_access(email=contact.email, account=account, reference=reference)
     if money is not None:
         return _fix_payment(contact=contact, money=money)
+    if account is not None and account.state == AccountState.DISABLED:
+        return Finding.DISABLED, {}
+    unfinished = list(SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE)) if account else []
+    if unfinished:
+        assert account is not None
+        return _fix_setup(contact=contact, account=account, steps=unfinished)
+    if purchase is not None and (account is None or purchase.named):
+        return _tell_purchase(purchase.attempt)
     if account is None:
         return Finding.NO_ACCOUNT, {}
-    if account.state == AccountState.DISABLED:
-        return Finding.DISABLED, {}
-    unfinished = list(SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE))
-    if unfinished:
-        return _fix_setup(contact=contact, account=account, steps=unfinished)
     return Finding.ALL_WELL, {}
 
 
@@ -178,19 +189,63 @@ def _fix_payment(*, contact: Contact, money: payments.PaidWithoutAccess) -> tupl
                         key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": money.payment_id})
     if action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
         return Finding.PAYMENT_FULFILLED, facts
+    return _needs_a_person(contact=contact, money=money, error=action.note)
+
+
+def _needs_a_person(*, contact: Contact, money: payments.PaidWithoutAccess, error: str) -> tuple[str, dict[str, Any]]:
+    """Money in and no access, and automation could not fix it: the case ranks as money taken, for a person."""
+    facts = {"amount": money.amount_text, "paid_on": f"{money.paid_at:%-d %b %Y}"}
     _join(customer_key=contact.customer_key, email=contact.email, account=contact.account,
           kind=SignalKind.PAID_WITHOUT_ACCESS, cause="", harm=Harm.MONEY,
           summary=messages.SIGNAL_PAID_WITHOUT_ACCESS.format(amount=money.amount_text, paid_on=facts["paid_on"],
-                                                             payment_id=money.payment_id, error=action.note),
+                                                             payment_id=money.payment_id, error=error),
           detail={"payment_id": money.payment_id, "reference": money.reference, "amount_text": money.amount_text},
           source=f"paid:{money.payment_id}")
     return Finding.PAYMENT_NEEDS_HUMAN, facts
 
 
+def _settle_purchase(*, contact: Contact, attempt: PurchaseAttempt) -> tuple[str, dict[str, Any]]:
+    """A checkout without an order: finish it from its payment when the processor has one (no new charge), else say
+    truthfully that it is being settled and what happens either way."""
+    amount = money_text(attempt.amount_cents, attempt.currency)
+    facts = {"reference": attempt.reference, "amount": amount, "started_on": f"{attempt.created_at:%-d %b %Y}",
+             "minutes": settings.IN_DOUBT_REPLY_MINUTES}
+    action = None
+    if attempt.charge_calls or attempt.payment_id:
+        action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+                            key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": attempt.reference})
+    attempt.refresh_from_db()
+    if action is not None and action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
+        return Finding.PAYMENT_FULFILLED, {**facts, "paid_on": f"{attempt.charged_at or attempt.created_at:%-d %b %Y}"}
+    if action is not None and (payment_id := payments.paid_by(attempt)):
+        # The processor has the money and the order could not be made: a person finishes it.
+        paid = payments.PaidWithoutAccess(payment_id=payment_id, reference=attempt.reference, amount_text=amount,
+                                          paid_at=attempt.charged_at or attempt.created_at)
+        return _needs_a_person(contact=contact, money=paid, error=action.note)
+    return Finding.PAYMENT_BEING_CHECKED, facts
+
+
+def _tell_purchase(attempt: PurchaseAttempt) -> tuple[str, dict[str, Any]]:
+    """A settled purchase, as it stands: paid and active, refunded, or not charged."""
+    facts: dict[str, Any] = {"reference": attempt.reference, "started_on": f"{attempt.created_at:%-d %b %Y}",
+                             "amount": money_text(attempt.amount_cents, attempt.currency)}
+    order = Order.objects.select_related("entitlement", "product").filter(attempt=attempt).first()
+    if order is None:
+        why = messages.NOT_CHARGED_CONFIRMED if attempt.decline_code == NOT_CHARGED else messages.NOT_CHARGED_DECLINED
+        return Finding.PAYMENT_NOT_CHARGED, {**facts, "why": why, "checkout_url": f"{settings.BASE_URL}/checkout"}
+    facts.update(paid_on=f"{attempt.charged_at or order.created_at:%-d %b %Y}", reference=order.reference)
+    if order.status == OrderStatus.REFUNDED:
+        return Finding.PAYMENT_REFUNDED, {**facts, "refunded_on": f"{order.refunded_at or order.created_at:%-d %b %Y}"}
+    entitlement = getattr(order, "entitlement", None)
+    until = f"{entitlement.ends_at:%-d %b %Y}" if entitlement is not None else "the end of its period"
+    return Finding.PAYMENT_COMPLETE, {**facts, "product": order.product.name, "until": until}
+
+
 # A human reads these; the others were answered completely by automation (a follow-up email is promised and sent
 # by the case resolving itself).
 NEEDS_HUMAN = frozenset({Finding.NO_ACCOUNT, Finding.ALL_WELL, Finding.SETUP_NEEDS_HUMAN, Finding.EMAIL_UNDELIVERED,
-                         Finding.PAYMENT_NEEDS_HUMAN, Finding.DISABLED})
+                         Finding.PAYMENT_NEEDS_HUMAN, Finding.DISABLED, Finding.PAYMENT_COMPLETE,
+                         Finding.PAYMENT_REFUNDED, Finding.PAYMENT_NOT_CHARGED})
 
 
 def _acknowledge(

@@ -68,7 +68,11 @@ ACTIONS: dict[str, ActionText] = {
     "fulfil_from_charge": ActionText(
         "Fulfil from charge", "Access given from the payment already taken; no new charge.",
         "Already fulfilled (automation got there first); nothing changed.",
-        {"payment_id": InputText("payment id (optional)", "Payment id")}),
+        {"payment_id": InputText("payment id or checkout reference (optional)", "Payment id or checkout reference")}),
+    "check_processor": ActionText(
+        "Check with the processor now", "Asked the processor just now: {answers}. The payments below show it.",
+        "Nothing to ask the processor: none of this customer's checkouts reached it.",
+        {"payment_id": InputText("payment id or checkout reference (optional)", "Payment id or checkout reference")}),
     "refund": ActionText("Refund", "Refund requested from the processor.", "Already refunded; nothing changed.",
                          {"reference": InputText("order reference (optional)", "Order reference"),
                           "reason": InputText("reason", "Refund reason")}),
@@ -101,6 +105,10 @@ ACTION_BROKE = ("That didn't work: our own code failed while doing it. Nothing e
 ACTION_NOT_AVAILABLE = "That action isn't available for this case."
 NO_CHARGE_FOUND = "We can't find a charge without access for this customer; enter the payment id."
 NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."
+NO_SUCH_CHECKOUT = "There is no checkout {reference}."
+NO_PAYMENT_FOR_CHECKOUT = (
+    "The payment processor has no payment for checkout {reference}: nothing was charged, so there is nothing to fulfil."
+)
 PAYMENT_NOT_SUCCEEDED = "The processor says that payment has not succeeded ({status}), so there is nothing to fulfil."
 PAYMENT_MATCHES_NO_CHECKOUT = (
     "That payment matches none of our checkouts, so there is nothing to fulfil it with; refund it at the processor."
@@ -113,6 +121,18 @@ MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."
 REPLY_EMPTY = "Write something before sending."
 NO_REPLY_ADDRESS = "This case has no email address to reply to."
 SAVED_REPLY_SAVED = "Saved as “{title}”."
+
+
+# --- The processor's side of a payment, as last heard (support.payments) -----------------------------------------
+
+PROCESSOR_SAYS = "processor: {status} (as of {as_of}, from {source})"
+PROCESSOR_NO_PAYMENT = "no payment"
+PROCESSOR_REFUNDED = ", {amount} refunded"
+PROCESSOR_FROM_RECORD = "the report of this payment"
+# A checkout asked the processor and we never heard back (its answer lost in a crash): "Check with the processor now".
+PROCESSOR_NOT_HEARD = "processor: nothing heard yet; check with the processor now"
+PROCESSOR_NOT_ASKED = "processor: not asked (no charge was requested)"
+PROCESSOR_CHECKED = "{what}: {status}"
 
 
 # --- Incidents ---------------------------------------------------------------------------------------
@@ -189,7 +209,31 @@ CONTACT_FINDINGS = {
         "This account is disabled, so nothing can be changed on it from here. "
         "A person will read your message and reply within one working day."
     ),
+    "payment_being_checked": (
+        "We see your checkout {reference} for {amount} from {started_on}. It hasn't finished on our side yet, and we "
+        "are confirming with our payment processor now whether your card was charged. You won't be charged twice, and "
+        "you don't need to pay again: if the payment went through, your order is finished and your access switched on "
+        "by itself; if it didn't, nothing was taken. Either way we'll email you within {minutes} minutes."
+    ),
+    "payment_complete": (
+        "We see your {amount} payment from {paid_on} (order {reference}). It went through once and your order is "
+        "complete: {product} is active until {until}. You don't need to pay again. "
+        "A person will also read your message and reply within one working day."
+    ),
+    "payment_refunded": (
+        "We see your {amount} payment from {paid_on} (order {reference}). It was refunded in full on {refunded_on}; "
+        "banks usually show a refund within 5 to 10 working days. "
+        "A person will also read your message and reply within one working day."
+    ),
+    "payment_not_charged": (
+        "We see your checkout {reference} from {started_on}: your card was not charged ({why}), so nothing was taken. "
+        "You can buy again at {checkout_url}. "
+        "A person will also read your message and reply within one working day."
+    ),
 }
+# Why a checkout was not charged, in the customer's words.
+NOT_CHARGED_DECLINED = "the card was declined"
+NOT_CHARGED_CONFIRMED = "our payment processor confirmed that no payment was made"
 CONTACT_SUBJECT = "We've got your message ({reference})"
 FIELD_EMAIL = "Enter the email address you use with us, like name@company.com."
 FIELD_MESSAGE = "Tell us what's wrong in a few words."

@@ -178,6 +178,10 @@ class Finding(models.TextChoices):
     EMAIL_UNDELIVERED = "email_undelivered", "our emails are not reaching them; code sent by SMS"
     PAYMENT_FULFILLED = "payment_fulfilled", "paid without access; access given now"
     PAYMENT_NEEDS_HUMAN = "payment_needs_human", "paid without access; needs a person"
+    PAYMENT_BEING_CHECKED = "payment_being_checked", "checkout not finished; being settled with the processor"
+    PAYMENT_COMPLETE = "payment_complete", "their purchase is paid and active"
+    PAYMENT_REFUNDED = "payment_refunded", "their purchase was refunded"
+    PAYMENT_NOT_CHARGED = "payment_not_charged", "their checkout was not charged"
     DISABLED = "disabled", "account disabled"
 
 

@@ -7,6 +7,7 @@ fulfilment or a refund happen once even when the checkout, a webhook and reconci
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,30 +17,34 @@ from django.utils import timezone
 from backstop.attention.models import AttentionRecord
 from backstop.billing import credits as billing_credits
 from backstop.billing import fulfilment as billing_fulfilment
+from backstop.billing import processor_status
 from backstop.billing import refunds as billing_refunds
 from backstop.billing.models import (
+    NO_PAYMENT,
     AttemptState,
     FulfilledBy,
+    LearntFrom,
     Order,
     OrderStatus,
+    ProcessorStatus,
     PurchaseAttempt,
 )
 from backstop.billing.outcome import money
-from backstop.billing.providers import RequestRefused, payment_processor
+from backstop.billing.providers import ProcessorPayment, RequestRefused, payment_processor
+from backstop.lib.email_identity import email_key
 from backstop.lib.errors import ProviderError
 from backstop.support import messages, triage
 from backstop.support.models import Signal
 
 # Charged at the processor, no order yet: the money is in, the access is not.
 PAID_WITHOUT_ORDER = (AttemptState.CHARGED, AttemptState.IN_DOUBT)
-PROCESSOR_SAYS = {
-    AttemptState.RECORDED: "not charged yet",
-    AttemptState.CHARGING: "charge under way",
-    AttemptState.CHARGED: "succeeded",
-    AttemptState.FULFILLED: "succeeded",
-    AttemptState.IN_DOUBT: "unknown: being checked",
-    AttemptState.DECLINED: "declined, nothing charged",
-}
+# The processor was asked to charge and we never learnt its answer: the money may be in (a crash after the charge).
+MAYBE_PAID = (AttemptState.CHARGING, AttemptState.IN_DOUBT)
+# A checkout reference as a customer types it: any case, a dash, a space or nothing between the groups, and
+# Crockford's look-alikes (O for 0, I or L for 1) read as the digits they stand for.
+QUOTED_REFERENCE = re.compile(r"\bBK[-\s]?([0-9A-Z]{5})[-\s]?([0-9A-Z]{5})\b", re.IGNORECASE)
+QUOTED_PAYMENT_ID = re.compile(r"\bpi_[A-Za-z0-9]{8,}\b")
+_LOOK_ALIKES = str.maketrans("OIL", "011")
 
 
 class PaymentActionFailed(Exception):
@@ -67,16 +72,44 @@ class PaymentRow:
     access: str
 
 
-def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
+def quoted_identifiers(*texts: str) -> tuple[list[str], list[str]]:
+    """The checkout references and the processor's payment ids quoted in what the customer wrote, in order."""
+    references: dict[str, None] = {}
+    payment_ids: dict[str, None] = {}
+    for text in texts:
+        for first, second in QUOTED_REFERENCE.findall(text):
+            references[f"BK-{first.upper().translate(_LOOK_ALIKES)}-{second.upper().translate(_LOOK_ALIKES)}"] = None
+        payment_ids.update(dict.fromkeys(QUOTED_PAYMENT_ID.findall(text)))
+    return list(references), list(payment_ids)
+
+
+def _quoted(references: list[str], payment_ids: list[str]) -> Q:
+    """Checkouts a customer named: by reference, or by a payment id we recorded for it in any of our books."""
+    return (Q(reference__in=references) | Q(payment_id__in=payment_ids) | Q(order__payment_id__in=payment_ids)
+            | Q(processor_statuses__payment_id__in=payment_ids))
+
+
+def _customer_attempts(*, email: str, account: Any, reference: str = "", text: str = "") -> Any:
+    """The customer's checkouts (by their email key, whichever form of the address they typed, or their account)
+    and any they named by reference or payment id."""
     attempts = PurchaseAttempt.objects.of_customer(email=email, account=account)
-    if reference:
-        attempts |= PurchaseAttempt.objects.filter(reference=reference.strip().upper())
+    if reference or text:
+        references, payment_ids = quoted_identifiers(reference, text)
+        if reference.strip() and not references:
+            references = [reference.strip().upper()]
+        attempts = PurchaseAttempt.objects.filter(
+            Q(pk__in=attempts.values("pk")) | Q(pk__in=PurchaseAttempt.objects.filter(
+                _quoted(references, payment_ids)).values("pk")))
     return attempts
 
 
 def _open_money_records(email: str) -> Any:
+    """Open money records about this customer: joined to a case of their email key, or naming the address."""
+    named = Q(detail__email=email) | Q(detail__email=email.lower())
+    if key := email_key(email):
+        named |= Q(signals__case__customer_key=key)
     return AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
-        Q(detail__email=email) | Q(detail__email=email.lower()))
+        named).distinct()
 
 
 def find_paid_without_access(*, email: str, account: Any, reference: str) -> PaidWithoutAccess | None:
@@ -97,14 +130,107 @@ def find_paid_without_access(*, email: str, account: Any, reference: str) -> Pai
     return None
 
 
+# --- The checkout a customer's message is about --------------------------------------------------------------
+
+# Checkouts without an order whose money may be in, or whose charge may still be under way: settle them first.
+UNSETTLED = (AttemptState.RECORDED, AttemptState.CHARGING, AttemptState.CHARGED, AttemptState.IN_DOUBT)
+# At most this many payment ids quoted in one message are looked up at the processor.
+MAX_QUOTED_LOOKUPS = 3
+
+
+@dataclass(frozen=True)
+class PurchaseInQuestion:
+    attempt: PurchaseAttempt
+    # The customer quoted its reference or payment id (rather than our finding it by their address or account).
+    named: bool
+
+    @property
+    def unsettled(self) -> bool:
+        return _unsettled(self.attempt)
+
+
+def _unsettled(attempt: PurchaseAttempt) -> bool:
+    """No order yet, and the money may be in or the charge still under way (the order is read with the attempt)."""
+    return attempt.state in UNSETTLED and getattr(attempt, "order", None) is None
+
+
+def purchase_in_question(*, email: str, account: Any, text: str, reference: str) -> PurchaseInQuestion | None:
+    """The checkout a customer's message is most likely about, found by the references and payment ids they quoted
+    and by their email key or account: an unsettled one they named, then any unsettled one of theirs (money may be
+    in without access), then one they named, then their newest.
+
+    A payment id they quote that none of our books knows is looked up at the processor (its metadata names our
+    checkout), and what it says is recorded.
+    """
+    references, payment_ids = quoted_identifiers(reference, text)
+    if reference.strip() and not references and not payment_ids:
+        references = [reference.strip().upper()]
+    _look_up_unknown_payments(payment_ids)
+    named = list(PurchaseAttempt.objects.filter(_quoted(references, payment_ids)).distinct()
+                 .select_related("order").order_by("-id")[:20])
+    theirs = list(PurchaseAttempt.objects.of_customer(email=email, account=account).select_related("order")
+                  .order_by("-id")[:50])
+    for candidates, by_name, unsettled_only in ((named, True, True), (theirs, False, True), (named, True, False),
+                                                (theirs, False, False)):
+        for attempt in candidates:
+            if not unsettled_only or _unsettled(attempt):
+                return PurchaseInQuestion(attempt=attempt, named=by_name)
+    return None
+
+
+def _look_up_unknown_payments(payment_ids: list[str]) -> None:
+    """Payment ids no book of ours knows: ask the processor which checkout they belong to (recorded with the answer).
+    A processor that does not answer leaves them unknown: the answer to the customer does without them."""
+    known = set(ProcessorStatus.objects.filter(payment_id__in=payment_ids).values_list("payment_id", flat=True))
+    known |= set(PurchaseAttempt.objects.filter(payment_id__in=payment_ids).values_list("payment_id", flat=True))
+    unknown = [p for p in payment_ids if p not in known][:MAX_QUOTED_LOOKUPS]
+    if not unknown:
+        return
+    try:
+        processor_status.check_with_processor(attempts=[], payment_ids=unknown)
+    except ProviderError:
+        pass
+
+
+def paid_by(attempt: PurchaseAttempt) -> str:
+    """The payment we know took the checkout's money (the charge's answer said so, or the processor has said so
+    since), or "" when we do not know that any did."""
+    if attempt.state in (AttemptState.CHARGED, AttemptState.FULFILLED) and attempt.payment_id:
+        return attempt.payment_id
+    return str(ProcessorStatus.objects.filter(attempt=attempt, status="succeeded").exclude(payment_id="")
+               .values_list("payment_id", flat=True).order_by("-as_of").first() or "")
+
+
+def processor_says(status: ProcessorStatus | None, *, attempt: PurchaseAttempt | None = None) -> str:
+    """The processor's own status as we last heard it, and as of when; never a guess from our own state."""
+    if status is None:
+        asked = attempt is None or attempt.charge_calls > 0 or bool(attempt.payment_id)
+        return messages.PROCESSOR_NOT_HEARD if asked else messages.PROCESSOR_NOT_ASKED
+    said = _status_words(status.status, status.amount_refunded_cents, status.currency)
+    return messages.PROCESSOR_SAYS.format(status=said, as_of=_moment(status.as_of),
+                                          source=status.get_learnt_from_display())
+
+
+def _moment(moment: dt.datetime) -> str:
+    return f"{moment:%H:%M:%S} UTC, {moment:%-d %b %Y}"
+
+
 def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
     rows = []
-    attempts = _customer_attempts(email=email, account=account).exclude(state=AttemptState.RECORDED).order_by("-id")
-    for attempt in attempts.select_related("order__entitlement")[:50]:
+    attempts = list(_customer_attempts(email=email, account=account).exclude(state=AttemptState.RECORDED)
+                    .order_by("-id").select_related("order__entitlement")[:50])
+    records = list(_open_money_records(email)[:20])
+    heard = processor_status.latest_statuses(
+        attempt_ids=[a.pk for a in attempts],
+        payment_ids=[a.payment_id for a in attempts] + [str(r.detail.get("payment_id", "")) for r in records])
+    for attempt in attempts:
         order = getattr(attempt, "order", None)
         entitlement = getattr(order, "entitlement", None) if order is not None else None
         if order is None:
-            ours, access = ("no order yet" if attempt.state in PAID_WITHOUT_ORDER else "no order"), "none"
+            # Our own state, which the processor column used to borrow: "charge under way" was ours, not its.
+            ours = ("no order yet" if attempt.state in PAID_WITHOUT_ORDER
+                    else f"no order ({attempt.get_state_display()})")
+            access = "none"
         else:
             ours = f"order {order.reference}: {order.get_status_display()} ({order.get_fulfilled_by_display()})"
             access = (f"{entitlement.get_state_display()} until {entitlement.ends_at:%-d %b %Y}"
@@ -112,14 +238,20 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
         rows.append(PaymentRow(
             reference=attempt.reference, payment_id=attempt.payment_id,
             amount_text=money(attempt.amount_cents, attempt.currency), paid_at=attempt.charged_at,
-            processor_status=PROCESSOR_SAYS.get(AttemptState(attempt.state), attempt.state), our_status=ours,
-            access=access))
-    for record in _open_money_records(email)[:20]:
+            processor_status=processor_says(
+                heard.get(attempt.payment_id) or heard.get(f"attempt:{attempt.pk}"), attempt=attempt),
+            our_status=ours, access=access))
+    for record in records:
         detail = record.detail
+        payment_id = str(detail.get("payment_id", ""))
+        said = processor_says(heard.get(payment_id))
+        if payment_id not in heard and detail.get("status"):
+            # The status in the processor's answer that billing raised the record from, as of that moment.
+            said = messages.PROCESSOR_SAYS.format(status=detail["status"], as_of=_moment(record.created_at),
+                                                  source=messages.PROCESSOR_FROM_RECORD)
         rows.append(PaymentRow(
-            reference="", payment_id=str(detail.get("payment_id", "")), amount_text=str(detail.get("amount", "")),
-            paid_at=record.created_at, processor_status=str(detail.get("status", "succeeded")),
-            our_status=record.get_kind_display(), access="none"))
+            reference="", payment_id=payment_id, amount_text=str(detail.get("amount", "")),
+            paid_at=record.created_at, processor_status=said, our_status=record.get_kind_display(), access="none"))
     return rows
 
 
@@ -138,9 +270,18 @@ def is_about_money(case: Any) -> bool:
 
 
 def has_charge_without_order(*, email: str, account: Any) -> bool:
-    """Whether the customer was charged and has no order for it: the money is in, the access is not."""
-    return (_customer_attempts(email=email, account=account).filter(state__in=PAID_WITHOUT_ORDER, order__isnull=True)
-            .exclude(payment_id="").exists())
+    """Whether the customer was charged and has no order for it: the money is in, the access is not (as our books
+    say, or as the processor told us of a checkout whose charge never got its answer)."""
+    without_order = _customer_attempts(email=email, account=account).filter(order__isnull=True)
+    return (without_order.filter(state__in=PAID_WITHOUT_ORDER).exclude(payment_id="").exists()
+            or ProcessorStatus.objects.filter(attempt__in=without_order.filter(state__in=MAYBE_PAID),
+                                              status="succeeded").exists())
+
+
+def has_payment_at_processor(*, email: str, account: Any) -> bool:
+    """Whether any checkout of the customer's reached the processor: there is something to ask it about."""
+    return (_customer_attempts(email=email, account=account).filter(Q(charge_calls__gt=0) | ~Q(payment_id=""))
+            .exists())
 
 
 def has_paid_order(*, email: str, account: Any) -> bool:
@@ -161,20 +302,52 @@ def _actor(staff: Any) -> str:
     return f"support:{staff.email}" if staff is not None else "support:automation"
 
 
-def _payment_to_fulfil(case: Any) -> str:
-    """The payment the case is about: named by its money signal (directly or by checkout), or the customer's
-    latest charge that has no order."""
+def _payment_to_fulfil(case: Any) -> tuple[str, PurchaseAttempt | None]:
+    """The payment the case is about: named by its money signal (directly or by checkout), or the customer's latest
+    charge that has no order, or their latest checkout whose charge never got its answer (its payment is then
+    found at the processor by the checkout's id)."""
     for detail in Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS).order_by("-id").values_list(
             "detail", flat=True):
         if detail.get("payment_id"):
-            return str(detail["payment_id"])
+            return str(detail["payment_id"]), None
         attempt = PurchaseAttempt.objects.by_reference(str(detail.get("reference") or "")) \
             if detail.get("reference") else None
-        if attempt is not None and attempt.payment_id:
-            return attempt.payment_id
-    attempt = (_customer_attempts(email=case.email, account=case.account).filter(state__in=PAID_WITHOUT_ORDER)
-               .exclude(payment_id="").order_by("-id").first())
-    return attempt.payment_id if attempt is not None else ""
+        if attempt is not None and (attempt.payment_id or attempt.state in MAYBE_PAID):
+            return attempt.payment_id, attempt
+    attempts = _customer_attempts(email=case.email, account=case.account).filter(order__isnull=True)
+    attempt = attempts.filter(state__in=PAID_WITHOUT_ORDER).exclude(payment_id="").order_by("-id").first()
+    if attempt is None:
+        attempt = attempts.filter(state__in=MAYBE_PAID, payment_id="", charge_calls__gt=0).order_by("-id").first()
+    return (attempt.payment_id, attempt) if attempt is not None else ("", None)
+
+
+def _named_payment(named: str, case: Any) -> tuple[str, PurchaseAttempt | None]:
+    """What staff typed (a payment id or a checkout reference), or else the payment the case is about."""
+    references, payment_ids = quoted_identifiers(named)
+    if references:
+        attempt = PurchaseAttempt.objects.by_reference(references[0])
+        if attempt is None:
+            raise PaymentActionFailed(messages.NO_SUCH_CHECKOUT.format(reference=references[0]))
+        return attempt.payment_id, attempt
+    if named.strip():
+        return (payment_ids[0] if payment_ids else named.strip()), None
+    return _payment_to_fulfil(case)
+
+
+def _look_up(payment_id: str, attempt: PurchaseAttempt | None) -> ProcessorPayment | None:
+    """The payment at the processor (by its id, else by the checkout's), its answer recorded for the desk."""
+    processor = payment_processor()
+    if payment_id:
+        payment = processor_status.retrieve_or_none(processor, payment_id)
+    else:
+        assert attempt is not None
+        payment = processor_status.find_payment_of_attempt(attempt, processor)
+    attempt_id = attempt.pk if attempt is not None else None
+    if payment is None:
+        processor_status.record_no_payment(attempt_id=attempt_id, payment_id=payment_id, learnt_from=LearntFrom.LOOKUP)
+    else:
+        processor_status.record_payment(payment=payment, learnt_from=LearntFrom.LOOKUP, attempt_id=attempt_id)
+    return payment
 
 
 def _resolve_money_records(case: Any, *, payment_id: str, how: str) -> None:
@@ -184,20 +357,27 @@ def _resolve_money_records(case: Any, *, payment_id: str, how: str) -> None:
 
 
 def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
-    """Give access for a payment already taken: no new charge. True when this call created the order."""
-    payment_id = payment_id.strip() or _payment_to_fulfil(case)
-    if not payment_id:
+    """Give access for a payment already taken: no new charge. ``payment_id`` may also be a checkout reference (its
+    payment is found at the processor even when the charge's answer never reached us); blank: the payment the case
+    is about. True when this call created the order."""
+    payment_id, attempt = _named_payment(payment_id, case)
+    if not payment_id and attempt is None:
         raise PaymentActionFailed(messages.NO_CHARGE_FOUND)
     try:
-        payment = payment_processor().retrieve(payment_id)
-    except RequestRefused as error:
-        raise PaymentActionFailed(messages.NO_SUCH_PAYMENT.format(payment_id=payment_id)) from error
+        payment = _look_up(payment_id, attempt)
     except ProviderError as error:
         raise PaymentActionFailed(str(error)) from error
+    if payment is None and payment_id:
+        raise PaymentActionFailed(messages.NO_SUCH_PAYMENT.format(payment_id=payment_id))
+    if payment is None:
+        assert attempt is not None
+        raise PaymentActionFailed(messages.NO_PAYMENT_FOR_CHECKOUT.format(reference=attempt.reference))
+    payment_id = payment.id
     if not payment.succeeded:
         raise PaymentActionFailed(messages.PAYMENT_NOT_SUCCEEDED.format(status=payment.status))
     try:
-        result = billing_fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.SUPPORT, actor=_actor(staff))
+        result = billing_fulfilment.fulfil_payment(payment=payment, source=FulfilledBy.SUPPORT, actor=_actor(staff),
+                                                   attempt_id=attempt.pk if attempt is not None else None)
     except billing_fulfilment.UnmatchedPayment as error:
         raise PaymentActionFailed(messages.PAYMENT_MATCHES_NO_CHECKOUT) from error
     if result.order is None or result.problem:
@@ -233,3 +413,32 @@ def grant_credit(*, case: Any, staff: Any, days: int, reason: str, key: str) -> 
                                     actor=_actor(staff), key=key)
     except billing_credits.NotCreditable as error:
         raise PaymentActionFailed(str(error)) from error
+
+
+def check_with_processor(*, case: Any, named: str) -> str:
+    """Ask the processor now about the customer's payments (or the one named: a payment id or a checkout reference)
+    and record each answer for the desk; returns the answers in words, or "" when nothing reached the processor."""
+    references, payment_ids = quoted_identifiers(named)
+    if named.strip() and not references and not payment_ids:
+        payment_ids = [named.strip()]
+    if references or payment_ids:
+        attempts = list(PurchaseAttempt.objects.filter(reference__in=references))
+    else:
+        attempts = list(_customer_attempts(email=case.email, account=case.account)
+                        .filter(Q(charge_calls__gt=0) | ~Q(payment_id="")).order_by("-id")[:20])
+        payment_ids = [str(r.detail["payment_id"]) for r in _open_money_records(case.email)[:20]
+                       if r.detail.get("payment_id")]
+    if not attempts and not payment_ids:
+        return ""
+    try:
+        checked = processor_status.check_with_processor(attempts=attempts, payment_ids=payment_ids)
+    except ProviderError as error:
+        raise PaymentActionFailed(str(error)) from error
+    return "; ".join(messages.PROCESSOR_CHECKED.format(
+        what=answer.reference or answer.payment_id,
+        status=_status_words(answer.status, answer.amount_refunded, answer.currency)) for answer in checked)
+
+
+def _status_words(status: str, refunded: int, currency: str) -> str:
+    said = messages.PROCESSOR_NO_PAYMENT if status == NO_PAYMENT else status
+    return said + (messages.PROCESSOR_REFUNDED.format(amount=money(refunded, currency)) if refunded else "")

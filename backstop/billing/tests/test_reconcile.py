@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -22,12 +25,13 @@ from backstop.billing.models import (
     PurchaseAttempt,
     ReconciliationWatermark,
 )
+from backstop.billing.providers import StripePayments
 from backstop.billing.reconcile import WATERMARK, reconcile_payments
 from backstop.billing.tests.conftest import annual_plan, buy, mailbox, settled, stripe_client
 from backstop.billing.workflows import reconcile_workflow
 from backstop.fakepay.store import insert_payment_intents_bulk
 from backstop.notify.models import Message
-from conftest import wait_for
+from conftest import FAST_ENV, ROOT, wait_for
 
 
 def _charge_at_processor(attempt: PurchaseAttempt) -> str:
@@ -218,3 +222,36 @@ def test_it_walks_many_pages_of_payments_against_the_orders(engine_db: str, proc
     assert (summary.orders_matched, summary.orders_recreated) == (count - len(missing), len(missing))
     assert (summary.payments_unmatched, summary.orders_without_payment) == (0, 0)
     assert Order.objects.count() == count
+
+
+def test_it_exits_non_zero_from_the_real_command_when_something_needs_a_person(
+    server_database: Any, fakepay: Any
+) -> None:
+    fakepay.start()
+    env = {**os.environ, **FAST_ENV, "BACKSTOP_DATA_DIR": str(server_database.data_dir),
+           "DATABASE_URL": server_database.url, "STRIPE_API_BASE": fakepay.url, "BACKSTOP_PAYMENT_TIMEOUT": "2",
+           "BACKSTOP_RECONCILE_SETTLE_SECONDS": "0", "BACKSTOP_LOG_LEVEL": "WARNING"}
+
+    def backstop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backstop.cli", *args], env=env, cwd=ROOT, text=True,
+                              capture_output=True, timeout=120)
+
+    assert backstop("migrate", "--verbosity", "0").returncode == 0
+    agree = backstop("reconcile", "--full", "--no-progress")
+    # Somebody paid the processor directly (no checkout of ours): only a person can match or refund it.
+    StripePayments(api_key="sk_test_fakepay", api_base=fakepay.url, timeout=10).charge(
+        amount=24900, currency="usd", payment_method="pm_card_visa", email="zed@example.com",
+        description="paid outside our checkout", metadata={}, idempotency_key="outside-1")
+    unmatched = backstop("reconcile", "--full", "--no-progress")
+    fakepay.stop()
+    unreachable = backstop("reconcile", "--full", "--no-progress")
+    misused = backstop("reconcile", "--full", "--since", "2024-01-01")
+
+    assert agree.returncode == 0, agree.stdout + agree.stderr
+    assert unmatched.returncode == 1, unmatched.stdout + unmatched.stderr
+    assert "payments matching no checkout (support): 1" in unmatched.stdout
+    assert "needs a person: 1 payment matching no checkout" in unmatched.stderr
+    assert unreachable.returncode == 2, unreachable.stdout + unreachable.stderr
+    assert "the processor's payment list failed" in unreachable.stdout
+    assert misused.returncode == 2
+    assert server_database.scalar("SELECT COUNT(*) FROM support_attentionrecord WHERE kind = 'payment_unmatched'") == 1

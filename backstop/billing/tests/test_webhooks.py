@@ -112,3 +112,27 @@ def test_it_receives_the_processors_own_signed_deliveries(server_factory: Any, f
     assert database.scalar("SELECT COUNT(*) FROM billing_processedwebhookevent WHERE event_id = ?", (event_id,)) == 1
     assert database.scalar("SELECT COUNT(*) FROM billing_order") == 1
     assert database.scalar("SELECT COUNT(*) FROM notify_message WHERE key LIKE ?", ("purchase-confirmation:%",)) == 1
+
+
+def test_it_refuses_over_http_an_event_signed_with_a_timestamp_beyond_the_tolerance_in_the_future(
+    server_factory: Any,
+) -> None:
+    server = server_factory(STRIPE_WEBHOOK_TOLERANCE_SECONDS="300").start()
+    event = {"id": "evt_from_the_future", "object": "event", "type": "customer.created", "created": int(time.time()),
+             "data": {"object": {"id": "cus_1", "object": "customer"}}}
+
+    def deliver(at: int) -> httpx.Response:
+        body, signature = signed(event, at=at)
+        return httpx.post(f"{server.url}/api/webhooks/payments", content=body, timeout=10,
+                          headers={"Content-Type": "application/json", "Stripe-Signature": signature})
+
+    a_day_ahead = deliver(int(time.time()) + 86400)
+    just_beyond = deliver(int(time.time()) + 330)
+    # A processor whose clock runs a little ahead of ours is still heard.
+    slightly_ahead = deliver(int(time.time()) + 30)
+
+    assert (a_day_ahead.status_code, a_day_ahead.json()["code"]) == (400, "bad_signature")
+    assert just_beyond.status_code == 400
+    assert slightly_ahead.status_code == 200, slightly_ahead.text
+    assert slightly_ahead.json()["outcome"] == "ignored customer.created"
+    assert server.database.query("SELECT event_id FROM billing_processedwebhookevent") == [("evt_from_the_future",)]

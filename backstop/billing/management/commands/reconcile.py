@@ -13,6 +13,12 @@ from django.utils.dateparse import parse_datetime
 
 from backstop.billing.reconcile import reconcile_payments
 
+# 0: the books agree (whatever was missing was fixed). 1: this run found something only a person can settle
+# (a payment matching no checkout, an order without a payment, a checkout still unsettled): it is on the desk.
+# 2: it could not check everything (the processor failed, or the command was given wrong options).
+EXIT_NEEDS_A_PERSON = 1
+EXIT_NOT_CHECKED = 2
+
 
 class ProgressBar:
     """One line on a terminal, redrawn at most 10 times a second: payments done, rate, how far back."""
@@ -60,11 +66,12 @@ class Command(BaseCommand):
         if options["since"]:
             since = parse_datetime(options["since"]) or _parse_date(options["since"])
             if since is None:
-                raise CommandError(f"--since must be an ISO date or date-time, not {options['since']!r}")
+                raise CommandError(f"--since must be an ISO date or date-time, not {options['since']!r}",
+                                   returncode=EXIT_NOT_CHECKED)
             if timezone.is_naive(since):
                 since = since.replace(tzinfo=dt.UTC)
         if options["full"] and since is not None:
-            raise CommandError("use either --full or --since, not both")
+            raise CommandError("use either --full or --since, not both", returncode=EXIT_NOT_CHECKED)
         bar = None
         if sys.stderr.isatty() and not options["no_progress"]:
             bar = ProgressBar(sys.stderr, since=since, until=timezone.now())
@@ -73,8 +80,13 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish()
         self.stdout.write("\n".join(summary.lines()))
+        # A scheduler or a person running it by hand tells the outcomes apart by the exit status alone.
         if summary.problems:
-            raise CommandError("reconciliation finished with problems (see above)")
+            raise CommandError("reconciliation could not check everything (see the problems above)",
+                               returncode=EXIT_NOT_CHECKED)
+        if needs := summary.needs_a_person():
+            raise CommandError(f"needs a person: {', '.join(needs)} (on the support desk)",
+                               returncode=EXIT_NEEDS_A_PERSON)
 
 
 def _parse_date(text: str) -> dt.datetime | None:

@@ -39,7 +39,7 @@ def fill_processor_status(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0007_processor_status"),
+        ("billing", "0009_processor_status"),
     ]
 
     operations = [

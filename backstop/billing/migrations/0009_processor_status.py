@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_buyer_email_key_required'),
+        ('billing', '0008_fill_plan_claim'),
     ]
 
     operations = [

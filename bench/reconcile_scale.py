@@ -101,15 +101,16 @@ def child_seed(first: int, count: int, created_from: int, step: float) -> dict[s
     started = time.monotonic()
     attempt_sql = (
         "INSERT INTO billing_purchaseattempt (id, reference, idempotency_key, request_fingerprint, product_id,"
-        " amount_cents, currency, email, payment_method, state, payment_id, decline_code, decline_message,"
-        " last_error, charge_calls, interrupted, created_at, updated_at, charged_at, fulfilled_at, settled_at)"
-        " VALUES (%s, %s, %s, 'bench', %s, %s, 'usd', %s, 'pm_card_visa', 'fulfilled', %s, '', '', '', 1, %s,"
+        " amount_cents, currency, email, email_key, payment_method, state, payment_id, decline_code,"
+        " decline_message, last_error, charge_calls, interrupted, created_at, updated_at, charged_at, fulfilled_at,"
+        " settled_at)"
+        " VALUES (%s, %s, %s, 'bench', %s, %s, 'usd', %s, %s, 'pm_card_visa', 'fulfilled', %s, '', '', '', 1, %s,"
         " %s, %s, %s, %s, %s)"
     )
     order_sql = (
-        "INSERT INTO billing_order (reference, attempt_id, product_id, email, amount_cents, currency, payment_id,"
-        " payment_created_at, status, fulfilled_by, refunded_cents, refund_id, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, 'usd', %s, %s, 'paid', 'checkout', 0, '', %s)"
+        "INSERT INTO billing_order (reference, attempt_id, product_id, email, email_key, amount_cents, currency,"
+        " payment_id, payment_created_at, status, fulfilled_by, refunded_cents, refund_id, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'usd', %s, %s, 'paid', 'checkout', 0, '', %s)"
     )
     for batch_start in range(first, first + count, ROWS_PER_BATCH):
         attempts, orders = [], []
@@ -117,10 +118,12 @@ def child_seed(first: int, count: int, created_from: int, step: float) -> dict[s
             created = dt.datetime.fromtimestamp(int(created_from + (number - first) * step), tz=dt.UTC)
             reference = f"BK-{number:05d}-{number // 100000:05d}"[:20]
             email = f"buyer{number}@example.com"
-            attempts.append((number, reference, f"bench-{number}", product.pk, AMOUNT, email, _payment_id(number),
-                             False, created, created, created, created, created))
+            # Plain ASCII addresses: the identity key is the address itself (lib.email_identity).
+            attempts.append((number, reference, f"bench-{number}", product.pk, AMOUNT, email, email,
+                             _payment_id(number), False, created, created, created, created, created))
             if number % MISSING_EVERY:
-                orders.append((reference, number, product.pk, email, AMOUNT, _payment_id(number), created, created))
+                orders.append((reference, number, product.pk, email, email, AMOUNT, _payment_id(number), created,
+                               created))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(attempt_sql, attempts)
             cursor.executemany(order_sql, orders)

@@ -38,7 +38,7 @@ ID_RANDOM_BYTES = 18  # 24 base64 characters
 BULK_CACHE_KIB = 256 * 1024  # a big page cache keeps the random-key unique indexes in memory while seeding
 
 # Tables a list endpoint may page through; every query names one of these literally.
-ListedTable = Literal["payment_intents", "events"]
+ListedTable = Literal["payment_intents", "events", "refunds"]
 Position = tuple[int, int]  # (created, seq) of a list cursor
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS refunds (
     reason TEXT,
     metadata TEXT NOT NULL DEFAULT '{}'
 );
+CREATE INDEX IF NOT EXISTS refunds_by_created ON refunds (created, seq);
 
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,

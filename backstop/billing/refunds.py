@@ -85,6 +85,9 @@ def refund_payment(*, payment_id: str, actor: str) -> PaymentRefund:
     reference = _reference_of(payment)
     if payment.refundable <= 0:
         # Refunded already (another click, the dashboard, a webhook not yet here): mirror it, ask nothing.
+        audit(actor=actor, action="refund_requested", reference=reference, payment_id=payment.id,
+              before={"refunded_cents": payment.amount_refunded, "captured_cents": payment.amount_received},
+              after={"outcome": "already refunded at the processor", "amount_cents": 0})
         record_refund_from_processor(payment_id=payment.id, amount_refunded=payment.amount_refunded, actor=actor)
         return _result(payment, refunded_now=False, total=payment.amount_refunded)
     key = f"backstop-refund-{payment.id}-from-{payment.amount_refunded}"
@@ -175,6 +178,8 @@ def note_partial_refund(*, order: Order, actor: str) -> None:
 def _mirror(order: Order, total: int, *, actor: str, refund_id: str = "", recorded_by: str = "") -> Mirrored:
     """Inside a transaction holding the order's row: move it to the processor's total, if that is news."""
     if total <= order.refunded_cents:
+        if refund_id and not order.refund_id:  # another path recorded our refund first: keep its id on the order
+            Order.objects.filter(pk=order.pk, refund_id="").update(refund_id=refund_id)
         return "unchanged"
     now = timezone.now()
     full = total >= order.amount_cents

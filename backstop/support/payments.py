@@ -13,13 +13,14 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from backstop.attention.models import AttentionRecord
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import credits as billing_credits
 from backstop.billing import fulfilment as billing_fulfilment
 from backstop.billing import refunds as billing_refunds
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
+    KnownRefund,
     Order,
     OrderStatus,
     PurchaseAttempt,
@@ -40,6 +41,9 @@ PROCESSOR_SAYS = {
     AttemptState.IN_DOUBT: "unknown: being checked",
     AttemptState.DECLINED: "declined, nothing charged",
 }
+# Signals naming a payment the desk can give back: taken without access, matching no checkout, or one our books call
+# refunded while the processor does not.
+REFUNDABLE_KINDS = triage.MONEY_KINDS | {AttentionKind.REFUND_UNCONFIRMED.value}
 
 
 class PaymentActionFailed(Exception):
@@ -65,6 +69,8 @@ class PaymentRow:
     processor_status: str
     our_status: str
     access: str
+    # "$100 of $249 refunded on 3 Mar 2025", empty when nothing was refunded.
+    refunded: str = ""
 
 
 def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
@@ -74,9 +80,21 @@ def _customer_attempts(*, email: str, account: Any, reference: str = "") -> Any:
     return attempts
 
 
-def _open_money_records(email: str) -> Any:
-    return AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
+def _money_records(email: str) -> Any:
+    return AttentionRecord.objects.filter(kind__in=triage.MONEY_KINDS).filter(
         Q(detail__email=email) | Q(detail__email=email.lower()))
+
+
+def _open_money_records(email: str) -> Any:
+    return _money_records(email).filter(resolved_at__isnull=True)
+
+
+def _refunded_text(refunded_cents: int, amount_cents: int, currency: str, when: dt.datetime | None) -> str:
+    if not refunded_cents:
+        return ""
+    return messages.PAYMENT_REFUNDED.format(refunded=money(refunded_cents, currency),
+                                            amount=money(amount_cents, currency),
+                                            on=f"{when:%-d %b %Y}" if when else "")
 
 
 def find_paid_without_access(*, email: str, account: Any, reference: str) -> PaidWithoutAccess | None:
@@ -113,13 +131,24 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
             reference=attempt.reference, payment_id=attempt.payment_id,
             amount_text=money(attempt.amount_cents, attempt.currency), paid_at=attempt.charged_at,
             processor_status=PROCESSOR_SAYS.get(AttemptState(attempt.state), attempt.state), our_status=ours,
-            access=access))
-    for record in _open_money_records(email)[:20]:
+            access=access,
+            refunded=_refunded_text(order.refunded_cents, order.amount_cents, order.currency, order.refunded_at)
+            if order is not None else ""))
+    # Payments no checkout of ours explains: open, or given back from the desk (then their refund is the news).
+    records = list(_money_records(email).order_by("-id")[:20])
+    refunded = {known.payment_id: known for known in KnownRefund.objects.filter(
+        payment_id__in=[str(record.detail.get("payment_id", "")) for record in records])}
+    for record in records:
         detail = record.detail
+        known = refunded.get(str(detail.get("payment_id", "")))
+        if record.resolved_at is not None and known is None:
+            continue
         rows.append(PaymentRow(
             reference="", payment_id=str(detail.get("payment_id", "")), amount_text=str(detail.get("amount", "")),
             paid_at=record.created_at, processor_status=str(detail.get("status", "succeeded")),
-            our_status=record.get_kind_display(), access="none"))
+            our_status=record.get_kind_display(), access="none",
+            refunded=_refunded_text(known.amount_refunded, int(detail.get("amount_cents") or 0),
+                                    str(detail.get("currency") or "usd"), known.updated_at) if known else ""))
     return rows
 
 
@@ -143,6 +172,11 @@ def has_charge_without_order(*, email: str, account: Any) -> bool:
             .exclude(payment_id="").exists())
 
 
+def has_payment_to_return(case: Any) -> bool:
+    """Whether the case names a payment the desk can refund without an order (or whatever our books say of it)."""
+    return bool(set(case.kinds) & REFUNDABLE_KINDS) or has_charge_without_order(email=case.email, account=case.account)
+
+
 def has_paid_order(*, email: str, account: Any) -> bool:
     return Order.objects.filter(attempt__in=_customer_attempts(email=email, account=account),
                                 status=OrderStatus.PAID).exists()
@@ -161,11 +195,10 @@ def _actor(staff: Any) -> str:
     return f"support:{staff.email}" if staff is not None else "support:automation"
 
 
-def _payment_to_fulfil(case: Any) -> str:
-    """The payment the case is about: named by its money signal (directly or by checkout), or the customer's
-    latest charge that has no order."""
-    for detail in Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS).order_by("-id").values_list(
-            "detail", flat=True):
+def _payment_to_fulfil(case: Any, *, kinds: frozenset[str] = triage.MONEY_KINDS) -> str:
+    """The payment the case is about: named by one of its signals of ``kinds`` (directly or by checkout), or the
+    customer's latest charge that has no order."""
+    for detail in Signal.objects.filter(case=case, kind__in=kinds).order_by("-id").values_list("detail", flat=True):
         if detail.get("payment_id"):
             return str(detail["payment_id"])
         attempt = PurchaseAttempt.objects.by_reference(str(detail.get("reference") or "")) \
@@ -177,9 +210,20 @@ def _payment_to_fulfil(case: Any) -> str:
     return attempt.payment_id if attempt is not None else ""
 
 
-def _resolve_money_records(case: Any, *, payment_id: str, how: str) -> None:
+def _customer_payment_ids(case: Any) -> set[str]:
+    """Payments that are this customer's: named by the case's signals, or by their checkouts and orders."""
+    named = {str(detail.get("payment_id") or "") for detail in
+             Signal.objects.filter(case=case).values_list("detail", flat=True) if isinstance(detail, dict)}
+    attempts = _customer_attempts(email=case.email, account=case.account)
+    named |= set(attempts.exclude(payment_id="").values_list("payment_id", flat=True))
+    named |= set(Order.objects.filter(attempt__in=attempts).values_list("payment_id", flat=True))
+    return named - {""}
+
+
+def _resolve_money_records(case: Any, *, payment_id: str, how: str,
+                           kinds: frozenset[str] = triage.MONEY_KINDS) -> None:
     """The records that brought this money problem to the desk are answered."""
-    AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
+    AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=kinds).filter(
         Q(signals__case=case) | Q(detail__payment_id=payment_id)).update(resolved_at=timezone.now(), resolution=how)
 
 
@@ -224,6 +268,24 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
         raise PaymentActionFailed(str(error)) from error
     _resolve_money_records(case, payment_id=order.payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200])
     return before == OrderStatus.PAID and order.status == OrderStatus.REFUNDED
+
+
+def refund_payment(*, case: Any, staff: Any, payment_id: str, reason: str) -> bool:
+    """Give back what is left of a payment of this customer's, order or not (e.g. one no checkout explains), through
+    billing: once per state of the payment, audited. True when this call moved money."""
+    payment_id = payment_id.strip() or _payment_to_fulfil(case, kinds=REFUNDABLE_KINDS)
+    if not payment_id:
+        raise PaymentActionFailed(messages.NO_PAYMENT_TO_REFUND)
+    if payment_id not in _customer_payment_ids(case):
+        # A typed id must be this customer's: the desk never returns someone else's payment from this case.
+        raise PaymentActionFailed(messages.NOT_THIS_CUSTOMERS_PAYMENT.format(payment_id=payment_id))
+    try:
+        result = billing_refunds.refund_payment(payment_id=payment_id, actor=_actor(staff))
+    except (ProviderError, billing_refunds.NotRefundable) as error:
+        raise PaymentActionFailed(str(error)) from error
+    _resolve_money_records(case, payment_id=payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200],
+                           kinds=REFUNDABLE_KINDS)
+    return result.refunded_now
 
 
 def grant_credit(*, case: Any, staff: Any, days: int, reason: str, key: str) -> bool:

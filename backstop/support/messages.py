@@ -110,10 +110,13 @@ NO_CHARGE_FOUND = "We can't find a charge without access for this customer; ente
 NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."
 PAYMENT_NOT_SUCCEEDED = "The processor says that payment has not succeeded ({status}), so there is nothing to fulfil."
 PAYMENT_MATCHES_NO_CHECKOUT = (
-    "That payment matches none of our checkouts, so there is nothing to fulfil it with; refund it at the processor."
+    "That payment matches none of our checkouts, so there is nothing to fulfil it with; use “Refund payment” to give "
+    "it back."
 )
-REFUND_NEEDS_ORDER = ("No paid order to refund for this customer; enter the order reference, or use \"Refund payment\" for "
-                      "a payment without an order.")
+REFUND_NEEDS_ORDER = (
+    "No paid order to refund for this customer; enter the order reference, or use “Refund payment” for a payment "
+    "without an order."
+)
 NO_PAYMENT_TO_REFUND = "We can't find a payment to refund on this case; enter the payment id."
 NOT_THIS_CUSTOMERS_PAYMENT = (
     "Payment {payment_id} isn't one we know as this customer's (no checkout, order or signal of this case names it); "

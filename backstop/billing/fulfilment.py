@@ -90,7 +90,7 @@ def fulfil_payment(
                     refunds.note_partial_refund(order=order, actor=actor)
             if created:
                 # A refund event arriving while this order commits may have looked for it too early: look again after.
-                transaction.on_commit(lambda: _apply_known_refund(payment.id, actor), robust=True)
+                refunds.apply_known_refund_after_commit(payment_id=payment.id, actor=actor)
     except IntegrityError:
         # The attempt already has an order for another payment: this buyer was charged twice.
         other = Order.objects.filter(attempt_id=attempt.pk).first()
@@ -109,13 +109,6 @@ def _refunded_fields(refunded: int, amount: int) -> dict[str, Any]:
     if refunded >= amount:
         fields["status"] = OrderStatus.REFUNDED
     return fields
-
-
-def _apply_known_refund(payment_id: str, actor: str) -> None:
-    try:
-        refunds.apply_known_refund(payment_id=payment_id, actor=actor)
-    except Exception:  # reconciliation compares refunded totals on its next run and applies it then
-        log.exception("could not apply a refund kept for %s", payment_id)
 
 
 def _attempt_for(payment: ProcessorPayment, attempt_id: int | None) -> PurchaseAttempt:

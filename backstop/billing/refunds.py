@@ -137,11 +137,11 @@ def record_refund_from_processor(
         return "unchanged"
     with transaction.atomic():
         _remember(payment_id, amount_refunded, source=actor)
-        order = Order.objects.select_for_update().select_related("account").filter(payment_id=payment_id).first()
+        order = Order.objects.select_for_update().filter(payment_id=payment_id).first()
         if order is None:
             # The order may be committing right now, having read KnownRefund before this row existed: look again
             # once this is committed (fulfil_payment does the same from its side, so one of the two sees the other).
-            transaction.on_commit(lambda: _apply_known_quietly(payment_id, actor), robust=True)
+            apply_known_refund_after_commit(payment_id=payment_id, actor=actor)
             return "kept"
         return _mirror(order, amount_refunded, actor=actor, refund_id=refund_id)
 
@@ -152,10 +152,16 @@ def apply_known_refund(*, payment_id: str, actor: str) -> Mirrored:
     if known is None:
         return "unchanged"
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("account").filter(payment_id=payment_id).first()
+        order = Order.objects.select_for_update().filter(payment_id=payment_id).first()
         if order is None:
             return "kept"
         return _mirror(order, known.amount_refunded, actor=known.source, recorded_by=actor)
+
+
+def apply_known_refund_after_commit(*, payment_id: str, actor: str) -> None:
+    """``apply_known_refund`` once the current transaction commits: the second look that closes the race between a
+    refund arriving and its order being made. A failure is logged (robust): reconciliation's next run applies it."""
+    transaction.on_commit(lambda: apply_known_refund(payment_id=payment_id, actor=actor), robust=True)
 
 
 def known_refunded_cents(payment: ProcessorPayment) -> int:
@@ -243,13 +249,6 @@ def _remember(payment_id: str, total: int, *, source: str) -> None:
         # Only ever up: events arrive in any order, and an older, smaller total is not news.
         KnownRefund.objects.filter(pk=known.pk, amount_refunded__lt=total).update(
             amount_refunded=total, source=source[:200], updated_at=now)
-
-
-def _apply_known_quietly(payment_id: str, actor: str) -> None:
-    try:
-        apply_known_refund(payment_id=payment_id, actor=actor)
-    except Exception:  # reconciliation compares refunded totals on its next run and applies it then
-        log.exception("could not apply the refund kept for %s", payment_id)
 
 
 # --- Talking to the processor ----------------------------------------------------------------------------------

@@ -117,6 +117,10 @@ REFUND_NEEDS_ORDER = (
     "No paid order to refund for this customer; enter the order reference, or use “Refund payment” for a payment "
     "without an order."
 )
+PAYMENT_WAS_REFUNDED = (
+    "The processor says that payment was refunded in full, so there is no access to give: order {reference} is "
+    "recorded refunded and the customer was emailed that"
+)
 NO_PAYMENT_TO_REFUND = "We can't find a payment to refund on this case; enter the payment id."
 NOT_THIS_CUSTOMERS_PAYMENT = (
     "Payment {payment_id} isn't one we know as this customer's (no checkout, order or signal of this case names it); "

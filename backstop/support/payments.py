@@ -246,6 +246,10 @@ def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
         raise PaymentActionFailed(messages.PAYMENT_MATCHES_NO_CHECKOUT) from error
     if result.order is None or result.problem:
         raise PaymentActionFailed(result.problem or messages.NO_CHARGE_FOUND)
+    if result.order.status == OrderStatus.REFUNDED:
+        # Refunded in full before any order: billing recorded the order refunded and told the buyer; no access to give.
+        _resolve_money_records(case, payment_id=payment_id, how="refunded at the processor before any order")
+        raise PaymentActionFailed(messages.PAYMENT_WAS_REFUNDED.format(reference=result.order.reference))
     _resolve_money_records(case, payment_id=payment_id, how=f"fulfilled from charge by {_actor(staff)}")
     return result.created
 

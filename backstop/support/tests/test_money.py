@@ -258,3 +258,22 @@ def test_it_pays_back_a_refund_our_books_promised_and_the_processor_never_made()
     assert stripe_client().retrieve(attempt.payment_id).amount_refunded == 24900 == \
         Order.objects.get(reference=attempt.reference).refunded_cents
     assert AttentionRecord.objects.get(kind=AttentionKind.REFUND_UNCONFIRMED).resolved_at is not None
+
+
+def test_it_gives_no_access_for_a_charge_refunded_before_any_order() -> None:
+    attempt = _charged_without_access("lee@example.com")
+    stripe_client().refund(payment_id=attempt.payment_id, amount=24900, idempotency_key="dashboard-lee")
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="", subject=f"checkout:{attempt.reference}",
+        summary="unsettled", detail={"reference": attempt.reference, "email": "lee@example.com"})
+    case = Case.objects.get()
+
+    desk_client(staff_account()).post(f"/desk/cases/{case.pk}/act",
+                                      {"action": "fulfil_from_charge", "idempotency_key": "f1"})
+
+    action = SupportAction.objects.get()
+    assert action.outcome == ActionOutcome.FAILED and "refunded in full" in action.note
+    order = Order.objects.get(reference=attempt.reference)
+    assert (order.status, order.refunded_cents) == (OrderStatus.REFUNDED, 24900)
+    assert not Entitlement.objects.filter(order=order).exists()
+    assert AttentionRecord.objects.get().resolved_at is not None

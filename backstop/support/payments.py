@@ -195,7 +195,7 @@ def _actor(staff: Any) -> str:
     return f"support:{staff.email}" if staff is not None else "support:automation"
 
 
-def _payment_to_fulfil(case: Any, *, kinds: frozenset[str] = triage.MONEY_KINDS) -> str:
+def _payment_of_case(case: Any, *, kinds: frozenset[str] = triage.MONEY_KINDS) -> str:
     """The payment the case is about: named by one of its signals of ``kinds`` (directly or by checkout), or the
     customer's latest charge that has no order."""
     for detail in Signal.objects.filter(case=case, kind__in=kinds).order_by("-id").values_list("detail", flat=True):
@@ -229,7 +229,7 @@ def _resolve_money_records(case: Any, *, payment_id: str, how: str,
 
 def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
     """Give access for a payment already taken: no new charge. True when this call created the order."""
-    payment_id = payment_id.strip() or _payment_to_fulfil(case)
+    payment_id = payment_id.strip() or _payment_of_case(case)
     if not payment_id:
         raise PaymentActionFailed(messages.NO_CHARGE_FOUND)
     try:
@@ -277,7 +277,7 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
 def refund_payment(*, case: Any, staff: Any, payment_id: str, reason: str) -> bool:
     """Give back what is left of a payment of this customer's, order or not (e.g. one no checkout explains), through
     billing: once per state of the payment, audited. True when this call moved money."""
-    payment_id = payment_id.strip() or _payment_to_fulfil(case, kinds=REFUNDABLE_KINDS)
+    payment_id = payment_id.strip() or _payment_of_case(case, kinds=REFUNDABLE_KINDS)
     if not payment_id:
         raise PaymentActionFailed(messages.NO_PAYMENT_TO_REFUND)
     if payment_id not in _customer_payment_ids(case):

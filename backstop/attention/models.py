@@ -19,6 +19,7 @@ class AttentionKind(models.TextChoices):
     ORDER_WITHOUT_PAYMENT = "order_without_payment", "an order has no payment at the processor"
     PAYMENT_UNRESOLVED = "payment_unresolved", "a checkout's payment could not be settled"
     REFUND_PARTIAL = "refund_partial", "part of an order was refunded at the processor"
+    REFUND_UNCONFIRMED = "refund_unconfirmed", "an order says refunded and the processor does not"
     EMAIL_KEY_SHARED = "email_key_shared", "two accounts share one email identity since it changed"
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
+from backstop.billing import refunds
 from backstop.billing.audit import attempt_snapshot, audit
 from backstop.billing.claims import plan_period, release_plan_claim
 from backstop.billing.models import (
@@ -27,6 +28,7 @@ from backstop.billing.models import (
     Entitlement,
     FulfilledBy,
     Order,
+    OrderStatus,
     Product,
     PurchaseAttempt,
 )
@@ -58,6 +60,10 @@ def fulfil_payment(
 
     Safe to call any number of times from any number of processes at once. Raises UnmatchedPayment when the
     payment belongs to none of our checkouts.
+
+    The order mirrors what is already refunded of the payment (the processor's word on the payment, or a refund we
+    were told of before): refunded in full, it is recorded refunded with no access and the buyer is told so; in
+    part, it shows the partial refund and a person decides on its access.
     """
     if not payment.succeeded:
         raise ValueError(f"payment {payment.id} has not succeeded ({payment.status})")
@@ -67,15 +73,24 @@ def fulfil_payment(
         _raise_unmatched(payment, reason=f"its amount {money(payment.amount, payment.currency)} differs from "
                                          f"checkout {attempt.reference} ({expected})")
         return Fulfilment(order=None, created=False, problem="amount differs from the checkout")
+    refunded = refunds.known_refunded_cents(payment)
     try:
         with transaction.atomic():
             order, created = Order.objects.get_or_create(payment_id=payment.id, defaults={
                 "reference": attempt.reference, "attempt": attempt, "product_id": attempt.product_id,
                 "email": attempt.email, "account": attempt.account, "amount_cents": payment.amount,
                 "currency": payment.currency, "payment_created_at": payment.created, "fulfilled_by": source,
+                **_refunded_fields(refunded, payment.amount),
             })
-            if created:
+            if created and order.status == OrderStatus.REFUNDED:
+                _finish_refunded_order(order, attempt, payment, source=source, actor=actor)
+            elif created:
                 _finish_order(order, attempt, payment, source=source, actor=actor)
+                if order.refunded_cents:
+                    refunds.note_partial_refund(order=order, actor=actor)
+            if created:
+                # A refund event arriving while this order commits may have looked for it too early: look again after.
+                refunds.apply_known_refund_after_commit(payment_id=payment.id, actor=actor)
     except IntegrityError:
         # The attempt already has an order for another payment: this buyer was charged twice.
         other = Order.objects.filter(attempt_id=attempt.pk).first()
@@ -85,6 +100,15 @@ def fulfil_payment(
                                          "a second charge for one order, refund it")
         return Fulfilment(order=other, created=False, problem="second charge for one checkout")
     return Fulfilment(order=order, created=created)
+
+
+def _refunded_fields(refunded: int, amount: int) -> dict[str, Any]:
+    if refunded <= 0:
+        return {}
+    fields: dict[str, Any] = {"refunded_cents": refunded, "refunded_at": timezone.now()}
+    if refunded >= amount:
+        fields["status"] = OrderStatus.REFUNDED
+    return fields
 
 
 def _attempt_for(payment: ProcessorPayment, attempt_id: int | None) -> PurchaseAttempt:
@@ -122,12 +146,41 @@ def _finish_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPaym
         key=confirmation_key(order.reference), to=order.email,
         context={"order": order, "product": product, "entitlement": entitlement,
                  "amount": money(order.amount_cents, order.currency), "paid_at": payment.created,
+                 "refunded": money(order.refunded_cents, order.currency) if order.refunded_cents else "",
                  "status_url": f"{settings.BASE_URL}/checkout/{order.reference}"},
     )
     audit(actor=actor, action="order_fulfilled", reference=order.reference, payment_id=payment.id,
           before=attempt_snapshot(prior),
           after={"order": order.reference, "fulfilled_by": source, "entitlement_until": entitlement.ends_at.isoformat(),
                  "email": message.kind})
+    transaction.on_commit(lambda: enqueue_delivery(message))
+
+
+def _finish_refunded_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPayment, *, source: str,
+                           actor: str) -> None:
+    """An order whose payment was refunded in full before it existed: recorded refunded, no access, and an email that
+    says what happened instead of "you were charged once" (see decisions: "A refund before the order")."""
+    now = timezone.now()
+    prior = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
+    # The checkout is settled: nothing more to charge or fulfil for it.
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(
+        state=AttemptState.FULFILLED, payment_id=payment.id, fulfilled_at=now, settled_at=now, updated_at=now,
+        charged_at=prior.charged_at or now,
+    )
+    product: Product = attempt.product
+    message = notify.create_email(
+        account=order.account, kind="purchase_refunded", key=confirmation_key(order.reference), to=order.email,
+        context={"order": order, "product": product, "amount": money(order.amount_cents, order.currency),
+                 "refunded": money(order.refunded_cents, order.currency), "paid_at": payment.created,
+                 "status_url": f"{settings.BASE_URL}/checkout/{order.reference}",
+                 "checkout_url": f"{settings.BASE_URL}/checkout"},
+    )
+    audit(actor=actor, action="order_recorded_refunded", reference=order.reference, payment_id=payment.id,
+          before=attempt_snapshot(prior),
+          after={"order": order.reference, "fulfilled_by": source, "status": order.status,
+                 "refunded_cents": order.refunded_cents, "entitlement_until": None, "email": message.kind})
+    # Refunded before it began: the plan it claimed is free for a new purchase.
+    release_plan_claim(attempt_id=attempt.pk, actor=actor, reason="refunded")
     transaction.on_commit(lambda: enqueue_delivery(message))
 
 

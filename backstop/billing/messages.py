@@ -74,6 +74,15 @@ RENEWAL_PAID = Notice(
     "We've sent a confirmation to {email}. Your order reference is {reference}.",
     "You don't need to do anything else.",
 )
+# A payment refunded in full before its order was made: the plan never started.
+REFUNDED_BEFORE_ACCESS = Notice(
+    "Your payment of {amount} was refunded to your card in full on {refunded_on}, before your order was finished, so "
+    "{product} was not activated.",
+    "Refunds usually reach the card within 5 to 10 business days. Your order reference is {reference}.",
+    "If you still want {product}, you can buy it again.",
+)
+# Added to the "paid" message when part of the payment has been refunded.
+PARTLY_REFUNDED = "{refunded} of {amount} was refunded to your card on {refunded_on}."
 DECLINE_REASONS = {
     "insufficient_funds": "the bank says there aren't enough funds.",
     "expired_card": "the card has expired.",
@@ -115,9 +124,16 @@ CREDIT_NO_ACTIVE_PLAN = "This customer has no active plan to add days to. Nothin
 CREDIT_DAYS_OUT_OF_RANGE = "A credit is between 1 and {max_days} days. Nothing was changed."
 # For the support desk: a refund made in the processor's dashboard that we cannot interpret on our own.
 REFUND_PARTIAL_SUMMARY = (
-    "{refunded} of order {reference} ({amount}, {email}) was refunded at the processor. The order still shows paid "
-    "with full access: decide what access it keeps and tell the customer."
+    "{refunded} of order {reference} ({amount}, {email}) was refunded at the processor. The order shows the partial "
+    "refund and keeps full access: decide what access it keeps and tell the customer."
 )
+# Reconciliation: our books say refunded, the processor does not. Never undone by a machine: a person looks.
+REFUND_UNCONFIRMED_SUMMARY = (
+    "Order {reference} ({amount}, {email}) shows {ours} refunded, but the processor says {theirs} of payment "
+    "{payment_id} was refunded. The customer may have been told of a refund they did not get: check at the processor, "
+    "and refund the payment from the case if it is owed."
+)
+NOTHING_CAPTURED = "payment {payment_id} captured nothing to refund (its status is {status})"
 NOT_REFUNDABLE = "The payment processor refused to refund this order ({error}). Nothing changed here."
 REFUND_FAILED = "The payment processor didn't refund this order: {error} Nothing changed; try again later."
 CSRF_FAILED = "This request came without our page's security token. Reload the checkout page and try again."

@@ -218,9 +218,12 @@ class Order(BuyerEmail):
     payment_created_at = models.DateTimeField(db_index=True)
     status = models.CharField(max_length=10, choices=OrderStatus.choices, default=OrderStatus.PAID)
     fulfilled_by = models.CharField(max_length=20, choices=FulfilledBy.choices)
+    # The processor's refunded total of the payment, mirrored: below amount_cents while the order stays paid (a partial
+    # refund), equal to it once refunded.
     refunded_cents = models.PositiveIntegerField(default=0)
     refund_id = models.CharField(max_length=100, blank=True, default="")
-    refunded_at = models.DateTimeField(null=True, blank=True)
+    # When we last learnt of a refund (indexed: reconciliation reads the refunded orders, few among many).
+    refunded_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = OrderManager()
@@ -317,6 +320,61 @@ class ProcessedWebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.type})"
+
+
+class KnownRefundManager(models.Manager["KnownRefund"]):
+    def refunded_cents(self, payment_id: str) -> int:
+        return self.filter(payment_id=payment_id).values_list("amount_refunded", flat=True).first() or 0
+
+
+class KnownRefund(models.Model):
+    """What the processor told us has been refunded of one payment, order or not.
+
+    A refund can reach us before the order it belongs to exists (a ``charge.refunded`` event ahead of the payment's,
+    a refund made while the checkout was in doubt): it is kept here and applied when the order appears. The amount
+    only grows: a late, smaller total never lowers it.
+    """
+
+    payment_id = models.CharField(max_length=100, unique=True)
+    amount_refunded = models.PositiveIntegerField()
+    # Who told us last: system:webhook, a reconciler, a staff member's refund.
+    source = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = KnownRefundManager()
+
+    def __str__(self) -> str:
+        return f"{self.payment_id}: {self.amount_refunded} refunded"
+
+
+class RefundRequestOutcome(models.TextChoices):
+    ASKED = "asked", "asked, no answer yet"
+    REFUNDED = "refunded", "refunded by the processor"
+    REFUSED = "refused", "refused by the processor"
+    FAILED = "failed", "no clear answer from the processor"
+
+
+class RefundRequest(models.Model):
+    """One refund we asked the processor for, written before the call: whoever records the refund's effect (this
+    request, the webhook, reconciliation) names the person who asked in the audit trail."""
+
+    # The processor call's idempotency key: the payment and the refunded total it starts from, so every click on
+    # the same state is one refund, and the remainder after a partial refund is a refund of its own.
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    payment_id = models.CharField(max_length=100, db_index=True)
+    reference = models.CharField(max_length=20, blank=True, default="")
+    from_cents = models.PositiveIntegerField()
+    amount_cents = models.PositiveIntegerField()
+    requested_by = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=10, choices=RefundRequestOutcome.choices,
+                               default=RefundRequestOutcome.ASKED)
+    refund_id = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents} of {self.payment_id} by {self.requested_by}: {self.outcome}"
 
 
 class ReconciliationWatermarkManager(models.Manager["ReconciliationWatermark"]):

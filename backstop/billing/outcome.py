@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -73,12 +73,18 @@ def checkout_outcome(attempt: PurchaseAttempt, *, show_email: bool = False) -> C
     email = attempt.email if show_email else mask_email(attempt.email)
     amount = money(attempt.amount_cents, attempt.currency)
     refunded = money(order.refunded_cents, order.currency) if order is not None and order.refunded_cents else None
+    refunded_on = f"{order.refunded_at:%B %-d, %Y}" if order and order.refunded_at else ""
     notice = messages.RENEWAL_PAID if outcome == messages.PAID and attempt.renews_id else messages.OUTCOMES[outcome]
+    if outcome == messages.REFUNDED and entitlement is None:
+        notice = messages.REFUNDED_BEFORE_ACCESS  # refunded before the order was made: it never gave access
+    elif outcome == messages.PAID and refunded:
+        # A partial refund: the order stays paid (a person decides what access it keeps), and says what came back.
+        notice = replace(notice, happened=f"{notice.happened} {messages.PARTLY_REFUNDED}")
     text = notice.text.format(
         product=attempt.product.name, amount=amount, reference=attempt.reference, email=email,
         minutes=settings.IN_DOUBT_REPLY_MINUTES,
         ends_on=f"{entitlement.ends_at:%B %-d, %Y}" if entitlement is not None else "",
-        refunded=refunded or "", refunded_on=f"{order.refunded_at:%B %-d, %Y}" if order and order.refunded_at else "",
+        refunded=refunded or "", refunded_on=refunded_on,
         reason=messages.DECLINE_REASONS.get(attempt.decline_code, messages.DECLINE_REASON_DEFAULT),
     )
     return CheckoutOutcome(

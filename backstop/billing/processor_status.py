@@ -117,7 +117,8 @@ def find_payment_of_attempt(
     for page in processor.list_pages(created_gte=started - LOOKUP_MARGIN, created_lte=until):
         for payment in page:
             if payment.attempt_id == attempt.pk:
-                return payment
+                # Looked up by id too: a listed payment does not say what was refunded of it, a lookup does.
+                return retrieve_or_none(processor, payment.id) or payment
     return None
 
 

@@ -56,6 +56,11 @@ class ProcessorPayment:
     email: str
     metadata: dict[str, str] = field(default_factory=dict)
     amount_refunded: int = 0
+    # Whether amount_refunded is the processor's word: a payment read with its charge expanded (a lookup), or one
+    # without a charge. A listed payment, a charge's answer or a webhook's snapshot leave it unknown (False).
+    refunds_known: bool = False
+    # What the processor captured (Stripe's amount_received): what can be refunded, less what already was.
+    amount_received: int = 0
     # Why the last charge of this payment failed (Stripe's decline code), empty when it didn't.
     failure_code: str = ""
     # True when the processor answered from its idempotency cache: this call charged nothing new.
@@ -70,12 +75,27 @@ class ProcessorPayment:
         value = self.metadata.get("attempt_id", "")
         return int(value) if value.isdigit() else None
 
+    @property
+    def refundable(self) -> int:
+        """What is left to refund: captured less refunded (meaningful only when ``refunds_known``)."""
+        return max((self.amount_received or (self.amount if self.succeeded else 0)) - self.amount_refunded, 0)
+
+
+# A refund that failed or was canceled gave nothing back: the charge's refunded total no longer counts it.
+VOID_REFUND_STATUSES = frozenset({"failed", "canceled"})
+
 
 @dataclass(frozen=True)
 class Refund:
     id: str
     amount: int
     status: str
+    payment_id: str = ""
+    created: dt.datetime | None = None
+
+    @property
+    def counts(self) -> bool:
+        return self.status not in VOID_REFUND_STATUSES
 
 
 class PaymentProcessor(Protocol):
@@ -92,6 +112,8 @@ class PaymentProcessor(Protocol):
 
     def refund(self, *, payment_id: str, amount: int, idempotency_key: str) -> Refund: ...
 
+    def list_refund_pages(self, *, created_gte: dt.datetime | None) -> Iterator[list[Refund]]: ...
+
 
 def _epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
@@ -103,6 +125,8 @@ def payment_from_object(data: Any, *, replayed: bool = False) -> ProcessorPaymen
         data = data.to_dict()
     charge = data.get("latest_charge")
     refunded = charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0
+    # No charge: nothing was captured, so nothing refunded either; a charge given by id alone says nothing.
+    refunds_known = isinstance(charge, dict) or not charge
     metadata = data.get("metadata") or {}
     error = data.get("last_payment_error") or {}
     return ProcessorPayment(
@@ -114,6 +138,8 @@ def payment_from_object(data: Any, *, replayed: bool = False) -> ProcessorPaymen
         email=str(data.get("receipt_email") or metadata.get("email") or ""),
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
         amount_refunded=int(refunded or 0),
+        refunds_known=refunds_known,
+        amount_received=int(data.get("amount_received") or 0),
         failure_code=str(error.get("decline_code") or error.get("code") or ""),
         replayed=replayed,
     )
@@ -186,8 +212,9 @@ class StripePayments:
         return payment_from_object(intent, replayed=_replayed(intent))
 
     def retrieve(self, payment_id: str) -> ProcessorPayment:
+        """The payment with its charge expanded: its refunded total is the processor's word (``refunds_known``)."""
         return payment_from_object(self._call("a payment lookup", lambda: self._client.v1.payment_intents.retrieve(
-            payment_id
+            payment_id, params={"expand": ["latest_charge"]}
         )))
 
     def list_pages(
@@ -223,7 +250,32 @@ class StripePayments:
             params={"payment_intent": payment_id, "amount": amount, "reason": "requested_by_customer"},
             options={"idempotency_key": idempotency_key},
         ))
-        return Refund(id=str(refund.id), amount=int(refund.amount), status=str(refund.status))
+        return _refund_from_object(refund.to_dict())
+
+    def list_refund_pages(self, *, created_gte: dt.datetime | None) -> Iterator[list[Refund]]:
+        """Refunds newest first by their own creation time, a page at a time (few beside the payments)."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if created_gte is not None:
+            params["created"] = {"gte": _epoch(created_gte)}
+        while True:
+            page = self._call("the refund list", lambda params=params: self._client.raw_request(
+                "get", "/v1/refunds", **params
+            )).data
+            refunds = [_refund_from_object(item) for item in page["data"]]
+            if refunds:
+                yield refunds
+            if not page.get("has_more") or not refunds:
+                return
+            params = {**params, "starting_after": refunds[-1].id}
+
+
+def _refund_from_object(data: dict[str, Any]) -> Refund:
+    intent = data.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    created = data.get("created")
+    return Refund(id=str(data["id"]), amount=int(data["amount"]), status=str(data.get("status") or ""),
+                  payment_id=str(intent_id or ""),
+                  created=dt.datetime.fromtimestamp(int(created), tz=dt.UTC) if created else None)
 
 
 def payment_processor() -> PaymentProcessor:

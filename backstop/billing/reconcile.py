@@ -8,6 +8,10 @@
    - a succeeded payment with no order is fulfilled when its metadata names our checkout, otherwise support
      gets an attention record with the amount, email, payment id and time;
    - an order whose payment the processor doesn't have is flagged for support.
+3. Refunded totals, both ways, from the processor's refund list (by the refunds' own creation time, so a refund of
+   an old payment is found by the run after it): the processor refunded more than our books say -> applied (the
+   order mirrors it, or the total waits for its order); our books say more than the processor -> an attention
+   record for a person, never undone by a machine. Each suspect payment is looked up before anything changes.
 
 Incremental runs start at the stored watermark minus an overlap (late writes on either side are caught on
 the next run); payments younger than RECONCILE_SETTLE_SECONDS are left to their own checkout and webhook.
@@ -33,10 +37,12 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
-from backstop.billing import charging, checkout, fulfilment, processor_status
+from backstop.billing import charging, checkout, fulfilment, processor_status, refunds
+from backstop.billing.messages import REFUND_UNCONFIRMED_SUMMARY
 from backstop.billing.models import (
     AttemptState,
     FulfilledBy,
+    KnownRefund,
     LearntFrom,
     Order,
     PurchaseAttempt,
@@ -72,6 +78,8 @@ class ReconcileSummary:
     orders_recreated: int = 0
     payments_unmatched: int = 0
     orders_without_payment: int = 0
+    refunds_applied: int = 0
+    refunds_unconfirmed: int = 0
     in_doubt_charged: int = 0
     in_doubt_declined: int = 0
     in_doubt_not_charged: int = 0
@@ -103,6 +111,8 @@ class ReconcileSummary:
             f"  paid without an order, now fulfilled:   {self.orders_recreated:,}",
             f"  payments matching no checkout (support): {self.payments_unmatched:,}",
             f"  orders with no payment (support):       {self.orders_without_payment:,}",
+            f"  refunds at the processor, now applied:  {self.refunds_applied:,}",
+            f"  refunded here, not at processor (support): {self.refunds_unconfirmed:,}",
             f"  in-doubt checkouts charged -> fulfilled: {self.in_doubt_charged:,}",
             f"  in-doubt checkouts declined:            {self.in_doubt_declined:,}",
             f"  in-doubt checkouts never charged:       {self.in_doubt_not_charged:,}",
@@ -286,6 +296,39 @@ def _prefetched(
         abandoned.set()
 
 
+class RefundCheck(NamedTuple):
+    """A payment whose refunded total may differ between the processor and our books."""
+
+    payment_id: str
+
+
+def _queue_refund_checks(summary: ReconcileSummary, processor: PaymentProcessor, fixer: _Fixer) -> None:
+    """The payments whose refunded totals may disagree, for the fixer to look up and settle.
+
+    A full pass lists every refund there is (a few beside the payments), adds them up per payment and checks only the
+    payments whose sum differs from our books. A windowed pass sees only the refunds made since its start, whose sum
+    proves nothing about older ones, so it checks every payment refunded in the window on either side.
+    """
+    since = summary.since
+    listed: dict[str, int] = {}
+    for page in processor.list_refund_pages(created_gte=since):
+        for refund in page:
+            if refund.counts and refund.payment_id:
+                listed[refund.payment_id] = listed.get(refund.payment_id, 0) + refund.amount
+    orders = Order.objects.filter(refunded_at__isnull=False)
+    known = KnownRefund.objects.all()
+    if since is not None:
+        orders, known = orders.filter(refunded_at__gte=since), known.filter(updated_at__gte=since)
+    ours = dict(known.values_list("payment_id", "amount_refunded"))
+    ours.update(orders.values_list("payment_id", "refunded_cents"))  # the order's own total, where there is one
+    if since is None:
+        suspects = {p for p in listed.keys() | ours.keys() if listed.get(p, 0) != ours.get(p, 0)}
+    else:
+        suspects = listed.keys() | ours.keys()
+    for payment_id in sorted(suspects):
+        fixer.work.put(RefundCheck(payment_id))
+
+
 class _Fixer:
     """Fixes discrepancies on its own thread (and database connection) while the walk goes on.
 
@@ -299,7 +342,7 @@ class _Fixer:
         self.actor = actor
         self.late_matches = 0
         self.failures: list[BaseException] = []
-        self.work: queue.Queue[ProcessorPayment | LocalOrder | None] = queue.Queue(maxsize=FIX_QUEUE)
+        self.work: queue.Queue[ProcessorPayment | LocalOrder | RefundCheck | None] = queue.Queue(maxsize=FIX_QUEUE)
         self.thread = threading.Thread(target=self._run, name="backstop-reconcile-fix", daemon=True)
         self.thread.start()
 
@@ -311,6 +354,8 @@ class _Fixer:
                 try:
                     if isinstance(item, LocalOrder):
                         self.late_matches += _check_order_payment(item, self.summary, self.processor)
+                    elif isinstance(item, RefundCheck):
+                        _check_refunded_total(item.payment_id, self.summary, self.processor, actor=self.actor)
                     else:
                         self.late_matches += _fulfil_or_report(item, self.summary, actor=self.actor)
                 except BaseException as error:  # raised on the walking thread by finish()
@@ -332,6 +377,9 @@ def _compare_books(summary: ReconcileSummary, processor: PaymentProcessor, *, ac
     slices = _slices(summary.since, summary.until)
     walked = _Progress(summary, progress, until=summary.until)
     try:
+        # First, so a refund made before its order existed is on our books (KnownRefund) by the time the walk's
+        # fixes make that order: the fixer works through its queue in order.
+        _queue_refund_checks(summary, processor, fixer)
         if len(slices) == 1:
             _walk(*slices[0], fixer=fixer, processor=processor, progress=walked)
             return
@@ -482,3 +530,36 @@ def _check_order_payment(order: LocalOrder, summary: ReconcileSummary, processor
                 "payment_created_at": order.created.isoformat(), "email": owner.email},
     )
     return 0
+
+
+def _check_refunded_total(payment_id: str, summary: ReconcileSummary, processor: PaymentProcessor, *,
+                          actor: str) -> None:
+    """Look the payment up (its charge expanded: the processor's refunded total) and settle any difference."""
+    try:
+        payment = processor_status.retrieve_or_none(processor, payment_id)
+    except ProviderError as error:
+        summary.problems.append(f"could not look up the refunds of payment {payment_id}: {error}")
+        return
+    if payment is None or not payment.refunds_known:
+        return  # not a payment the processor has (an order without one is flagged by the walk)
+    order = Order.objects.select_related("account").filter(payment_id=payment_id).first()
+    ours = order.refunded_cents if order is not None else KnownRefund.objects.refunded_cents(payment_id)
+    if payment.amount_refunded > ours:
+        if refunds.record_refund_from_processor(payment_id=payment_id, amount_refunded=payment.amount_refunded,
+                                                actor=actor) != "unchanged":
+            summary.refunds_applied += 1
+    elif order is not None and payment.amount_refunded < order.refunded_cents:
+        summary.refunds_unconfirmed += 1
+        # Harm money: the customer may have been told of a refund they never got, and their access has ended.
+        attention.raise_once(
+            kind=AttentionKind.REFUND_UNCONFIRMED, harm=Harm.MONEY, cause="",
+            subject=f"refund:{payment_id}:{order.refunded_cents}", account=order.account,
+            summary=REFUND_UNCONFIRMED_SUMMARY.format(
+                reference=order.reference, amount=money(order.amount_cents, order.currency), email=order.email,
+                ours=money(order.refunded_cents, order.currency), payment_id=payment_id,
+                theirs=money(payment.amount_refunded, payment.currency)),
+            detail={"reference": order.reference, "payment_id": payment_id, "email": order.email,
+                    "amount_cents": order.amount_cents, "currency": order.currency,
+                    "amount": money(order.amount_cents, order.currency),
+                    "our_refunded_cents": order.refunded_cents, "processor_refunded_cents": payment.amount_refunded},
+        )

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backstop.billing import fulfilment, processor_status, refunds
-from backstop.billing.models import FulfilledBy, LearntFrom, ProcessedWebhookEvent
+from backstop.billing.models import FulfilledBy, LearntFrom, OrderStatus, ProcessedWebhookEvent
 from backstop.billing.providers import payment_from_object
 
 log = logging.getLogger(__name__)
@@ -85,17 +85,21 @@ def _apply(event: dict[str, Any]) -> str:
             return "succeeded payment matches no checkout: reported to support"
         if filled.problem:
             return f"not fulfilled: {filled.problem}"
+        if filled.created and filled.order is not None and filled.order.status == OrderStatus.REFUNDED:
+            return "order recorded refunded: the payment was refunded before it"
         return "order fulfilled" if filled.created else "order already existed"
     if kind in ("payment_intent.payment_failed", "payment_intent.canceled"):
         settled = fulfilment.settle_declined_payment(payment=payment_from_object(obj), actor=ACTOR)
         return "checkout declined" if settled else "nothing to change"
     if kind == "charge.refunded":
+        # The charge's refunded total (events may arrive in any order; an older, smaller total is not news). Kept
+        # when the order does not exist yet, and applied when it appears.
         refund = refunds.record_refund_from_processor(
             payment_id=str(obj.get("payment_intent", "")), amount_refunded=int(obj.get("amount_refunded", 0)),
             actor=ACTOR,
         )
         return {"refunded": "order marked refunded", "partial": "partial refund sent to support",
-                "unchanged": "nothing to change"}[refund]
+                "unchanged": "nothing to change", "kept": "refund kept until the order exists"}[refund]
     return f"ignored {kind}"
 
 

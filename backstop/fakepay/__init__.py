@@ -13,7 +13,7 @@ Start it with ``backstop fakepay [--port 12111] [--db FILE] [--webhook-url URL .
     stripe.api_key, stripe.api_base = "sk_test_anything", "http://127.0.0.1:12111"
 
 Stripe endpoints: ``POST/GET /v1/payment_intents``, ``GET /v1/payment_intents/{id}``,
-``POST /v1/payment_intents/{id}/confirm`` and ``/cancel``, ``POST /v1/refunds``, ``GET /v1/refunds/{id}``,
+``POST /v1/payment_intents/{id}/confirm`` and ``/cancel``, ``POST/GET /v1/refunds``, ``GET /v1/refunds/{id}``,
 ``GET /v1/charges/{id}``, ``GET /v1/events`` and ``/v1/events/{id}``.
 Local controls: ``GET /_fakepay/health``, ``GET|POST /_fakepay/faults`` (``{"mode": "ok"|"error"|"timeout"}``),
 ``POST /_fakepay/reset`` (with ``--allow-reset``), ``POST /_fakepay/events/{id}/redeliver``.

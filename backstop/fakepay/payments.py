@@ -69,6 +69,7 @@ ALLOW_REDIRECTS = frozenset({"always", "never"})
 PAYMENT_INTENT_EXPANDABLE = frozenset({"latest_charge"})
 PAYMENT_INTENT_LIST_EXPANDABLE = frozenset({"data.latest_charge"})
 REFUND_EXPANDABLE = frozenset({"charge", "payment_intent"})
+REFUND_LIST_EXPANDABLE = frozenset({"data.charge", "data.payment_intent"})
 
 
 @dataclass(frozen=True)
@@ -499,6 +500,15 @@ def create_refund(conn: sqlite3.Connection, ctx: RequestContext, params: Params)
     )
     record_event(conn, ctx, "charge.refunded", render_charge(intent))
     return _refund_or_404(conn, refund_id, expand)
+
+
+def list_refunds(conn: sqlite3.Connection, ctx: RequestContext, params: Params) -> dict[str, Any]:
+    page_request = params.page()
+    expand = params.expand(REFUND_LIST_EXPANDABLE)
+    params.reject_unknown()
+    rows, has_more = _page(conn, "refunds", page_request)
+    item_expand = frozenset(field.removeprefix("data.") for field in expand)
+    return _list("/v1/refunds", [_refund_or_404(conn, row["id"], item_expand) for row in rows], has_more)
 
 
 def retrieve_refund(conn: sqlite3.Connection, ctx: RequestContext, params: Params, refund_id: str) -> dict[str, Any]:

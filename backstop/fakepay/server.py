@@ -143,6 +143,7 @@ V1_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/payment_intents/([^/]+)/confirm"), payments.confirm_payment_intent),
     ("POST", re.compile(r"/v1/payment_intents/([^/]+)/cancel"), payments.cancel_payment_intent),
     ("POST", re.compile(r"/v1/refunds"), payments.create_refund),
+    ("GET", re.compile(r"/v1/refunds"), payments.list_refunds),
     ("GET", re.compile(r"/v1/refunds/([^/]+)"), payments.retrieve_refund),
     ("GET", re.compile(r"/v1/charges/([^/]+)"), payments.retrieve_charge),
     ("GET", re.compile(r"/v1/events"), payments.list_events),

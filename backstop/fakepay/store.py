@@ -38,7 +38,7 @@ ID_RANDOM_BYTES = 18  # 24 base64 characters
 BULK_CACHE_KIB = 256 * 1024  # a big page cache keeps the random-key unique indexes in memory while seeding
 
 # Tables a list endpoint may page through; every query names one of these literally.
-ListedTable = Literal["payment_intents", "events"]
+ListedTable = Literal["payment_intents", "events", "refunds"]
 Position = tuple[int, int]  # (created, seq) of a list cursor
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS refunds (
     reason TEXT,
     metadata TEXT NOT NULL DEFAULT '{}'
 );
+CREATE INDEX IF NOT EXISTS refunds_by_created ON refunds (created, seq);
 
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -251,7 +252,9 @@ def insert_payment_intents_bulk(db_path: str | Path, rows: Iterable[Mapping[str,
 
     * ``amount`` (int, minor units) and ``created`` (int, unix seconds): required;
     * ``id`` (``pi_...``), ``currency`` (default ``"usd"``), ``payment_method`` (default ``"pm_card_visa"``),
-      ``metadata`` (dict of str, default ``{}``), ``description``, ``receipt_email``: optional.
+      ``metadata`` (dict of str, default ``{}``), ``description``, ``receipt_email``: optional;
+    * ``amount_refunded`` (int, default 0) and ``refunded`` (unix seconds, default ``created``): optional, one
+      refund of that amount created then.
 
     Each intent gets a succeeded charge (``ch_...``) for its full amount, created at the intent's
     ``created``. No events or webhooks are written. The schema is created if missing, so this works
@@ -276,6 +279,8 @@ def insert_payment_intents_bulk(db_path: str | Path, rows: Iterable[Mapping[str,
                 int(row["amount"]),
                 new_id("ch"),
                 int(row["created"]),
+                int(row.get("amount_refunded") or 0),
+                int(row.get("refunded") or row["created"]),
             )
             for row in rows
         )
@@ -284,9 +289,15 @@ def insert_payment_intents_bulk(db_path: str | Path, rows: Iterable[Mapping[str,
             try:
                 conn.executemany(
                     "INSERT INTO payment_intents (id, created, amount, currency, status, payment_method,"
-                    " description, receipt_email, metadata, amount_received, charge_id, charge_created)"
-                    " VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?)",
-                    batch,
+                    " description, receipt_email, metadata, amount_received, charge_id, charge_created,"
+                    " amount_refunded)"
+                    " VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [record[:-1] for record in batch],
+                )
+                conn.executemany(
+                    "INSERT INTO refunds (id, created, payment_intent, amount, reason, metadata)"
+                    " VALUES (?, ?, ?, ?, 'requested_by_customer', '{}')",
+                    [(new_id("re"), record[-1], record[0], record[-2]) for record in batch if record[-2] > 0],
                 )
             except BaseException:
                 conn.execute("ROLLBACK")

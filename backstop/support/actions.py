@@ -179,6 +179,13 @@ def _refund(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[
     return (ActionOutcome.DONE, text.done) if done else (ActionOutcome.ALREADY_DONE, text.already)
 
 
+def _refund_payment(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
+    text = messages.ACTIONS["refund_payment"]
+    done = payments.refund_payment(case=case, staff=staff, payment_id=str(params.get("payment_id", "")),
+                                   reason=str(params.get("reason", "")))
+    return (ActionOutcome.DONE, text.done) if done else (ActionOutcome.ALREADY_DONE, text.already)
+
+
 def _grant_credit(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[str, str]:
     text = messages.ACTIONS["grant_credit"]
     done = payments.grant_credit(case=case, staff=staff, days=int(params.get("days") or 0),
@@ -296,8 +303,13 @@ def _has_payment_at_processor(case: Case) -> bool:
     return payments.is_about_money(case) or payments.has_payment_at_processor(email=case.email, account=case.account)
 
 
-def _has_payment(case: Case) -> bool:
-    return payments.is_about_money(case) or payments.has_paid_order(email=case.email, account=case.account)
+def _has_paid_order(case: Case) -> bool:
+    # A paid order, partly refunded or not: the rest of it can be refunded. A payment without one is refund_payment's.
+    return payments.has_paid_order(email=case.email, account=case.account)
+
+
+def _has_payment_to_return(case: Case) -> bool:
+    return payments.has_payment_to_return(case)
 
 
 def _has_active_plan(case: Case) -> bool:
@@ -325,8 +337,10 @@ STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
                 params=(Param("payment_id", _text()),)),
     StaffAction("check_processor", _check_processor, applies=_has_payment_at_processor,
                 params=(Param("payment_id", _text()),)),
-    StaffAction("refund", _refund, applies=_has_payment,
+    StaffAction("refund", _refund, applies=_has_paid_order,
                 params=(Param("reference", _text()), Param("reason", _text()))),
+    StaffAction("refund_payment", _refund_payment, applies=_has_payment_to_return,
+                params=(Param("payment_id", _text()), Param("reason", _text()))),
     StaffAction("grant_credit", _grant_credit, applies=_has_active_plan, params=(
         Param("days", forms.IntegerField(required=False, min_value=1, max_value=3650), asked=True),
         Param("reason", _text()))),

@@ -73,9 +73,15 @@ ACTIONS: dict[str, ActionText] = {
         "Check with the processor now", "Asked the processor just now: {answers}. The payments below show it.",
         "Nothing to ask the processor: none of this customer's checkouts reached it.",
         {"payment_id": InputText("payment id or checkout reference (optional)", "Payment id or checkout reference")}),
-    "refund": ActionText("Refund", "Refund requested from the processor.", "Already refunded; nothing changed.",
+    "refund": ActionText("Refund", "Refunded at the processor: the order is refunded and its access has ended.",
+                         "Already refunded; nothing changed.",
                          {"reference": InputText("order reference (optional)", "Order reference"),
                           "reason": InputText("reason", "Refund reason")}),
+    "refund_payment": ActionText(
+        "Refund payment", "Refunded at the processor: what was left of the payment goes back to the card.",
+        "The processor says this payment was already refunded in full; nothing changed (our books now say so too).",
+        {"payment_id": InputText("payment id (optional)", "Payment id"),
+         "reason": InputText("reason", "Refund reason")}),
     "grant_credit": ActionText("Grant a credit", "Credit granted.", "That credit was already granted.",
                                {"days": InputText("days", "Credit in days"),
                                 "reason": InputText("reason", "Credit reason")}),
@@ -93,7 +99,8 @@ SUGGESTION_REASONS = {
     "complete_workspace": "the workspace provider is still failing; create it by hand and record its id",
     "send_code_sms": "our emails are not reaching them; an SMS code lets them in and confirms the address",
     "fulfil_from_charge": "we took their money and they have no access",
-    "refund": "a payment that matches none of our checkouts goes back to the payer",
+    "refund_payment": "a payment that matches none of our checkouts goes back to the payer",
+    "refund_payment_unconfirmed": "our books say refunded but the processor didn't refund it: the customer is owed it",
     "reply": "they wrote to us and automation could not answer it",
     "close": "everything is fixed; close it (or reply first)",
     "wait": "automation is retrying; no action needed",
@@ -111,9 +118,24 @@ NO_PAYMENT_FOR_CHECKOUT = (
 )
 PAYMENT_NOT_SUCCEEDED = "The processor says that payment has not succeeded ({status}), so there is nothing to fulfil."
 PAYMENT_MATCHES_NO_CHECKOUT = (
-    "That payment matches none of our checkouts, so there is nothing to fulfil it with; refund it at the processor."
+    "That payment matches none of our checkouts, so there is nothing to fulfil it with; use “Refund payment” to give "
+    "it back."
 )
-REFUND_NEEDS_ORDER = "No paid order to refund for this customer; enter the order reference."
+REFUND_NEEDS_ORDER = (
+    "No paid order to refund for this customer; enter the order reference, or use “Refund payment” for a payment "
+    "without an order."
+)
+PAYMENT_WAS_REFUNDED = (
+    "The processor says that payment was refunded in full, so there is no access to give: order {reference} is "
+    "recorded refunded and the customer was emailed that"
+)
+NO_PAYMENT_TO_REFUND = "We can't find a payment to refund on this case; enter the payment id."
+NOT_THIS_CUSTOMERS_PAYMENT = (
+    "Payment {payment_id} isn't one we know as this customer's (no checkout, order or signal of this case names it); "
+    "check the id."
+)
+# A payment row's refunds on the case page.
+PAYMENT_REFUNDED = "{refunded} of {amount} refunded on {on}"
 NO_SUCH_ORDER = "There is no order {reference}."
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
@@ -301,6 +323,7 @@ DID_TEXT = {
     "send_code_sms": "I sent you a sign-in code by SMS at {at}",
     "fulfil_from_charge": "I switched on your access from the payment you'd already made, at {at}",
     "refund": "I refunded your payment at {at}",
+    "refund_payment": "I refunded your payment at {at}",
     "grant_credit": "I added a credit to your account at {at}",
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from backstop.attention.models import AttentionRecord
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import credits as billing_credits
 from backstop.billing import fulfilment as billing_fulfilment
 from backstop.billing import processor_status
@@ -23,6 +23,7 @@ from backstop.billing.models import (
     NO_PAYMENT,
     AttemptState,
     FulfilledBy,
+    KnownRefund,
     LearntFrom,
     Order,
     OrderStatus,
@@ -45,6 +46,9 @@ MAYBE_PAID = (AttemptState.CHARGING, AttemptState.IN_DOUBT)
 QUOTED_REFERENCE = re.compile(r"\bBK[-\s]?([0-9A-Z]{5})[-\s]?([0-9A-Z]{5})\b", re.IGNORECASE)
 QUOTED_PAYMENT_ID = re.compile(r"\bpi_[A-Za-z0-9]{8,}\b")
 _LOOK_ALIKES = str.maketrans("OIL", "011")
+# Signals naming a payment the desk can give back: taken without access, matching no checkout, or one our books call
+# refunded while the processor does not.
+REFUNDABLE_KINDS = triage.MONEY_KINDS | {AttentionKind.REFUND_UNCONFIRMED.value}
 
 
 class PaymentActionFailed(Exception):
@@ -70,6 +74,8 @@ class PaymentRow:
     processor_status: str
     our_status: str
     access: str
+    # "$100 of $249 refunded on 3 Mar 2025", empty when nothing was refunded.
+    refunded: str = ""
 
 
 def quoted_identifiers(*texts: str) -> tuple[list[str], list[str]]:
@@ -103,13 +109,25 @@ def _customer_attempts(*, email: str, account: Any, reference: str = "", text: s
     return attempts
 
 
-def _open_money_records(email: str) -> Any:
-    """Open money records about this customer: joined to a case of their email key, or naming the address."""
+def _money_records(email: str) -> Any:
+    """Money records about this customer, open or answered: joined to a case of their email key, or naming the
+    address."""
     named = Q(detail__email=email) | Q(detail__email=email.lower())
     if key := email_key(email):
         named |= Q(signals__case__customer_key=key)
-    return AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
-        named).distinct()
+    return AttentionRecord.objects.filter(kind__in=triage.MONEY_KINDS).filter(named).distinct()
+
+
+def _open_money_records(email: str) -> Any:
+    return _money_records(email).filter(resolved_at__isnull=True)
+
+
+def _refunded_text(refunded_cents: int, amount_cents: int, currency: str, when: dt.datetime | None) -> str:
+    if not refunded_cents:
+        return ""
+    return messages.PAYMENT_REFUNDED.format(refunded=money(refunded_cents, currency),
+                                            amount=money(amount_cents, currency),
+                                            on=f"{when:%-d %b %Y}" if when else "")
 
 
 def find_paid_without_access(*, email: str, account: Any, reference: str) -> PaidWithoutAccess | None:
@@ -219,7 +237,7 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
     rows = []
     attempts = list(_customer_attempts(email=email, account=account).exclude(state=AttemptState.RECORDED)
                     .order_by("-id").select_related("order__entitlement")[:50])
-    records = list(_open_money_records(email)[:20])
+    records = list(_money_records(email).order_by("-id")[:20])
     heard = processor_status.latest_statuses(
         attempt_ids=[a.pk for a in attempts],
         payment_ids=[a.payment_id for a in attempts] + [str(r.detail.get("payment_id", "")) for r in records])
@@ -240,10 +258,18 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
             amount_text=money(attempt.amount_cents, attempt.currency), paid_at=attempt.charged_at,
             processor_status=processor_says(
                 heard.get(attempt.payment_id) or heard.get(f"attempt:{attempt.pk}"), attempt=attempt),
-            our_status=ours, access=access))
+            our_status=ours, access=access,
+            refunded=_refunded_text(order.refunded_cents, order.amount_cents, order.currency, order.refunded_at)
+            if order is not None else ""))
+    # Payments no checkout of ours explains: open, or given back from the desk (then their refund is the news).
+    refunded = {known.payment_id: known for known in KnownRefund.objects.filter(
+        payment_id__in=[str(record.detail.get("payment_id", "")) for record in records])}
     for record in records:
         detail = record.detail
         payment_id = str(detail.get("payment_id", ""))
+        known = refunded.get(payment_id)
+        if record.resolved_at is not None and known is None:
+            continue
         said = processor_says(heard.get(payment_id))
         if payment_id not in heard and detail.get("status"):
             # The status in the processor's answer that billing raised the record from, as of that moment.
@@ -251,7 +277,9 @@ def payments_for(*, email: str, account: Any) -> list[PaymentRow]:
                                                   source=messages.PROCESSOR_FROM_RECORD)
         rows.append(PaymentRow(
             reference="", payment_id=payment_id, amount_text=str(detail.get("amount", "")),
-            paid_at=record.created_at, processor_status=said, our_status=record.get_kind_display(), access="none"))
+            paid_at=record.created_at, processor_status=said, our_status=record.get_kind_display(), access="none",
+            refunded=_refunded_text(known.amount_refunded, int(detail.get("amount_cents") or 0),
+                                    str(detail.get("currency") or "usd"), known.updated_at) if known else ""))
     return rows
 
 
@@ -284,6 +312,11 @@ def has_payment_at_processor(*, email: str, account: Any) -> bool:
             .exists())
 
 
+def has_payment_to_return(case: Any) -> bool:
+    """Whether the case names a payment the desk can refund without an order (or whatever our books say of it)."""
+    return bool(set(case.kinds) & REFUNDABLE_KINDS) or has_charge_without_order(email=case.email, account=case.account)
+
+
 def has_paid_order(*, email: str, account: Any) -> bool:
     return Order.objects.filter(attempt__in=_customer_attempts(email=email, account=account),
                                 status=OrderStatus.PAID).exists()
@@ -302,12 +335,13 @@ def _actor(staff: Any) -> str:
     return f"support:{staff.email}" if staff is not None else "support:automation"
 
 
-def _payment_to_fulfil(case: Any) -> tuple[str, PurchaseAttempt | None]:
-    """The payment the case is about: named by its money signal (directly or by checkout), or the customer's latest
-    charge that has no order, or their latest checkout whose charge never got its answer (its payment is then
-    found at the processor by the checkout's id)."""
-    for detail in Signal.objects.filter(case=case, kind__in=triage.MONEY_KINDS).order_by("-id").values_list(
-            "detail", flat=True):
+def _payment_of_case(
+    case: Any, *, kinds: frozenset[str] = triage.MONEY_KINDS
+) -> tuple[str, PurchaseAttempt | None]:
+    """The payment the case is about: named by one of its signals of ``kinds`` (directly or by checkout), or the
+    customer's latest charge that has no order, or their latest checkout whose charge never got its answer (its
+    payment is then found at the processor by the checkout's id)."""
+    for detail in Signal.objects.filter(case=case, kind__in=kinds).order_by("-id").values_list("detail", flat=True):
         if detail.get("payment_id"):
             return str(detail["payment_id"]), None
         attempt = PurchaseAttempt.objects.by_reference(str(detail.get("reference") or "")) \
@@ -331,7 +365,7 @@ def _named_payment(named: str, case: Any) -> tuple[str, PurchaseAttempt | None]:
         return attempt.payment_id, attempt
     if named.strip():
         return (payment_ids[0] if payment_ids else named.strip()), None
-    return _payment_to_fulfil(case)
+    return _payment_of_case(case)
 
 
 def _look_up(payment_id: str, attempt: PurchaseAttempt | None) -> ProcessorPayment | None:
@@ -350,9 +384,20 @@ def _look_up(payment_id: str, attempt: PurchaseAttempt | None) -> ProcessorPayme
     return payment
 
 
-def _resolve_money_records(case: Any, *, payment_id: str, how: str) -> None:
+def _customer_payment_ids(case: Any) -> set[str]:
+    """Payments that are this customer's: named by the case's signals, or by their checkouts and orders."""
+    named = {str(detail.get("payment_id") or "") for detail in
+             Signal.objects.filter(case=case).values_list("detail", flat=True) if isinstance(detail, dict)}
+    attempts = _customer_attempts(email=case.email, account=case.account)
+    named |= set(attempts.exclude(payment_id="").values_list("payment_id", flat=True))
+    named |= set(Order.objects.filter(attempt__in=attempts).values_list("payment_id", flat=True))
+    return named - {""}
+
+
+def _resolve_money_records(case: Any, *, payment_id: str, how: str,
+                           kinds: frozenset[str] = triage.MONEY_KINDS) -> None:
     """The records that brought this money problem to the desk are answered."""
-    AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=triage.MONEY_KINDS).filter(
+    AttentionRecord.objects.filter(resolved_at__isnull=True, kind__in=kinds).filter(
         Q(signals__case=case) | Q(detail__payment_id=payment_id)).update(resolved_at=timezone.now(), resolution=how)
 
 
@@ -382,6 +427,10 @@ def fulfil_from_charge(*, case: Any, staff: Any, payment_id: str) -> bool:
         raise PaymentActionFailed(messages.PAYMENT_MATCHES_NO_CHECKOUT) from error
     if result.order is None or result.problem:
         raise PaymentActionFailed(result.problem or messages.NO_CHARGE_FOUND)
+    if result.order.status == OrderStatus.REFUNDED:
+        # Refunded in full before any order: billing recorded the order refunded and told the buyer; no access to give.
+        _resolve_money_records(case, payment_id=payment_id, how="refunded at the processor before any order")
+        raise PaymentActionFailed(messages.PAYMENT_WAS_REFUNDED.format(reference=result.order.reference))
     _resolve_money_records(case, payment_id=payment_id, how=f"fulfilled from charge by {_actor(staff)}")
     return result.created
 
@@ -404,6 +453,24 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
         raise PaymentActionFailed(str(error)) from error
     _resolve_money_records(case, payment_id=order.payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200])
     return before == OrderStatus.PAID and order.status == OrderStatus.REFUNDED
+
+
+def refund_payment(*, case: Any, staff: Any, payment_id: str, reason: str) -> bool:
+    """Give back what is left of a payment of this customer's, order or not (e.g. one no checkout explains), through
+    billing: once per state of the payment, audited. True when this call moved money."""
+    payment_id = payment_id.strip() or _payment_of_case(case, kinds=REFUNDABLE_KINDS)[0]
+    if not payment_id:
+        raise PaymentActionFailed(messages.NO_PAYMENT_TO_REFUND)
+    if payment_id not in _customer_payment_ids(case):
+        # A typed id must be this customer's: the desk never returns someone else's payment from this case.
+        raise PaymentActionFailed(messages.NOT_THIS_CUSTOMERS_PAYMENT.format(payment_id=payment_id))
+    try:
+        result = billing_refunds.refund_payment(payment_id=payment_id, actor=_actor(staff))
+    except (ProviderError, billing_refunds.NotRefundable) as error:
+        raise PaymentActionFailed(str(error)) from error
+    _resolve_money_records(case, payment_id=payment_id, how=f"refunded by {_actor(staff)}: {reason}"[:200],
+                           kinds=REFUNDABLE_KINDS)
+    return result.refunded_now
 
 
 def grant_credit(*, case: Any, staff: Any, days: int, reason: str, key: str) -> bool:

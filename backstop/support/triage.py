@@ -70,10 +70,13 @@ def suggest(
 
     if not kinds:
         return make("close")
+    if AttentionKind.REFUND_UNCONFIRMED in kinds:
+        # We told them it was refunded and the processor did not refund it: it is owed.
+        return Suggestion("refund_payment", messages.SUGGESTION_REASONS["refund_payment_unconfirmed"])
     money = set(kinds) & MONEY_KINDS
     if money:
-        # A payment matching none of our checkouts has nothing to fulfil: it goes back to the payer.
-        return make("refund" if money == {AttentionKind.PAYMENT_UNMATCHED} else "fulfil_from_charge")
+        # A payment matching none of our checkouts has no order to fulfil: it goes back to the payer.
+        return make("refund_payment" if money == {AttentionKind.PAYMENT_UNMATCHED} else "fulfil_from_charge")
     if AttentionKind.SETUP_STALLED in kinds:
         if provider_is_down(failing, "workspace"):
             return make("complete_workspace")

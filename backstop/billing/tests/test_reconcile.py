@@ -15,11 +15,12 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from backstop.attention.models import AttentionKind, AttentionRecord
+from backstop.attention.models import AttentionKind, AttentionRecord, Harm
 from backstop.billing import fulfilment, reconcile
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
+    AuditEntry,
     Entitlement,
     Order,
     PurchaseAttempt,
@@ -255,3 +256,60 @@ def test_it_exits_non_zero_from_the_real_command_when_something_needs_a_person(
     assert "the processor's payment list failed" in unreachable.stdout
     assert misused.returncode == 2
     assert server_database.scalar("SELECT COUNT(*) FROM support_attentionrecord WHERE kind = 'payment_unmatched'") == 1
+def test_it_finds_and_repairs_a_refund_backstop_missed_with_a_full_run(engine_db: str, processor: Any) -> None:
+    whole = settled(buy("kim@example.com"))
+    part = settled(buy("lou@example.com"))
+    untouched = settled(buy("max@example.com"))
+    # Refunded in the processor's dashboard while our webhook endpoint was down: no event ever reached us.
+    stripe_client().refund(payment_id=whole.payment_id, amount=24900, idempotency_key="missed-whole")
+    stripe_client().refund(payment_id=part.payment_id, amount=9900, idempotency_key="missed-part")
+    out = io.StringIO()
+
+    call_command("reconcile", "--full", stdout=out)
+
+    assert "refunds at the processor, now applied:  2" in out.getvalue()
+    for attempt in (whole, part, untouched):
+        order = Order.objects.get(attempt=attempt)
+        assert stripe_client().retrieve(attempt.payment_id).amount_refunded == order.refunded_cents, attempt.email
+    refunded = Order.objects.get(attempt=whole)
+    assert refunded.status == "refunded" and Entitlement.objects.get(order=refunded).state == "revoked"
+    partly = Order.objects.get(attempt=part)
+    assert (partly.status, partly.refunded_cents) == ("paid", 9900)
+    assert AttentionRecord.objects.get(kind=AttentionKind.REFUND_PARTIAL).detail["reference"] == part.reference
+    assert {e.actor for e in AuditEntry.objects.filter(action__in=("order_refunded", "order_partially_refunded"))} \
+        == {"staff:reconcile-command"}
+    again = reconcile_payments(actor="test", full=True)
+    assert (again.refunds_applied, again.refunds_unconfirmed) == (0, 0)
+
+
+def test_it_finds_a_refund_of_an_old_payment_in_an_incremental_run(engine_db: str, processor: Any) -> None:
+    attempt = settled(buy("ned@example.com"))
+    time.sleep(1.1)
+    reconcile_payments(actor="test")  # the watermark moves past the payment
+    stripe_client().refund(payment_id=attempt.payment_id, amount=24900, idempotency_key="missed-later")
+
+    with override_settings(RECONCILE_OVERLAP_SECONDS=0.0):
+        summary = reconcile_payments(actor="test")
+
+    assert summary.payments_seen == 0  # no payment is new: the refund is found by its own time
+    assert summary.refunds_applied == 1
+    order = Order.objects.get(attempt=attempt)
+    assert order.status == "refunded"
+    assert stripe_client().retrieve(attempt.payment_id).amount_refunded == order.refunded_cents
+
+
+def test_it_hands_a_person_an_order_refunded_here_but_not_at_the_processor(engine_db: str, processor: Any) -> None:
+    attempt = settled(buy("ora@example.com"))
+    Order.objects.filter(attempt=attempt).update(status="refunded", refunded_cents=24900, refunded_at=timezone.now())
+
+    summary = reconcile_payments(actor="test", full=True)
+
+    assert summary.refunds_unconfirmed == 1
+    record = AttentionRecord.objects.get(kind=AttentionKind.REFUND_UNCONFIRMED)
+    assert record.harm == Harm.MONEY
+    assert (record.detail["our_refunded_cents"], record.detail["processor_refunded_cents"]) == (24900, 0)
+    assert attempt.reference in record.summary
+    # Never undone by a machine: the order still says refunded until a person acts.
+    assert Order.objects.get(attempt=attempt).status == "refunded"
+    assert reconcile_payments(actor="test", full=True).refunds_unconfirmed == 1
+    assert AttentionRecord.objects.filter(kind=AttentionKind.REFUND_UNCONFIRMED).count() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -9,9 +10,17 @@ import httpx
 from django.core import mail
 from django.test import Client
 
+from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import charging
-from backstop.billing.models import AttemptState, Order, ProcessedWebhookEvent, PurchaseAttempt
-from backstop.billing.tests.conftest import annual_plan, buy, events_for, settled, signed
+from backstop.billing.models import (
+    AttemptState,
+    Entitlement,
+    KnownRefund,
+    Order,
+    ProcessedWebhookEvent,
+    PurchaseAttempt,
+)
+from backstop.billing.tests.conftest import annual_plan, buy, events_for, mailbox, settled, signed, stripe_client
 from conftest import wait_for
 
 
@@ -74,6 +83,56 @@ def test_it_ignores_a_late_failure_event_for_a_paid_order(engine_db: str, proces
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.FULFILLED
     assert Order.objects.filter(attempt=attempt, status="paid").count() == 1
+
+
+def _refund_events(processor: Any, payment_id: str) -> list[dict[str, Any]]:
+    """The processor's charge.refunded events of a payment (their object is the charge, naming its payment)."""
+    bodies = processor.query("SELECT body FROM events WHERE type = 'charge.refunded' ORDER BY seq")
+    events = [json.loads(body) for (body,) in bodies]
+    return [event for event in events if event["data"]["object"]["payment_intent"] == payment_id]
+
+
+def test_it_keeps_a_refund_event_that_arrives_before_the_payment_event(engine_db: str, processor: Any) -> None:
+    attempt, payment_id = _charged_but_unrecorded("fay@example.com")
+    stripe_client().refund(payment_id=payment_id, amount=24900, idempotency_key="dashboard-early")
+    [succeeded] = events_for(processor, payment_id, "payment_intent.succeeded")
+    [refunded] = _refund_events(processor, payment_id)
+    client = Client()
+
+    # Delivered out of order: the refund first, while no order exists yet; then the payment.
+    first = _deliver(client, refunded).json()["outcome"]
+    assert first == "refund kept until the order exists"
+    assert KnownRefund.objects.get(payment_id=payment_id).amount_refunded == 24900
+    second = _deliver(client, succeeded).json()["outcome"]
+
+    assert second == "order recorded refunded: the payment was refunded before it"
+    order = Order.objects.get(attempt=attempt)
+    assert (order.status, order.refunded_cents) == ("refunded", 24900)
+    assert stripe_client().retrieve(payment_id).amount_refunded == order.refunded_cents
+    assert not Entitlement.objects.filter(order=order).exists()
+    [email] = wait_for(lambda: mailbox("fay@example.com"), message="the buyer was not told")
+    assert "refunded in full" in email.subject
+    # The refund's own delivery again, late: nothing more to change.
+    assert _deliver(client, {**refunded, "id": "evt_again"}).json()["outcome"] == "nothing to change"
+
+
+def test_it_applies_an_early_partial_refund_when_the_order_appears(engine_db: str, processor: Any) -> None:
+    attempt, payment_id = _charged_but_unrecorded("gil@example.com")
+    stripe_client().refund(payment_id=payment_id, amount=4900, idempotency_key="dashboard-early-part")
+    [succeeded] = events_for(processor, payment_id, "payment_intent.succeeded")
+    [refunded] = _refund_events(processor, payment_id)
+    client = Client()
+
+    assert _deliver(client, refunded).json()["outcome"] == "refund kept until the order exists"
+    assert _deliver(client, succeeded).json()["outcome"] == "order fulfilled"
+
+    order = Order.objects.get(attempt=attempt)
+    assert (order.status, order.refunded_cents) == ("paid", 4900)
+    assert stripe_client().retrieve(payment_id).amount_refunded == order.refunded_cents
+    assert Entitlement.objects.get(order=order).state == "active"  # a person decides what access it keeps
+    assert AttentionRecord.objects.get(kind=AttentionKind.REFUND_PARTIAL).detail["refunded_cents"] == 4900
+    [email] = wait_for(lambda: mailbox("gil@example.com"), message="no confirmation")
+    assert "Already refunded to your card: $49." in email.body
 
 
 def test_it_refuses_unsigned_forged_and_stale_events(engine_db: str, processor: Any) -> None:

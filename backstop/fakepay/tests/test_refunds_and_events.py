@@ -46,6 +46,29 @@ def test_it_refunds_in_parts_up_to_the_amount_paid(client: stripe.StripeClient) 
     assert charge.amount_refunded == 1000 and charge.refunded is True
 
 
+def test_it_lists_refunds_newest_first_by_their_own_creation_time(client: stripe.StripeClient) -> None:
+    first, second = _paid_intent(client, amount=1000), _paid_intent(client, amount=3000)
+    before = int(time.time())
+    older = client.v1.refunds.create(params={"payment_intent": second.id, "amount": 1000})
+    newer = client.v1.refunds.create(params={"payment_intent": first.id})
+    also = client.v1.refunds.create(params={"payment_intent": second.id})
+
+    pages, after = [], None
+    while True:  # two at a time: the cursor carries on where the last page ended
+        page = client.v1.refunds.list(params={"created": {"gte": before}, "limit": 2,
+                                              **({"starting_after": after} if after else {})})
+        pages.append(page)
+        if not page.has_more:
+            break
+        after = page.data[-1].id
+    listed = [r for page in pages for r in page.data if r.payment_intent in (first.id, second.id)]
+
+    assert len(pages) >= 2 and all(len(page.data) <= 2 for page in pages)
+    assert [r.id for r in listed] == [also.id, newer.id, older.id]
+    assert (listed[-1].payment_intent, listed[-1].amount, listed[-1].status) == (second.id, 1000, "succeeded")
+    assert listed[0].to_dict() == client.v1.refunds.retrieve(also.id).to_dict()
+
+
 def test_it_refuses_to_refund_an_unpaid_intent(client: stripe.StripeClient) -> None:
     unpaid = client.v1.payment_intents.create(params={"amount": 800, "currency": "usd"})
 

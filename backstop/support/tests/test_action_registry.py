@@ -56,7 +56,7 @@ def _contact(email: str, text: str) -> Case:
 
 def test_it_has_every_entry_complete() -> None:
     assert list(STAFF_ACTIONS) == ["retry_setup", "complete_workspace", "send_code_sms", "fulfil_from_charge",
-                                   "check_processor", "refund", "grant_credit", "merge", "close"]
+                                   "check_processor", "refund", "refund_payment", "grant_credit", "merge", "close"]
     for name, action in STAFF_ACTIONS.items():
         assert action.name == name
         assert callable(action.handler), name
@@ -123,7 +123,8 @@ def test_it_offers_an_action_on_the_desk_only_where_it_applies() -> None:
     assert _applies(stalled) == {"retry_setup", "complete_workspace", "send_code_sms", "merge", "close"}
     assert _applies(paid) == {"check_processor", "refund", "grant_credit", "merge", "close"}
     assert _applies(stranger) == {"merge", "close"}  # no refund, credit or fulfilment without a payment
-    assert _applies(unmatched) == {"fulfil_from_charge", "check_processor", "refund", "merge", "close"}
+    # No order to refund there: the payment itself goes back (refund_payment), as the desk suggests.
+    assert _applies(unmatched) == {"fulfil_from_charge", "check_processor", "refund_payment", "merge", "close"}
 
     for case in (stalled, paid, stranger, unmatched):
         offered = _offered_on_page(client, case)

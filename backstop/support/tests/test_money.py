@@ -12,7 +12,16 @@ from django.utils import timezone
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, AttentionRecord, Harm
 from backstop.billing import fulfilment as billing_fulfilment
-from backstop.billing.models import AttemptState, AuditEntry, Entitlement, Order, OrderStatus, PurchaseAttempt
+from backstop.billing.models import (
+    AttemptState,
+    AuditEntry,
+    Entitlement,
+    KnownRefund,
+    Order,
+    OrderStatus,
+    PurchaseAttempt,
+)
+from backstop.billing.reconcile import reconcile_payments
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
 from backstop.notify.models import Message
 from backstop.support import automation
@@ -166,3 +175,105 @@ def test_it_refuses_a_credit_for_a_customer_without_a_plan() -> None:
 
     assert SupportAction.objects.get().outcome == ActionOutcome.FAILED
     assert not AuditEntry.objects.filter(action="credit_granted").exists()
+
+
+def test_it_refunds_a_payment_that_has_no_order_from_the_case_once() -> None:
+    stranger = stripe_client().charge(
+        amount=4900, currency="usd", payment_method="pm_card_visa", email="gus@example.com",
+        description="made in the processor's dashboard", idempotency_key="dashboard-gus", metadata={})
+    reconcile_payments(actor="test", full=True)  # no checkout explains it: a record, and a case, for a person
+    case = Case.objects.get(email="gus@example.com")
+    staff = staff_account()
+    client = desk_client(staff)
+    page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert suggested_action(page) == "refund_payment"
+
+    for key in ("r1", "r1", "r2"):  # a double click, then another click once it is done
+        client.post(f"/desk/cases/{case.pk}/act", {"action": "refund_payment", "idempotency_key": key,
+                                                   "reason": "not ours"})
+
+    assert stripe_client().retrieve(stranger.id).amount_refunded == 4900  # the processor and our books agree
+    assert KnownRefund.objects.get(payment_id=stranger.id).amount_refunded == 4900
+    first, second = SupportAction.objects.filter(action="refund_payment").order_by("id")
+    assert (first.outcome, second.outcome) == (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE)
+    assert first.staff == staff
+    requests = AuditEntry.objects.filter(action="refund_requested", payment_id=stranger.id).order_by("id")
+    assert [r.actor for r in requests] == ["support:agent@backstop.localhost"] * 2
+    assert (requests[0].after["outcome"], requests[0].after["amount_cents"]) == ("refunded", 4900)
+    assert requests[1].after["outcome"] == "already refunded at the processor"
+    assert AttentionRecord.objects.get(kind=AttentionKind.PAYMENT_UNMATCHED).resolved_at is not None
+    page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert f"$49 of $49 refunded on {timezone.now():%-d %b %Y}" in page  # the case still shows the payment
+
+
+def test_it_refuses_to_refund_a_payment_that_is_not_the_customers() -> None:
+    theirs = stripe_client().charge(
+        amount=4900, currency="usd", payment_method="pm_card_visa", email="hal@example.com",
+        description="dashboard", idempotency_key="dashboard-hal", metadata={})
+    someone_elses = settled(buy("ida@example.com"))
+    reconcile_payments(actor="test", full=True)
+    case = Case.objects.get(email="hal@example.com")
+
+    desk_client(staff_account()).post(f"/desk/cases/{case.pk}/act", {
+        "action": "refund_payment", "idempotency_key": "r1", "payment_id": someone_elses.payment_id})
+
+    action = SupportAction.objects.get()
+    assert action.outcome == ActionOutcome.FAILED and someone_elses.payment_id in action.note
+    assert stripe_client().retrieve(someone_elses.payment_id).amount_refunded == 0
+    assert stripe_client().retrieve(theirs.id).amount_refunded == 0
+
+
+def test_it_shows_a_partial_refund_on_the_case_and_refunds_the_rest() -> None:
+    attempt = settled(buy("jay@example.com"))
+    stripe_client().refund(payment_id=attempt.payment_id, amount=10000, idempotency_key="dashboard-jay")
+    reconcile_payments(actor="test", full=True)  # the refund's event never reached us
+    case = Case.objects.get(email="jay@example.com")  # the partial refund's record: a person decides on access
+    client = desk_client(staff_account())
+    page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert f"$100 of $249 refunded on {timezone.now():%-d %b %Y}" in page
+
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "refund", "idempotency_key": "r1"})
+
+    order = Order.objects.get(reference=attempt.reference)
+    assert (order.status, order.refunded_cents) == (OrderStatus.REFUNDED, 24900)
+    assert stripe_client().retrieve(attempt.payment_id).amount_refunded == order.refunded_cents
+    assert SupportAction.objects.get(action="refund").outcome == ActionOutcome.DONE
+    page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert f"$249 of $249 refunded on {timezone.now():%-d %b %Y}" in page
+
+
+def test_it_pays_back_a_refund_our_books_promised_and_the_processor_never_made() -> None:
+    attempt = settled(buy("kay@example.com"))
+    Order.objects.filter(reference=attempt.reference).update(status=OrderStatus.REFUNDED, refunded_cents=24900,
+                                                             refunded_at=timezone.now())
+    reconcile_payments(actor="test", full=True)
+    case = Case.objects.get(email="kay@example.com")
+    assert case.harm == Harm.MONEY
+    client = desk_client(staff_account())
+    assert suggested_action(html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())) == "refund_payment"
+
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "refund_payment", "idempotency_key": "r1"})
+
+    assert SupportAction.objects.get().outcome == ActionOutcome.DONE
+    assert stripe_client().retrieve(attempt.payment_id).amount_refunded == 24900 == \
+        Order.objects.get(reference=attempt.reference).refunded_cents
+    assert AttentionRecord.objects.get(kind=AttentionKind.REFUND_UNCONFIRMED).resolved_at is not None
+
+
+def test_it_gives_no_access_for_a_charge_refunded_before_any_order() -> None:
+    attempt = _charged_without_access("lee@example.com")
+    stripe_client().refund(payment_id=attempt.payment_id, amount=24900, idempotency_key="dashboard-lee")
+    attention.raise_once(
+        kind=AttentionKind.PAYMENT_UNRESOLVED, harm=Harm.MONEY, cause="", subject=f"checkout:{attempt.reference}",
+        summary="unsettled", detail={"reference": attempt.reference, "email": "lee@example.com"})
+    case = Case.objects.get()
+
+    desk_client(staff_account()).post(f"/desk/cases/{case.pk}/act",
+                                      {"action": "fulfil_from_charge", "idempotency_key": "f1"})
+
+    action = SupportAction.objects.get()
+    assert action.outcome == ActionOutcome.FAILED and "refunded in full" in action.note
+    order = Order.objects.get(reference=attempt.reference)
+    assert (order.status, order.refunded_cents) == (OrderStatus.REFUNDED, 24900)
+    assert not Entitlement.objects.filter(order=order).exists()
+    assert AttentionRecord.objects.get().resolved_at is not None

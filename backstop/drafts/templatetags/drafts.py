@@ -28,6 +28,8 @@ STYLE = """<style>
 .draft-panel button { margin: .5rem .5rem 0 0; }
 .draft-versions { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
 .draft-versions textarea { width: 100%; box-sizing: border-box; min-height: 6rem; font: inherit; }
+.draft-excerpt { margin: .3rem 0; padding-left: .8rem; border-left: 3px solid #d8c48f; white-space: pre-line; }
+form[data-draft] button:disabled { opacity: .55; cursor: default; }
 </style>"""
 
 

@@ -23,7 +23,7 @@ def _customer(email: str = "ann@example.com", *, workspace: bool = True) -> tupl
 
 @pytest.mark.django_db
 def test_it_creates_one_note_for_one_form_sent_twice() -> None:
-    account, client = _customer()
+    _, client = _customer()
     form = {"title": "Launch plan", "body": "Ship on Monday.", "key": "page-1", "draft_surface": "note:new"}
     first = client.post("/notes/new", form)
     again = client.post("/notes/new", form)
@@ -57,7 +57,8 @@ def test_it_shows_no_one_elses_notes_and_hides_whether_they_exist() -> None:
     note = create_note(account_id=ann.pk, title="Ann's secret", body="private", key="k0")
     _, bob = _customer("bob@example.com")
     assert bob.get(f"/notes/{note.pk}").status_code == 404
-    assert bob.post(f"/notes/{note.pk}", {"title": "Mine now", "body": "", "key": "b1", "version": "1"}).status_code == 404
+    taken = bob.post(f"/notes/{note.pk}", {"title": "Mine now", "body": "", "key": "b1", "version": "1"})
+    assert taken.status_code == 404
     assert bob.get(f"/notes/{note.pk + 1000}").status_code == 404
     assert "Ann's secret" not in bob.get("/notes").content.decode()
     note.refresh_from_db()

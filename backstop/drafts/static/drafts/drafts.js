@@ -337,10 +337,14 @@
         if (unsynced) saveNow();
       } else if (offer) {
         this.prompting = true;
+        const excerpt = document.createElement("blockquote");
+        excerpt.className = "draft-excerpt";
+        const longest = Object.values(offer.fields).sort((x, y) => y.length - x.length)[0];
+        excerpt.textContent = longest.length > 160 ? `${longest.slice(0, 159)}…` : longest;
         this.showPanel(fill(T.restorePrompt, { age: age(offer.at), source: offer.source }), [
           [T.restore, () => this.answerPrompt(offer, server, true), "restore"],
           [T.discard, () => this.answerPrompt(offer, server, false), "discard"],
-        ]);
+        ], excerpt);
       } else {
         // Nothing to offer: what closed tabs left here is empty or what the page already shows.
         await this.dropQueued((e) => e.tab !== tabId && live !== null && !live.has(e.tab));
@@ -402,8 +406,7 @@
       const html = await response.text();
       await db("del", "sent", this.key);
       if (response.ok) await this.forgetIfTaken();
-      window.removeEventListener("beforeunload", warnBeforeClosing);
-      if (response.redirected) { location.replace(response.url); return; }
+      // The answer is shown as it came (after a redirect too: loading it again could lose a one-time notice).
       showAnswer(html, response.url);
     }
 
@@ -459,6 +462,14 @@
     document.title = page.title;
     document.body.replaceWith(document.adoptNode(page.body));
     if (url && url !== location.href) history.replaceState(null, "", url);
+    // Scripts parsed that way do not run: the page's own run as they would have (this one only starts its editors).
+    document.body.querySelectorAll("script:not([type]), script[type='text/javascript']").forEach((old) => {
+      const fresh = document.createElement("script");
+      Array.from(old.attributes).forEach((attribute) => fresh.setAttribute(attribute.name, attribute.value));
+      fresh.textContent = old.textContent;
+      old.replaceWith(fresh);
+    });
+    window.scrollTo(0, 0);
     scan();
   }
 
@@ -545,7 +556,7 @@
         if (mine) { mine.pending = null; mine.showConflict(answer.draft); }
       } else {
         blocked.add(entry.key);
-        const why = answer.message || fill(T.whyRefused, { code: response.status });
+        const why = Object.values(answer.fields || {})[0] || answer.message || fill(T.whyRefused, { code: response.status });
         if (mine) mine.setStatus("error", fill(T.notSaved, { why }));
         if (response.status === 400) continue;
         await db("put", "outbox", entry.saveId, entry); // signed out, or the page's token is stale: kept for later

@@ -18,7 +18,7 @@ from pydantic import Field
 from backstop.drafts import messages
 from backstop.drafts.models import Draft
 from backstop.drafts.owners import draft_owner
-from backstop.drafts.services import DraftConflict, SaveIdTaken, discard_draft, get_draft, save_draft
+from backstop.drafts.services import DraftConflict, discard_draft, get_draft, save_draft
 from backstop.lib.http import client_ip
 
 router = Router(tags=["drafts"])
@@ -86,7 +86,7 @@ def read(request: HttpRequest, surface: str) -> Status[dict[str, Any]]:
 @router.put("/{surface}", response={200: SavedOut, 400: ErrorOut, 403: ErrorOut, 409: ConflictOut, 429: ErrorOut})
 def save(request: HttpRequest, surface: str, payload: SaveIn) -> Status[dict[str, Any]]:
     """Save the next version, typed on ``base_version`` (0: a new draft). 409 with the other version when the draft
-    moved on meanwhile. The same ``save_id`` again is answered as the first time and writes nothing."""
+    moved on meanwhile. The same ``save_id`` again is answered with the version it wrote, and writes nothing."""
     _require_csrf(request)
     owner = draft_owner(request, create=True)
     assert owner is not None
@@ -96,8 +96,6 @@ def save(request: HttpRequest, surface: str, payload: SaveIn) -> Status[dict[str
     except DraftConflict as conflict:
         return Status(409, {"code": "draft_conflict", "message": messages.DRAFT_CONFLICT.text,
                             "draft": _out(conflict.current)})
-    except SaveIdTaken:
-        return Status(409, {"code": "save_id_taken", "message": messages.SAVE_ID_TAKEN.text})
     return Status(200, {"version": result.version, "updated_at": result.updated_at, "replayed": result.replayed})
 
 

@@ -68,8 +68,6 @@ DRAFT_CONFLICT = Notice(
     "Nothing was overwritten.",
     "The other version is in `draft`; save again with its version to keep yours.",
 )
-SAVE_ID_TAKEN = Notice("That save id was already used for another draft.", "Nothing was saved.",
-                       "Give every save a new random id.")
 FIELD_SURFACE = "A surface is a short name such as contact or desk-reply:42 (letters, digits, - _ : only)."
 FIELD_FIELDS = "Send at most {count} fields, each named with letters, digits, - _ or . and holding text."
 FIELD_TOO_LONG = "A draft holds at most {limit} characters in all."

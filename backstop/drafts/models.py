@@ -21,6 +21,9 @@ class Draft(models.Model):
     # The browser tab that wrote this version (a random id the page makes), so a page can tell "you, in this tab"
     # from "another tab or device".
     device = models.CharField(max_length=64, blank=True, default="")
+    # The id the browser gave the save that wrote this version: the same save sent again (its answer lost) is
+    # answered with this version and not applied again.
+    last_save_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -29,15 +32,3 @@ class Draft(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} {self.surface} v{self.version}"
-
-
-class DraftSave(models.Model):
-    """One accepted save, by the id the browser gave it: the same save sent again is answered, not applied again."""
-
-    save_id = models.UUIDField(primary_key=True)
-    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="saves")
-    version = models.PositiveIntegerField()
-    saved_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.save_id} -> v{self.version}"

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backstop.drafts import messages
-from backstop.drafts.models import Draft, DraftSave
+from backstop.drafts.models import Draft
 from backstop.lib.errors import InvalidInput
 from backstop.ratelimits.services import Limit, check_rate_limit
 
@@ -24,8 +24,6 @@ SURFACE = re.compile(r"[a-z][a-z0-9-]{0,39}(:[A-Za-z0-9_-]{1,40})?")
 FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 RESERVED_SURFACES = frozenset({"ping"})
 MAX_FIELDS = 20
-# A save is answered again by its id for a day; after that a repeat of it meets the text it wrote (no conflict).
-SAVE_IDS_KEPT = dt.timedelta(days=1)
 # Visitors without an account make drafts under a cookie they can throw away: new ones are counted per address.
 ANONYMOUS_NEW_DRAFTS = Limit(per_ip=120, per_email=0, window_seconds=3600)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -35,7 +33,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class SaveResult:
     version: int
     updated_at: dt.datetime
-    # The same save id came again (its answer was lost): nothing was written this time.
+    # The save had already been applied (the same id came again, its answer lost), or the draft already held its
+    # text: nothing was written this time.
     replayed: bool = False
 
 
@@ -45,10 +44,6 @@ class DraftConflict(Exception):
     def __init__(self, current: Draft) -> None:
         super().__init__(f"draft {current.surface} is at version {current.version}")
         self.current = current
-
-
-class SaveIdTaken(Exception):
-    """The save id belongs to another draft (a client that reuses ids, or one guessing them)."""
 
 
 def check_surface(surface: str) -> str:
@@ -80,37 +75,33 @@ def save_draft(
     """Write ``fields`` as the next version of the owner's draft of ``surface``, if it is still at ``base_version``.
 
     ``base_version`` 0 starts a draft; a draft that is gone (sent from another tab, discarded, expired) starts again
-    from whatever version the save names. The same ``save_id`` twice is one save: the second gets the first's answer.
-    A save typed on an older version raises DraftConflict with the server's copy, unless both hold the same text.
+    from whatever version the save names. A save is never applied twice: sent again with the same ``save_id`` it is
+    answered with the version it wrote. A save typed on an older version raises DraftConflict with the server's
+    copy, unless that copy already holds the same text.
     """
     check_surface(surface)
     fields = _check_fields(fields)
     if base_version < 0:
         raise InvalidInput({"base_version": messages.FIELD_BASE_VERSION})
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            current = Draft.objects.filter(owner=owner, surface=surface).values_list("pk", "version").first()
-            if current is None:
-                _check_new_draft(owner=owner, ip=ip)
-                version = base_version + 1
-                draft = Draft.objects.create(owner=owner, surface=surface, fields=fields, version=version,
-                                             device=device, created_at=now, updated_at=now)
-                draft_id = draft.pk
-            else:
-                draft_id, version = current[0], base_version + 1
-                # The conditional UPDATE is the concurrency check: of two saves typed on one version, one wins.
-                if current[1] != base_version or not Draft.objects.filter(pk=draft_id, version=base_version).update(
-                        fields=fields, version=version, device=device, updated_at=now):
-                    raise _Moved
-            DraftSave.objects.create(save_id=save_id, draft_id=draft_id, version=version, saved_at=now)
-    except (_Moved, IntegrityError):
-        return _answer_again(owner=owner, surface=surface, fields=fields, save_id=save_id)
-    return SaveResult(version=version, updated_at=now)
-
-
-class _Moved(Exception):
-    pass
+    # The usual save is one statement: the conditional UPDATE is the concurrency check (of two saves typed on one
+    # version, one changes a row).
+    if base_version and Draft.objects.filter(owner=owner, surface=surface, version=base_version).update(
+            fields=fields, version=base_version + 1, last_save_id=save_id, device=device, updated_at=now):
+        return SaveResult(version=base_version + 1, updated_at=now)
+    current = Draft.objects.filter(owner=owner, surface=surface).first()
+    if current is None:
+        _check_new_draft(owner=owner, ip=ip)
+        try:
+            with transaction.atomic():
+                Draft.objects.create(owner=owner, surface=surface, fields=fields, version=base_version + 1,
+                                     last_save_id=save_id, device=device, created_at=now, updated_at=now)
+            return SaveResult(version=base_version + 1, updated_at=now)
+        except IntegrityError:  # another tab started it at the same moment
+            current = Draft.objects.get(owner=owner, surface=surface)
+    if current.last_save_id == save_id or current.fields == fields:
+        return SaveResult(version=current.version, updated_at=current.updated_at, replayed=True)
+    raise DraftConflict(current)
 
 
 def _check_new_draft(*, owner: str, ip: str) -> None:
@@ -120,22 +111,6 @@ def _check_new_draft(*, owner: str, ip: str) -> None:
         check_rate_limit(action="draft-new", limit=ANONYMOUS_NEW_DRAFTS, ip=ip, email_key=None)
 
 
-def _answer_again(*, owner: str, surface: str, fields: dict[str, str], save_id: uuid.UUID) -> SaveResult:
-    """A save that could not be applied: a repeat of one that was (answered as it was then), one that meets its own
-    text (nothing to choose between), or a real conflict."""
-    earlier = DraftSave.objects.filter(save_id=save_id).select_related("draft").first()
-    if earlier is not None:
-        if earlier.draft.owner != owner or earlier.draft.surface != surface:
-            raise SaveIdTaken(str(save_id))
-        return SaveResult(version=earlier.version, updated_at=earlier.saved_at, replayed=True)
-    current = Draft.objects.filter(owner=owner, surface=surface).first()
-    if current is None:  # it was discarded between our two looks: nothing is in the way any more
-        raise DraftConflict(Draft(owner=owner, surface=surface, fields={}, version=0, updated_at=timezone.now()))
-    if current.fields == fields:
-        return SaveResult(version=current.version, updated_at=current.updated_at, replayed=True)
-    raise DraftConflict(current)
-
-
 def discard_draft(*, owner: str, surface: str) -> bool:
     """Forget the owner's draft of ``surface`` (sent, or thrown away by its owner). True when there was one."""
     deleted, _ = Draft.objects.filter(owner=owner, surface=check_surface(surface)).delete()
@@ -143,17 +118,10 @@ def discard_draft(*, owner: str, surface: str) -> bool:
 
 
 def delete_expired_drafts(*, now: dt.datetime | None = None) -> int:
-    """Drafts untouched for DRAFT_KEEP_DAYS go, and the record of saves older than a day (a repeat that late meets
-    its own text instead). Returns how many drafts went."""
-    now = now or timezone.now()
+    """Drafts untouched for DRAFT_KEEP_DAYS go. Returns how many."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.DRAFT_KEEP_DAYS)
     deleted = 0
-    cutoff = now - dt.timedelta(days=settings.DRAFT_KEEP_DAYS)
     # In slices, so a backlog never holds a long transaction.
     while ids := list(Draft.objects.filter(updated_at__lt=cutoff).values_list("pk", flat=True)[:1000]):
-        DraftSave.objects.filter(draft_id__in=ids).delete()
-        Draft.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
-    while save_ids := list(DraftSave.objects.filter(saved_at__lt=now - SAVE_IDS_KEPT)
-                           .values_list("pk", flat=True)[:5000]):
-        DraftSave.objects.filter(pk__in=save_ids).delete()
+        deleted += Draft.objects.filter(pk__in=ids).delete()[0]
     return deleted

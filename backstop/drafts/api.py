@@ -17,7 +17,7 @@ from pydantic import Field
 
 from backstop.drafts import messages
 from backstop.drafts.models import Draft
-from backstop.drafts.owners import draft_owner
+from backstop.drafts.owners import draft_owner, owner_scope
 from backstop.drafts.services import DraftConflict, discard_draft, get_draft, save_draft
 from backstop.lib.http import client_ip
 
@@ -37,6 +37,8 @@ class SaveIn(Schema):
     base_version: int = Field(ge=0)
     save_id: uuid.UUID
     device: str = Field(default="", max_length=64)
+    # Whose page the text was typed on (``data-draft-scope``): a save never lands in another owner's drafts.
+    scope: str = Field(default="", max_length=64)
 
 
 class SavedOut(Schema):
@@ -90,6 +92,10 @@ def save(request: HttpRequest, surface: str, payload: SaveIn) -> Status[dict[str
     _require_csrf(request)
     owner = draft_owner(request, create=True)
     assert owner is not None
+    if payload.scope and payload.scope != owner_scope(owner):
+        # Signed out (or in as someone else) since the page was opened: saving would file the text under the wrong
+        # person. The page keeps it and says why.
+        return Status(403, {"code": "not_your_page", "message": messages.NOT_YOUR_PAGE.text})
     try:
         result = save_draft(owner=owner, surface=surface, fields=payload.fields, base_version=payload.base_version,
                             save_id=payload.save_id, device=payload.device, ip=client_ip(request))

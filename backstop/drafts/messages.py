@@ -68,6 +68,11 @@ DRAFT_CONFLICT = Notice(
     "Nothing was overwritten.",
     "The other version is in `draft`; save again with its version to keep yours.",
 )
+NOT_YOUR_PAGE = Notice(
+    "You're signed out, or signed in as someone else, since this page was opened.",
+    "Your text is kept on this device and was not saved to anyone's account.",
+    "Sign in again, then reload this page.",
+)
 FIELD_SURFACE = "A surface is a short name such as contact or desk-reply:42 (letters, digits, - _ : only)."
 FIELD_FIELDS = "Send at most {count} fields, each named with letters, digits, - _ or . and holding text."
 FIELD_TOO_LONG = "A draft holds at most {limit} characters in all."

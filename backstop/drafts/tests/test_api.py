@@ -179,3 +179,19 @@ def test_it_lets_a_form_discard_only_its_senders_own_draft() -> None:
                                                "draft_surface": surface})
     assert agent.get(f"/api/drafts/{surface}").status_code == 404  # the form named it: the agent's went
     assert ann.get(f"/api/drafts/{surface}").status_code == 200  # Ann's stays
+
+
+@pytest.mark.django_db
+def test_it_never_files_a_pages_text_under_someone_else_after_a_sign_out() -> None:
+    ann = _signed_in("ann@example.com")
+    scope = re.search(r'"scope": "([0-9a-f]{24})"', ann.get("/support/contact").content.decode())
+    assert scope is not None
+    ann.logout()
+    ann.get("/support/contact")  # a fresh CSRF cookie, as the page would have after signing out elsewhere
+    refused = ann.put("/api/drafts/note:1", json.dumps({
+        "fields": {"body": "typed while signed in"}, "base_version": 0, "save_id": str(uuid.uuid4()),
+        "scope": scope.group(1)}), content_type="application/json",
+        headers={"X-CSRFToken": ann.cookies["csrftoken"].value})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "not_your_page"
+    assert not Draft.objects.exists()

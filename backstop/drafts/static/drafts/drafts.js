@@ -256,7 +256,8 @@
 
     saved(version) {
       this.version = version;
-      if (!this.sending && !this.conflict) this.setStatus("saved", T.saved);
+      // Text typed since that save was sent is still on its way: "Saving..." stays until it lands.
+      if (!this.sending && !this.conflict && !this.pending) this.setStatus("saved", T.saved);
     }
 
     async dropQueued(filter) {
@@ -453,7 +454,10 @@
 
   // The server version each tab's queue builds on, per draft: kept on the device, so a reloaded tab goes on.
   function chainKey(tab, key) { return `chain|${tab}|${key}`; }
-  function setChain(tab, key, version) { return db("put", "drafts", chainKey(tab, key), { version }); }
+  function setChain(tab, key, version) {
+    return db("put", "drafts", chainKey(tab, key), { version, scope: key.split("|")[0], key: chainKey(tab, key),
+                                                     draftKey: key });
+  }
 
   function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
@@ -528,7 +532,7 @@
       let response;
       try {
         response = await api(entry.surface, "PUT", { fields: entry.fields, base_version: entry.base,
-                                                     save_id: entry.saveId, device: entry.tab });
+                                                     save_id: entry.saveId, device: entry.tab, scope: entry.scope });
       } catch (err) {
         response = null;
       }
@@ -582,8 +586,19 @@
     event.returnValue = "";
   }
 
+  // On a shared computer: what another person typed here and the server already has is not kept here.
+  async function forgetOtherPeoplesCopies() {
+    const queuedKeys = new Set((await db("all", "outbox")).map((e) => e.key));
+    for (const record of await db("all", "drafts")) {
+      if (record.scope && record.scope !== config.scope && !queuedKeys.has(record.draftKey || record.key)) {
+        await db("del", "drafts", record.key);
+      }
+    }
+  }
+
   function scan() {
     config = readConfig();
+    forgetOtherPeoplesCopies().catch(() => undefined);
     window.addEventListener("beforeunload", warnBeforeClosing);
     editors.clear();
     const starting = Array.from(document.querySelectorAll("form[data-draft]")).map((form) => {

@@ -55,6 +55,9 @@ bench: install
 	$(BIN)/python bench/activation_throughput.py
 	$(BIN)/python bench/reconcile_scale.py
 	$(BIN)/python bench/desk_load.py
+	@if $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+	  $(BIN)/python bench/draft_saves.py --database-url $(PG_URL); \
+	else echo "no PostgreSQL on 127.0.0.1:5432: bench/draft_saves.py skipped (it measures PostgreSQL)"; fi
 
 clean:
 	rm -rf $(VENV) var

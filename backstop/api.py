@@ -116,11 +116,13 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 def _mount_routers() -> None:
     from backstop.accounts.api import router as accounts_router
     from backstop.billing.api import router as billing_router
+    from backstop.drafts.api import router as drafts_router
     from backstop.support.api import router as support_router
 
     api.add_router("", accounts_router)
     api.add_router("/support", support_router)
     api.add_router("", billing_router)
+    api.add_router("/drafts", drafts_router)
 
 
 _mount_routers()

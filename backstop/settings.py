@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "backstop.support",
     "backstop.demo",
     "backstop.billing",
+    "backstop.drafts",
 ]
 
 MIDDLEWARE = [
@@ -45,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "backstop.drafts.middleware.DraftsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "backstop.errors.ApiErrorShapeMiddleware",
@@ -241,6 +243,15 @@ SUPPORT_INCIDENT_MIN_CASES = env_int("BACKSTOP_SUPPORT_INCIDENT_MIN_CASES", 3, m
 SUPPORT_INCIDENT_SETTLE_SECONDS = env_float("BACKSTOP_SUPPORT_INCIDENT_SETTLE_SECONDS", 900.0, minimum=1)
 # How long the contact form watches a retried setup before answering "still running".
 SUPPORT_CONTACT_WAIT_SECONDS = env_float("BACKSTOP_SUPPORT_CONTACT_WAIT_SECONDS", 5.0, minimum=0)
+
+# --- Drafts ---------------------------------------------------------------------------------------
+# A draft nobody touched for this long is deleted (a visitor's draft cookie lasts as long); sent ones go at once.
+DRAFT_KEEP_DAYS = env_int("BACKSTOP_DRAFT_KEEP_DAYS", 30, minimum=1)
+# How often each process that runs workflows deletes the expired ones.
+DRAFT_CLEANUP_SECONDS = env_float("BACKSTOP_DRAFT_CLEANUP_SECONDS", 3600.0, minimum=1)
+# Characters one draft holds in all its fields (a save's JSON must also fit BACKSTOP_MAX_BODY_BYTES).
+DRAFT_MAX_CHARS = env_int("BACKSTOP_DRAFT_MAX_CHARS", 50_000, minimum=1000)
+DRAFT_MAX_PER_OWNER = env_int("BACKSTOP_DRAFT_MAX_PER_OWNER", 200, minimum=1)
 
 LOG_LEVEL = env_str("BACKSTOP_LOG_LEVEL", "WARNING").upper()
 LOGGING = {

@@ -4,6 +4,8 @@ from django.urls import include, path
 from backstop.accounts import views as accounts
 from backstop.api import api
 from backstop.billing import views as billing
+from backstop.drafts import views as drafts
+from backstop.workspaces import views as workspaces
 
 handler400 = "backstop.errors.bad_request"
 
@@ -21,6 +23,12 @@ urlpatterns = [
     path("verify/email/<str:token>", accounts.verify_email_link, name="verify-email"),
     path("checkout", billing.checkout_page, name="checkout"),
     path("checkout/<str:reference>", billing.outcome_page, name="checkout-outcome"),
+    path("notes", workspaces.notes_page, name="notes"),
+    path("notes/new", workspaces.new_note_page, name="new-note"),
+    path("notes/<int:note_id>", workspaces.note_page, name="note"),
+    path("drafts/drafts.js", drafts.script, name="drafts-script"),
+    # At the root, so that the service worker may keep the copies of every editor page on the site.
+    path("drafts-sw.js", drafts.service_worker, name="drafts-worker"),
     path("api/", api.urls),
     path("", include("backstop.support.urls")),
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
@@ -77,13 +77,44 @@ def new_contact_reference() -> str:
     return "S-" + uuid.uuid4().hex[:8].upper()
 
 
-def receive_contact(*, email: str, text: str, reference: str = "", ip: str) -> ContactResult:
-    """A customer wrote in: record it, look them up, fix what automation can fix now, and answer truthfully."""
+def receive_contact(
+    *, email: str, text: str, reference: str = "", ip: str, submission_key: str = ""
+) -> ContactResult:
+    """A customer wrote in: record it, look them up, fix what automation can fix now, and answer truthfully.
+
+    ``submission_key`` (the id the page gave its form) makes a form sent again, its answer lost in an outage, the
+    same contact: answered as the first time, recorded and acted on once.
+    """
     email, text, reference = _clean_contact(email, text, reference)
+    submission_key = submission_key.strip()[:80]
+    if submission_key and (earlier := Contact.objects.filter(submission_key=submission_key).first()):
+        return _answered_again(earlier)
     key = email_key(email)
     check_rate_limit(action="contact", limit=CONTACT_LIMIT, ip=ip, email_key=key)
     account = Account.objects.by_email_key(key)
     our_reference = new_contact_reference()
+    try:
+        signal, contact = _record_contact(email=email, key=key, account=account, text=text, reference=reference,
+                                          our_reference=our_reference, submission_key=submission_key)
+    except IntegrityError:  # the same form, sent twice at once: the other request recorded it
+        if not submission_key:
+            raise
+        return _answered_again(Contact.objects.get(submission_key=submission_key))
+    finding, facts = _diagnose_and_fix(contact=contact, account=account, reference=reference)
+    return _acknowledge(contact=contact, signal=signal, account=account, finding=finding, facts=facts)
+
+
+def _answered_again(contact: Contact) -> ContactResult:
+    """A contact already recorded, answered as it was the first time (or, while that first request is still
+    looking into it, with the sentence that does not depend on what it finds)."""
+    public = contact.public_reply or messages.CONTACT_PUBLIC.format(reference=contact.our_reference)
+    return ContactResult(contact=contact, public_reply=public, private_reply=contact.private_reply or public)
+
+
+def _record_contact(
+    *, email: str, key: str, account: Account | None, text: str, reference: str, our_reference: str,
+    submission_key: str,
+) -> tuple[Signal, Contact]:
     with transaction.atomic():
         signal = _join(
             customer_key=key, email=account.email if account else email, account=account, kind=SignalKind.CONTACT,
@@ -92,10 +123,9 @@ def receive_contact(*, email: str, text: str, reference: str = "", ip: str) -> C
         )
         contact = Contact.objects.create(
             case_id=signal.case_id, email=email, customer_key=key, account=account, text=text, reference=reference,
-            our_reference=our_reference, finding="", public_reply="", private_reply="",
+            our_reference=our_reference, finding="", public_reply="", private_reply="", submission_key=submission_key,
         )
-    finding, facts = _diagnose_and_fix(contact=contact, account=account, reference=reference)
-    return _acknowledge(contact=contact, signal=signal, account=account, finding=finding, facts=facts)
+    return signal, contact
 
 
 def _diagnose_and_fix(*, contact: Contact, account: Account | None, reference: str) -> tuple[str, dict[str, Any]]:

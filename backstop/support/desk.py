@@ -22,6 +22,7 @@ from backstop.support.models import (
     SETUP_KINDS,
     ActionOutcome,
     Case,
+    CaseNote,
     CaseState,
     Contact,
     Incident,
@@ -223,6 +224,7 @@ class CaseView:
     # it is among them, gets the primary button; the others are under "Other actions".
     suggested_action: StaffAction | None = None
     other_actions: list[StaffAction] = field(default_factory=list)
+    notes: list[CaseNote] = field(default_factory=list)
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
@@ -250,6 +252,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
         reply_subject=subject, reply_body=body, saved_replies=list(SavedReply.objects.all()[:100]),
         suggested_action=next((a for a in offered if a.name == suggestion.action), None),
         other_actions=[a for a in offered if a.name != suggestion.action],
+        notes=list(CaseNote.objects.filter(case=case).select_related("staff")[:100]),
     )
 
 

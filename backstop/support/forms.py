@@ -14,6 +14,7 @@ class ContactForm(forms.Form):
     email = Typed()
     message = Typed()
     reference = Typed()
+    submission_key = Typed()
 
 
 class ActionForm(forms.Form):
@@ -27,6 +28,11 @@ class ActionForm(forms.Form):
         action = STAFF_ACTIONS.get(str(self.data.get("action", "")))
         for param in action.params if action is not None else ():
             self.fields[param.name] = copy.deepcopy(param.field)
+
+
+class NoteForm(forms.Form):
+    idempotency_key = forms.CharField(max_length=80)
+    body = forms.CharField(required=False, strip=False)
 
 
 class ReplyForm(forms.Form):

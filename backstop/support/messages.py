@@ -141,6 +141,8 @@ WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
 MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."
 REPLY_EMPTY = "Write something before sending."
+NOTE_EMPTY = "Write something before adding the note."
+NOTE_ADDED = "Note added; only staff see it."
 NO_REPLY_ADDRESS = "This case has no email address to reply to."
 SAVED_REPLY_SAVED = "Saved as “{title}”."
 

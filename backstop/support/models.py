@@ -205,10 +205,14 @@ class Contact(models.Model):
     private_reply = models.TextField()
     acknowledgement = models.ForeignKey("notify.Message", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
+    # The id the page gave the form: the same form sent again (its answer lost in an outage) is this contact.
+    submission_key = models.CharField(max_length=80, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["submission_key"], condition=~models.Q(submission_key=""),
+                                               name="contact_submitted_once")]
 
     def __str__(self) -> str:
         return f"contact from {self.email}"
@@ -307,6 +311,24 @@ class SavedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class CaseNote(models.Model):
+    """A staff member's internal note on a case: for colleagues on the desk, never sent to the customer."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    body = models.TextField()
+    # The click that wrote it: the same form sent twice (its answer lost in an outage) is one note.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"note on case {self.case_id}"
 
 
 class Urgency(models.TextChoices):

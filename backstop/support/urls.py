@@ -8,5 +8,6 @@ urlpatterns = [
     path("desk/cases/<int:case_id>", views.case_page, name="desk-case"),
     path("desk/cases/<int:case_id>/act", views.case_action, name="desk-case-action"),
     path("desk/cases/<int:case_id>/reply", views.case_reply, name="desk-case-reply"),
+    path("desk/cases/<int:case_id>/note", views.case_note, name="desk-case-note"),
     path("desk/incidents/<int:incident_id>", views.incident_page, name="desk-incident"),
 ]

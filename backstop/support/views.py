@@ -9,17 +9,20 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from backstop.accounts.models import Account
+from backstop.drafts.owners import discard_submitted_draft
 from backstop.lib import site_messages
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 from backstop.support import desk, messages
 from backstop.support.actions import ActionRefused, run_action
+from backstop.support.case_notes import add_case_note
 from backstop.support.contact import receive_contact
-from backstop.support.forms import ActionForm, ContactForm, ReplyForm
+from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm
 from backstop.support.models import Case, Incident
 from backstop.support.replies import send_reply
 from backstop.web.pages import form_page, note_rate_limited
@@ -49,18 +52,22 @@ def staff_only(permission: str) -> Callable[[View], View]:
 def contact_page(request: HttpRequest) -> HttpResponse:
     initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else ""
     form = ContactForm(request.POST or None, initial={"email": initial_email})
-    context: dict[str, Any] = {"form": form, "errors": {}, "problem": "", "answer": "", "email": initial_email}
+    context: dict[str, Any] = {"form": form, "errors": {}, "problem": "", "answer": "", "email": initial_email,
+                               "submission_key": uuid.uuid4().hex}
     if request.method == "POST" and form.is_valid():
-        context["email"] = form.cleaned_data["email"]
+        context.update(email=form.cleaned_data["email"],
+                       submission_key=form.cleaned_data["submission_key"] or context["submission_key"])
         try:
             result = receive_contact(
                 email=form.cleaned_data["email"], text=form.cleaned_data["message"],
-                reference=form.cleaned_data["reference"], ip=client_ip(request))
+                reference=form.cleaned_data["reference"], ip=client_ip(request),
+                submission_key=form.cleaned_data["submission_key"])
         except InvalidInput as error:
             context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
+            discard_submitted_draft(request)
             context.update(answer=result.reply_for(request.user), reference=result.contact.our_reference)
     return form_page(request, "support/contact.html", context)
 
@@ -122,8 +129,28 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
     except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
+        discard_submitted_draft(request)
         request.session["desk_notice"] = result.note
     return redirect("desk-case", case_id=case_id)
+
+
+@staff_only(ACT_PERMISSION)
+@require_POST
+def case_note(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
+        return redirect("desk-case", case_id=case_id)
+    try:
+        add_case_note(case_id=case_id, staff=_staff(request), key=form.cleaned_data["idempotency_key"],
+                      body=form.cleaned_data["body"])
+    except ActionRefused as refused:
+        request.session["desk_problem"] = str(refused)
+    else:
+        discard_submitted_draft(request)
+        request.session["desk_notice"] = messages.NOTE_ADDED
+    return redirect(reverse("desk-case", args=[case_id]) + "#notes")
 
 
 @staff_only(VIEW_PERMISSION)

@@ -60,7 +60,7 @@ def _told(contact: Contact) -> str:
 
 def _payments_row(client: Client, case: Case, reference: str) -> str:
     page = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
-    row = re.search(rf"<tr><td>{reference}</td>.*?</tr>", page, re.DOTALL)
+    row = re.search(rf"<tr[^>]*><td>{reference}</td>.*?</tr>", page, re.DOTALL)
     assert row, page
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(0)))
 

@@ -127,7 +127,10 @@ def test_it_lets_the_buyer_pay_again_after_a_decline_and_after_a_refund(
         ("requires_payment_method", 1), ("succeeded", 2)]
     released = server.database.query(
         "SELECT actor, after FROM billing_auditentry WHERE action = 'plan_claim_released' ORDER BY id")
-    assert [actor for actor, _ in released] == ["system:checkout", "system:webhook"]
+    # The decline is settled by whichever comes first, the checkout's answer or the processor's event; the refund
+    # only by the webhook. One release each.
+    assert len(released) == 2
+    assert released[0][0] in ("system:checkout", "system:webhook") and released[1][0] == "system:webhook"
 
 
 def test_it_extends_a_signed_in_customers_plan_once(server_factory: Any, fakepay: Any, smtp_sink: Any) -> None:

@@ -53,7 +53,7 @@ def _act(desk: httpx.Client, case_path: str, action: str, key: str) -> str:
 
 
 def _payments_row(page: str, reference: str) -> str:
-    row = re.search(rf"<tr><td>{reference}</td>.*?</tr>", page, re.DOTALL)
+    row = re.search(rf"<tr[^>]*><td>{reference}</td>.*?</tr>", page, re.DOTALL)
     assert row, page
     return re.sub(r"\s+", " ", row.group(0))
 

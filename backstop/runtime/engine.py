@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connections
 
 from backstop.lib.sqlite_gate import GatedConnection, defer_to_foreground
-from backstop.runtime import registry
+from backstop.runtime import registry, wakeup
 from backstop.runtime.models import Executor
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ def shutdown() -> None:
         stop.set()
     if is_running():
         DBOS.destroy(destroy_registry=False)
+    wakeup.stop_listening()
     _state.update({"queues": {}, "stop": None, "executor_id": None})
 
 

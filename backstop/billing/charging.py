@@ -35,11 +35,14 @@ class ChargeOutcome(TypedDict):
 def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
     """One call to the processor, always with the attempt's idempotency key: never a second charge."""
     attempt = PurchaseAttempt.objects.select_related("product").get(pk=attempt_id)
+    # A try that already called the processor is being run again: the process died mid-charge, and with it whatever
+    # the buyer was waiting on (so their confirmation says sorry, whoever finishes the order).
+    rerun = attempt.charge_calls >= try_number
     if attempt.state not in SETTLING_STATES:  # a webhook or reconciliation settled it already
+        if rerun and not attempt.interrupted:
+            PurchaseAttempt.objects.filter(pk=attempt.pk).update(interrupted=True)
         return {"outcome": "settled", "payment": None, "code": "", "error": ""}
     now = timezone.now()
-    # A try that already called the processor is being run again: the process died mid-charge.
-    rerun = attempt.charge_calls >= try_number
     PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=SETTLING_STATES).update(
         state=AttemptState.CHARGING, charge_calls=F("charge_calls") + 1, updated_at=now,
         charge_started_at=attempt.charge_started_at or now, interrupted=attempt.interrupted or rerun,

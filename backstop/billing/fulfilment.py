@@ -21,6 +21,7 @@ from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
 from backstop.billing import messages
 from backstop.billing.audit import attempt_snapshot, audit
+from backstop.billing.checkout import announce_answer
 from backstop.billing.models import (
     BUYER_SAW_TROUBLE,
     NOT_CHARGED,
@@ -138,6 +139,9 @@ def _finish_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPaym
                  "email": message.kind if send_now else f"{message.kind}, sent by the checkout's workflow"})
     if send_now:
         transaction.on_commit(lambda: enqueue_delivery(message))
+    # Whoever made the order (often the processor's webhook, ahead of the workflow's own record): the buyer waiting on
+    # this checkout has their answer.
+    transaction.on_commit(lambda: announce_answer(attempt.pk))
 
 
 def confirmation_email(attempt: PurchaseAttempt, order: Order) -> tuple[str, str]:
@@ -239,6 +243,7 @@ def settle_declined_payment(*, payment: ProcessorPayment, actor: str) -> bool:
                                         decline_code=payment.failure_code or payment.status):
             audit(actor=actor, action="charge_declined", reference=attempt.reference, payment_id=payment.id,
                   before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED, "status": payment.status})
+            transaction.on_commit(lambda: announce_answer(attempt.pk))
             return True
     return False
 

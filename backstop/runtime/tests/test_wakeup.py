@@ -63,9 +63,16 @@ def test_it_wakes_no_one_for_news_rolled_back_or_about_something_else(only_woken
             wakeup.notify("order", "8")
             raise Boom
 
-    thread = _later(lambda: (rolled_back(), wakeup.notify("order", "9")))
-    answered = wakeup.wait_until(lambda: looks.append(time.monotonic()) or False, topic="order", key="8",
-                                 timeout=1.0, longest_look=60)
+    def news_for_others() -> None:
+        rolled_back()
+        wakeup.notify("order", "9")
+
+    def look() -> bool:
+        looks.append(time.monotonic())
+        return False
+
+    thread = _later(news_for_others)
+    answered = wakeup.wait_until(look, topic="order", key="8", timeout=1.0, longest_look=60)
     thread.join()
 
     assert not answered

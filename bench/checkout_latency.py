@@ -410,12 +410,21 @@ def print_report(runs: list[Run], *, wait_seconds: float) -> None:
     cores = os.cpu_count() or 1
     parts = list(runs[0].cpu.by_part)
     print(f"\nCPU per checkout during each run, ms ({cores} cores)")
-    header = f"{'run':<12} " + " ".join(f"{part:>15}" for part in parts) + f" {'machine':>8}"
+    header = (f"{'run':<12} " + " ".join(f"{part:>15}" for part in parts)
+              + f" {'machine':>8} {'backstop':>8} {'shared out':>10}")
     print(header)
     print("-" * len(header))
     for run in runs:
+        # Backstop's own CPU (its processes and the database's), not the processor's nor the clients'.
+        ours = sum(run.cpu.by_part[part] for part in ("web process", "workflows child", "postgres")
+                   if part in run.cpu.by_part)
+        # With more checkouts in flight than cores, each one waits for its share of everyone's CPU.
+        shared = ours * max(run.clients / cores, 1)
         print(f"{run.name:<12} " + " ".join(f"{run.cpu.by_part[part]:>15.1f}" for part in parts)
-              + f" {run.cpu.machine:>8.1f}")
+              + f" {run.cpu.machine:>8.1f} {ours:>8.1f} {shared:>10.1f}")
+    print(f"'backstop': web process, workflows child and PostgreSQL (every PostgreSQL process on the machine). "
+          f"'shared out': that times max(clients / {cores} cores, 1), about what it adds to each checkout when every "
+          "core is busy: compare it with the target's budget.")
 
     print(f"\nTarget: checkout p99 at most {OVERHEAD_BUDGET_MS:g} ms above the processor's p99 (same run)")
     for run in runs:

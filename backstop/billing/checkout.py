@@ -203,11 +203,12 @@ def wait_for_charge(*, attempt: PurchaseAttempt, seconds: float) -> PurchaseAtte
     (``announce_answer``); the rows are read again every so often anyway, for an answer that came another way."""
 
     def answered() -> bool:
-        attempt.refresh_from_db()
-        return attempt.state in ANSWERED_STATES
+        # The state alone (one column) at each look; the whole row once, at the end.
+        return PurchaseAttempt.objects.filter(pk=attempt.pk).values_list("state", flat=True).first() in ANSWERED_STATES
 
     if seconds > 0:
         wakeup.wait_until(answered, topic=CHECKOUT_TOPIC, key=str(attempt.pk), timeout=seconds)
+        attempt.refresh_from_db()
     return attempt
 
 

@@ -19,11 +19,11 @@ from conftest import wait_for
 
 def _workflow_queues(database: Any) -> dict[str, str | None]:
     """Each purchase workflow's queue (None: started directly), from the engine's own tables."""
-    sql = "SELECT workflow_uuid, queue_name FROM {table} WHERE workflow_uuid LIKE 'purchase:%'"
+    sql = "SELECT workflow_uuid, queue_name FROM {table} WHERE workflow_uuid LIKE ?"
     if database.url:
-        return dict(database.query(sql.format(table="dbos.workflow_status")))
+        return dict(database.query(sql.format(table="dbos.workflow_status"), ("purchase:%",)))
     with sqlite3.connect(database.data_dir / "workflows.sqlite3", timeout=30) as conn:
-        return dict(conn.execute(sql.format(table="workflow_status")).fetchall())
+        return dict(conn.execute(sql.format(table="workflow_status"), ("purchase:%",)).fetchall())
 
 
 @pytest.mark.parametrize("workflows", ["inside", "process"])

@@ -52,6 +52,7 @@ test: lint test-sqlite test-postgres
 
 bench: install
 	$(BIN)/python bench/signup_latency.py
+	$(BIN)/python bench/checkout_latency.py
 	$(BIN)/python bench/activation_throughput.py
 	$(BIN)/python bench/reconcile_scale.py
 	$(BIN)/python bench/desk_load.py

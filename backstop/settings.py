@@ -215,8 +215,8 @@ SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
 HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)
 # How often each process looks in the database for queued background work and, on SQLite, for messages to waiting
-# workflows. Every look costs CPU that signups' password hashing competes with (see docs/decisions.md); the purchase
-# queue, which a buyer waits on, is looked at more often (billing.models.PURCHASE_POLL_SECONDS).
+# workflows. Every look costs CPU that signups' password hashing competes with (see docs/decisions.md). A buyer's
+# checkout waits on no queue: its workflow starts at once (billing.checkout.hand_over_purchase).
 QUEUE_POLL_SECONDS = env_float("BACKSTOP_QUEUE_POLL_SECONDS", 1.0, minimum=0.01)
 SETUP_CONCURRENCY = env_int("BACKSTOP_SETUP_CONCURRENCY", 50, minimum=1)
 # Accounts whose first setup attempts one batch workflow makes (see docs/decisions.md).

@@ -17,7 +17,7 @@ from backstop.accounts.models import Account
 from backstop.billing import checkout as checkouts
 from backstop.billing import messages, refunds, webhooks
 from backstop.billing.models import Order, PurchaseAttempt
-from backstop.billing.outcome import already_answer, checkout_outcome
+from backstop.billing.outcome import already_answer, checkout_outcome, note_error_shown, shown_to_buyer
 from backstop.lib.errors import InvalidInput, ProviderError
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
@@ -52,6 +52,7 @@ class OutcomeOut(Schema):
     refunded: str | None
     status_url: str
     page_url: str
+    late: bool
 
 
 class ErrorOut(Schema):
@@ -69,9 +70,10 @@ class WebhookOut(Schema):
     outcome: str
 
 
-def _purchase_error(attempt: PurchaseAttempt | None) -> Status[dict[str, Any]]:
+def _purchase_error(attempt: PurchaseAttempt | None, idempotency_key: str) -> Status[dict[str, Any]]:
     reference = uuid.uuid4().hex[:12]
     log.exception("checkout failed unexpectedly, error reference %s", reference)
+    note_error_shown(reference=attempt.reference if attempt is not None else "", idempotency_key=idempotency_key)
     return Status(500, {
         "code": "internal_error", "reference": reference,
         "message": messages.PURCHASE_ERROR.text.format(error_reference=reference,
@@ -107,35 +109,36 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
             return Status(403, {"code": "csrf_failed", "message": messages.CSRF_FAILED})
         account = Account.objects.signed_in(request.user)
     attempt = None
+    idempotency_key = request.headers.get("Idempotency-Key", "")
     try:
         result = checkouts.start_checkout(
             product=payload.product, email=payload.email, account=account, payment_method=payload.payment_method,
-            idempotency_key=request.headers.get("Idempotency-Key", ""), ip=client_ip(request),
-            renewal=payload.renewal,
+            idempotency_key=idempotency_key, ip=client_ip(request), renewal=payload.renewal,
         )
         if result.already is not None:
             return Status(409, already_answer(result.already, email=payload.email.strip()).as_dict())
         attempt = result.attempt
         checkouts.wait_for_charge(attempt=attempt, seconds=settings.CHECKOUT_WAIT_SECONDS)
-        outcome = checkout_outcome(attempt, show_email=True)
+        outcome = shown_to_buyer(attempt, show_email=True, asked_again=result.replayed)
     except checkouts.IdempotencyKeyReused:
         return Status(409, {"code": "idempotency_key_reused", "message": messages.IDEMPOTENCY_KEY_REUSED.text})
     except (InvalidInput, RateLimited):
         raise  # the API's own handlers answer 400 with the field errors, 429 with Retry-After
     except Exception:
-        return _purchase_error(attempt)
+        return _purchase_error(attempt, idempotency_key.strip())
     if result.replayed:
         response["Idempotent-Replayed"] = "true"
     return Status(200 if outcome.final else 202, outcome.as_dict())
 
 
 @router.get("/orders/{reference}", response={200: OutcomeOut, 404: ErrorOut})
-def order_status(request: HttpRequest, reference: str) -> Status[Any]:
-    """A checkout's state by its reference (the buyer's email is masked)."""
+def order_status(request: HttpRequest, reference: str, offline: bool = False) -> Status[Any]:
+    """A checkout's state by its reference (the buyer's email is masked). ``offline=true``: the buyer's page told them
+    it could not reach us since its last look (what the buyer was told decides their confirmation email)."""
     attempt = PurchaseAttempt.objects.by_reference(reference)
     if attempt is None:
         return Status(404, {"code": "not_found", "message": messages.ORDER_NOT_FOUND.text})
-    return Status(200, checkout_outcome(attempt).as_dict())
+    return Status(200, shown_to_buyer(attempt, was_offline=offline).as_dict())
 
 
 @router.post("/orders/{reference}/refund", auth=django_auth,

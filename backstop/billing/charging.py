@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal, TypedDict
+import time
+from typing import Literal, NotRequired, TypedDict
 
 from django.db import transaction
 from django.db.models import F
@@ -31,17 +32,22 @@ class ChargeOutcome(TypedDict):
     payment: ProcessorPayment | None
     code: str
     error: str
+    # How long the processor took to answer this call (absent in outcomes recorded before it was measured).
+    processor_ms: NotRequired[float]
 
 
 
 def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
     """One call to the processor, always with the attempt's idempotency key: never a second charge."""
     attempt = PurchaseAttempt.objects.select_related("product").get(pk=attempt_id)
+    # A try that already called the processor is being run again: the process died mid-charge, and with it whatever
+    # the buyer was waiting on (so their confirmation says sorry, whoever finishes the order).
+    rerun = attempt.charge_calls >= try_number
     if attempt.state not in SETTLING_STATES:  # a webhook or reconciliation settled it already
+        if rerun and not attempt.interrupted:
+            PurchaseAttempt.objects.filter(pk=attempt.pk).update(interrupted=True)
         return {"outcome": "settled", "payment": None, "code": "", "error": ""}
     now = timezone.now()
-    # A try that already called the processor is being run again: the process died mid-charge.
-    rerun = attempt.charge_calls >= try_number
     PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=SETTLING_STATES).update(
         state=AttemptState.CHARGING, charge_calls=F("charge_calls") + 1, updated_at=now,
         charge_started_at=attempt.charge_started_at or now, interrupted=attempt.interrupted or rerun,
@@ -49,6 +55,14 @@ def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
     audit(actor="system:checkout", action="charge_requested", reference=attempt.reference,
           before=attempt_snapshot(attempt),
           after={"try": try_number, "idempotency_key": attempt.processor_key, "rerun_after_crash": rerun})
+    started = time.perf_counter()
+    outcome = _ask_processor(attempt)
+    # Kept in the audit trail: what the processor itself cost a checkout (bench/checkout_latency.py reads it).
+    outcome["processor_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return outcome
+
+
+def _ask_processor(attempt: PurchaseAttempt) -> ChargeOutcome:
     try:
         payment = payment_processor().charge(
             amount=attempt.amount_cents, currency=attempt.currency, payment_method=attempt.payment_method,
@@ -61,7 +75,7 @@ def charge_attempt(*, attempt_id: int, try_number: int) -> ChargeOutcome:
             # A declined confirmation leaves Stripe's PaymentIntent waiting for another card.
             processor_status.record_payment(payment=ProcessorPayment(
                 id=declined.payment_id, status=DECLINED_INTENT_STATUS, amount=attempt.amount_cents,
-                currency=attempt.currency, created=now, email=attempt.email, failure_code=declined.code,
+                currency=attempt.currency, created=timezone.now(), email=attempt.email, failure_code=declined.code,
             ), learnt_from=LearntFrom.CHARGE, attempt_id=attempt.pk)
         return {"outcome": "declined", "payment": None, "code": declined.code, "error": declined.message}
     except RequestRefused as refused:
@@ -90,7 +104,8 @@ def record_charge(*, attempt_id: int, charge: ChargeOutcome) -> str:
                 audit(actor="system:checkout", action="charge_succeeded", reference=attempt.reference,
                       payment_id=charge["payment"].id, before=attempt_snapshot(attempt),
                       after={"state": AttemptState.CHARGED, "payment_id": charge["payment"].id,
-                             "replayed_by_processor": charge["payment"].replayed})
+                             "replayed_by_processor": charge["payment"].replayed,
+                             "processor_ms": charge.get("processor_ms")})
         elif charge["outcome"] == "declined":
             moved = PurchaseAttempt.objects.move(
                 attempt_id, from_states=SETTLING_STATES, to=AttemptState.DECLINED, decline_code=charge["code"],
@@ -99,7 +114,8 @@ def record_charge(*, attempt_id: int, charge: ChargeOutcome) -> str:
             if moved:
                 audit(actor="system:checkout", action="charge_declined", reference=attempt.reference,
                       before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED,
-                                                                "code": charge["code"]})
+                                                                "code": charge["code"],
+                                                                "processor_ms": charge.get("processor_ms")})
                 release_plan_claim(attempt_id=attempt_id, actor="system:checkout", reason="declined")
         elif charge["outcome"] == "unknown":
             PurchaseAttempt.objects.filter(pk=attempt_id, state__in=SETTLING_STATES).update(

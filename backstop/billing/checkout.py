@@ -1,6 +1,9 @@
-"""Checkout: record the purchase attempt once per idempotency key and hand it to its durable workflow.
+"""Checkout: record the purchase attempt once per idempotency key, hand it to its workflow, wait for the answer.
 
-Charges nothing itself: the purchase workflow (``workflows.purchase_workflow``) does, through ``charging``.
+Charges nothing itself: the purchase workflow (``workflows.purchase_workflow``) does, through ``charging``. The
+hand-over starts that workflow at once under the attempt's own id, in this process when it runs the engine, else in a
+worker woken for it (``run_purchase_starter``); the request then waits to be woken by the workflow once the buyer's
+answer is in the rows (``wait_for_charge``). See docs/decisions.md, "A checkout starts its workflow at once".
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import hashlib
 import json
 import logging
 import re
-import time
+import threading
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -28,7 +31,6 @@ from backstop.billing.messages import (
 )
 from backstop.billing.models import (
     PURCHASE_QUEUE,
-    SETTLING_STATES,
     AttemptState,
     Entitlement,
     Product,
@@ -38,7 +40,8 @@ from backstop.billing.models import (
 from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
 from backstop.ratelimits.services import Limit, check_rate_limit
-from backstop.runtime import dispatch
+from backstop.runtime import dispatch, registry, wakeup
+from backstop.runtime.engine import release_db_connections
 from backstop.runtime.guarded import SWEEP_LIMIT, start_stranded
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,13 @@ log = logging.getLogger(__name__)
 CHECKOUT_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,96}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Wake-up topics (runtime.wakeup): a purchase handed over to a worker, and a checkout whose buyer has an answer.
+PURCHASE_TOPIC = "purchase"
+CHECKOUT_TOPIC = "checkout"
+# The answers a buyer waits for: paid (fulfilled), declined, in doubt. "Charged" is not one: its order is moments away.
+ANSWERED_STATES = (AttemptState.FULFILLED, AttemptState.DECLINED, AttemptState.IN_DOUBT)
+STARTER_LOOP = "purchase-starter"
+_starter_cycle = registry.cycle_lock(STARTER_LOOP)
 
 
 class IdempotencyKeyReused(Exception):
@@ -188,8 +198,25 @@ def _record_attempt(intent: _Intent) -> PurchaseAttempt | ExistingPurchase:
     )
     audit(actor=f"buyer:{intent.email}", action="checkout_recorded", reference=attempt.reference,
           after=attempt_snapshot(attempt) | {"plan_claim": intent.claim})
-    transaction.on_commit(lambda: enqueue_purchase(attempt.pk))
+    transaction.on_commit(lambda: hand_over_purchase(attempt.pk))
     return attempt
+
+
+def hand_over_purchase(attempt_id: int) -> None:
+    """Start the attempt's workflow now, under the id every other starter uses (so it runs once): in this process
+    when it runs the engine; else in a worker, woken for it through the database; else (SQLite, no engine here) in
+    the purchase queue, for the next look of a process that runs workflows."""
+    from backstop.billing.workflows import purchase_workflow
+
+    try:
+        if dispatch.start_here(purchase_workflow, attempt_id, workflow_id=purchase_workflow_id(attempt_id)):
+            return
+        if wakeup.reaches_other_processes():
+            wakeup.notify(PURCHASE_TOPIC, str(attempt_id))
+            return
+        enqueue_purchase(attempt_id)
+    except Exception:  # a worker's starter, when it next looks, or the sweep starts it
+        log.exception("could not hand over the purchase workflow of attempt %s; the safety net will", attempt_id)
 
 
 def enqueue_purchase(attempt_id: int) -> None:
@@ -202,7 +229,39 @@ def enqueue_purchase(attempt_id: int) -> None:
         log.exception("could not enqueue the purchase workflow for attempt %s; reconciliation will", attempt_id)
 
 
-def restart_unstarted_purchases(*, grace_seconds: float) -> int:
+def _start_here(attempt_id: int) -> None:
+    from backstop.billing.workflows import purchase_workflow
+
+    dispatch.start_here(purchase_workflow, attempt_id, workflow_id=purchase_workflow_id(attempt_id))
+
+
+def run_purchase_starter(stop: threading.Event) -> None:
+    """A loop in every process that runs workflows (registered by BillingConfig): start the workflow of each purchase
+    that a process without the engine (a web process beside its worker) handed over, the moment its wake-up arrives.
+
+    Every worker hears each wake-up and starts the same workflow id: DBOS runs it once. Wake-ups sent while no process
+    listened (every worker restarting) are made up for when this loop starts and whenever its listening connection
+    comes back: it then starts every attempt still waiting for its workflow. The sweep stays the last safety net.
+    """
+    with wakeup.subscribe(PURCHASE_TOPIC) as handed_over:
+        while not stop.is_set():
+            keys, missed = handed_over.wait(timeout=1.0)
+            with _starter_cycle:
+                if stop.is_set():  # the engine stopped while a hold kept this cycle waiting
+                    return
+                try:
+                    for key in sorted(keys):
+                        if key.isdigit():
+                            _start_here(int(key))
+                    if missed:
+                        restart_unstarted_purchases(grace_seconds=0, start=_start_here)
+                except Exception:  # the starter must outlive a database hiccup; the sweep covers what it missed
+                    log.exception("purchase starter failed; the sweep starts what it could not")
+                finally:
+                    release_db_connections()
+
+
+def restart_unstarted_purchases(*, grace_seconds: float, start: Callable[[int], None] = enqueue_purchase) -> int:
     """Safety net (a sweep the billing app registers): start the workflow of every attempt recorded longer ago than
     the grace that never reached the processor and has no workflow (the process stopped between the commit and the
     hand-over, or the hand-over failed). Starting one under its id twice starts it once. Returns how many it started.
@@ -214,14 +273,28 @@ def restart_unstarted_purchases(*, grace_seconds: float) -> int:
     return start_stranded(
         ((pk, str(pk)) for pk in waiting.order_by("id").values_list("pk", flat=True)[:SWEEP_LIMIT]),
         workflow_id=lambda key: purchase_workflow_id(int(key)),
-        start=lambda attempt_id, _: enqueue_purchase(attempt_id),
+        start=lambda attempt_id, _: start(attempt_id),
     )
 
 
 def wait_for_charge(*, attempt: PurchaseAttempt, seconds: float) -> PurchaseAttempt:
-    """Give the workflow a moment to charge, so a healthy checkout answers "paid" straight away."""
-    deadline = time.monotonic() + seconds
-    while attempt.state in SETTLING_STATES and time.monotonic() < deadline:
-        time.sleep(0.1)
+    """Wait up to ``seconds`` for the buyer's answer (paid, declined or in doubt), so that a healthy checkout answers
+    "paid" in one response. The purchase workflow wakes this wait the moment the answer is in the rows
+    (``announce_answer``); the rows are read again every so often anyway, for an answer that came another way."""
+
+    def answered() -> bool:
+        # The state alone (one column) at each look; the whole row once, at the end.
+        return PurchaseAttempt.objects.filter(pk=attempt.pk).values_list("state", flat=True).first() in ANSWERED_STATES
+
+    if seconds > 0:
+        wakeup.wait_until(answered, topic=CHECKOUT_TOPIC, key=str(attempt.pk), timeout=seconds)
         attempt.refresh_from_db()
     return attempt
+
+
+def announce_answer(attempt_id: int) -> None:
+    """The purchase workflow has the buyer's answer in the rows: wake whoever waits for it, in any process."""
+    try:
+        wakeup.notify(CHECKOUT_TOPIC, str(attempt_id))
+    except Exception:  # the waiter reads the rows again shortly anyway
+        log.warning("could not announce the answer of attempt %s", attempt_id, exc_info=True)

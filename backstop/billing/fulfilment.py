@@ -18,24 +18,29 @@ from django.utils import timezone
 
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm
-from backstop.billing import refunds
+from backstop.billing import messages, refunds
 from backstop.billing.audit import attempt_snapshot, audit
+from backstop.billing.checkout import announce_answer
 from backstop.billing.claims import plan_period, release_plan_claim
 from backstop.billing.models import (
+    BUYER_SAW_TROUBLE,
     NOT_CHARGED,
     SETTLING_STATES,
     AttemptState,
+    BuyerSaw,
     Entitlement,
     FulfilledBy,
     Order,
     OrderStatus,
     Product,
     PurchaseAttempt,
+    purchase_workflow_id,
 )
 from backstop.billing.outcome import money
 from backstop.billing.providers import ProcessorPayment
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
+from backstop.runtime import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,10 @@ def fulfil_payment(
                                          f"checkout {attempt.reference} ({expected})")
         return Fulfilment(order=None, created=False, problem="amount differs from the checkout")
     refunded = refunds.known_refunded_cents(payment)
+    # While the checkout's own workflow runs, sending the confirmation is its last step: after a crash it is the one
+    # that knows the checkout did not go straight through, and the buyer's page may still be reporting what they saw
+    # meanwhile. The email is written with the order all the same; the workflow settles its words, then sends it.
+    send_now = source == FulfilledBy.CHECKOUT or not _checkout_workflow_running(attempt.pk)
     try:
         with transaction.atomic():
             order, created = Order.objects.get_or_create(payment_id=payment.id, defaults={
@@ -85,7 +94,7 @@ def fulfil_payment(
             if created and order.status == OrderStatus.REFUNDED:
                 _finish_refunded_order(order, attempt, payment, source=source, actor=actor)
             elif created:
-                _finish_order(order, attempt, payment, source=source, actor=actor)
+                _finish_order(order, attempt, payment, source=source, actor=actor, send_now=send_now)
                 if order.refunded_cents:
                     refunds.note_partial_refund(order=order, actor=actor)
             if created:
@@ -123,9 +132,18 @@ def _attempt_for(payment: ProcessorPayment, attempt_id: int | None) -> PurchaseA
     return attempt
 
 
+def _checkout_workflow_running(attempt_id: int) -> bool:
+    try:
+        return dispatch.is_live(purchase_workflow_id(attempt_id))
+    except Exception:  # cannot tell: confirm now rather than risk an order without its email
+        log.warning("could not read the state of the purchase workflow of attempt %s", attempt_id, exc_info=True)
+        return False
+
+
 def _finish_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPayment, *, source: str,
-                  actor: str) -> None:
-    """Inside the transaction that created the order: entitlement, attempt state, email, audit."""
+                  actor: str, send_now: bool) -> None:
+    """Inside the transaction that created the order: entitlement, attempt state, email, audit. ``send_now`` False:
+    the email waits for the checkout's workflow (``ensure_confirmation_queued``), or else the delivery's sweep."""
     now = timezone.now()
     product: Product = attempt.product
     starts_at, ends_at = plan_period(attempt=attempt, now=now)  # an extension starts where its plan ends
@@ -137,23 +155,51 @@ def _finish_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPaym
         state=AttemptState.FULFILLED, payment_id=payment.id, fulfilled_at=now, settled_at=now, updated_at=now,
         charged_at=prior.charged_at or now,
     )
-    started = prior.charge_started_at or prior.created_at
-    recovered = (prior.interrupted or prior.state in (AttemptState.IN_DOUBT, AttemptState.DECLINED)
-                 or source in (FulfilledBy.RECONCILIATION, FulfilledBy.SUPPORT)
-                 or (now - started).total_seconds() > settings.CHECKOUT_SLOW_SECONDS)
-    message = notify.create_email(
-        account=order.account, kind="purchase_recovered" if recovered else "purchase_confirmation",
-        key=confirmation_key(order.reference), to=order.email,
-        context={"order": order, "product": product, "entitlement": entitlement,
-                 "amount": money(order.amount_cents, order.currency), "paid_at": payment.created,
-                 "refunded": money(order.refunded_cents, order.currency) if order.refunded_cents else "",
-                 "status_url": f"{settings.BASE_URL}/checkout/{order.reference}"},
-    )
+    message = _write_confirmation(order, entitlement)
     audit(actor=actor, action="order_fulfilled", reference=order.reference, payment_id=payment.id,
           before=attempt_snapshot(prior),
           after={"order": order.reference, "fulfilled_by": source, "entitlement_until": entitlement.ends_at.isoformat(),
-                 "email": message.kind})
-    transaction.on_commit(lambda: enqueue_delivery(message))
+                 "email": message.kind if send_now else f"{message.kind}, sent by the checkout's workflow"})
+    if send_now:
+        transaction.on_commit(lambda: enqueue_delivery(message))
+    # Whoever made the order (often the processor's webhook, ahead of the workflow's own record): the buyer waiting on
+    # this checkout has their answer.
+    transaction.on_commit(lambda: announce_answer(attempt.pk))
+
+
+def confirmation_email(attempt: PurchaseAttempt, order: Order) -> tuple[str, str]:
+    """The confirmation's kind, and for the apology the words that name what happened.
+
+    What the buyer was told decides (``attempt.buyer_saw``): told something went wrong, the apology names it, however
+    quickly it all ended; told only that it is paid, the plain confirmation. When their story is not known to have
+    ended well, the apology goes to a checkout that did not go straight through: a crash or restart mid-charge, an
+    answer in doubt, a decline that turned out paid, an order finished by reconciliation or support, or one slower
+    than BACKSTOP_CHECKOUT_SLOW_SECONDS.
+    """
+    if attempt.buyer_saw in BUYER_SAW_TROUBLE:
+        return "purchase_recovered", messages.APOLOGY_FOR[attempt.buyer_saw]
+    if attempt.buyer_saw == BuyerSaw.PAID:
+        return "purchase_confirmation", ""
+    started = attempt.charge_started_at or attempt.created_at
+    finished = attempt.fulfilled_at or timezone.now()
+    straight = not (attempt.interrupted or attempt.in_doubt_since is not None or attempt.decline_code
+                    or order.fulfilled_by in (FulfilledBy.RECONCILIATION, FulfilledBy.SUPPORT)
+                    or (finished - started).total_seconds() > settings.CHECKOUT_SLOW_SECONDS)
+    return ("purchase_confirmation", "") if straight else ("purchase_recovered", messages.APOLOGY_DEFAULT)
+
+
+def _confirmation_context(order: Order, entitlement: Entitlement, what_happened: str) -> dict[str, Any]:
+    return {"order": order, "product": order.product, "entitlement": entitlement,
+            "amount": money(order.amount_cents, order.currency), "paid_at": order.payment_created_at,
+            "refunded": money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+            "status_url": f"{settings.BASE_URL}/checkout/{order.reference}", "what_happened": what_happened}
+
+
+def _write_confirmation(order: Order, entitlement: Entitlement) -> Message:
+    """The order's one confirmation email (its key is the order's), in the words what we know now calls for."""
+    kind, what_happened = confirmation_email(PurchaseAttempt.objects.get(pk=order.attempt_id), order)
+    return notify.create_email(account=order.account, kind=kind, key=confirmation_key(order.reference),
+                               to=order.email, context=_confirmation_context(order, entitlement, what_happened))
 
 
 def _finish_refunded_order(order: Order, attempt: PurchaseAttempt, payment: ProcessorPayment, *, source: str,
@@ -182,6 +228,7 @@ def _finish_refunded_order(order: Order, attempt: PurchaseAttempt, payment: Proc
     # Refunded before it began: the plan it claimed is free for a new purchase.
     release_plan_claim(attempt_id=attempt.pk, actor=actor, reason="refunded")
     transaction.on_commit(lambda: enqueue_delivery(message))
+    transaction.on_commit(lambda: announce_answer(attempt.pk))  # the buyer waiting on this checkout has their answer
 
 
 def confirmation_key(reference: str) -> str:
@@ -196,14 +243,22 @@ def enqueue_delivery(message: Message) -> None:
 
 
 def ensure_confirmation_queued(*, attempt_id: int) -> bool:
-    """The purchase workflow's last step: the confirmation is on its way (queued once, by workflow id)."""
-    order = Order.objects.filter(attempt_id=attempt_id).first()
+    """The purchase workflow's last step: the confirmation in the words the buyer's story calls for now (if no
+    delivery of it has started: a fulfiller other than this workflow left the sending to it), and on its way (queued
+    once, by workflow id)."""
+    order = Order.objects.select_related("product", "entitlement").filter(attempt_id=attempt_id).first()
     if order is None:
         return False
     message = Message.objects.filter(key=confirmation_key(order.reference)).first()
-    if message is not None and message.status != DeliveryStatus.SENT:
+    if message is None:  # an order made before its email was written with it
+        message = _write_confirmation(order, order.entitlement)
+    elif message.status == DeliveryStatus.QUEUED:
+        kind, what_happened = confirmation_email(PurchaseAttempt.objects.get(pk=attempt_id), order)
+        notify.reword_unsent_email(message=message, kind=kind,
+                                   context=_confirmation_context(order, order.entitlement, what_happened))
+    if message.status != DeliveryStatus.SENT:
         enqueue_delivery(message)
-    return message is not None
+    return True
 
 
 def _raise_unmatched(payment: ProcessorPayment, *, reason: str) -> None:
@@ -242,6 +297,7 @@ def settle_declined_payment(*, payment: ProcessorPayment, actor: str) -> bool:
             audit(actor=actor, action="charge_declined", reference=attempt.reference, payment_id=payment.id,
                   before=attempt_snapshot(attempt), after={"state": AttemptState.DECLINED, "status": payment.status})
             release_plan_claim(attempt_id=attempt.pk, actor=actor, reason="declined")
+            transaction.on_commit(lambda: announce_answer(attempt.pk))
             return True
     return False
 

@@ -16,9 +16,12 @@ REFUNDED = "refunded"
 DECLINED = "declined"
 NOT_CHARGED = "not_charged"
 IN_DOUBT = "in_doubt"
+# Not an outcome of its own (the API still says "processing"): its words once the usual few seconds are over.
+PROCESSING_LATE = "processing_late"
 
 TITLES = {
     PROCESSING: "We're taking your payment",
+    PROCESSING_LATE: "Your payment is taking longer than usual",
     FINISHING: "Payment received: finishing your order",
     PAID: "Paid: your plan is active",
     REFUNDED: "Refunded",
@@ -32,6 +35,14 @@ OUTCOMES = {
         "We're charging your card for {product} ({amount}). This usually takes a few seconds.",
         "Your order reference is {reference}. This page updates by itself.",
         "Please don't pay again: if you leave this page, we still finish your order and email {email}.",
+    ),
+    PROCESSING_LATE: Notice(
+        "Your payment for {product} ({amount}) is taking longer than usual: our payment processor hasn't given us "
+        "its final answer yet.",
+        "We keep at it until it does, always for this one payment, so you can't be charged twice, and we finish your "
+        "order the moment it answers. Your order reference is {reference}; this page updates by itself.",
+        "Please don't pay again. You don't need to stay here: if you leave this page, we still finish your order and "
+        "email {email}.",
     ),
     FINISHING: Notice(
         "We received your payment of {amount}. You do not need to pay again.",
@@ -93,6 +104,21 @@ DECLINE_REASONS = {
     "resource_missing": "we couldn't use that card.",
 }
 DECLINE_REASON_DEFAULT = "the bank refused the payment."
+
+# The confirmation email of a buyer who was told something went wrong names it (purchase_recovered's
+# "what_happened"); BuyerSaw value -> the rest of "When you paid on <date> at <time> UTC, ...".
+APOLOGY_FOR = {
+    "late": "your payment took much longer than usual to go through, and our order page told you so while you waited.",
+    "in_doubt": "we didn't get a clear answer from our payment processor, and our order page told you we were still "
+                "checking whether your card had been charged.",
+    "offline": "our order page lost contact with our server and told you it couldn't reach it.",
+    "error": "something went wrong on our side and our checkout showed you an error page instead of your order.",
+}
+# When we can't tell what the buyer saw, only that the checkout did not go straight through (a crash, a restart).
+APOLOGY_DEFAULT = (
+    "something went wrong on our side before we could finish your order, so you may have seen an error, a page that "
+    "never finished, or no confirmation at all."
+)
 
 # Shown by the result page's script when it cannot reach us (e.g. while the server restarts).
 OFFLINE = (

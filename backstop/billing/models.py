@@ -100,6 +100,25 @@ SETTLING_STATES = (AttemptState.RECORDED, AttemptState.CHARGING)
 NOT_CHARGED = "not_charged"
 
 
+class BuyerSaw(models.TextChoices):
+    """What the buyer has been told about their checkout, the worst so far (later values outrank earlier ones)."""
+
+    NOTHING = "", "nothing recorded"
+    WAITING = "waiting", "told it takes a few seconds (processing, finishing)"
+    PAID = "paid", "told it is paid"
+    # The API was sent the same checkout again: the first answer never reached the client (or it asked twice at once).
+    ASKED_AGAIN = "asked_again", "sent the same checkout again"
+    LATE = "late", "told it is taking longer than usual"
+    IN_DOUBT = "in_doubt", "told we are checking whether the card was charged"
+    OFFLINE = "offline", "told the page cannot reach our server"
+    ERROR = "error", "shown an error page"
+
+
+BUYER_SAW_RANK = [choice.value for choice in BuyerSaw]
+# Told that something went wrong: the confirmation apologises and names it, however quickly it all ended.
+BUYER_SAW_TROUBLE = (BuyerSaw.LATE, BuyerSaw.IN_DOUBT, BuyerSaw.OFFLINE, BuyerSaw.ERROR)
+
+
 class PurchaseAttemptManager(models.Manager.from_queryset(BuyerEmailQuerySet)):  # type: ignore[misc]
     def by_reference(self, reference: str) -> PurchaseAttempt | None:
         return self.select_related("product").filter(reference=reference.strip().upper()).first()
@@ -112,6 +131,14 @@ class PurchaseAttemptManager(models.Manager.from_queryset(BuyerEmailQuerySet)): 
         return bool(
             self.filter(pk=attempt_id, state__in=from_states).update(state=to, updated_at=timezone.now(), **fields)
         )
+
+    def note_buyer_saw(self, attempt_id: int, saw: str) -> bool:
+        """Write down that the buyer was told ``saw``, unless they were told something that outranks it already.
+
+        Leaves ``updated_at`` alone: what a page showed is not progress of the checkout (the sweeps read it).
+        """
+        lower = BUYER_SAW_RANK[:BUYER_SAW_RANK.index(saw)]
+        return bool(self.filter(pk=attempt_id, buyer_saw__in=lower).update(buyer_saw=saw))
 
     def stuck(self, *, before: dt.datetime) -> models.QuerySet[PurchaseAttempt]:
         """Attempts not finished and untouched since ``before``: their workflow may have died."""
@@ -142,6 +169,8 @@ class PurchaseAttempt(BuyerEmail):
     charge_calls = models.IntegerField(default=0)
     # The checkout did not go straight through (crash, restart, unknown answer): the email says sorry.
     interrupted = models.BooleanField(default=False)
+    # What the buyer's pages and API answers told them (BuyerSaw), which decides the confirmation email's words.
+    buyer_saw = models.CharField(max_length=12, choices=BuyerSaw.choices, blank=True, default=BuyerSaw.NOTHING)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     charge_started_at = models.DateTimeField(null=True, blank=True)
@@ -177,8 +206,6 @@ class PurchaseAttempt(BuyerEmail):
 
 
 PURCHASE_QUEUE = "purchase"
-# A buyer's page waits for the purchase workflow: its queue is looked at more often than the background ones.
-PURCHASE_POLL_SECONDS = 0.5
 
 
 def purchase_workflow_id(attempt_id: int) -> str:

@@ -17,7 +17,7 @@ from backstop.accounts.models import Account
 from backstop.billing import checkout, claims, messages
 from backstop.billing.claims import ExistingPurchase
 from backstop.billing.models import Product, PurchaseAttempt
-from backstop.billing.outcome import already_answer, checkout_outcome, money
+from backstop.billing.outcome import already_answer, money, note_error_shown, shown_to_buyer
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
@@ -37,6 +37,10 @@ def purchase_error_page(view: Callable[..., HttpResponse]) -> Callable[..., Http
         except Exception:
             error_reference = uuid.uuid4().hex[:12]
             log.exception("purchase page failed, error reference %s", error_reference)
+            # The checkout this page was about, if it got as far as being recorded: its buyer saw this error.
+            note_error_shown(reference=str(kwargs.get("reference", "")),
+                             idempotency_key=str(request.POST.get("idempotency_key", "")).strip()
+                             if request.method == "POST" else "")
             text = messages.PURCHASE_ERROR.text.format(error_reference=error_reference,
                                                        minutes=settings.IN_DOUBT_REPLY_MINUTES)
             return render(request, "billing/error.html", {
@@ -140,7 +144,7 @@ def outcome_page(request: HttpRequest, reference: str) -> HttpResponse:
     attempt = PurchaseAttempt.objects.by_reference(reference)
     if attempt is None:
         return render(request, "billing/outcome_missing.html", {"text": messages.ORDER_NOT_FOUND.text}, status=404)
-    outcome = checkout_outcome(attempt)
+    outcome = shown_to_buyer(attempt)
     return render(request, "billing/outcome.html", {
         "outcome": outcome, "offline": messages.OFFLINE, "reference_label": messages.REFERENCE_LABEL,
         "try_again": messages.TRY_AGAIN_LINK, "checkout_url": f"/checkout?product={attempt.product.code}",

@@ -9,7 +9,7 @@ from typing import Any
 from dbos import DBOS
 from django.conf import settings
 
-from backstop.billing import charging, fulfilment, reconcile
+from backstop.billing import charging, checkout, fulfilment, reconcile
 from backstop.billing.models import FulfilledBy
 from backstop.billing.providers import ProcessorPayment
 from backstop.lib.backoff import backoff_delay
@@ -51,7 +51,8 @@ def purchase_workflow(attempt_id: int) -> str:
     """Charge once (same idempotency key on every try), record it, fulfil, then confirm by email.
 
     An unknown answer (timeout, processor error) is retried with the same key; when it stays unknown the
-    checkout is "in doubt" and reconciliation settles it against the processor.
+    checkout is "in doubt" and reconciliation settles it against the processor. The buyer's request waiting on this
+    checkout is woken as soon as their answer (paid, declined, in doubt) is in the rows, before the email step.
     """
     try:
         try:
@@ -59,12 +60,17 @@ def purchase_workflow(attempt_id: int) -> str:
         except Exception:
             # Whatever broke, the buyer's page must not say "processing" forever: "in doubt" until checked.
             mark_in_doubt(attempt_id)
+            checkout.announce_answer(attempt_id)
             raise
         if charge["outcome"] == "unknown":
             mark_in_doubt(attempt_id)
+            checkout.announce_answer(attempt_id)
             return "in_doubt"
         if charge["outcome"] == "succeeded" and charge["payment"] is not None:
             fulfil_order(attempt_id, charge["payment"])
+        # Paid, declined, or settled meanwhile by a webhook: the answer is in the rows. (Not a step: a replay wakes
+        # a waiter again, which only makes it read the rows.)
+        checkout.announce_answer(attempt_id)
         # Also after "settled": a webhook may have fulfilled the order while this workflow was down.
         send_confirmation(attempt_id)
         return charge["outcome"]

@@ -55,6 +55,22 @@ def create_email(
     return message
 
 
+def reword_unsent_email(*, message: Message, kind: str, context: dict[str, Any]) -> bool:
+    """Render an email as another ``kind`` while no delivery of it has started (its words were decided late); False,
+    and nothing changed, once one has: what is being or was sent stays as it was."""
+    from backstop.notify.workflows import delivery
+    from backstop.runtime import dispatch
+
+    if message.kind == kind or dispatch.workflow_status(delivery.workflow_id(message.key)) is not None:
+        return False
+    rendered = render_email(kind, context)
+    changed = Message.objects.filter(pk=message.pk, status=DeliveryStatus.QUEUED, attempts=0).update(
+        kind=kind, subject=rendered.subject, text=rendered.text, html=rendered.html)
+    if changed:
+        message.kind, message.subject, message.text, message.html = kind, rendered.subject, rendered.text, rendered.html
+    return bool(changed)
+
+
 def create_sms(
     *, account: Any, kind: str, key: str, to: str, context: dict[str, Any], secret: str = ""
 ) -> Message:

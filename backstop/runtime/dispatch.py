@@ -2,9 +2,10 @@
 
 A web process whose workflows run in a worker process (see `backstop serve`), and a command such as
 `backstop reconcile`, run no engine: they reach workflows through a DBOS client (rows in the system
-database that the running engines pick up). Inside a DBOS step, where DBOS cannot start a workflow, an
-enqueue runs on a short-lived thread that starts outside any workflow context. Workflow ids are
-deterministic, so queueing the same work twice is one workflow.
+database that the running engines pick up). A process that runs the engine can also start a workflow at
+once (``start_here``), which a person waiting on it needs. Inside a DBOS step, where DBOS cannot start a
+workflow, an enqueue or a start runs on a short-lived thread that starts outside any workflow context.
+Workflow ids are deterministic, so queueing or starting the same work twice is one workflow.
 """
 
 from __future__ import annotations
@@ -36,22 +37,22 @@ def _enqueue_in_engine(workflow: Callable[..., Any], args: tuple[Any, ...], queu
         engine.queue(queue_name).enqueue(workflow, *args)
 
 
-def enqueue(workflow: Callable[..., Any], *args: Any, queue_name: str, workflow_id: str) -> None:
-    if not engine.is_running():
-        _client().enqueue(
-            {"workflow_name": getattr(workflow, "dbos_function_name", workflow.__qualname__),
-             "queue_name": queue_name, "workflow_id": workflow_id, "app_version": engine.APPLICATION_VERSION},
-            *args,
-        )
-        return
+def _start_in_engine(workflow: Callable[..., Any], args: tuple[Any, ...], workflow_id: str) -> None:
+    with SetWorkflowID(workflow_id):
+        DBOS.start_workflow(workflow, *args)
+
+
+def _outside_any_workflow(hand_over: Callable[[], None]) -> None:
+    """Run ``hand_over`` here, or on a short-lived thread when called inside a DBOS step (where DBOS cannot start or
+    enqueue a workflow), re-raising its error in this thread."""
     if DBOS.workflow_id is None:
-        _enqueue_in_engine(workflow, args, queue_name, workflow_id)
+        hand_over()
         return
     failures: list[BaseException] = []
 
     def outside_the_step() -> None:
         try:
-            _enqueue_in_engine(workflow, args, queue_name, workflow_id)
+            hand_over()
         except BaseException as error:  # re-raised in the caller's thread below
             failures.append(error)
 
@@ -60,6 +61,27 @@ def enqueue(workflow: Callable[..., Any], *args: Any, queue_name: str, workflow_
     thread.join()
     if failures:
         raise failures[0]
+
+
+def enqueue(workflow: Callable[..., Any], *args: Any, queue_name: str, workflow_id: str) -> None:
+    if not engine.is_running():
+        _client().enqueue(
+            {"workflow_name": getattr(workflow, "dbos_function_name", workflow.__qualname__),
+             "queue_name": queue_name, "workflow_id": workflow_id, "app_version": engine.APPLICATION_VERSION},
+            *args,
+        )
+        return
+    _outside_any_workflow(lambda: _enqueue_in_engine(workflow, args, queue_name, workflow_id))
+
+
+def start_here(workflow: Callable[..., Any], *args: Any, workflow_id: str) -> bool:
+    """Start the workflow now, on this process's threads, without a queue's poll in between; False (and nothing
+    started) when this process runs no engine. Starting an id that exists already starts nothing: DBOS runs each
+    workflow id once, wherever it was started or enqueued first."""
+    if not engine.is_running():
+        return False
+    _outside_any_workflow(lambda: _start_in_engine(workflow, args, workflow_id))
+    return True
 
 
 def send(workflow_id: str, message: Any, *, topic: str) -> None:

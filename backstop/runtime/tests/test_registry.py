@@ -30,7 +30,7 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
         "backstop.accounts.workflows", "backstop.notify.workflows", "backstop.billing.workflows"]
     assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
-    assert [name for name, _ in registry.loops()] == ["setup-dispatcher"]
+    assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
     assert [job.name for job in registry.periodic_jobs()] == ["support-cycle"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
 

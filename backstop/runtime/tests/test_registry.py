@@ -31,7 +31,7 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
     assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
-    assert [job.name for job in registry.periodic_jobs()] == ["support-cycle"]
+    assert [job.name for job in registry.periodic_jobs()] == ["support-cycle", "draft-cleanup"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
 
 

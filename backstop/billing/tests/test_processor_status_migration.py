@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from backstop.billing.models import ProcessorStatus
 
-BEFORE = ("billing", "0006_buyer_email_key_required")
+BEFORE = ("billing", "0008_fill_plan_claim")  # the migration before ProcessorStatus (0009)
 
 
 def _migrate(targets: list[tuple[str, str | None]]) -> Any:
@@ -26,10 +26,31 @@ def _latest() -> list[tuple[str, str | None]]:
     return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
+def _id_sequences() -> dict[str, int]:
+    """SQLite's AUTOINCREMENT counters (empty on PostgreSQL, whose sequences a migration does not touch)."""
+    if connection.vendor != "sqlite":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, seq FROM sqlite_sequence")
+        return dict(cursor.fetchall())
+
+
+def _restore_id_sequences(before: dict[str, int]) -> None:
+    # Going back and forth remakes a SQLite table, and an empty one restarts its ids at 1: a later test's checkout would
+    # then get the id, and so the workflow id (purchase:<id>), of an earlier test's finished purchase, and never run.
+    with connection.cursor() as cursor:
+        for name, seq in before.items():
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s AND seq < %s", [seq, name, seq])
+            if not cursor.rowcount:
+                cursor.execute("INSERT INTO sqlite_sequence (name, seq) SELECT %s, %s WHERE NOT EXISTS "
+                               "(SELECT 1 FROM sqlite_sequence WHERE name = %s)", [name, seq, name])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_fills_each_charged_payments_status_from_our_books() -> None:
     charged_at = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
     refunded_at = dt.datetime(2026, 3, 4, 16, 0, tzinfo=dt.UTC)
+    sequences = _id_sequences()
     old = _migrate([BEFORE])
     try:
         product = old.get_model("billing", "Product").objects.get_or_create(
@@ -57,6 +78,7 @@ def test_it_fills_each_charged_payments_status_from_our_books() -> None:
                           refunded_at=refunded_at if status == "refunded" else None)
     finally:
         _migrate(_latest())
+        _restore_id_sequences(sequences)
 
     rows = {row.payment_id: row for row in ProcessorStatus.objects.all()}
     assert set(rows) == {"pi_paid", "pi_refunded", "pi_charged"}  # a decline code is not the processor's status

@@ -34,6 +34,8 @@ class CheckoutIn(Schema):
     payment_method: str = "pm_card_visa"
     # Extend the signed-in customer's running plan by one period (starting when it ends), instead of buying it.
     renewal: bool = False
+    # With renewal: another year although one was added moments ago (otherwise that extension is the answer).
+    again: bool = False
 
 
 class OutcomeOut(Schema):
@@ -100,7 +102,9 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
 
     ``"renewal": true`` (signed in, with the plan running) extends it by one period starting when it ends: once per
     period, so a second extension of the same period (another key, a second tab) is the same 409 with the
-    extension already bought; 400 with a ``renewal`` field error when not signed in or nothing runs.
+    extension already bought; 400 with a ``renewal`` field error when not signed in or nothing runs. An extension
+    recorded in the last 10 minutes is that 409 answer too, whatever period is named (Back, a reloaded page), unless
+    ``"again": true`` asks for another year in so many words.
     """
     account = None
     if request.user.is_authenticated:
@@ -114,6 +118,7 @@ def checkout(request: HttpRequest, payload: CheckoutIn, response: HttpResponse) 
         result = checkouts.start_checkout(
             product=payload.product, email=payload.email, account=account, payment_method=payload.payment_method,
             idempotency_key=idempotency_key, ip=client_ip(request), renewal=payload.renewal,
+            again=payload.again,
         )
         if result.already is not None:
             return Status(409, already_answer(result.already, email=payload.email.strip()).as_dict())
@@ -167,4 +172,6 @@ def payment_webhook(request: HttpRequest) -> Status[Any]:
                                                 signature=request.headers.get("Stripe-Signature", ""))
     except webhooks.BadSignature:
         return Status(400, {"code": "bad_signature", "message": messages.WEBHOOK_BAD_SIGNATURE})
+    except webhooks.MalformedEvent:
+        return Status(400, {"code": "malformed_event", "message": messages.WEBHOOK_MALFORMED})
     return Status(200, {"received": True, "outcome": outcome})

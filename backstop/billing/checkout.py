@@ -78,7 +78,7 @@ _CLAIM_ROUNDS = 3
 
 def start_checkout(
     *, product: str, email: str, account: Account | None, payment_method: str, idempotency_key: str, ip: str,
-    renewal: bool = False, renews: str = "", shown_references: Collection[str] = (),
+    renewal: bool = False, renews: str = "", again: bool = False, shown_references: Collection[str] = (),
 ) -> CheckoutResult:
     """Record the purchase attempt (once per idempotency key) and queue its durable workflow. Charges nothing.
 
@@ -114,7 +114,7 @@ def start_checkout(
     if existing is not None:
         return _replay(existing, fingerprint)
     check_rate_limit(action="checkout", limit=CHECKOUT_LIMIT, ip=ip, email_key=email_key(address))
-    claim, renewed = _claim_for(chosen, customer, account, renewal=renewal, renews=renews.strip())
+    claim, renewed = _claim_for(chosen, customer, account, renewal=renewal, renews=renews.strip(), again=again)
     intent = _Intent(product=chosen, email=address, account=buyer, method=method, key=key, fingerprint=fingerprint,
                      claim=claim, renews=renewed, customer=customer, caller=account,
                      shown_references=shown_references)
@@ -141,7 +141,7 @@ def start_checkout(
 
 
 def _claim_for(
-    product: Product, customer: str, account: Account | None, *, renewal: bool, renews: str
+    product: Product, customer: str, account: Account | None, *, renewal: bool, renews: str, again: bool = False
 ) -> tuple[str, Entitlement | None]:
     """The claim this checkout takes, and for an extension the plan period it extends."""
     if not renewal:
@@ -157,6 +157,11 @@ def _claim_for(
         if shown is None:
             raise InvalidInput({"renewal": FIELD_ERRORS["renewal_plan_changed"]})
         return claims.renewal_claim(renews), shown.attempt.renews
+    recent = None if again else claims.recent_extension(customer=customer, account=account, product=product)
+    if recent is not None and recent.plan_claim:
+        # Extended moments ago (Back, a reloaded page, another device): that extension is the answer; another year
+        # is its own, explicit click ("again").
+        return recent.plan_claim, recent.renews
     return claims.renewal_claim(claims.period_of(plan)), plan
 
 

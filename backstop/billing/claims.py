@@ -160,8 +160,25 @@ def _belongs_to(attempt: PurchaseAttempt, customer: str, account: Account | None
 def held_purchase(*, account: Account, product: Product) -> ExistingPurchase | None:
     """For the checkout page of a signed-in customer: what they hold of this plan, if anything (reads only)."""
     customer = customer_key(address=account.email, account=account)
-    return existing_purchase(claim=plan_claim(customer=customer, product=product), customer=customer,
-                             account=account, product=product, shown_references=(), release=False)
+    recent = recent_extension(customer=customer, account=account, product=product)
+    claim = recent.plan_claim if recent is not None and recent.plan_claim else plan_claim(customer=customer,
+                                                                                          product=product)
+    return existing_purchase(claim=claim, customer=customer, account=account, product=product, shown_references=(),
+                             release=False)
+
+
+# An extension recorded this recently is shown, not sold again (Back, a reloaded page, a second device), unless the
+# customer asks for another year in so many words ("again").
+RECENT_EXTENSION = dt.timedelta(minutes=10)
+
+
+def recent_extension(*, customer: str, account: Account | None, product: Product) -> PurchaseAttempt | None:
+    """The customer's latest extension of this plan recorded within RECENT_EXTENSION that still stands (its claim
+    held: under way, or paid and running)."""
+    return (PurchaseAttempt.objects.filter(_owned_by(customer, account), product=product, renews__isnull=False,
+                                           plan_claim__isnull=False,
+                                           created_at__gte=timezone.now() - RECENT_EXTENSION)
+            .order_by("-id").first())
 
 
 def extension_offer(*, account: Account, product: Product) -> Entitlement | None:

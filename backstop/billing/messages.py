@@ -165,6 +165,10 @@ REFUND_FAILED = "The payment processor didn't refund this order: {error} Nothing
 CSRF_FAILED = "This request came without our page's security token. Reload the checkout page and try again."
 STAFF_ONLY = "Only staff can do this. Sign in with a staff account."
 WEBHOOK_BAD_SIGNATURE = "The Stripe-Signature header is missing, invalid, or too old."
+WEBHOOK_MALFORMED = (
+    "The signature is valid but the body is not a payment event we can read (JSON with an id, a type and "
+    "data.object); nothing was changed."
+)
 
 FIELD_ERRORS = {
     "product_unknown": "Choose a plan that's on sale.",
@@ -214,6 +218,7 @@ ALREADY_LINK = "See your order"
 EXTEND_INTRO = ("Extending adds one more year after your current plan ends: it would then run until {new_until}, "
                 "for {amount}, charged once.")
 EXTEND_BUTTON = "Extend by a year for {amount}"
+EXTEND_AGAIN_BUTTON = "Extend by another year for {amount}"
 
 # The checkout page.
 CHECKOUT_TITLE = "Buy {product}"

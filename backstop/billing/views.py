@@ -89,6 +89,7 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
                 payment_method=request.POST.get("payment_method", ""),
                 idempotency_key=request.POST.get("idempotency_key", ""), ip=client_ip(request),
                 renewal=request.POST.get("renewal") == "1", renews=request.POST.get("renews", ""),
+                again=request.POST.get("again") == "1",
                 shown_references=request.session.get(BOUGHT_HERE, []),
             )
         except InvalidInput as error:
@@ -128,8 +129,10 @@ def _already_context(held: ExistingPurchase, product: Product, account: Account 
     if plan is not None and answer.kind in ("paid", "renewed"):
         amount = money(product.amount_cents, product.currency)
         new_until = plan.ends_at + dt.timedelta(days=product.period_days)
+        again = answer.kind == "renewed"  # extended moments ago: another year is asked for in so many words
         extend = {"intro": messages.EXTEND_INTRO.format(new_until=f"{new_until:%B %-d, %Y}", amount=amount),
-                  "button": messages.EXTEND_BUTTON.format(amount=amount), "renews": claims.period_of(plan)}
+                  "button": (messages.EXTEND_AGAIN_BUTTON if again else messages.EXTEND_BUTTON).format(amount=amount),
+                  "renews": claims.period_of(plan), "again": again}
     return {"already": answer, "already_link": messages.ALREADY_LINK, "extend": extend}
 
 

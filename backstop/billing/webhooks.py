@@ -28,19 +28,31 @@ class BadSignature(Exception):
     pass
 
 
+class MalformedEvent(Exception):
+    """A correctly signed body that is not an event we can read (not JSON, or not an event's shape)."""
+
+
 def verify_event(*, payload: bytes, signature: str) -> dict[str, Any]:
     """Stripe-Signature checked by the official SDK (HMAC, and a timestamp no older than the tolerance), and here
     a timestamp no further in the future than the tolerance, which the SDK does not check: a signed event dated
     ahead would stay "fresh" long after it was made, and a replay window is only as short as both of its ends."""
     tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
     try:
-        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=tolerance)
-    except (stripe.SignatureVerificationError, ValueError) as error:
+        stripe.WebhookSignature.verify_header(payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance)
+    except stripe.SignatureVerificationError as error:
         raise BadSignature(str(error)) from error
     signed_at = _signed_at(signature)
     if signed_at > time.time() + tolerance:
         raise BadSignature(f"the signature's timestamp {signed_at} is more than {tolerance} s in the future")
-    data: dict[str, Any] = event.to_dict()
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=tolerance)
+        data: dict[str, Any] = event.to_dict()
+    except (ValueError, TypeError, AttributeError) as error:  # signed, but not JSON or not an object
+        raise MalformedEvent(str(error)) from error
+    body = data.get("data")
+    if not (isinstance(data.get("id"), str) and data["id"] and isinstance(data.get("type"), str)
+            and isinstance(body, dict) and isinstance(body.get("object"), dict)):
+        raise MalformedEvent("not a processor event: it needs an id, a type and data.object")
     return data
 
 

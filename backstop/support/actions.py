@@ -100,7 +100,7 @@ def run_action(
     except ActionRefused as refused:
         outcome, note = ActionOutcome.FAILED, str(refused)
     except (RateLimited, payments.PaymentActionFailed) as error:
-        outcome, note = ActionOutcome.FAILED, messages.ACTION_FAILED.format(error=error)
+        outcome, note = ActionOutcome.FAILED, messages.ACTION_FAILED.format(error=str(error).rstrip("."))
     except Exception:
         log.exception("support action #%s (%s on case %s) failed", record.pk, action, case_id)
         outcome, note = ActionOutcome.FAILED, messages.ACTION_BROKE.format(reference=record.pk)

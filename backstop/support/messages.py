@@ -137,6 +137,10 @@ NOT_THIS_CUSTOMERS_PAYMENT = (
 # A payment row's refunds on the case page.
 PAYMENT_REFUNDED = "{refunded} of {amount} refunded on {on}"
 NO_SUCH_ORDER = "There is no order {reference}."
+NOT_THIS_CUSTOMERS_ORDER = (
+    "Order {reference} isn't this customer's (no checkout of this case's customer made it); check the reference, or "
+    "refund it from that customer's case"
+)
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
 MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."

@@ -447,6 +447,10 @@ def refund(*, case: Any, staff: Any, reference: str, reason: str) -> bool:
     before = Order.objects.filter(reference=reference.strip().upper()).values_list("status", flat=True).first()
     if before is None:
         raise PaymentActionFailed(messages.NO_SUCH_ORDER.format(reference=reference))
+    if not Order.objects.filter(reference=reference.strip().upper(),
+                                attempt__in=_customer_attempts(email=case.email, account=case.account)).exists():
+        # A typed reference must be this customer's: the desk never refunds someone else's order from this case.
+        raise PaymentActionFailed(messages.NOT_THIS_CUSTOMERS_ORDER.format(reference=reference.strip().upper()))
     try:
         order = billing_refunds.refund_order(reference=reference, actor=_actor(staff))
     except (RequestRefused, ProviderError, billing_refunds.NotRefundable) as error:

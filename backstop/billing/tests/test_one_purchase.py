@@ -177,3 +177,15 @@ def test_it_extends_a_signed_in_customers_plan_once(server_factory: Any, fakepay
     mails = wait_for(lambda: [m for m in smtp_sink.to("cy@example.com") if "extended until" in str(m["Subject"])],
                      timeout=30, message="no confirmation of the extension")
     assert extension["reference"] in str(mails[0]["Subject"])
+
+    # Back after extending, or the page reloaded: the page now names the next period, and the extension just bought
+    # is the answer, not a second charge. Another year is asked for in so many words.
+    page = browser.get("/checkout")
+    assert "Extend by another year for $249" in page.text and 'name="again" value="1"' in page.text
+    back = pay("extend-3", renewal=True)
+    assert back.status_code == 409 and back.json()["existing"]["reference"] == extension["reference"]
+    assert fakepay.query("SELECT COUNT(*) FROM payment_intents") == [(2,)]
+    another = pay("extend-4", renewal=True, again=True)
+    assert another.status_code in (200, 202), another.text
+    assert _final(server.url, another.json()["status_url"])["outcome"] == messages.PAID
+    assert fakepay.query("SELECT COUNT(*) FROM payment_intents") == [(3,)]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
 
 import httpx
+from django.conf import settings
 from django.core import mail
 from django.test import Client
 
@@ -195,3 +198,21 @@ def test_it_refuses_over_http_an_event_signed_with_a_timestamp_beyond_the_tolera
     assert slightly_ahead.status_code == 200, slightly_ahead.text
     assert slightly_ahead.json()["outcome"] == "ignored customer.created"
     assert server.database.query("SELECT event_id FROM billing_processedwebhookevent") == [("evt_from_the_future",)]
+
+
+def test_it_answers_a_signed_body_that_is_no_event_with_a_clear_400(engine_db: str, processor: Any) -> None:
+    client = Client()
+    key = settings.STRIPE_WEBHOOK_SECRET.encode()
+
+    def post_signed(body: bytes) -> Any:
+        timestamp = int(time.time())
+        digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        return client.post("/api/webhooks/payments", body, content_type="application/json",
+                           HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={digest}")
+
+    answers = [post_signed(body) for body in (b"[]", b'{"type": "x"}', b"not json", b'{"id": "evt_1", "type": '
+                                              b'"payment_intent.succeeded", "data": {"object": 7}}')]
+
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
+    assert {answer.json()["code"] for answer in answers} == {"malformed_event"}
+    assert not ProcessedWebhookEvent.objects.exists()

@@ -25,6 +25,7 @@ from backstop.billing.reconcile import reconcile_payments
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled, stripe_client  # noqa: F401
 from backstop.notify.models import Message
 from backstop.support import automation
+from backstop.support.contact import receive_contact
 from backstop.support.models import (
     ActionOutcome,
     Case,
@@ -221,6 +222,24 @@ def test_it_refuses_to_refund_a_payment_that_is_not_the_customers() -> None:
     assert action.outcome == ActionOutcome.FAILED and someone_elses.payment_id in action.note
     assert stripe_client().retrieve(someone_elses.payment_id).amount_refunded == 0
     assert stripe_client().retrieve(theirs.id).amount_refunded == 0
+
+
+def test_it_refuses_to_refund_another_customers_order_typed_on_a_case() -> None:
+    someone_elses = settled(buy("kit@example.com"))
+    theirs = settled(buy("lee@example.com"))
+    # Lee writes in quoting Kit's reference (a typo, or a stranger): the case is Lee's.
+    receive_contact(email="lee@example.com", text=f"about {someone_elses.reference}", ip="127.0.0.1")
+    case = Case.objects.get(email="lee@example.com")
+
+    desk_client(staff_account()).post(f"/desk/cases/{case.pk}/act", {
+        "action": "refund", "idempotency_key": "r1", "reference": someone_elses.reference})
+
+    action = SupportAction.objects.get(case=case)
+    assert action.outcome == ActionOutcome.FAILED and someone_elses.reference in action.note
+    assert ".." not in action.note
+    assert Order.objects.get(reference=someone_elses.reference).status == OrderStatus.PAID
+    assert stripe_client().retrieve(someone_elses.payment_id).amount_refunded == 0
+    assert stripe_client().retrieve(theirs.payment_id).amount_refunded == 0
 
 
 def test_it_shows_a_partial_refund_on_the_case_and_refunds_the_rest() -> None:

@@ -13,10 +13,12 @@ partial refund is a refund of its own, and the processor refuses anything beyond
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,6 +40,8 @@ from backstop.billing.models import (
 from backstop.billing.outcome import money
 from backstop.billing.providers import PaymentProcessor, ProcessorPayment, RequestRefused, payment_processor
 from backstop.lib.errors import ProviderError
+from backstop.notify import services as notify
+from backstop.notify.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,7 @@ def _mirror(order: Order, total: int, *, actor: str, refund_id: str = "", record
     audit(actor=who, action="order_refunded" if full else "order_partially_refunded", reference=order.reference,
           payment_id=order.payment_id, before={"status": order.status, "refunded_cents": order.refunded_cents},
           after=after)
+    _tell_buyer(order, old=order.refunded_cents, total=total, full=full, at=now)
     order.refunded_cents, order.refunded_at = total, now
     if full:
         order.status = OrderStatus.REFUNDED
@@ -218,6 +223,26 @@ def _mirror(order: Order, total: int, *, actor: str, refund_id: str = "", record
         return "refunded"
     _ask_about_access(order)
     return "partial"
+
+
+def _tell_buyer(order: Order, *, old: int, total: int, full: bool, at: dt.datetime) -> None:
+    """Inside the transaction that records the refund: the buyer hears of it once per refunded total, whoever made
+    it (staff, the processor's dashboard, reconciliation), and what it means for their plan."""
+    message = notify.create_email(
+        account=order.account, kind="order_refund", key=f"order-refund:{order.reference}:{total}", to=order.email,
+        context={"order": order, "product": order.product, "full": full, "refunded_at": at,
+                 "amount": money(order.amount_cents, order.currency),
+                 "refunded_now": money(total - old, order.currency), "refunded_total": money(total, order.currency),
+                 "status_url": f"{settings.BASE_URL}/checkout/{order.reference}"},
+    )
+    transaction.on_commit(lambda: _send(message))
+
+
+def _send(message: Message) -> None:
+    try:
+        notify.enqueue_delivery(message.pk, message.key)
+    except Exception:  # the delivery's sweep hands on a message recorded but never handed to its workflow
+        log.exception("could not queue delivery of %s; the delivery sweep will", message.key)
 
 
 def _ask_about_access(order: Order) -> None:

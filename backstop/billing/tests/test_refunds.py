@@ -18,6 +18,7 @@ from backstop.billing import charging, messages, refunds
 from backstop.billing.models import AuditEntry, Entitlement, Order, PurchaseAttempt
 from backstop.billing.reconcile import reconcile_payments
 from backstop.billing.tests.conftest import annual_plan, buy, mailbox, settled, signed, stripe_client
+from backstop.notify.models import Message
 from backstop.support.models import Case
 from conftest import wait_for
 
@@ -163,6 +164,13 @@ def test_it_refunds_the_rest_after_a_partial_refund_and_shows_both_on_the_order(
         "staff:staff@example.com", 10000, 24900)
     [asked] = AuditEntry.objects.filter(action="refund_requested")
     assert asked.after["amount_cents"] == 14900 and asked.after["refund_id"] == order.refund_id
+    # The buyer hears of each refund, once, with what it means for their plan.
+    told = Message.objects.filter(kind="order_refund", to=attempt.email).order_by("id")
+    assert [m.subject for m in told] == [
+        f"$100 of your payment for Backstop annual plan was refunded (order {order.reference})",
+        f"Your payment for Backstop annual plan was refunded (order {order.reference})"]
+    assert "stays as it was for now" in told[0].text and "In all, $100 of $249" in told[0].text
+    assert "has ended with the refund" in told[1].text and "&" not in told[1].text
 
 
 def test_it_never_makes_a_paid_order_of_a_payment_refunded_before_its_order(engine_db: str, processor: Any) -> None:

@@ -118,9 +118,9 @@ def child_seed(first: int, count: int, created_from: int, step: float) -> dict[s
         "INSERT INTO billing_purchaseattempt (id, reference, idempotency_key, request_fingerprint, product_id,"
         " amount_cents, currency, email, email_key, payment_method, state, payment_id, decline_code,"
         " decline_message, last_error, charge_calls, interrupted, created_at, updated_at, charged_at, fulfilled_at,"
-        " settled_at)"
+        " settled_at, buyer_saw)"
         " VALUES (%s, %s, %s, 'bench', %s, %s, 'usd', %s, %s, 'pm_card_visa', 'fulfilled', %s, '', '', '', 1, %s,"
-        " %s, %s, %s, %s, %s)"
+        " %s, %s, %s, %s, %s, 'paid')"
     )
     order_sql = (
         "INSERT INTO billing_order (reference, attempt_id, product_id, email, email_key, amount_cents, currency,"

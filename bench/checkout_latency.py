@@ -20,7 +20,6 @@ import json
 import os
 import re
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,29 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 # Target: what Backstop may add, at the 99th percentile, on top of the processor's own 99th percentile.
 OVERHEAD_BUDGET_MS = 100.0
 # Target: the share of healthy checkouts that get their final answer (200) within the server's wait.
 FINAL_SHARE = 0.99
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on a sorted copy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Databases -------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,28 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 200.0
 STAFF_EMAIL = "bench-staff@backstop.localhost"
 STAFF_PASSWORD = "bench staff passphrase"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on a sorted copy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Seeding (runs in a child process with the server's environment) ---------------------------------

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -37,29 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_EDITORS = 500
 TARGET_P99_MS = 150.0
 TEXT = ("We are moving the launch to the week after the audit, because the audit needs the same two people. "
         "Everything else stays as planned: docs freeze on Monday, the beta list gets its invite on Wednesday. ") * 8
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on a sorted copy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Seeding (a child process with the server's environment) ------------------------------------------

@@ -29,7 +29,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"full_seconds": 60.0, "incremental_seconds": 2.0, "peak_rss_mb": 256.0}
@@ -49,12 +50,6 @@ UNKNOWN_REFUND_EVERY = 10_000
 SPREAD_DAYS = 30
 AMOUNT = 24900
 ROWS_PER_BATCH = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss_mb() -> float:

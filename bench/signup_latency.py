@@ -19,7 +19,6 @@ import itertools
 import os
 import re
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -41,23 +41,6 @@ PASSWORD = "correct horse battery staple"
 OVERHEAD_BUDGET_MS = 50.0
 # Target (b): a hanging provider may slow signup by at most this factor.
 HANGING_FACTOR = 1.2
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on a sorted copy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Databases -------------------------------------------------------------------------------------

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMessage
+from django.db import connections
 from django.test import override_settings
 
 from backstop.billing import checkout
@@ -81,3 +83,25 @@ def events_for(fakepay: FakePay, payment_id: str, kind: str) -> list[dict[str, A
     rows = fakepay.query("SELECT body FROM events WHERE type = ? ORDER BY created, seq", (kind,))
     events = [json.loads(row[0]) for row in rows]
     return [event for event in events if event["data"]["object"]["id"] == payment_id]
+
+
+def all_at_once(actions: list[Callable[[], Any]]) -> list[BaseException]:
+    """Run the actions on threads released together; the errors they raised (each thread closes its connections)."""
+    barrier = threading.Barrier(len(actions))
+    errors: list[BaseException] = []
+
+    def run(action: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            action()
+        except BaseException as error:  # reported below, with every other thread's
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors

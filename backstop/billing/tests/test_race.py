@@ -6,7 +6,6 @@ import functools
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from django.core import mail
-from django.db import connections
 
 from backstop.billing import charging, checkout, fulfilment, webhooks
 from backstop.billing.models import AttemptState, AuditEntry, Entitlement, FulfilledBy, Order, PurchaseAttempt
 from backstop.billing.providers import ProcessorPayment
 from backstop.billing.reconcile import reconcile_payments
-from backstop.billing.tests.conftest import annual_plan, events_for, signed
+from backstop.billing.tests.conftest import all_at_once, annual_plan, events_for, signed
 from backstop.notify.models import Message
 from conftest import ROOT, wait_for
 
@@ -36,27 +34,6 @@ def _charged_but_unrecorded(email: str) -> tuple[PurchaseAttempt, ProcessorPayme
     charge = charging.charge_attempt(attempt_id=attempt.pk, try_number=1)
     assert charge["outcome"] == "succeeded" and charge["payment"] is not None
     return attempt, charge["payment"]
-
-
-def _all_at_once(actions: list[Callable[[], Any]]) -> list[BaseException]:
-    barrier = threading.Barrier(len(actions))
-    errors: list[BaseException] = []
-
-    def run(action: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            action()
-        except BaseException as error:  # reported below, with every other thread's
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
 
 
 def test_it_makes_one_order_when_checkout_webhook_reconciliation_and_support_race(
@@ -75,7 +52,7 @@ def test_it_makes_one_order_when_checkout_webhook_reconciliation_and_support_rac
                               actor="staff:support@example.com"),
         ]
 
-    errors = _all_at_once(actions)
+    errors = all_at_once(actions)
 
     assert not errors, errors
     for attempt in attempts:

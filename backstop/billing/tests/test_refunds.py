@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -17,7 +14,7 @@ from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.billing import charging, messages, refunds
 from backstop.billing.models import AuditEntry, Entitlement, Order, PurchaseAttempt
 from backstop.billing.reconcile import reconcile_payments
-from backstop.billing.tests.conftest import annual_plan, buy, mailbox, settled, signed, stripe_client
+from backstop.billing.tests.conftest import all_at_once, annual_plan, buy, mailbox, settled, signed, stripe_client
 from backstop.notify.models import Message
 from backstop.support.models import Case
 from conftest import wait_for
@@ -35,27 +32,6 @@ def _deliver(event: dict[str, Any]) -> str:
                            HTTP_STRIPE_SIGNATURE=signature)
     assert answer.status_code == 200, answer.content
     return str(answer.json()["outcome"])
-
-
-def _all_at_once(actions: list[Callable[[], Any]]) -> list[BaseException]:
-    barrier = threading.Barrier(len(actions))
-    errors: list[BaseException] = []
-
-    def run(action: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            action()
-        except BaseException as error:  # reported below, with every other thread's
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
 
 
 def _account(email: str, *, staff: bool) -> Account:
@@ -246,7 +222,7 @@ def test_it_keeps_the_clicking_staff_member_when_ten_refunds_and_the_webhook_rac
         answer = client.post(f"/api/orders/{attempt.reference}/refund")
         assert answer.status_code == 200 and answer.json()["outcome"] == "refunded", answer.content
 
-    assert _all_at_once([click] * 10) == []
+    assert all_at_once([click] * 10) == []
 
     assert processor.query("SELECT COUNT(*), SUM(amount) FROM refunds") == [(1, 24900)]
     order = _agree(attempt.payment_id)

@@ -39,6 +39,8 @@ FAST_SETTINGS = {
     "QUEUE_POLL_SECONDS": 0.05,
     # In-process tests run the support cycle themselves, at the moments they choose.
     "SUPPORT_CYCLE_SECONDS": 3600.0,
+    # ... and the breakers' probes (a probe closing a breaker a test opened by hand would end its outage early).
+    "BREAKER_PROBE_SECONDS": 3600.0,
     # ... and reconciliation too: a 5-minute tick landing mid-test would settle what the test is about to check.
     "RECONCILE_SCHEDULE": "",
 }

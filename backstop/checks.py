@@ -45,6 +45,7 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
             "BACKSTOP_SERVE_WORKFLOWS=process on SQLite: the web and worker processes will wait on each other for the "
             "database file's write lock", hint="Use inside on SQLite, or set DATABASE_URL (PostgreSQL).",
             id="backstop.W002"))
+    problems += _probe_interval_problems()
     if production:
         fakes = [name for name, value in (("BACKSTOP_EMAIL", settings.EMAIL_PROVIDER == "mailbox"),
                                           ("BACKSTOP_SMS", settings.SMS_PROVIDER == "mailbox"),
@@ -52,4 +53,20 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
         if fakes:
             problems.append(Warning(f"local fake providers in production: {', '.join(fakes)}",
                                     hint="Point them at real providers.", id="backstop.W001"))
+    return problems
+
+
+def _probe_interval_problems() -> list[Any]:
+    """The breakers' probe (runtime/probing.py) runs on the supervisor's beat and must notice a recovery before the
+    incident's customers are handed to a person."""
+    problems: list[Any] = []
+    if settings.BREAKER_PROBE_SECONDS >= settings.SUPPORT_INCIDENT_SETTLE_SECONDS:
+        problems.append(Error(
+            "BACKSTOP_BREAKER_PROBE_SECONDS is not shorter than BACKSTOP_SUPPORT_INCIDENT_SETTLE_SECONDS: a recovery "
+            "could be noticed only after the incident's customers were handed to a person, unretried",
+            hint="Probe more often than the settle time (default 10 s against 900 s).", id="backstop.E009"))
+    if settings.BREAKER_PROBE_SECONDS < settings.HEARTBEAT_SECONDS:
+        problems.append(Warning(
+            "BACKSTOP_BREAKER_PROBE_SECONDS is shorter than BACKSTOP_HEARTBEAT_SECONDS: the supervisor runs the "
+            "probe at most once per heartbeat", hint="Raise it to the heartbeat or more.", id="backstop.W003"))
     return problems

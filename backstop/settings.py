@@ -211,6 +211,9 @@ RETRY_BASE_SECONDS = env_float("BACKSTOP_RETRY_BASE_SECONDS", 2.0, minimum=0.01)
 RETRY_CAP_SECONDS = env_float("BACKSTOP_RETRY_CAP_SECONDS", 300.0, minimum=0.01)
 BREAKER_THRESHOLD = env_int("BACKSTOP_BREAKER_THRESHOLD", 5, minimum=1)
 BREAKER_COOLDOWN_SECONDS = env_float("BACKSTOP_BREAKER_COOLDOWN_SECONDS", 15.0, minimum=0.1)
+# While a provider's breaker is not healthy, how often a cheap health call checks it, without customer traffic
+# (runtime/probing.py): an incident ends, and the customers waiting on it are retried, within this of recovery.
+BREAKER_PROBE_SECONDS = env_float("BACKSTOP_BREAKER_PROBE_SECONDS", 10.0, minimum=0.1)
 SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
 HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)

@@ -86,6 +86,7 @@ class SetupOut(Schema):
     banner: str
     message: str
     can_retry: bool
+    welcome_email_unsent: bool
 
 
 class SignupOut(Schema):

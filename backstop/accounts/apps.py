@@ -18,6 +18,9 @@ class AccountsConfig(AppConfig):
                                 poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
         registry.register_loop(dispatcher.DISPATCHER_LOOP, dispatcher.dispatch_first_setups)
         registry.register_sweep("stalled-setups", _restart_stalled_setups)
+        # A provider back (a probe's or a customer's call succeeded): every setup waiting on it tries again now,
+        # those that spent their budget on it included.
+        registry.register_recovery_hook("setup", _retry_setups_waiting_on)
 
 
 def _restart_stalled_setups(grace_seconds: float) -> int:
@@ -25,3 +28,9 @@ def _restart_stalled_setups(grace_seconds: float) -> int:
     from backstop.accounts.setup import restart_stalled_setups
 
     return restart_stalled_setups(grace_seconds=grace_seconds)
+
+
+def _retry_setups_waiting_on(provider: str) -> None:
+    from backstop.accounts.setup import retry_setups_waiting_on
+
+    retry_setups_waiting_on(provider=provider)

@@ -88,6 +88,16 @@ CATALOGUE: dict[tuple[str, str], Notice] = {
 }
 
 
+# The setup gave up while its provider is down and the desk shows the customer waiting on that incident: automation
+# retries it when the provider is back (not a person), so the page says so, as the desk does.
+NEEDS_ATTENTION_WAITING_ON_PROVIDER = Notice(
+    "Your account is saved, but we could not finish setting it up: our {provider} provider is failing. "
+    "That is our failure, not yours, and we're sorry it is costing you time.",
+    "We're watching it and will try again by ourselves as soon as it works again; we'll email you when it's done.",
+    "You don't need to do anything or sign up again. You can press “Try again now” at any time.",
+)
+
+
 def notice(state: str, action: str) -> Notice:
     return CATALOGUE[(state, action)]
 
@@ -118,10 +128,18 @@ VERIFY_LINK_BAD = Notice(
     "That confirmation link has expired or isn't valid.", "", "Sign in and ask for a code by SMS instead."
 )
 RETRY_STARTED = Notice("We're trying again now.", "Each step below updates as it happens.", "")
-# True before the welcome email has gone out too: the setup page may be showing that step still retrying.
+# Which banner depends on where the welcome email is: it points at the email's link only once the email has gone.
 VERIFY_EMAIL_BANNER = (
     "Please confirm your email address, {email}, with the link in our welcome email. "
     "If it hasn't arrived, we can send you a code by SMS instead."
+)
+VERIFY_EMAIL_BANNER_SENDING = (
+    "Our welcome email to {email} is on its way: please confirm your address with the link in it. "
+    "If it doesn't arrive, we can send you a code by SMS instead."
+)
+VERIFY_EMAIL_BANNER_UNSENT = (
+    "We couldn't send your welcome email to {email} yet; we'll send it when our email provider is back. "
+    "To confirm your address now, we can send you a code by SMS, or you can ask us to send the email again."
 )
 
 STEP_STATUS_TEXT = {
@@ -132,6 +150,12 @@ STEP_STATUS_TEXT = {
     "done": "Done.",
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
 }
+# A step that gave up while its provider is down, the customer waiting on that incident (the desk: "automation
+# retrying, no action needed"): automation tries it again when the provider works, not a person.
+STEP_FAILED_WAITING_ON_PROVIDER = (
+    "We stopped retrying after {attempts} attempts ({error}). Our {provider} provider is failing; we'll try again by "
+    "ourselves as soon as it works again."
+)
 PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
 # A setup step's error when our own code failed, not the provider (shown as {error} above). The exception's details
 # go to the log, not to the customer.

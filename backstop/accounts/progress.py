@@ -6,8 +6,18 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from backstop.accounts.messages import PROVIDER_NAMES, STEP_STATUS_TEXT, VERIFY_EMAIL_BANNER, notice
-from backstop.accounts.models import Account, StepName
+from backstop.accounts.messages import (
+    NEEDS_ATTENTION_WAITING_ON_PROVIDER,
+    PROVIDER_NAMES,
+    STEP_FAILED_WAITING_ON_PROVIDER,
+    STEP_STATUS_TEXT,
+    VERIFY_EMAIL_BANNER,
+    VERIFY_EMAIL_BANNER_SENDING,
+    VERIFY_EMAIL_BANNER_UNSENT,
+    notice,
+)
+from backstop.accounts.models import Account, AccountState, StepName, StepStatus
+from backstop.attention import hooks as attention_hooks
 
 
 @dataclass(frozen=True)
@@ -30,34 +40,63 @@ class SetupProgress:
     banner: str
     message: str
     can_retry: bool
+    # The welcome email has not gone and is not on its first try: the banner offers to send it again.
+    welcome_email_unsent: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _status_text(step: Any) -> str:
+def _status_text(step: Any, *, waiting_on_incident: bool = False) -> str:
     next_attempt = step.next_attempt_at.strftime("%H:%M:%S UTC") if step.next_attempt_at else "soon"
-    return STEP_STATUS_TEXT[step.status].format(
+    text = STEP_STATUS_TEXT[step.status]
+    if step.status == StepStatus.FAILED and waiting_on_incident:
+        text = STEP_FAILED_WAITING_ON_PROVIDER
+    return text.format(
         attempts=step.attempts, error=step.last_error or "no answer", next_attempt=next_attempt,
         provider=PROVIDER_NAMES[step.name],
     )
 
 
+def _welcome_banner(account: Account, welcome: Any) -> tuple[str, bool]:
+    """The verification banner as true as the welcome email's state: (text, whether it is unsent past its first try).
+
+    Only an email that went can be pointed at; one that could not be sent yet is said to be so, with what we do.
+    """
+    if welcome is None or welcome.status == StepStatus.DONE:
+        return VERIFY_EMAIL_BANNER.format(email=account.email), False
+    if welcome.status == StepStatus.PENDING and welcome.attempts == 0:
+        return VERIFY_EMAIL_BANNER_SENDING.format(email=account.email), False
+    return VERIFY_EMAIL_BANNER_UNSENT.format(email=account.email), True
+
+
 def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProgress:
+    rows = list(account.setup_steps.all())
+    # What the desk shows for this customer decides who the page says is handling a step that gave up: a case
+    # waiting on an incident is automation's ("no action needed"), one in the queue a person's.
+    waiting_on_incident = (any(row.status == StepStatus.FAILED for row in rows)
+                           and account.pk in attention_hooks.accounts_waiting_on_an_incident([account.pk]))
     steps = [
         StepProgress(
-            name=step.name, label=StepName(step.name).label, status=step.status, status_text=_status_text(step),
+            name=step.name, label=StepName(step.name).label, status=step.status,
+            status_text=_status_text(step, waiting_on_incident=waiting_on_incident),
             attempts=step.attempts, last_error=step.last_error, next_attempt_at=step.next_attempt_at,
         )
-        for step in account.setup_steps.all()
+        for step in rows
     ]
     verified = account.email_verified_at is not None
+    banner, unsent = _welcome_banner(account, next((r for r in rows if r.name == StepName.WELCOME_EMAIL), None))
+    message = notice(account.state, action).text
+    if account.state == AccountState.NEEDS_ATTENTION and waiting_on_incident:
+        # Only the workspace step giving up makes an account need attention.
+        message = NEEDS_ATTENTION_WAITING_ON_PROVIDER.text.format(provider=PROVIDER_NAMES[StepName.WORKSPACE])
     return SetupProgress(
         state=account.state,
         state_label=account.get_state_display(),
         steps=steps,
         email_verified=verified,
-        banner="" if verified else VERIFY_EMAIL_BANNER.format(email=account.email),
-        message=notice(account.state, action).text,
+        banner="" if verified else banner,
+        message=message,
         can_retry=any(step.status != "done" for step in steps),
+        welcome_email_unsent=unsent and not verified,
     )

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dbos import SetWorkflowID
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from backstop.accounts.activation import _activate
@@ -67,6 +67,27 @@ def retry_setup(*, account: Account) -> None:
         _enqueue_setup(account.pk, account.setup_run)
         return
     _start_new_setup_run(account)
+
+
+def retry_setups_waiting_on(*, provider: str) -> int:
+    """``provider`` works again: every account whose setup step on it is waiting, retrying or given up (its budget
+    spent during the outage) tries again now, as if its owner had pressed "Try again now". Returns how many."""
+    steps = [step for step, step_provider in STEP_PROVIDERS.items() if step_provider == provider]
+    if not steps:
+        return 0
+    waiting = (Account.objects.exclude(state=AccountState.DISABLED)
+               .filter(Exists(SetupStep.objects.filter(account=OuterRef("pk"), name__in=steps, status__in=(
+                   StepStatus.WAITING, StepStatus.RETRYING, StepStatus.FAILED))))
+               .order_by("pk"))
+    retried = 0
+    for account in list(waiting):
+        try:
+            retry_setup(account=account)
+        except Exception:  # one account's trouble must not keep the others waiting; the sweep still has them
+            log.exception("could not retry the setup of account %s after %s recovered", account.pk, provider)
+            continue
+        retried += 1
+    return retried
 
 
 def _carry_on_from_setup_batch(account: Account) -> None:

@@ -18,6 +18,7 @@ CustomersToldAnswer = Callable[[Collection[int]], set[int]]
 
 _subscribers: list[RecordCallback] = []
 _customers_told: list[CustomersToldAnswer] = []
+_waiting_on_an_incident: list[CustomersToldAnswer] = []
 
 
 def subscribe(callback: RecordCallback) -> None:
@@ -45,3 +46,21 @@ def customers_told_by_a_person(account_ids: Collection[int]) -> set[int]:
     for answer in _customers_told:
         told |= answer(account_ids)
     return told
+
+
+def answer_waiting_on_an_incident(fn: CustomersToldAnswer) -> None:
+    """Register the answer to "which of these accounts wait on an incident, automation retrying for them?"."""
+    if fn not in _waiting_on_an_incident:
+        _waiting_on_an_incident.append(fn)
+
+
+def accounts_waiting_on_an_incident(account_ids: Collection[int]) -> set[int]:
+    """Of these accounts, those the desk shows as waiting on a provider's incident ("automation retrying, no action
+    needed") rather than in a person's queue: what the setup page tells them must say the same. Empty when nobody
+    registered an answer."""
+    if not account_ids:
+        return set()
+    waiting: set[int] = set()
+    for answer in _waiting_on_an_incident:
+        waiting |= answer(account_ids)
+    return waiting

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import httpx
@@ -18,9 +20,17 @@ from backstop.notify.models import Channel, LocalMailboxItem
 class EmailProvider(Protocol):
     def send_email(self, *, to: str, subject: str, text: str, html: str, message_id: str) -> None: ...
 
+    def probe(self) -> None:
+        """A cheap health call that sends nothing; raises ProviderError when the provider does not work."""
+        ...
+
 
 class SmsProvider(Protocol):
     def send_sms(self, *, to: str, text: str, message_id: str) -> None: ...
+
+    def probe(self) -> None:
+        """A cheap health call that sends nothing; raises ProviderError when the provider does not work."""
+        ...
 
 
 class DjangoEmailProvider:
@@ -33,22 +43,37 @@ class DjangoEmailProvider:
         )
         if html:
             email.attach_alternative(html, "text/html")
-        try:
+        with _email_failures():
             email.send()
-        except (smtplib.SMTPException, OSError) as error:
-            # smtplib reports a server that stops answering as SMTPServerDisconnected raised while
-            # handling the socket's TimeoutError, so the timeout can sit in the exception's context.
-            if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
-                raise ProviderTimeout(
-                    f"the email server did not answer within {settings.EMAIL_TIMEOUT:g} seconds"
-                ) from error
-            if not isinstance(error, smtplib.SMTPException):
-                raise ProviderError(f"could not reach the email server ({connection_failure(error)})") from error
-            raise ProviderError(_smtp_refusal(error)) from error
-        except Exception as error:  # anymail raises its own AnymailError family
-            if error.__class__.__module__.startswith("anymail"):
-                raise ProviderError(f"the email provider refused the message ({error})") from error
-            raise
+
+    def probe(self) -> None:
+        """Open a connection to the backend and close it: for SMTP, connect, greet and log in; backends that keep no
+        connection (the local mailbox, an HTTP API through anymail) have nothing to check before a send."""
+        connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+        with _email_failures():
+            connection.open()
+            connection.close()
+
+
+@contextmanager
+def _email_failures() -> Iterator[None]:
+    """The email backend's exceptions as the ProviderError a breaker counts."""
+    try:
+        yield
+    except (smtplib.SMTPException, OSError) as error:
+        # smtplib reports a server that stops answering as SMTPServerDisconnected raised while
+        # handling the socket's TimeoutError, so the timeout can sit in the exception's context.
+        if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+            raise ProviderTimeout(
+                f"the email server did not answer within {settings.EMAIL_TIMEOUT:g} seconds"
+            ) from error
+        if not isinstance(error, smtplib.SMTPException):
+            raise ProviderError(f"could not reach the email server ({connection_failure(error)})") from error
+        raise ProviderError(_smtp_refusal(error)) from error
+    except Exception as error:  # anymail raises its own AnymailError family
+        if error.__class__.__module__.startswith("anymail"):
+            raise ProviderError(f"the email provider refused the message ({error})") from error
+        raise
 
 
 def _smtp_refusal(error: smtplib.SMTPException) -> str:
@@ -92,10 +117,26 @@ class TwilioSmsProvider:
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider refused the message (HTTP {response.status_code})")
 
+    def probe(self) -> None:
+        """Read our own account resource: it answers when the API is up and our credentials work; sends nothing."""
+        url = f"{settings.TWILIO_API_BASE}/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}.json"
+        try:
+            response = httpx.get(url, auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+                                 timeout=settings.SMS_TIMEOUT)
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
+        except httpx.HTTPError as error:
+            raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
+        if response.status_code >= 400:
+            raise ProviderError(f"the SMS provider's health check failed (HTTP {response.status_code})")
+
 
 class LocalMailboxSmsProvider:
     def send_sms(self, *, to: str, text: str, message_id: str) -> None:
         LocalMailboxItem.objects.create(channel=Channel.SMS, to=to, text=text, message_id=message_id)
+
+    def probe(self) -> None:
+        """The local mailbox is a table of ours: it works whenever the database does (faults wrap this call too)."""
 
 
 def email_provider() -> EmailProvider:

@@ -106,14 +106,17 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
     def record_success(self, provider: str) -> None:
         # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
         # failure another process counted in between stays counted until the next success that sees it.
+        # The first success after failures ends the outage: ``recovered_at`` is its measured end.
         self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).update(
             state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None,
-            updated_at=timezone.now(),
+            recovered_at=timezone.now(), updated_at=timezone.now(),
         )
 
     def record_failure(self, provider: str, error: str) -> None:
         now = timezone.now()
         self.get_or_create(provider=provider)
+        # The first failure of a run is the outage's measured start (kept until the next run starts).
+        self.filter(pk=provider, consecutive_failures=0).update(failing_since=now, recovered_at=None)
         self.filter(pk=provider).update(
             consecutive_failures=F("consecutive_failures") + 1, last_error=error[:500], updated_at=now
         )
@@ -135,6 +138,14 @@ class CircuitBreaker(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(default=timezone.now)
+    # The last outage as measured: its first failure recorded and the call (a probe or a customer's) that first
+    # succeeded after it. The apology states this window (``runtime.probing``, support's incidents).
+    failing_since = models.DateTimeField(null=True, blank=True)
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    # When the probe last claimed this breaker (one probe per interval across processes), and when the recovery
+    # hooks were last run for it (once per recovery).
+    probed_at = models.DateTimeField(null=True, blank=True)
+    recovery_handled_at = models.DateTimeField(null=True, blank=True)
 
     objects = CircuitBreakerManager()
 

@@ -43,6 +43,8 @@ _launch_steps: dict[str, Callable[[], object]] = {}
 _loops: dict[str, Loop] = {}
 _periodic_jobs: dict[str, PeriodicJob] = {}
 _sweeps: dict[str, Sweep] = {}
+_probes: dict[str, Callable[[], object]] = {}
+_recovery_hooks: dict[str, Callable[[str], object]] = {}
 # Each background thread holds its lock for one cycle of work: engine.hold_background_threads() takes them all.
 _cycle_locks: dict[str, threading.Lock] = {}
 _cycle_locks_guard = threading.Lock()
@@ -83,6 +85,18 @@ def register_sweep(name: str, sweep: Sweep) -> None:
     _sweeps[name] = sweep
 
 
+def register_probe(provider: str, probe: Callable[[], object]) -> None:
+    """A cheap health call to ``provider`` (raising ``ProviderError`` when it fails), made while its breaker is not
+    healthy, on a timer of its own (``runtime.probing``): recovery is noticed without waiting for customer traffic."""
+    _probes[provider] = probe
+
+
+def register_recovery_hook(name: str, hook: Callable[[str], object]) -> None:
+    """Call ``hook(provider)`` once each time a provider's breaker closes after failures (whoever's call succeeded):
+    the apps retry what waited on it."""
+    _recovery_hooks[name] = hook
+
+
 def workflow_modules() -> list[str]:
     return list(_workflow_modules)
 
@@ -105,6 +119,14 @@ def periodic_jobs() -> list[PeriodicJob]:
 
 def sweeps() -> list[tuple[str, Sweep]]:
     return list(_sweeps.items())
+
+
+def probes() -> dict[str, Callable[[], object]]:
+    return dict(_probes)
+
+
+def recovery_hooks() -> list[tuple[str, Callable[[str], object]]]:
+    return list(_recovery_hooks.items())
 
 
 def cycle_lock(name: str) -> threading.Lock:

@@ -17,14 +17,21 @@ class SupportConfig(AppConfig):
 
         from backstop.attention import hooks
         from backstop.runtime import registry
-        from backstop.support.models import Signal
+        from backstop.support.models import Case, Signal
 
         # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
         # answers accounts' question of whom it tells itself that their workspace is ready.
         hooks.subscribe(join_raised_record)
         hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
+        # ... and whose setup automation holds (a case on an incident): the setup page says what the desk says.
+        hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
+        # Incidents follow the provider: the cycle runs as soon as a provider recovers (accounts has just retried the
+        # customers waiting on it), and, while an incident is live, once per probe interval until it resolves.
+        registry.register_recovery_hook("support-incidents", _run_support_cycle_on_recovery)
+        registry.register_periodic("incident-watch", _watch_incidents,
+                                   every_seconds=lambda: settings.BREAKER_PROBE_SECONDS)
 
 
 def _run_support_cycle() -> None:
@@ -32,6 +39,17 @@ def _run_support_cycle() -> None:
     from backstop.support.automation import run_support_cycle
 
     run_support_cycle()
+
+
+def _run_support_cycle_on_recovery(provider: str) -> None:
+    _run_support_cycle()
+
+
+def _watch_incidents() -> None:
+    from backstop.support.models import Incident
+
+    if Incident.objects.active().exists():
+        _run_support_cycle()
 
 
 def join_raised_record(record: AttentionRecord) -> None:

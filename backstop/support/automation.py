@@ -181,6 +181,17 @@ def _create_incident(*, cause: str, provider: str, started_at: dt.datetime, last
     return True
 
 
+def _outage_start(breaker: CircuitBreaker) -> dt.datetime:
+    """The outage as measured: from the first failure recorded, not from when the breaker opened or we noticed."""
+    return breaker.failing_since or breaker.opened_at or timezone.now()
+
+
+def _outage_end(incident: Incident, now: dt.datetime) -> dt.datetime:
+    """The call (a probe's or a customer's) that first succeeded after the outage, when the breaker recorded it."""
+    recovered = CircuitBreaker.objects.filter(pk=incident.provider).values_list("recovered_at", flat=True).first()
+    return recovered if recovered is not None and recovered >= incident.started_at else now
+
+
 def open_provider_incidents(failing: dict[str, CircuitBreaker]) -> int:
     """A provider whose breaker is open is an incident, whether or not anyone is waiting on it yet."""
     opened = 0
@@ -194,7 +205,7 @@ def open_provider_incidents(failing: dict[str, CircuitBreaker]) -> int:
             live.filter(state=IncidentState.RECOVERING).update(state=IncidentState.OPEN, cleared_at=None)
             live.update(last_error=breaker.last_error[:500])
             continue
-        opened += _create_incident(cause=cause, provider=provider, started_at=breaker.opened_at or timezone.now(),
+        opened += _create_incident(cause=cause, provider=provider, started_at=_outage_start(breaker),
                                    last_error=breaker.last_error)
     return opened
 
@@ -212,7 +223,8 @@ def open_incidents_by_count(failing: dict[str, CircuitBreaker]) -> int:
         provider = provider_of_cause(row["cause"])
         if provider not in failing or Incident.objects.active().filter(cause=row["cause"]).exists():
             continue
-        opened += _create_incident(cause=row["cause"], provider=provider, started_at=row["first"],
+        opened += _create_incident(cause=row["cause"], provider=provider,
+                                   started_at=min(row["first"], _outage_start(failing[provider])),
                                    last_error=failing[provider].last_error)
     return opened
 
@@ -247,7 +259,7 @@ def recover_incidents(failing: dict[str, CircuitBreaker]) -> None:
             if incident.provider in failing:
                 continue
             Incident.objects.filter(pk=incident.pk, state=IncidentState.OPEN).update(
-                state=IncidentState.RECOVERING, cleared_at=now)
+                state=IncidentState.RECOVERING, cleared_at=_outage_end(incident, now))
             incident.refresh_from_db()
         if triage.provider_is_down(failing, incident.provider):
             continue  # failing again: open_provider_incidents has put it back to open

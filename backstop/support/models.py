@@ -38,6 +38,12 @@ class CaseManager(models.Manager["Case"]):
         """Open cases that need a human: not waiting on an incident, worst harm first, then oldest."""
         return self.filter(state=CaseState.OPEN, incident__isnull=True).order_by("-harm", "opened_at", "id")
 
+    def accounts_waiting_on_an_incident(self, account_ids: Collection[int]) -> set[int]:
+        """Of these accounts, those whose open case waits on an incident (not in the queue): the desk says automation
+        is retrying for them and no person needs to act."""
+        return set(self.filter(state=CaseState.OPEN, incident__isnull=False, account_id__in=account_ids)
+                   .values_list("account_id", flat=True))
+
 
 class Case(models.Model):
     """Everything about one customer that needs (or needed) support, from the first signal until resolved."""

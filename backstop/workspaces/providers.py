@@ -19,6 +19,10 @@ class Provisioner(Protocol):
         """Create the workspace (or return the one this key already created); returns its id."""
         ...
 
+    def probe(self) -> None:
+        """A cheap health call that creates nothing; raises ProviderError when the provisioner does not work."""
+        ...
+
 
 class HttpProvisioner:
     def provision(self, *, idempotency_key: str, name: str) -> str:
@@ -44,6 +48,23 @@ class HttpProvisioner:
             # A garbled answer must be retried like any other failure, not crash the setup workflow.
             raise ProviderError("the workspace service sent an answer without a workspace id") from error
 
+    def probe(self) -> None:
+        """``GET /health``: the service's health endpoint, with our token, so a revoked token counts as down."""
+        try:
+            response = httpx.get(
+                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/health",
+                headers={"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
+                timeout=settings.WORKSPACE_TIMEOUT,
+            )
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout(
+                f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
+            ) from error
+        except httpx.HTTPError as error:
+            raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+        if response.status_code >= 400:
+            raise ProviderError(f"the workspace service's health check failed (HTTP {response.status_code})")
+
 
 class LocalProvisioner:
     def provision(self, *, idempotency_key: str, name: str) -> str:
@@ -55,6 +76,9 @@ class LocalProvisioner:
             LocalProvisionedWorkspace.objects.filter(idempotency_key=idempotency_key).update(calls=F("calls") + 1)
             record = LocalProvisionedWorkspace.objects.get(idempotency_key=idempotency_key)
         return f"ws_{record.pk:08d}"
+
+    def probe(self) -> None:
+        """The local fake is a table of ours: it works whenever the database does (faults wrap this call too)."""
 
 
 def provisioner() -> Provisioner:

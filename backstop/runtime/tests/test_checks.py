@@ -26,6 +26,9 @@ CLEAN_PRODUCTION = {
     "WORKSPACE_PROVISIONER_URL": "https://provisioner.internal",
     "DATABASE_URL": "postgres://backstop@db.internal/backstop",
     "SERVE_WORKFLOWS": "process",
+    "BREAKER_PROBE_SECONDS": 10.0,
+    "HEARTBEAT_SECONDS": 5.0,
+    "SUPPORT_INCIDENT_SETTLE_SECONDS": 900.0,
 }
 
 

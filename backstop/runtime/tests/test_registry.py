@@ -22,6 +22,8 @@ def registered() -> dict[str, list[Any]]:
         "loops": registry.loops(),
         "periodic": [(job.name, job.job, job.every_seconds()) for job in registry.periodic_jobs()],
         "sweeps": registry.sweeps(),
+        "probes": sorted(registry.probes()),
+        "recovery": [name for name, _ in registry.recovery_hooks()],
     }
 
 
@@ -31,8 +33,11 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
     assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
-    assert [job.name for job in registry.periodic_jobs()] == ["support-cycle", "draft-cleanup"]
+    assert [job.name for job in registry.periodic_jobs()] == [
+        "breaker-probes", "support-cycle", "incident-watch", "draft-cleanup"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
+    assert sorted(registry.probes()) == ["email", "sms", "workspace"]
+    assert [name for name, _ in registry.recovery_hooks()] == ["setup", "support-incidents"]
 
 
 def test_it_registers_message_delivery_sweep_when_the_engine_loads_the_workflows() -> None:

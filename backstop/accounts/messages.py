@@ -137,10 +137,25 @@ VERIFY_EMAIL_BANNER_SENDING = (
     "Our welcome email to {email} is on its way: please confirm your address with the link in it. "
     "If it doesn't arrive, we can send you a code by SMS instead."
 )
-VERIFY_EMAIL_BANNER_UNSENT = (
-    "We couldn't send your welcome email to {email} yet; we'll send it when our email provider is back. "
-    "To confirm your address now, we can send you a code by SMS, or you can ask us to send the email again."
-)
+# Not sent after a try: each says what we are doing about it, and the banner offers to send it again.
+VERIFY_EMAIL_BANNER_UNSENT = {
+    # Its last try failed and another is scheduled.
+    "retrying": (
+        "We couldn't send your welcome email to {email} yet; we're trying again by ourselves. To confirm your address "
+        "now, we can send you a code by SMS, or you can ask us to send the email again."
+    ),
+    # Our email provider is down (its breaker open, or an incident the desk shows as automation's): the provider's
+    # recovery sends it.
+    "provider_down": (
+        "We couldn't send your welcome email to {email} yet; we'll send it when our email provider is back. "
+        "To confirm your address now, we can send you a code by SMS, or you can ask us to send the email again."
+    ),
+    # It gave up with the provider working: a person has the case (the desk's queue).
+    "gave_up": (
+        "We couldn't send your welcome email to {email}; our support team has it. To confirm your address now, we "
+        "can send you a code by SMS, or you can ask us to send the email again."
+    ),
+}
 
 STEP_STATUS_TEXT = {
     "pending": "Under way: we're trying it now.",  # not yet recorded: the attempt is running or about to

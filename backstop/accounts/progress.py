@@ -16,8 +16,9 @@ from backstop.accounts.messages import (
     VERIFY_EMAIL_BANNER_UNSENT,
     notice,
 )
-from backstop.accounts.models import Account, AccountState, StepName, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, StepName, StepStatus
 from backstop.attention import hooks as attention_hooks
+from backstop.runtime.models import BreakerState, CircuitBreaker
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,24 @@ def _status_text(step: Any, *, waiting_on_incident: bool = False) -> str:
     )
 
 
-def _welcome_banner(account: Account, welcome: Any) -> tuple[str, bool]:
+def _welcome_banner(account: Account, welcome: Any, *, waiting_on_incident: bool) -> tuple[str, bool]:
     """The verification banner as true as the welcome email's state: (text, whether it is unsent past its first try).
 
-    Only an email that went can be pointed at; one that could not be sent yet is said to be so, with what we do.
+    Only an email that went can be pointed at; one that could not be sent yet is said to be so, with what we do about
+    it: retrying, waiting for the provider (whose recovery sends it: ``setup.retry_setups_waiting_on``), or a person's.
     """
     if welcome is None or welcome.status == StepStatus.DONE:
         return VERIFY_EMAIL_BANNER.format(email=account.email), False
     if welcome.status == StepStatus.PENDING and welcome.attempts == 0:
         return VERIFY_EMAIL_BANNER_SENDING.format(email=account.email), False
-    return VERIFY_EMAIL_BANNER_UNSENT.format(email=account.email), True
+    if welcome.status in (StepStatus.PENDING, StepStatus.RETRYING):
+        why = "retrying"
+    elif welcome.status == StepStatus.WAITING or waiting_on_incident or CircuitBreaker.objects.filter(
+            pk=STEP_PROVIDERS[StepName.WELCOME_EMAIL]).exclude(state=BreakerState.CLOSED).exists():
+        why = "provider_down"
+    else:
+        why = "gave_up"
+    return VERIFY_EMAIL_BANNER_UNSENT[why].format(email=account.email), True
 
 
 def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProgress:
@@ -85,7 +94,8 @@ def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProg
         for step in rows
     ]
     verified = account.email_verified_at is not None
-    banner, unsent = _welcome_banner(account, next((r for r in rows if r.name == StepName.WELCOME_EMAIL), None))
+    banner, unsent = _welcome_banner(account, next((r for r in rows if r.name == StepName.WELCOME_EMAIL), None),
+                                     waiting_on_incident=waiting_on_incident)
     message = notice(account.state, action).text
     if account.state == AccountState.NEEDS_ATTENTION and waiting_on_incident:
         # Only the workspace step giving up makes an account need attention.

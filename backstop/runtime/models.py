@@ -106,10 +106,15 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
     def record_success(self, provider: str) -> None:
         # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
         # failure another process counted in between stays counted until the next success that sees it.
-        # The first success after failures ends the outage: ``recovered_at`` is its measured end.
-        self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).update(
-            state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None,
-            recovered_at=timezone.now(), updated_at=timezone.now(),
+        # The success that closes an open (or probing) breaker ends an outage: ``recovered_at`` is its measured end.
+        # A few failures that never opened it were no outage: the success only resets them.
+        now = timezone.now()
+        self.filter(pk=provider).exclude(state=BreakerState.CLOSED).update(
+            state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None, recovered_at=now,
+            updated_at=now,
+        )
+        self.filter(pk=provider, state=BreakerState.CLOSED, consecutive_failures__gt=0).update(
+            consecutive_failures=0, opened_at=None, retry_at=None, updated_at=now,
         )
 
     def record_failure(self, provider: str, error: str) -> None:

@@ -1,10 +1,10 @@
 """The half-open probe on a timer: a failing provider is checked by a cheap health call, not by customer traffic.
 
-While a breaker is not healthy (open, probing, or closed but counting failures), the supervisor's periodic job
+While a breaker is open (or probing), the supervisor's periodic job
 ``breaker-probes`` calls the provider's registered probe (``registry.register_probe``) at most once per
 BREAKER_PROBE_SECONDS across all processes (a conditional UPDATE of ``probed_at`` picks one prober). Its outcome is
 recorded on the breaker like any call's: a success closes it and marks the outage's measured end (``recovered_at``),
-a failure keeps it open. Then, for each breaker that closed after failures since they last ran (whoever's call
+a failure keeps it open. Then, for each breaker that closed after an outage since they last ran (whoever's call
 succeeded: this probe or a customer's), the registered recovery hooks run once (``registry.register_recovery_hook``):
 the apps retry what waited on the provider and end its incident. The runtime names no provider and no domain.
 """
@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def probe_failing_providers() -> list[str]:
-    """Probe each registered provider whose breaker is not healthy, then run the recovery hooks of every breaker
-    that recovered since they last ran. Returns the providers whose recovery was handled."""
+    """Probe each registered provider whose breaker is open, then run the recovery hooks of every breaker that
+    recovered since they last ran. Returns the providers whose recovery was handled."""
     probes = registry.probes()
-    unhealthy = (CircuitBreaker.objects.filter(provider__in=list(probes))
-                 .exclude(state=BreakerState.CLOSED, consecutive_failures=0).values_list("provider", flat=True))
-    for provider in list(unhealthy):
+    down = (CircuitBreaker.objects.filter(provider__in=list(probes)).exclude(state=BreakerState.CLOSED)
+            .values_list("provider", flat=True))
+    for provider in list(down):
         if _claim_probe(provider):
             probe_provider(provider, probes[provider])
     return handle_recoveries()
@@ -46,7 +46,7 @@ def _claim_probe(provider: str) -> bool:
     """
     now = timezone.now()
     recent = now - dt.timedelta(seconds=settings.BREAKER_PROBE_SECONDS / 2)
-    won = (CircuitBreaker.objects.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0)
+    won = (CircuitBreaker.objects.filter(pk=provider).exclude(state=BreakerState.CLOSED)
            .filter(Q(probed_at__isnull=True) | Q(probed_at__lte=recent)).update(probed_at=now))
     if won:
         CircuitBreaker.objects.filter(pk=provider, state=BreakerState.OPEN).update(
@@ -70,7 +70,7 @@ def probe_provider(provider: str, probe: Callable[[], object]) -> bool:
 
 
 def handle_recoveries() -> list[str]:
-    """Run the recovery hooks once for each breaker closed after failures since they last ran (one process wins)."""
+    """Run the recovery hooks once for each breaker closed after an outage since they last ran (one process wins)."""
     handled = []
     pending = CircuitBreaker.objects.filter(recovered_at__isnull=False).filter(
         Q(recovery_handled_at__isnull=True) | Q(recovery_handled_at__lt=F("recovered_at")))

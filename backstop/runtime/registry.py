@@ -86,13 +86,13 @@ def register_sweep(name: str, sweep: Sweep) -> None:
 
 
 def register_probe(provider: str, probe: Callable[[], object]) -> None:
-    """A cheap health call to ``provider`` (raising ``ProviderError`` when it fails), made while its breaker is not
-    healthy, on a timer of its own (``runtime.probing``): recovery is noticed without waiting for customer traffic."""
+    """A cheap health call to ``provider`` (raising ``ProviderError`` when it fails), made while its breaker is open,
+    on a timer of its own (``runtime.probing``): recovery is noticed without waiting for customer traffic."""
     _probes[provider] = probe
 
 
 def register_recovery_hook(name: str, hook: Callable[[str], object]) -> None:
-    """Call ``hook(provider)`` once each time a provider's breaker closes after failures (whoever's call succeeded):
+    """Call ``hook(provider)`` once each time a provider's breaker closes after being open (whoever's call succeeded):
     the apps retry what waited on it."""
     _recovery_hooks[name] = hook
 

@@ -80,12 +80,17 @@ def test_it_runs_the_recovery_hooks_when_a_customers_call_closed_the_breaker(rec
     assert recoveries == ["email"]
 
 
-def test_it_measures_the_outage_from_its_first_failure_to_the_first_success() -> None:
-    CircuitBreaker.objects.record_success("sms")
+def test_it_measures_the_outage_from_its_first_failure_to_the_first_success(settings: Any) -> None:
+    settings.BREAKER_THRESHOLD = 2
+    CircuitBreaker.objects.record_failure("sms", "down")
+    CircuitBreaker.objects.record_success("sms")  # a failure that opened nothing was no outage
+    assert CircuitBreaker.objects.get(pk="sms").recovered_at is None
+
     CircuitBreaker.objects.record_failure("sms", "down")
     first = CircuitBreaker.objects.get(pk="sms").failing_since
     CircuitBreaker.objects.record_failure("sms", "still down")
-    assert CircuitBreaker.objects.get(pk="sms").failing_since == first  # a later failure is not the start
+    breaker = CircuitBreaker.objects.get(pk="sms")
+    assert breaker.state == BreakerState.OPEN and breaker.failing_since == first  # a later failure is not the start
 
     CircuitBreaker.objects.record_success("sms")
 

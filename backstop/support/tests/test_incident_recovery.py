@@ -88,3 +88,25 @@ def test_it_apologises_for_the_outage_window_measured_on_the_breaker() -> None:
     for account in stalled:
         told = Message.objects.get(account=account, kind="support_resolved").text
         assert f"failed from {first_failure:%H:%M} to {recovered:%H:%M} UTC" in told, told
+
+
+def test_it_says_in_the_banner_what_is_true_of_a_welcome_email_that_was_not_sent(local_mailbox: None) -> None:
+    from backstop.accounts.models import AccountState, SetupStep, StepName, StepStatus
+
+    account = stalled_account("w1@example.com")
+    Account.objects.filter(pk=account.pk).update(state=AccountState.ACTIVE)
+    SetupStep.objects.filter(account=account, name=StepName.WORKSPACE).update(status=StepStatus.DONE)
+    SetupStep.objects.filter(account=account, name=StepName.WELCOME_EMAIL).update(
+        status=StepStatus.FAILED, attempts=4, last_error="the email server refused the message")
+
+    # Given up with the provider working: a person's (the desk's queue), not "when the provider is back".
+    page = _setup_page(account)
+    assert "the link in our welcome email" not in page
+    assert "We couldn't send your welcome email to w1@example.com; our support team has it." in page
+    assert 'id="resend-welcome"' in page
+
+    open_breaker("email", error="the email server closed the connection")
+    page = _setup_page(account)
+    assert "We couldn't send your welcome email to w1@example.com yet; we'll send it when our email provider is " \
+           "back." in page
+    assert 'id="resend-welcome"' in page

@@ -141,6 +141,7 @@ def test_it_sends_a_welcome_email_that_spent_its_budget_once_the_email_provider_
 
     wait_for(welcome_given_up, timeout=60, message=f"the welcome email never spent its budget:\n{server.log()}")
     wait_for(lambda: _account(server, "bea@example.com")[1] == "active", timeout=30)
+    assert server.database.scalar("SELECT state FROM runtime_circuitbreaker WHERE provider = 'email'") != "closed"
     page = _page(customer, "/app")
     assert "the link in our welcome email" not in page
     assert "We couldn't send your welcome email to bea@example.com yet; we'll send it when our email provider is " \

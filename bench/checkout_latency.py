@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import re
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import free_port, percentile
+from common import (
+    CpuSpent,
+    cpu_per_operation,
+    free_port,
+    machine_busy_seconds,
+    percentile,
+    postgres_cpu_seconds,
+    process_cpu_seconds,
+    this_process_cpu_seconds,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Target: what Backstop may add, at the 99th percentile, on top of the processor's own 99th percentile.
@@ -296,64 +305,6 @@ def unfinished(database: Database) -> int:
             + database.scalar("SELECT COUNT(*) FROM notify_message WHERE status IN ('queued', 'retrying')"))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
-
-
-# --- CPU accounting ---------------------------------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU of one process (all its threads) so far; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every PostgreSQL process on this machine so far (its backends come and go; the sum is what counts)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().startswith("postgres"):
-                total += process_cpu_seconds(int(entry.name))
-        except OSError:
-            continue
-    return total
-
-
-def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle so far, summed over its cores (/proc/stat)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle and iowait
-    guests = sum(fields[8:10])  # already counted in user and nice
-    return (sum(fields) - idle - guests) / CLOCK_TICKS
-
-
-def this_process_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class CpuSpent:
-    """Milliseconds of CPU per checkout during one run, by whom."""
-
-    by_part: dict[str, float]
-    machine: float
-
-
 def cpu_snapshot(server: Server, *, with_postgres: bool) -> dict[str, float]:
     parts = {"web process": process_cpu_seconds(server.web_pid)}
     if server.workflows_child_pid:
@@ -366,10 +317,6 @@ def cpu_snapshot(server: Server, *, with_postgres: bool) -> dict[str, float]:
     return parts
 
 
-def cpu_per_checkout(before: dict[str, float], after: dict[str, float], count: int) -> CpuSpent:
-    spent = {part: (after[part] - before[part]) * 1000 / max(count, 1) for part in before}
-    machine = spent.pop("machine")
-    return CpuSpent(by_part=spent, machine=machine)
 
 
 # --- Report -------------------------------------------------------------------------------------------
@@ -469,7 +416,7 @@ def main() -> None:
                     print(f"run: {name}, {clients} client(s), {count} checkouts ...", flush=True)
                     before = cpu_snapshot(server, with_postgres=bool(database.url))
                     answers, errors = run_checkouts(server.url, count=count, clients=clients, tag=f"{tag}-{name}")
-                    spent = cpu_per_checkout(before, cpu_snapshot(server, with_postgres=bool(database.url)), count)
+                    spent = cpu_per_operation(before, cpu_snapshot(server, with_postgres=bool(database.url)), count)
                     wait_until(lambda: unfinished(database) == 0, 120)
                     timed = processor_times(database, [answer.reference for answer in answers])
                     runs.append(Run(name, clients, answers, errors, timed, spent))

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import free_port
+from common import free_port, process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"full_seconds": 60.0, "incremental_seconds": 2.0, "peak_rss_mb": 256.0}
@@ -59,11 +59,6 @@ def peak_rss_mb() -> float:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- Child processes: Django in a fresh interpreter ---------------------------------------------------

@@ -18,7 +18,6 @@ import argparse
 import itertools
 import os
 import re
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -26,14 +25,24 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from common import free_port, percentile
+from common import (
+    CpuSpent,
+    cpu_per_operation,
+    free_port,
+    machine_busy_seconds,
+    percentile,
+    postgres_cpu_seconds,
+    process_cpu_seconds,
+    this_process_cpu_seconds,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -277,65 +286,8 @@ def time_hashing(*, count: int, threads: int) -> list[float]:
     return durations
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
-
-
-# --- CPU accounting ---------------------------------------------------------------------------------------
 # With every core busy hashing, the CPU a signup costs besides its hash is shared out across the signups in flight, so
 # the run's figures are read beside it: per signup, who spent what during the run.
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU of one process (all its threads) so far; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every PostgreSQL process on this machine so far (its backends come and go; the sum is what counts)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().startswith("postgres"):
-                total += process_cpu_seconds(int(entry.name))
-        except OSError:
-            continue
-    return total
-
-
-def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle so far, summed over its cores (/proc/stat)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle and iowait
-    guests = sum(fields[8:10])  # already counted in user and nice
-    return (sum(fields) - idle - guests) / CLOCK_TICKS
-
-
-def this_process_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class CpuSpent:
-    """Milliseconds of CPU per signup during one run, by whom."""
-
-    by_part: dict[str, float]
-    machine: float
-
 
 def cpu_snapshot(server: Server, *, with_postgres: bool) -> dict[str, float]:
     parts = {"web process": process_cpu_seconds(server.web_pid)}
@@ -348,10 +300,6 @@ def cpu_snapshot(server: Server, *, with_postgres: bool) -> dict[str, float]:
     return parts
 
 
-def cpu_per_signup(before: dict[str, float], after: dict[str, float], count: int) -> CpuSpent:
-    spent = {part: (after[part] - before[part]) * 1000 / max(count, 1) for part in before}
-    machine = spent.pop("machine")
-    return CpuSpent(by_part=spent, machine=machine)
 
 
 def open_setup_steps(database: Database) -> int:
@@ -487,7 +435,7 @@ def main() -> None:
                         before = cpu_snapshot(server, with_postgres=bool(database.url))
                         latencies, errors = run_signups(server.url, count=count, clients=clients,
                                                         tag=f"{tag}-{providers[:4]}-{name}")
-                        spent = cpu_per_signup(before, cpu_snapshot(server, with_postgres=bool(database.url)), count)
+                        spent = cpu_per_operation(before, cpu_snapshot(server, with_postgres=bool(database.url)), count)
                         runs.append(Run(name, clients, providers, latencies, errors, spent))
                 hung = database.scalar("SELECT COUNT(*) FROM accounts_setupstep "
                                        "WHERE name = 'welcome_email' AND status <> 'done'")

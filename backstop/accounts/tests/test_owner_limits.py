@@ -177,6 +177,7 @@ def test_it_still_slows_the_strangers_address_without_slowing_the_owner(site: An
     owner = browser(site, OWNER_IP)
     assert api_login(owner, OWNER["email"], OWNER["password"]).status_code == 200
     device = owner.cookies.get("bk_device")
+    assert device
 
     stranger = browser(site, STRANGER_IP)
     # Ten wrong passwords for the owner, then credential stuffing: one wrong password for each of many addresses.

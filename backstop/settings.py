@@ -231,7 +231,10 @@ BACKGROUND_NICE = env_int("BACKSTOP_BACKGROUND_NICE", 10, minimum=0)
 # Multiplies every limit; benchmarks raise it, 0 switches limits off (refused in production).
 RATE_LIMIT_SCALE = env_float("BACKSTOP_RATE_LIMIT_SCALE", 1.0, minimum=0)
 VERIFICATION_CODE_TTL_SECONDS = 10 * 60
+# Guesses at one code: per address, and in all from addresses with no known device of the account. A stranger's
+# guesses from one address cannot spend a code the owner holds; brute force stays bounded per code.
 VERIFICATION_CODE_MAX_TRIES = 5
+VERIFICATION_CODE_MAX_TOTAL_TRIES = 10
 
 # --- Support desk ----------------------------------------------------------------------------------
 # How often each process runs the support cycle (join signals, incidents, auto-resolution, staff notices).

@@ -4,12 +4,13 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth import login
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from ninja import Router, Schema, Status
 from ninja.security import SessionAuth
 
 from backstop.accounts import messages
+from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.models import Account
 from backstop.accounts.progress import setup_progress
 from backstop.accounts.setup import retry_setup
@@ -113,9 +114,14 @@ class MessageOut(Schema):
     message: str
 
 
-def _sign_in(request: HttpRequest, account: Account) -> None:
+def _sign_in(request: HttpRequest, response: HttpResponse, account: Account) -> None:
     login(request, account, backend="django.contrib.auth.backends.ModelBackend")
     get_token(request)  # sets the CSRF cookie a script needs for the session endpoints
+    remember_device(response, account_id=account.pk)
+
+
+def _device(request: HttpRequest) -> str:
+    return request.COOKIES.get(DEVICE_COOKIE, "")
 
 
 def _account_out(account: Account) -> dict[str, Any]:
@@ -123,12 +129,12 @@ def _account_out(account: Account) -> dict[str, Any]:
 
 
 @router.post("/signup", response={201: SignupOut, 200: SignupOut, 400: ErrorOut, 409: ErrorOut, 429: ErrorOut})
-def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
+def signup(request: HttpRequest, response: HttpResponse, payload: SignupIn) -> Status[dict[str, Any]]:
     try:
         result = signup_account(**payload.dict(), ip=client_ip(request))
     except EmailTaken:
         return Status(409, {"code": "email_taken", "message": messages.EMAIL_TAKEN.text})
-    _sign_in(request, result.account)
+    _sign_in(request, response, result.account)
     resumed = result.outcome == "resumed"
     progress = setup_progress(result.account, action="resignup" if resumed else "signup")
     return Status(200 if resumed else 201, {
@@ -138,15 +144,15 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
 
 
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})
-def login_view(request: HttpRequest, payload: LoginIn) -> Status[dict[str, Any]]:
+def login_view(request: HttpRequest, response: HttpResponse, payload: LoginIn) -> Status[dict[str, Any]]:
     try:
         account = authenticate_account(email=payload.email, password=payload.password,
-                                                ip=client_ip(request))
+                                       ip=client_ip(request), device=_device(request))
     except InvalidCredentials:
         return Status(401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text})
     except AccountDisabled:
         return Status(403, {"code": "account_disabled", "message": messages.notice("disabled", "login").text})
-    _sign_in(request, account)
+    _sign_in(request, response, account)
     progress = setup_progress(account, action="login")
     return Status(200, {
         "account": _account_out(account), "state": account.state, "message": progress.message,
@@ -169,18 +175,18 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
 def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
-    send_sign_in_code(email=payload.email, ip=client_ip(request))
+    send_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 
 @router.post("/recover/verify", response={200: LoginOut, 400: ErrorOut, 429: ErrorOut})
-def recover_verify(request: HttpRequest, payload: VerifyIn) -> Status[dict[str, Any]]:
+def recover_verify(request: HttpRequest, response: HttpResponse, payload: VerifyIn) -> Status[dict[str, Any]]:
     try:
         account = redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
-                                               new_password=payload.new_password)
+                                      new_password=payload.new_password, device=_device(request))
     except CodeRejected:
         return Status(400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text})
-    _sign_in(request, account)
+    _sign_in(request, response, account)
     progress = setup_progress(account, action="recovery")
     return Status(200, {
         "account": _account_out(account), "state": account.state, "message": progress.message,

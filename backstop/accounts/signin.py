@@ -14,19 +14,43 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backstop.accounts.devices import KnownDevice, read_device_token
 from backstop.accounts.models import Account, AccountState, VerificationCode
+from backstop.accounts.passwords import change_password
 from backstop.accounts.timeline import record_event
 from backstop.accounts.validation import clean_new_password, normalise_password
 from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
-from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.ratelimits.services import (
+    Limit,
+    RateLimited,
+    check_rate_limit,
+    claim_attempt,
+    count_failure,
+    refuse_spent_budget,
+)
 
+# The rate-limit model (docs/decisions.md, "Rate limits that protect owners"): only failures spend a budget; an
+# address's failures slow that address; an account's failures slow only browsers that never signed in to it; a known
+# device spends its own budget; guesses at a code are bounded per code, not per account.
+# Failed passwords: per address (all accounts alike, so a 429 never tells staff from customers) and per account.
 LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
+# Staff accounts keep their own per-account budget, under their own name: customers' traffic never spends it.
+STAFF_LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
+# Failures (of a password or a code) from one known device before it is treated as unknown for the window.
+DEVICE_LIMIT = Limit(per_ip=0, per_email=10, window_seconds=900)
+# Codes asked for: every request counts (each sends an SMS and an email), per address and per account.
 RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
+STAFF_RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
 # The newest codes a guess is compared with: as many as recovery's limit lets one address ask for in an hour.
 LIVE_CODES_CHECKED = 5
-VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
+# Wrong codes per address. There is no per-account budget for codes: a stranger's wrong codes would lock the owner
+# out of the very route that lets them back in. Guessing is bounded per code instead (settings: the tries per address
+# per code, and in all per code).
+VERIFY_LIMIT = Limit(per_ip=30, per_email=0, window_seconds=3600)
+# The window of the per-address tries at one code: longer than any code lives, so one code has one count.
+CODE_TRIES_WINDOW_SECONDS = 24 * 3600
 # A real Argon2 hash to check against when the email is unknown, so both answers take as long.
 _TIMING_DECOY = make_password(secrets.token_urlsafe(16))
 
@@ -44,15 +68,41 @@ class CodeRejected(Exception):
 
 
 
-def authenticate_account(*, email: str, password: str, ip: str) -> Account:
+def _known_device(token: str, account: Account | None) -> KnownDevice | None:
+    """The browser's device cookie, when it names this account and has failures left in its own budget."""
+    device = read_device_token(token=token, account_id=account.pk if account else None)
+    if device is None:
+        return None
+    try:
+        refuse_spent_budget(action="device", limit=DEVICE_LIMIT, email_key=device.device_id)
+    except RateLimited:
+        return None  # it failed too often: from now on it is any browser, under the address and account budgets
+    return device
+
+
+def _login_budget(account: Account | None) -> tuple[str, Limit]:
+    return ("staff-login", STAFF_LOGIN_LIMIT) if account is not None and account.is_staff else ("login", LOGIN_LIMIT)
+
+
+def authenticate_account(*, email: str, password: str, ip: str, device: str = "") -> Account:
+    """Check the password. ``device`` is the browser's device cookie: a known device of this account is not slowed by
+    failures from elsewhere. Only a failure is counted, never a correct sign-in."""
     key = email_key(email)
-    check_rate_limit(action="login", limit=LOGIN_LIMIT, ip=ip, email_key=key)
-    password = normalise_password(password)
     account = Account.objects.by_email_key(key) if key else None
+    known = _known_device(device, account)
+    action, limit = _login_budget(account)
+    if known is None:
+        refuse_spent_budget(action="login", limit=LOGIN_LIMIT, ip=ip)
+        refuse_spent_budget(action=action, limit=limit, email_key=key)
+    password = normalise_password(password)
     if account is None:
         check_password(password, _TIMING_DECOY)
-        raise InvalidCredentials
-    if not account.check_password(password):
+    if account is None or not account.check_password(password):
+        if known is not None:
+            count_failure(action="device", limit=DEVICE_LIMIT, email_key=known.device_id)
+        else:
+            count_failure(action="login", limit=LOGIN_LIMIT, ip=ip)
+            count_failure(action=action, limit=limit, email_key=key)
         raise InvalidCredentials
     if account.state == AccountState.DISABLED:
         raise AccountDisabled
@@ -64,11 +114,19 @@ def _hash_code(account_id: int, code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def send_sign_in_code(*, email: str, ip: str) -> None:
-    """Send a one-time code by SMS and email. Says nothing about whether the address exists."""
+def send_sign_in_code(*, email: str, ip: str, device: str = "") -> None:
+    """Send a one-time code by SMS and email. Says nothing about whether the address exists.
+
+    Every request counts (each sends messages); a known device of the account is not held to the account's budget,
+    which strangers may have spent.
+    """
     key = email_key(email)
-    check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=key)
     account = Account.objects.by_email_key(key) if key else None
+    check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=None)
+    if _known_device(device, account) is None:
+        staff = account is not None and account.is_staff
+        check_rate_limit(action="staff-recover" if staff else "recover",
+                         limit=STAFF_RECOVER_LIMIT if staff else RECOVER_LIMIT, ip="", email_key=key)
     if account is None or account.state == AccountState.DISABLED:
         return
     code = f"{secrets.randbelow(10**6):06d}"
@@ -88,32 +146,60 @@ def send_sign_in_code(*, email: str, ip: str) -> None:
             notify.send_soon(message)
 
 
-def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "") -> Account:
-    """Check a code (5 tries, 10 minutes, once). A correct code proves the person: email verified."""
+def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "", device: str = "") -> Account:
+    """Check a code (10 minutes, once). A correct code proves the person: email verified.
+
+    Wrong codes slow the address they come from; they never close the route for the owner. The guesses at one code
+    are bounded per address (VERIFICATION_CODE_MAX_TRIES) and in all (VERIFICATION_CODE_MAX_TOTAL_TRIES, which a known
+    device of the account is not held to), so brute force stays hopeless while a code the owner holds keeps working.
+    """
     key = email_key(email)
-    check_rate_limit(action="verify", limit=VERIFY_LIMIT, ip=ip, email_key=key)
+    account = Account.objects.by_email_key(key) if key else None
+    known = _known_device(device, account)
+    if known is None:
+        refuse_spent_budget(action="verify", limit=VERIFY_LIMIT, ip=ip)
+    try:
+        return _redeem(account=account, email=email, code=code, ip=ip, new_password=new_password, known=known)
+    except CodeRejected:
+        if known is not None:
+            count_failure(action="device", limit=DEVICE_LIMIT, email_key=known.device_id)
+        else:
+            count_failure(action="verify", limit=VERIFY_LIMIT, ip=ip)
+        raise
+
+
+def _claim_guess(*, record: VerificationCode, ip: str, known: KnownDevice | None) -> bool:
+    """Take one guess at ``record`` (the newest live code): one of the address's tries at it, then, unless from a
+    known device, one of its tries in all. Both are conditional updates: parallel guesses never exceed them."""
+    per_address = claim_attempt(key=f"code:{record.pk}:ip:{ip}", limit=settings.VERIFICATION_CODE_MAX_TRIES,
+                                window_seconds=CODE_TRIES_WINDOW_SECONDS)
+    if not per_address:
+        return False
+    if known is not None:
+        VerificationCode.objects.filter(pk=record.pk).update(tries=F("tries") + 1)
+        return True
+    return bool(VerificationCode.objects.filter(
+        pk=record.pk, tries__lt=settings.VERIFICATION_CODE_MAX_TOTAL_TRIES
+    ).update(tries=F("tries") + 1))
+
+
+def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_password: str,
+            known: KnownDevice | None) -> Account:
     new_password = normalise_password(new_password)
     if new_password:
         errors: dict[str, str] = {}
         clean_new_password(new_password, errors, email=email)
         if errors:
             raise InvalidInput({"new_password": errors["password"]})
-    account = Account.objects.by_email_key(key) if key else None
     if account is None or account.state == AccountState.DISABLED:
         raise CodeRejected
     now = timezone.now()
     # Every code sent in the last 10 minutes works, not only the newest: an SMS that arrives late, after the person
     # asked again, must not send them round in a circle. The tries are counted on the newest code, so asking again
-    # gives five new tries, never five per code still live.
+    # gives new tries, never tries per code still live.
     live = list(VerificationCode.objects.filter(account=account, used_at__isnull=True, expires_at__gt=now)
                 .order_by("-created_at")[:LIVE_CODES_CHECKED])
-    if not live:
-        raise CodeRejected
-    # Conditional UPDATE: each guess claims one of the newest code's tries, so parallel guesses cannot exceed them.
-    claimed = VerificationCode.objects.filter(
-        pk=live[0].pk, tries__lt=settings.VERIFICATION_CODE_MAX_TRIES
-    ).update(tries=F("tries") + 1)
-    if not claimed:
+    if not live or not _claim_guess(record=live[0], ip=ip, known=known):
         raise CodeRejected
     hashed = _hash_code(account.pk, code.strip())
     match = next((record for record in live if hmac.compare_digest(record.code_hash, hashed)), None)
@@ -126,10 +212,7 @@ def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "
         if account.verify_email():
             record_event(account, "email_verified", "Identity confirmed with a one-time code.")
         if new_password:
-            account.set_password(new_password)
-            account.save(update_fields=["password"])
-            record_event(account, "password_reset", "Password changed after signing in with a code.")
+            change_password(account=account, new_password=new_password, how="code")
         record_event(account, "signed_in", "Signed in with a one-time code.")
     account.refresh_from_db()
     return account
-

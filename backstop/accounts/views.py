@@ -11,6 +11,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from backstop.accounts import messages
+from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
@@ -34,7 +35,13 @@ from backstop.web.pages import form_page, note_rate_limited
 def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> HttpResponseRedirect:
     login(request, account, backend="django.contrib.auth.backends.ModelBackend")
     request.session["last_notice"] = messages.notice(account.state, action).text
-    return redirect("app" if account.state == AccountState.ACTIVE else "setup")
+    response = redirect("app" if account.state == AccountState.ACTIVE else "setup")
+    remember_device(response, account_id=account.pk)
+    return response
+
+
+def _device(request: HttpRequest) -> str:
+    return request.COOKIES.get(DEVICE_COOKIE, "")
 
 
 def signup_page(request: HttpRequest) -> HttpResponse:
@@ -61,7 +68,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "problem": ""}
     if request.method == "POST" and form.is_valid():
         try:
-            account = authenticate_account(**form.cleaned_data, ip=client_ip(request))
+            account = authenticate_account(**form.cleaned_data, ip=client_ip(request), device=_device(request))
         except InvalidCredentials:
             context["problem"] = messages.INVALID_CREDENTIALS.text
         except AccountDisabled:
@@ -115,7 +122,7 @@ def recover_page(request: HttpRequest) -> HttpResponse:
                        problem=site_messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
         try:
-            send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
+            send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request), device=_device(request))
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
@@ -130,7 +137,7 @@ def send_code_page(request: HttpRequest) -> HttpResponse:
     """The banner's "get a code by SMS instead": the same code as recovery, sent to the signed-in account."""
     account = Account.objects.signed_in(request.user)
     try:
-        send_sign_in_code(email=account.email, ip=client_ip(request))
+        send_sign_in_code(email=account.email, ip=client_ip(request), device=_device(request))
     except RateLimited as error:
         request.session["last_notice"] = site_messages.RATE_LIMITED.text.format(minutes=error.minutes)
     else:
@@ -144,7 +151,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
                                "notice": request.session.pop("last_notice", "")}
     if request.method == "POST" and form.is_valid():
         try:
-            account = redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request))
+            account = redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request), device=_device(request))
         except CodeRejected:
             context["problem"] = messages.CODE_REJECTED.text
         except InvalidInput as error:

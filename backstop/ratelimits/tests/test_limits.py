@@ -15,7 +15,14 @@ from django.utils import timezone
 from backstop.accounts.models import Account, AccountState
 from backstop.lib import site_messages
 from backstop.ratelimits.models import Counter
-from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
+from backstop.ratelimits.services import (
+    Limit,
+    RateLimited,
+    check_rate_limit,
+    claim_attempt,
+    count_failure,
+    refuse_spent_budget,
+)
 
 PASSWORD = "correct horse battery"
 # At RATE_LIMIT_SCALE 0.1: signup 3 per IP / 1 per address, login 6 / 1, recover 2 / 1.
@@ -189,3 +196,47 @@ def test_it_switches_limits_off_at_scale_zero(db: Any, settings: Any) -> None:
     for _ in range(3):  # past the one attempt per address that scale 0.1 would allow
         assert post("/api/login", {"email": "nobody@example.com", "password": "wrong"}).status_code == 401
     assert not Counter.objects.exists()
+
+
+def test_it_refuses_a_spent_failure_budget_without_counting_the_refusal(db: Any) -> None:
+    limit = Limit(per_ip=20, per_email=10, window_seconds=900)  # 2 per IP, 1 per address at this scale
+    for _ in range(3):
+        refuse_spent_budget(action="probe", limit=limit, ip="203.0.113.9", email_key="ann@example.com")
+    assert not Counter.objects.exists()  # looking spends nothing
+
+    count_failure(action="probe", limit=limit, ip="203.0.113.9", email_key="ann@example.com")
+
+    with pytest.raises(RateLimited):
+        refuse_spent_budget(action="probe", limit=limit, email_key="ann@example.com")
+    refuse_spent_budget(action="probe", limit=limit, ip="203.0.113.9")  # one of two failures spent
+    assert sorted(Counter.objects.values_list("hits", flat=True)) == [1, 1]
+
+
+def test_it_grants_exactly_the_limit_to_simultaneous_claims(transactional_db: Any) -> None:
+    def claim() -> bool:
+        try:
+            return claim_attempt(key="code:1:ip:x", limit=5, window_seconds=3600)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        granted = list(pool.map(lambda _: claim(), range(12)))
+
+    assert granted.count(True) == 5
+    assert Counter.objects.get(key="code:1:ip:x").hits == 5
+
+
+def test_it_treats_a_known_device_that_keeps_failing_as_any_browser(db: Any) -> None:
+    make_account()
+    browser = Client(REMOTE_ADDR="198.51.100.1")
+    assert browser.post("/api/login", {"email": "ann@example.com", "password": PASSWORD},
+                        content_type="application/json").status_code == 200
+    assert browser.cookies["bk_device"].value
+    assert post("/api/login", {"email": "ann@example.com", "password": "wrong"}, ip="198.51.100.9").status_code == 401
+    # A stranger spent the account's budget; the known device is not held to it ...
+    login = {"email": "ann@example.com", "password": PASSWORD}
+    assert browser.post("/api/login", login, content_type="application/json").status_code == 200
+    # ... until it fails itself past its own budget (one at this scale): then it is any browser.
+    wrong = browser.post("/api/login", {**login, "password": "wrong"}, content_type="application/json")
+    assert wrong.status_code == 401
+    assert browser.post("/api/login", login, content_type="application/json").status_code == 429

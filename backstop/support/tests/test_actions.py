@@ -14,7 +14,7 @@ from backstop.accounts.models import Account, AccountState, StepStatus, Verifica
 from backstop.attention.models import AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
-from backstop.support import actions, automation, contact
+from backstop.support import actions, automation, contact, messages
 from backstop.support.models import (
     ActionOutcome,
     Case,
@@ -127,9 +127,9 @@ def test_it_leaves_a_workspace_automation_created_a_moment_earlier_alone() -> No
     _act(client, Case.objects.get(), "complete_workspace", external_id="ws_by_hand_2")
 
     assert Workspace.objects.get(account=account).external_id == "ws_from_automation"
-    action = SupportAction.objects.get()
-    assert action.outcome == ActionOutcome.ALREADY_DONE
-    assert "automation finished it first" in action.note
+    # The button no longer applies (the desk would not offer it now): refused before anything runs, in words.
+    assert not SupportAction.objects.exists()
+    assert messages.ACTION_NO_LONGER_APPLIES.format(label="Complete workspace by hand") in _page(client, Case.objects.get())
 
 
 @pytest.mark.django_db
@@ -161,10 +161,10 @@ def test_it_closes_a_case_once_and_says_when_automation_had_already_resolved_it(
     assert case.resolution_note == "fixed by phone"
     assert not Signal.objects.filter(case=case, cleared_at__isnull=True).exists()
     assert AttentionRecord.objects.get(account=account).resolution == "closed by support"
-    first, second = SupportAction.objects.order_by("id")
-    assert (first.outcome, second.outcome) == (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE)
-    assert "Already resolved" in second.note
-    assert second.before == second.after
+    # The second click, from a page drawn after the close, is refused unrun and says when it was resolved.
+    first = SupportAction.objects.get()
+    assert first.outcome == ActionOutcome.DONE
+    assert f"this case was already resolved at {case.resolved_at:%H:%M UTC} by {staff.email}" in _page(client, case)
 
 
 @pytest.mark.django_db

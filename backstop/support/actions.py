@@ -25,6 +25,7 @@ from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import send_sign_in_code
 from backstop.accounts.timeline import record_event
 from backstop.attention.models import AttentionRecord
+from backstop.lib.errors import ProviderError
 from backstop.ratelimits.services import RateLimited
 from backstop.support import messages, payments
 from backstop.support.cases import clear_fixed_attention, refresh_case
@@ -38,6 +39,7 @@ from backstop.support.models import (
     SupportAction,
 )
 from backstop.workspaces.models import Workspace
+from backstop.workspaces.services import workspace_exists_at_provisioner
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,15 @@ def _complete_workspace(case: Case, staff: Account | None, params: dict[str, Any
     external_id = str(params.get("external_id", "")).strip()
     if not external_id:
         raise ActionRefused(messages.WORKSPACE_ID_REQUIRED)
+    # An id the provisioner never made would activate an account nothing will ever provision, and the reply would
+    # say "it's working now": it is checked at the provisioner first, and refused unless it is known there.
+    try:
+        known = workspace_exists_at_provisioner(external_id=external_id)
+    except ProviderError as error:
+        raise ActionRefused(messages.WORKSPACE_ID_UNCHECKED.format(external_id=external_id,
+                                                                   error=str(error).rstrip("."))) from error
+    if not known:
+        raise ActionRefused(messages.WORKSPACE_ID_UNKNOWN.format(external_id=external_id))
     who = staff.email if staff is not None else "support automation"
     try:
         done = complete_workspace_by_hand(account=account, external_id=external_id, by=who)

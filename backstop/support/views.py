@@ -19,7 +19,7 @@ from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 from backstop.support import desk, messages
-from backstop.support.actions import ActionRefused, reply_key, repeat_text, run_action
+from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import receive_contact
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm

@@ -19,6 +19,7 @@ from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.support.models import Case
+from backstop.workspaces.providers import LocalProvisioner
 
 _numbers = itertools.count(1)
 
@@ -118,3 +119,8 @@ def suggested_action(page: str) -> str:
 
 def steps_of(account: Account) -> dict[str, str]:
     return dict(SetupStep.objects.filter(account=account).values_list("name", "status"))
+
+
+def workspace_made_in_the_console(name: str = "Made by hand") -> str:
+    """A workspace a person created in the provisioner's own console (the local fake's): its id, as they'd copy it."""
+    return LocalProvisioner().provision(idempotency_key=f"console:{name}:{next(_numbers)}", name=name)

@@ -14,7 +14,7 @@ from backstop.accounts.models import Account, AccountState, StepStatus, Verifica
 from backstop.notify.models import Message
 from backstop.support import messages
 from backstop.support.models import Case, SupportAction
-from backstop.support.tests.helpers import stalled_account, staff_account, steps_of, workspace_made_in_the_console
+from backstop.support.tests.helpers import staff_account, stalled_account, steps_of, workspace_made_in_the_console
 from backstop.workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db

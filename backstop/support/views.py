@@ -50,7 +50,9 @@ def staff_only(permission: str) -> Callable[[View], View]:
 
 
 def contact_page(request: HttpRequest) -> HttpResponse:
-    initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else ""
+    # A "write to us" link carries the address the person had typed where they got stuck (the sign-in page).
+    typed = request.GET.get("email", "").strip()[:254]
+    initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else typed
     form = ContactForm(request.POST or None, initial={"email": initial_email})
     context: dict[str, Any] = {"form": form, "errors": {}, "problem": "", "answer": "", "email": initial_email,
                                "submission_key": uuid.uuid4().hex}

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Replace
-from django.template import Context
-from django.template.loader import get_template, render_to_string
+from django.template import Context, Engine
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from backstop.notify.models import Channel, DeliveryStatus, Message
@@ -33,8 +33,7 @@ def render_text(name: str, context: dict[str, Any]) -> str:
     """A plain-text template (a subject, a text body, an SMS), never HTML-escaped: "Seán O'Brien" and "Smith & Sons"
     stay as typed. Done here, for every .txt template, so a new template cannot forget it; HTML parts go through
     render_to_string and are escaped once."""
-    template = get_template(name).template  # the Django Template under the backend's wrapper
-    return template.render(Context(context, autoescape=False))
+    return Engine.get_default().get_template(name).render(Context(context, autoescape=False))
 
 
 def render_email(kind: str, context: dict[str, Any]) -> Rendered:

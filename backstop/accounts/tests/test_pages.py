@@ -14,7 +14,7 @@ from backstop.accounts.models import Account, AccountState, StepName
 from backstop.demo.models import FaultSetting
 from backstop.lib import site_messages
 from backstop.notify.models import LocalMailboxItem
-from backstop.templatetags.contact_links import contact_links
+from backstop.web.contact_links import contact_links
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"

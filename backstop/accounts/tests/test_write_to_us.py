@@ -14,7 +14,7 @@ from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.lib.site_messages import Notice
-from backstop.templatetags.contact_links import CONTACT_PHRASES, contact_links
+from backstop.web.contact_links import CONTACT_PHRASES, contact_links
 
 PASSWORD = "correct horse battery"
 # How anyone might send a person to us; every one of them a catalogue says must be a link.

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.conf import settings
-from django.template.loader import get_template
+from django.template import Engine
 
 from backstop.notify.services import render_email, render_sms
 
@@ -45,7 +44,7 @@ def _context(names: set[str]) -> dict[str, Any]:
 
 
 def _template_dirs() -> list[Path]:
-    dirs = [Path(d) for engine in settings.TEMPLATES for d in engine["DIRS"]]
+    dirs = [Path(d) for d in Engine.get_default().dirs]
     return dirs + [Path(config.path) / "templates" for config in apps.get_app_configs()]
 
 
@@ -60,7 +59,7 @@ def _sms_kinds() -> list[str]:
 
 def _names_in(template_name: str) -> set[str]:
     """Every word in the template's tags (and those of what it includes): the context offers each one as TYPED."""
-    source = get_template(template_name).template.source
+    source = Engine.get_default().get_template(template_name).source
     tags = re.findall(r"\{[{%](.*?)[}%]\}", source, re.DOTALL)
     names = {word for tag in tags for word in re.findall(r"[A-Za-z_]\w*", tag)}
     for included in re.findall(r'\{%\s*include\s+"([^"]+)"', source):
@@ -69,7 +68,7 @@ def _names_in(template_name: str) -> set[str]:
 
 
 def _prints_something(template_name: str) -> bool:
-    source = get_template(template_name).template.source
+    source = Engine.get_default().get_template(template_name).source
     return bool(re.search(r"\{\{\s*[A-Za-z_][\w.]*\s*(\|\s*(safe|linebreaks|linebreaksbr))?\s*\}\}", source)) or bool(
         re.search(r'\{%\s*include\s', source))
 

@@ -1,8 +1,9 @@
 """Every "write to us" a page says is a link to the contact page (prefilled with the address when we know it): a
 customer told to write to us at a dead end is never left to find out where.
 
-The phrases are one pattern here, used by the filter for pages drawn on the server and, through the ``contact_links``
-tag's script in base.html, for texts a page's script puts in later (the setup page's and the checkout's state).
+The phrases are one pattern here, used by the filter for pages drawn on the server and, through the
+``contact_links_script`` tag in base.html, for texts a page's script puts in later (setup and checkout state). Both are
+template builtins (settings.TEMPLATES), so no page loads them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def contact_url(*, email: str = "") -> str:
 @register.filter(is_safe=True)
 def contact_links(text: object, email: str = "") -> SafeString:
     """The text escaped once, each phrase in CONTACT_PHRASES a link to the contact page."""
-    escaped = str(conditional_escape(text))
+    escaped = str(conditional_escape(str(text)))  # str() keeps a SafeString safe
     href = contact_url(email=str(email or ""))
     return mark_safe(CONTACT_PHRASES.sub(  # noqa: S308 (escaped above; the link is built by format_html)
         lambda match: str(format_html('<a href="{}" class="contact-link">{}</a>', href, match.group(1))), escaped))

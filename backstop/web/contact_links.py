@@ -13,6 +13,7 @@ import re
 from urllib.parse import urlencode
 
 from django import template
+from django.conf import settings
 from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -37,6 +38,16 @@ def contact_links(text: object, email: str = "") -> SafeString:
     href = contact_url(email=str(email or ""))
     return mark_safe(CONTACT_PHRASES.sub(  # noqa: S308 (escaped above; the link is built by format_html)
         lambda match: str(format_html('<a href="{}" class="contact-link">{}</a>', href, match.group(1))), escaped))
+
+
+@register.filter(is_safe=True)
+def email_contact_links(text: object) -> SafeString:
+    """For an email's HTML part: the same links, to the site's full address (a mail client has no site to be relative
+    to), without an address filled in (the email went to it; the contact page asks)."""
+    escaped = str(conditional_escape(str(text)))
+    href = f"{settings.BASE_URL.rstrip('/')}{contact_url()}"
+    return mark_safe(CONTACT_PHRASES.sub(  # noqa: S308 (escaped above; the link is built by format_html)
+        lambda match: str(format_html('<a href="{}">{}</a>', href, match.group(1))), escaped))
 
 
 @register.simple_tag

@@ -106,3 +106,16 @@ def test_it_escapes_the_text_around_the_link_once() -> None:
 
     assert linked == ('Smith &amp; Sons&#x27; order: <a href="/support/contact?email=o%27brien%40example.com" '
                       'class="contact-link">write to us</a>')
+
+
+@pytest.mark.django_db
+def test_it_links_write_to_us_in_the_html_part_of_a_support_email(settings: Any) -> None:
+    from backstop.notify.services import render_email
+
+    settings.BASE_URL = "https://backstop.example"
+    text = "Hello Seán O'Brien,\n\nIf you signed up with another address, write to us from that one."
+    rendered = render_email("support_ack", {"subject": "We got your message", "text": text})
+
+    assert '<a href="https://backstop.example/support/contact">write to us</a> from that one.' in rendered.html
+    assert "Seán O&#x27;Brien" in rendered.html and "&amp;#x27;" not in rendered.html
+    assert rendered.text == text + "\n"  # the plain part says it as written

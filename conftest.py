@@ -223,7 +223,7 @@ def stub_api() -> Iterator[StubApi]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             is_json = self.headers.get("Content-Type", "").startswith("application/json")
-            stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": raw,
+            stub.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": raw,
                                   "json": json.loads(raw) if is_json and raw else None})
             time.sleep(stub.delay)
             status, body = stub.reply(stub.requests[-1]) if stub.reply else (stub.status, stub.body)
@@ -235,6 +235,8 @@ def stub_api() -> Iterator[StubApi]:
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting: exactly what the timeout tests provoke
+
+        do_GET = do_POST  # a lookup: recorded and answered the same way (``reply`` can look at the method)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -66,7 +66,9 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "backstop.demo.context.demo_mode",
-            ]
+            ],
+            # Every page can turn "write to us" into a link to the contact page without loading anything.
+            "builtins": ["backstop.web.contact_links"],
         },
     }
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Replace
+from django.template import Context, Engine
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -28,18 +29,25 @@ class Rendered:
     html: str
 
 
+def render_text(name: str, context: dict[str, Any]) -> str:
+    """A plain-text template (a subject, a text body, an SMS), never HTML-escaped: "Seán O'Brien" and "Smith & Sons"
+    stay as typed. Done here, for every .txt template, so a new template cannot forget it; HTML parts go through
+    render_to_string and are escaped once."""
+    return Engine.get_default().get_template(name).render(Context(context, autoescape=False))
+
+
 def render_email(kind: str, context: dict[str, Any]) -> Rendered:
     """An email kind is the template triple notify/email/<kind>/{subject.txt,body.txt,body.html}."""
     base = f"notify/email/{kind}"
     return Rendered(
-        subject=" ".join(render_to_string(f"{base}/subject.txt", context).split()),
-        text=render_to_string(f"{base}/body.txt", context).strip() + "\n",
+        subject=" ".join(render_text(f"{base}/subject.txt", context).split()),
+        text=render_text(f"{base}/body.txt", context).strip() + "\n",
         html=render_to_string(f"{base}/body.html", context),
     )
 
 
 def render_sms(kind: str, context: dict[str, Any]) -> str:
-    return " ".join(render_to_string(f"notify/sms/{kind}.txt", context).split())
+    return " ".join(render_text(f"notify/sms/{kind}.txt", context).split())
 
 
 def create_email(

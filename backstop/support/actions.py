@@ -8,6 +8,7 @@ its texts in messages.py.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import send_sign_in_code
 from backstop.accounts.timeline import record_event
 from backstop.attention.models import AttentionRecord
+from backstop.lib.errors import ProviderError
 from backstop.ratelimits.services import RateLimited
 from backstop.support import messages, payments
 from backstop.support.cases import clear_fixed_attention, refresh_case
@@ -37,6 +39,7 @@ from backstop.support.models import (
     SupportAction,
 )
 from backstop.workspaces.models import Workspace
+from backstop.workspaces.services import workspace_exists_at_provisioner
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +78,57 @@ def snapshot(case_id: int) -> dict[str, Any]:
     return state
 
 
+def desk_action_key(*, case_id: int, action: str, case_version: int) -> str:
+    """The intent of a desk click: this action on this case as it stood when the page was drawn. Two tabs (or two
+    colleagues) clicking it on the same version are one intent, so one effect; every action bumps the version, so a
+    page drawn after it offers the action again as a new intent."""
+    return f"desk:{case_id}:{action}:v{case_version}"
+
+
+def reply_key(*, case_id: int, click: str, case_version: int | None, subject: str, body: str) -> str:
+    """The intent of a reply: this text to this case as it stood when the page was drawn (two tabs sending the same
+    words are one email; different words are two replies). Without the version (an old form), the click's own key."""
+    if case_version is None:
+        return f"reply:{click}"
+    digest = hashlib.sha256(f"{subject.strip()}\n{body.strip()}".encode()).hexdigest()[:24]
+    return f"reply:{case_id}:v{case_version}:{digest}"
+
+
 def run_action(
-    *, case_id: int, staff: Account | None, action: str, key: str, params: dict[str, Any] | None = None
+    *, case_id: int, staff: Account | None, action: str, key: str = "", case_version: int | None = None,
+    params: dict[str, Any] | None = None,
 ) -> ActionResult:
-    """Run one action once per ``key``, recording who, when, what, and the state before and after."""
+    """Run one action once per intent, recording who, when, what, and the state before and after.
+
+    Staff give ``case_version`` (the version their page showed): the key is the intent (desk_action_key), whoever
+    clicks. Automation gives its own ``key``. A repeat returns the first run (``repeated``), not a second effect.
+    """
     if action not in STAFF_ACTIONS:
         raise ActionRefused(messages.ACTION_NOT_AVAILABLE)
     params = params or {}
-    scoped_key = f"staff:{staff.pk}:{key}" if staff is not None else f"auto:{key}"
+    if staff is not None:
+        if case_version is None:
+            raise ActionRefused(messages.ACTION_NOT_AVAILABLE)
+        scoped_key = desk_action_key(case_id=case_id, action=action, case_version=case_version)
+    else:
+        scoped_key = f"auto:{key}"
+    scoped_key = scoped_key[:120]
+    earlier = SupportAction.objects.filter(idempotency_key=scoped_key).first()
+    if earlier is not None:  # the other tab's click: told what happened, nothing run again
+        return ActionResult(earlier, repeated=True)
+    if staff is not None:
+        _refuse_if_it_no_longer_applies(case_id=case_id, action=STAFF_ACTIONS[action])
     try:
         with transaction.atomic():
             record = SupportAction.objects.create(
-                idempotency_key=scoped_key[:120], case_id=case_id, staff=staff, action=action, params=params,
+                idempotency_key=scoped_key, case_id=case_id, staff=staff, action=action, params=params,
                 before=snapshot(case_id),
             )
-    except IntegrityError:  # a double click, a resent form, or automation's second pass: the first one stands
-        return ActionResult(SupportAction.objects.get(idempotency_key=scoped_key[:120]), repeated=True)
+            if staff is not None:
+                # A page drawn from now on is a new intent; a page drawn before it is this one.
+                Case.objects.filter(pk=case_id).update(version=F("version") + 1)
+    except IntegrityError:  # a double click, a second tab, or automation's second pass: the first one stands
+        return ActionResult(SupportAction.objects.get(idempotency_key=scoped_key), repeated=True)
     if staff is not None:
         Case.objects.filter(pk=case_id, human_touched_at__isnull=True).update(human_touched_at=timezone.now())
     handler = STAFF_ACTIONS[action].handler
@@ -110,6 +148,28 @@ def run_action(
     refresh_case(case_id=case_id)
     record.refresh_from_db()
     return ActionResult(record, repeated=False)
+
+
+def _refuse_if_it_no_longer_applies(*, case_id: int, action: StaffAction) -> None:
+    """A person may only run what the desk offers on the case as it is now (the registry's ``applies``), not what a
+    stale page or a hand-made request still shows."""
+    case = Case.objects.select_related("account", "resolved_by").get(pk=case_id)
+    if not case.is_open:
+        by = f" by {case.resolved_by.email}" if case.resolved_by is not None else " by automation"
+        when = f"{case.resolved_at:%H:%M UTC}" if case.resolved_at else "an earlier moment"
+        raise ActionRefused(messages.ACTION_CASE_RESOLVED.format(when=when, by=by))
+    if not action.applies(case):
+        raise ActionRefused(messages.ACTION_NO_LONGER_APPLIES.format(label=action.text.label))
+
+
+def repeat_text(result: ActionResult) -> str:
+    """What the second tab is told: who ran this intent, when, and how it ended (not an error, not a second run)."""
+    first = result.action
+    who = first.staff.email if first.staff is not None else "support automation"
+    when = f"{first.created_at:%H:%M:%S UTC}"
+    if first.finished_at is None:
+        return messages.ACTION_ALREADY_STARTED_BY.format(who=who, when=when)
+    return messages.ACTION_ALREADY_DONE_BY.format(who=who, when=when, result=first.note)
 
 
 Handler = Callable[[Case, Account | None, dict[str, Any]], tuple[str, str]]
@@ -140,6 +200,15 @@ def _complete_workspace(case: Case, staff: Account | None, params: dict[str, Any
     external_id = str(params.get("external_id", "")).strip()
     if not external_id:
         raise ActionRefused(messages.WORKSPACE_ID_REQUIRED)
+    # An id the provisioner never made would activate an account nothing will ever provision, and the reply would
+    # say "it's working now": it is checked at the provisioner first, and refused unless it is known there.
+    try:
+        known = workspace_exists_at_provisioner(external_id=external_id)
+    except ProviderError as error:
+        raise ActionRefused(messages.WORKSPACE_ID_UNCHECKED.format(external_id=external_id,
+                                                                   error=str(error).rstrip("."))) from error
+    if not known:
+        raise ActionRefused(messages.WORKSPACE_ID_UNKNOWN.format(external_id=external_id))
     who = staff.email if staff is not None else "support automation"
     try:
         done = complete_workspace_by_hand(account=account, external_id=external_id, by=who)
@@ -265,8 +334,8 @@ class FormInput:
 class StaffAction:
     name: str
     handler: Handler
-    # Whether the desk offers it on this case (open cases only). run_action does not ask: the handler refuses
-    # in its own words, and automation runs actions the desk would not offer.
+    # Whether the desk offers it on this case (open cases only). run_action refuses a person's click when it no
+    # longer applies; automation runs actions the desk would not offer (its handler refuses in its own words).
     applies: Callable[[Case], bool]
     params: tuple[Param, ...] = ()
 

@@ -79,6 +79,10 @@ def join_attention_record(*, record: AttentionRecord) -> Signal:
     """An attention record raised by accounts or billing joins its customer's case."""
     account = Account.objects.filter(pk=record.account_id).first() if record.account_id else None
     email = str(record.detail.get("email", "")) if account is None else account.email
+    if account is None and email:
+        # Billing names the buyer by the address they typed at the processor (an unmatched payment, a charge without
+        # an order): the account is the one of that email identity, however its case or domain was typed.
+        account = Account.objects.filter(email_key=email_key(email)).first()
     if account is None and not email:
         key = f"unmatched:{record.pk}"  # a payment nobody can be matched to: a case of its own
     else:

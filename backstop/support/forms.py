@@ -18,10 +18,11 @@ class ContactForm(forms.Form):
 
 
 class ActionForm(forms.Form):
-    """The action's name and click, and the parameters its registry entry declares (nothing else is taken)."""
+    """The action's name, the version of the case the page showed (with the action, the click's intent), and the
+    parameters its registry entry declares (nothing else is taken)."""
 
     action = forms.CharField()
-    idempotency_key = forms.CharField(max_length=80)
+    case_version = forms.IntegerField(min_value=0)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -37,6 +38,8 @@ class NoteForm(forms.Form):
 
 class ReplyForm(forms.Form):
     idempotency_key = forms.CharField(max_length=80)
+    # The version of the case the page showed: the same reply sent from two tabs of one page is one email.
+    case_version = forms.IntegerField(required=False, min_value=0)
     subject = forms.CharField(required=False, max_length=300)
     body = forms.CharField(required=False, strip=False)
     save_as = forms.CharField(required=False, max_length=100)

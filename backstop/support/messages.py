@@ -110,6 +110,14 @@ ACTION_FAILED = "That didn't work: {error}. Nothing else was changed."
 ACTION_BROKE = ("That didn't work: our own code failed while doing it. Nothing else was changed. An engineer needs to "
                 "look: give them the reference support action #{reference}.")
 ACTION_NOT_AVAILABLE = "That action isn't available for this case."
+# Another tab (or a colleague) clicked the same action on the same version of the case: one effect, and this is it.
+ACTION_ALREADY_DONE_BY = "Already done by {who} at {when}: {result}"
+ACTION_ALREADY_STARTED_BY = ("Already started by {who} at {when}; it is still running. Reload the case to see how it "
+                             "ends.")
+# The case moved on since the page was loaded (resolved, the setup finished...): the button no longer applies.
+ACTION_NO_LONGER_APPLIES = ("Nothing was done: \"{label}\" no longer applies to this case (it changed since your page "
+                            "was loaded). The page now shows what it is like.")
+ACTION_CASE_RESOLVED = "Nothing was done: this case was already resolved at {when}{by}."
 NO_CHARGE_FOUND = "We can't find a charge without access for this customer; enter the payment id."
 NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."
 NO_SUCH_CHECKOUT = "There is no checkout {reference}."
@@ -143,6 +151,10 @@ NOT_THIS_CUSTOMERS_ORDER = (
 )
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
+WORKSPACE_ID_UNKNOWN = ("The workspace provider has no workspace {external_id}. Nothing was changed: check the id in "
+                        "the provider's console (copy it from there) and try again.")
+WORKSPACE_ID_UNCHECKED = ("We couldn't ask the workspace provider whether {external_id} exists ({error}). Nothing was "
+                          "changed; try again in a minute.")
 MERGE_TARGET_INVALID = "Enter the number of another open case to merge into."
 REPLY_EMPTY = "Write something before sending."
 NOTE_EMPTY = "Write something before adding the note."

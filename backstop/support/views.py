@@ -19,7 +19,7 @@ from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 from backstop.support import desk, messages
-from backstop.support.actions import ActionRefused, run_action
+from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import receive_contact
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm
@@ -50,7 +50,9 @@ def staff_only(permission: str) -> Callable[[View], View]:
 
 
 def contact_page(request: HttpRequest) -> HttpResponse:
-    initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else ""
+    # A "write to us" link carries the address the person had typed where they got stuck (the sign-in page).
+    typed = request.GET.get("email", "").strip()[:254]
+    initial_email = getattr(request.user, "email", "") if request.user.is_authenticated else typed
     form = ContactForm(request.POST or None, initial={"email": initial_email})
     context: dict[str, Any] = {"form": form, "errors": {}, "problem": "", "answer": "", "email": initial_email,
                                "submission_key": uuid.uuid4().hex}
@@ -88,7 +90,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
     view = desk.case_view(case_id=case_id, staff=_staff(request),
                           saved_reply_id=int(saved) if saved.isdigit() else None)
     return render(request, "support/case.html", {
-        "view": view, "case": view.case, "click_key": uuid.uuid4().hex,
+        "view": view, "case": view.case, "click_key": uuid.uuid4().hex, "case_version": view.case.version,
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
     })
 
@@ -102,15 +104,17 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
         request.session["desk_problem"] = site_messages.INVALID_INPUT.text
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
-    params = {k: v for k, v in data.items() if k not in ("action", "idempotency_key") and v not in ("", None)}
+    params = {k: v for k, v in data.items() if k not in ("action", "case_version") and v not in ("", None)}
     try:
         result = run_action(case_id=case_id, staff=_staff(request), action=data["action"],
-                                     key=f"{data['action']}:{data['idempotency_key']}", params=params)
+                            case_version=data["case_version"], params=params)
     except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
-        key = "desk_problem" if result.outcome == "failed" else "desk_notice"
-        request.session[key] = result.note
+        if result.repeated:  # another tab (or a colleague) made this click first: say what happened
+            request.session["desk_notice"] = repeat_text(result)
+        else:
+            request.session["desk_problem" if result.outcome == "failed" else "desk_notice"] = result.note
     return redirect("desk-case", case_id=case_id)
 
 
@@ -124,13 +128,15 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     try:
-        result = send_reply(case_id=case_id, staff=_staff(request), key=f"reply:{data['idempotency_key']}",
-                                     subject=data["subject"], body=data["body"], save_as=data["save_as"])
+        result = send_reply(case_id=case_id, staff=_staff(request), key=reply_key(
+                                case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
+                                subject=data["subject"], body=data["body"]),
+                            subject=data["subject"], body=data["body"], save_as=data["save_as"])
     except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
         discard_submitted_draft(request)
-        request.session["desk_notice"] = result.note
+        request.session["desk_notice"] = repeat_text(result) if result.repeated else result.note
     return redirect("desk-case", case_id=case_id)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -23,8 +25,31 @@ class Provisioner(Protocol):
         """A cheap health call that creates nothing; raises ProviderError when the provisioner does not work."""
         ...
 
+    def lookup(self, *, external_id: str) -> bool:
+        """Whether the provisioner has a workspace with this id (made by us or by a person in its console)."""
+        ...
+
 
 class HttpProvisioner:
+    def lookup(self, *, external_id: str) -> bool:
+        try:
+            response = httpx.get(
+                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/workspaces/{quote(external_id, safe='')}",
+                headers={"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
+                timeout=settings.WORKSPACE_TIMEOUT,
+            )
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout(
+                f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
+            ) from error
+        except httpx.HTTPError as error:
+            raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise ProviderError(f"the workspace service refused the request (HTTP {response.status_code})")
+        return True
+
     def provision(self, *, idempotency_key: str, name: str) -> str:
         try:
             response = httpx.post(
@@ -67,6 +92,11 @@ class HttpProvisioner:
 
 
 class LocalProvisioner:
+    def lookup(self, *, external_id: str) -> bool:
+        # The fake's ids are ws_ and its record's number (as provision makes them); anything else it never made.
+        number = re.fullmatch(r"ws_(\d{8})", external_id.strip())
+        return number is not None and LocalProvisionedWorkspace.objects.filter(pk=int(number.group(1))).exists()
+
     def provision(self, *, idempotency_key: str, name: str) -> str:
         # The first call for a key creates the workspace; a repeated call (same key) counts and returns it.
         try:

@@ -17,3 +17,9 @@ def provision_workspace(*, account_id: int, name: str) -> Workspace:
             return Workspace.objects.create(account_id=account_id, name=name, external_id=external_id)
     except IntegrityError:  # a concurrent attempt recorded it first
         return Workspace.objects.get(account_id=account_id)
+
+
+def workspace_exists_at_provisioner(*, external_id: str) -> bool:
+    """Whether the provisioner knows this workspace id (support records a workspace made by hand only if it does).
+    Raises ProviderError when the provisioner cannot say."""
+    return provisioner().lookup(external_id=external_id)

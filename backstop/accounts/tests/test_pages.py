@@ -14,6 +14,7 @@ from backstop.accounts.models import Account, AccountState, StepName
 from backstop.demo.models import FaultSetting
 from backstop.lib import site_messages
 from backstop.notify.models import LocalMailboxItem
+from backstop.web.contact_links import contact_links
 from conftest import wait_for
 
 PASSWORD = "correct horse battery"
@@ -213,7 +214,7 @@ def test_it_shows_a_needs_attention_account_the_catalogue_text(engine_db: str) -
 
     page = html(client.get("/setup"))
 
-    assert escape(messages.notice(AccountState.NEEDS_ATTENTION, "setup_page").text) in page
+    assert contact_links(messages.notice(AccountState.NEEDS_ATTENTION, "setup_page").text) in page
     assert "Try again now" in page
     assert 'class="status-failed" data-step="workspace"' in page
     assert client.get("/app")["Location"] == "/setup"
@@ -264,7 +265,7 @@ def test_it_refuses_a_disabled_account_on_the_login_page(db: Any) -> None:
     response = submit(browser(), "/login", {"email": "ann@example.com", "password": PASSWORD})
 
     assert response.status_code == 400
-    assert escape(messages.notice(AccountState.DISABLED, "login").text) in html(response)
+    assert contact_links(messages.notice(AccountState.DISABLED, "login").text, "ann@example.com") in html(response)
 
 
 def test_it_recovers_through_the_recover_and_verify_pages(engine_db: str) -> None:
@@ -275,7 +276,7 @@ def test_it_recovers_through_the_recover_and_verify_pages(engine_db: str) -> Non
     assert sent.status_code == 302
     assert sent["Location"] == "/verify?email=ann%40example.com"
     verify_page = html(client.get(sent["Location"]))
-    assert escape(messages.RECOVERY_SENT.text) in verify_page
+    assert contact_links(messages.RECOVERY_SENT.text) in verify_page
     assert 'value="ann@example.com"' in field_input(verify_page, "email")
 
     sms = wait_for(lambda: LocalMailboxItem.objects.filter(channel="sms").first(), message="no code by SMS")

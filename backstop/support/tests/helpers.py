@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
@@ -17,6 +18,8 @@ from backstop.accounts.validation import clean_signup
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.runtime.models import BreakerState, CircuitBreaker
+from backstop.support.models import Case
+from backstop.workspaces.providers import LocalProvisioner
 
 _numbers = itertools.count(1)
 
@@ -60,8 +63,29 @@ def staff_account(*, email: str = "agent@backstop.localhost", name: str = "Sam A
     return Account.objects.get(pk=account.pk)  # fresh: no cached permissions
 
 
+class DeskClient(Client):
+    """A signed-in staff browser. A desk action's form carries the version of the case its page showed; a test that
+    names a click (``idempotency_key``, as the older tests do) stands for the page it was made on: the first post of
+    that name takes the case's version at that moment, a repeat of the name (a double click, a second tab of that
+    page) posts the same version again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: dict[tuple[str, str], int] = {}
+
+    def post(self, path: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if path.endswith("/act") and isinstance(data, dict) and "idempotency_key" in data:
+            data = dict(data)
+            click = str(data.pop("idempotency_key"))
+            if "case_version" not in data:
+                case_id = int(path.rstrip("/").split("/")[-2])
+                data["case_version"] = self.pages.setdefault(
+                    (path, click), Case.objects.filter(pk=case_id).values_list("version", flat=True).first() or 0)
+        return super().post(path, data, *args, **kwargs)
+
+
 def desk_client(staff: Account) -> Client:
-    client = Client()
+    client = DeskClient()
     client.force_login(staff, backend="django.contrib.auth.backends.ModelBackend")
     return client
 
@@ -95,3 +119,8 @@ def suggested_action(page: str) -> str:
 
 def steps_of(account: Account) -> dict[str, str]:
     return dict(SetupStep.objects.filter(account=account).values_list("name", "status"))
+
+
+def workspace_made_in_the_console(name: str = "Made by hand") -> str:
+    """A workspace a person created in the provisioner's own console (the local fake's): its id, as they'd copy it."""
+    return LocalProvisioner().provision(idempotency_key=f"console:{name}:{next(_numbers)}", name=name)

@@ -23,7 +23,7 @@ from backstop.support.forms import ActionForm
 from backstop.support.models import ActionOutcome, Case, CaseState, SupportAction
 from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
 
-HIDDEN_INPUTS = {"csrfmiddlewaretoken", "action", "idempotency_key"}
+HIDDEN_INPUTS = {"csrfmiddlewaretoken", "action", "case_version"}
 
 
 def _offered_on_page(client: Client, case: Case) -> dict[str, set[str]]:
@@ -77,21 +77,21 @@ def test_it_has_every_entry_complete() -> None:
             # an empty input.
             assert not param.field.required, f"{name}.{param.name}"
             assert text.inputs[param.name].placeholder.strip() and text.inputs[param.name].label.strip()
-        form = ActionForm({"action": name, "idempotency_key": "k"})
-        assert set(form.fields) == {"action", "idempotency_key", *declared}, name
+        form = ActionForm({"action": name, "case_version": "3"})
+        assert set(form.fields) == {"action", "case_version", *declared}, name
         assert form.is_valid(), form.errors
 
 
 def test_it_takes_only_the_parameters_the_action_declares() -> None:
-    form = ActionForm({"action": "close", "idempotency_key": "k", "note": "fixed", "days": "7", "target": "3"})
+    form = ActionForm({"action": "close", "case_version": "3", "note": "fixed", "days": "7", "target": "3"})
     assert form.is_valid()
-    assert form.cleaned_data == {"action": "close", "idempotency_key": "k", "note": "fixed"}
+    assert form.cleaned_data == {"action": "close", "case_version": 3, "note": "fixed"}
 
-    form = ActionForm({"action": "grant_credit", "idempotency_key": "k", "days": "0"})
+    form = ActionForm({"action": "grant_credit", "case_version": "3", "days": "0"})
     assert not form.is_valid() and "days" in form.errors
 
-    unknown = ActionForm({"action": "drop_tables", "idempotency_key": "k", "note": "x"})
-    assert unknown.is_valid() and set(unknown.cleaned_data) == {"action", "idempotency_key"}
+    unknown = ActionForm({"action": "drop_tables", "case_version": "3", "note": "x"})
+    assert unknown.is_valid() and set(unknown.cleaned_data) == {"action", "case_version"}
 
 
 @pytest.mark.django_db

@@ -14,7 +14,7 @@ from backstop.accounts.models import Account, AccountState, StepStatus, Verifica
 from backstop.attention.models import AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
-from backstop.support import actions, automation, contact
+from backstop.support import actions, automation, contact, messages
 from backstop.support.models import (
     ActionOutcome,
     Case,
@@ -32,6 +32,7 @@ from backstop.support.tests.helpers import (
     stalled_account,
     steps_of,
     suggested_action,
+    workspace_made_in_the_console,
 )
 from backstop.workspaces.models import Workspace
 from conftest import setup_finished, wait_for
@@ -82,16 +83,17 @@ def test_it_completes_a_workspace_by_hand_and_activates_the_account() -> None:
     staff = staff_account()
     client = desk_client(staff)
     case = Case.objects.get()
+    made = workspace_made_in_the_console()
 
-    _act(client, case, "complete_workspace", external_id="ws_by_hand_1")
+    _act(client, case, "complete_workspace", external_id=made)
 
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
-    assert Workspace.objects.get(account=account).external_id == "ws_by_hand_1"
+    assert Workspace.objects.get(account=account).external_id == made
     assert steps_of(account)["workspace"] == StepStatus.DONE
     assert AttentionRecord.objects.get(account=account).resolved_at is not None
     action = SupportAction.objects.get()
-    assert (action.before["workspace"], action.after["workspace"]) == (None, "ws_by_hand_1")
+    assert (action.before["workspace"], action.after["workspace"]) == (None, made)
     assert account.events.filter(kind="workspace_by_hand").count() == 1
 
 
@@ -127,9 +129,10 @@ def test_it_leaves_a_workspace_automation_created_a_moment_earlier_alone() -> No
     _act(client, Case.objects.get(), "complete_workspace", external_id="ws_by_hand_2")
 
     assert Workspace.objects.get(account=account).external_id == "ws_from_automation"
-    action = SupportAction.objects.get()
-    assert action.outcome == ActionOutcome.ALREADY_DONE
-    assert "automation finished it first" in action.note
+    # The button no longer applies (the desk would not offer it now): refused before anything runs, in words.
+    assert not SupportAction.objects.exists()
+    refused = messages.ACTION_NO_LONGER_APPLIES.format(label="Complete workspace by hand")
+    assert refused in _page(client, Case.objects.get())
 
 
 @pytest.mark.django_db
@@ -161,10 +164,10 @@ def test_it_closes_a_case_once_and_says_when_automation_had_already_resolved_it(
     assert case.resolution_note == "fixed by phone"
     assert not Signal.objects.filter(case=case, cleared_at__isnull=True).exists()
     assert AttentionRecord.objects.get(account=account).resolution == "closed by support"
-    first, second = SupportAction.objects.order_by("id")
-    assert (first.outcome, second.outcome) == (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE)
-    assert "Already resolved" in second.note
-    assert second.before == second.after
+    # The second click, from a page drawn after the close, is refused unrun and says when it was resolved.
+    first = SupportAction.objects.get()
+    assert first.outcome == ActionOutcome.DONE
+    assert f"this case was already resolved at {case.resolved_at:%H:%M UTC} by {staff.email}" in _page(client, case)
 
 
 @pytest.mark.django_db
@@ -189,7 +192,7 @@ def test_it_drafts_a_reply_naming_what_happened_what_we_did_and_what_it_cost() -
     staff = staff_account()
     client = desk_client(staff)
     case = Case.objects.get()
-    _act(client, case, "complete_workspace", external_id="ws_1")
+    _act(client, case, "complete_workspace", external_id=workspace_made_in_the_console())
 
     page = _page(client, case)
 

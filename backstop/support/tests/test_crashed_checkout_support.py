@@ -48,7 +48,9 @@ def _signed_in_desk(base_url: str) -> httpx.Client:
 def _act(desk: httpx.Client, case_path: str, action: str, key: str) -> str:
     """Click an action's button on the case page; the page it lands on, as text."""
     page = desk.get(case_path)
-    return html.unescape(desk.post(f"{case_path}/act", data={"action": action, "idempotency_key": key,
+    version = re.search(r'name="case_version" value="(\d+)"', page.text)
+    assert version, page.text
+    return html.unescape(desk.post(f"{case_path}/act", data={"action": action, "case_version": version.group(1),
                                                              "csrfmiddlewaretoken": _form_token(page)}).text)
 
 

@@ -154,3 +154,26 @@ def test_it_picks_the_adapter_from_settings(settings: Any) -> None:
     assert isinstance(provisioner(), LocalProvisioner)
     settings.FAULT_INJECTION = True
     assert isinstance(provisioner(), WithFaults)
+
+
+def test_it_asks_the_provisioning_service_whether_a_workspace_exists(provisioner_service: StubApi) -> None:
+    provisioner_service.reply = lambda request: {
+        "/workspaces/ws_remote_7": (200, b'{"id": "ws_remote_7"}'),
+        "/workspaces/i-just-made-this-up": (404, b'{"error": "no such workspace"}'),
+    }.get(request["path"], (503, b"{}"))
+
+    assert HttpProvisioner().lookup(external_id="ws_remote_7") is True
+    assert HttpProvisioner().lookup(external_id="i-just-made-this-up") is False
+    with pytest.raises(ProviderError):
+        HttpProvisioner().lookup(external_id="ws_remote_8")  # the service cannot say: not taken as "unknown"
+    assert {r["method"] for r in provisioner_service.requests} == {"GET"}
+    assert provisioner_service.requests[0]["headers"]["Authorization"] == "Bearer provisioner-token"
+
+
+@pytest.mark.django_db
+def test_it_knows_only_the_workspaces_the_local_provisioner_made() -> None:
+    made = LocalProvisioner().provision(idempotency_key="console:1", name="Acme")
+
+    assert LocalProvisioner().lookup(external_id=made) is True
+    assert LocalProvisioner().lookup(external_id="ws_99999999") is False
+    assert LocalProvisioner().lookup(external_id="i-just-made-this-up") is False

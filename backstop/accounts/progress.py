@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from backstop.accounts.messages import PROVIDER_NAMES, STEP_STATUS_TEXT, VERIFY_EMAIL_BANNER, notice
-from backstop.accounts.models import Account, StepName
+from django.conf import settings
+from django.utils import timezone
+
+from backstop.accounts.messages import (
+    NEXT_ATTEMPT_AT,
+    NEXT_ATTEMPT_NOW,
+    PROVIDER_NAMES,
+    STEP_BUDGET_SPENT_TEXT,
+    STEP_STATUS_TEXT,
+    VERIFY_EMAIL_BANNER,
+    notice,
+)
+from backstop.accounts.models import Account, SetupStep, StepName, StepStatus
+
+# Who hears of a next-try time shown to the customer (the support desk keeps it as a promise on their case). Apps
+# above accounts register in their ready(); registration is idempotent.
+RetryPromiseListener = Callable[..., None]
+_retry_promise_listeners: list[RetryPromiseListener] = []
+
+
+def on_retry_promise(listener: RetryPromiseListener) -> None:
+    """Call ``listener(account=, step=, due_at=)`` for each next-try time the customer is shown."""
+    if listener not in _retry_promise_listeners:
+        _retry_promise_listeners.append(listener)
 
 
 @dataclass(frozen=True)
@@ -35,22 +58,50 @@ class SetupProgress:
         return asdict(self)
 
 
-def _status_text(step: Any) -> str:
-    next_attempt = step.next_attempt_at.strftime("%H:%M:%S UTC") if step.next_attempt_at else "soon"
-    return STEP_STATUS_TEXT[step.status].format(
-        attempts=step.attempts, error=step.last_error or "no answer", next_attempt=next_attempt,
-        provider=PROVIDER_NAMES[step.name],
+def budget_spent(step: SetupStep) -> bool:
+    """The step's last automatic attempt failed; the run has not handed it over yet (another step still runs)."""
+    return step.status == StepStatus.RETRYING and step.attempts >= int(settings.SETUP_MAX_ATTEMPTS)
+
+
+def next_attempt_text(at: dt.datetime | None, *, now: dt.datetime) -> str:
+    """A time still ahead, or "now": a next try already due (or under way) is never shown as a time in the past."""
+    if at is None or at <= now:
+        return NEXT_ATTEMPT_NOW
+    return NEXT_ATTEMPT_AT.format(at=at.strftime("%H:%M:%S UTC"))
+
+
+def _status_text(step: Any, *, now: dt.datetime) -> str:
+    text = STEP_BUDGET_SPENT_TEXT if budget_spent(step) else STEP_STATUS_TEXT[step.status]
+    return text.format(
+        attempts=step.attempts, error=step.last_error or "no answer",
+        next_attempt=next_attempt_text(step.next_attempt_at, now=now), provider=PROVIDER_NAMES[step.name],
     )
 
 
-def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProgress:
+def _promised_at(step: SetupStep, *, now: dt.datetime) -> dt.datetime | None:
+    """The next-try time the page names, or None (it says "now", or names no time)."""
+    if budget_spent(step):
+        return None
+    return step.next_attempt_at if step.next_attempt_at is not None and step.next_attempt_at > now else None
+
+
+def setup_progress(account: Account, *, action: str = "setup_page", for_customer: bool = True) -> SetupProgress:
+    """``for_customer``: shown to the customer (a time named there is a promise); False for staff's view."""
+    now = timezone.now()
+    rows = list(account.setup_steps.all())
     steps = [
         StepProgress(
-            name=step.name, label=StepName(step.name).label, status=step.status, status_text=_status_text(step),
-            attempts=step.attempts, last_error=step.last_error, next_attempt_at=step.next_attempt_at,
+            name=step.name, label=StepName(step.name).label, status=step.status,
+            status_text=_status_text(step, now=now), attempts=step.attempts, last_error=step.last_error,
+            next_attempt_at=_promised_at(step, now=now),
         )
-        for step in account.setup_steps.all()
+        for step in rows
     ]
+    if for_customer:
+        for step in rows:
+            if (due := _promised_at(step, now=now)) is not None:
+                for listener in _retry_promise_listeners:
+                    listener(account=account, step=step, due_at=due)
     verified = account.email_verified_at is not None
     return SetupProgress(
         state=account.state,

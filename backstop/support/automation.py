@@ -22,7 +22,7 @@ from backstop.attention.models import AttentionRecord, Harm, provider_cause, pro
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
-from backstop.support import actions, cases, messages, notifications, payments, triage
+from backstop.support import actions, cases, commitments, messages, notifications, payments, triage
 from backstop.support.models import (
     Case,
     CaseState,
@@ -71,6 +71,7 @@ def run_support_cycle() -> CycleReport:
     recover_incidents(failing)
     report.resolved += resolve_settled_cases()
     report.incidents_resolved += resolve_finished_incidents(failing)
+    commitments.keep_commitments()
     notifications.queue_staff_notices()
     report.notices_sent += notifications.send_due_notices(now=timezone.now())
     return report

@@ -24,6 +24,7 @@ from backstop.support.models import (
     Case,
     CaseNote,
     CaseState,
+    Commitment,
     Contact,
     Incident,
     Resolution,
@@ -225,6 +226,20 @@ class CaseView:
     suggested_action: StaffAction | None = None
     other_actions: list[StaffAction] = field(default_factory=list)
     notes: list[CaseNote] = field(default_factory=list)
+    commitments: list[Commitment] = field(default_factory=list)
+
+    # The page's own words (a property: the field "messages" above hides the module in the class body).
+    @property
+    def resolved_badge(self) -> str:
+        return messages.CASE_RESOLVED_BADGE
+
+    @property
+    def close_anyway(self) -> str:
+        return messages.CLOSE_ANYWAY
+
+    @property
+    def commitment_open(self) -> str:
+        return messages.COMMITMENT_OPEN
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
@@ -245,7 +260,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
     return CaseView(
         case=case, account=account,
         workspace=Workspace.objects.filter(account=account).first() if account else None,
-        progress=setup_progress(account) if account else None,
+        progress=setup_progress(account, for_customer=False) if account else None,
         signals=signals, suggestion=suggestion, messages=message_rows, contacts=contacts, actions=actions,
         payments=money, timeline=_timeline(case, account, signals, contacts, actions, message_rows),
         earlier_cases=list(customer_cases.exclude(pk=case.pk).order_by("-opened_at")[:20]),
@@ -253,6 +268,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
         suggested_action=next((a for a in offered if a.name == suggestion.action), None),
         other_actions=[a for a in offered if a.name != suggestion.action],
         notes=list(CaseNote.objects.filter(case=case).select_related("staff")[:100]),
+        commitments=list(Commitment.objects.filter(case=case).select_related("kept_by")),
     )
 
 
@@ -333,8 +349,15 @@ def _did_text(actions: list[SupportAction], fixed: bool) -> str:
     done = [a for a in reversed(actions) if a.outcome == ActionOutcome.DONE and a.action in DID_ACTIONS]
     if not done:
         return messages.REPLY_DID_NOTHING_YET
-    parts = [messages.DID_TEXT[a.action].format(at=f"{a.created_at:%H:%M UTC on %-d %b}") for a in done]
+    # Each distinct action once (two tabs clicking one button are one thing we did, at its first time), and said by
+    # whoever did it: "I" only for a person's own clicks, "we" for automation's.
+    firsts: dict[tuple[str, bool], SupportAction] = {}
+    for action in done:
+        firsts.setdefault((action.action, action.by_automation), action)
+    parts = [(messages.DID_TEXT_AUTOMATION if a.by_automation else messages.DID_TEXT)[a.action].format(
+        at=f"{a.created_at:%H:%M UTC on %-d %b}") for a in firsts.values()]
     joined = "; ".join(parts)
+    joined = joined[:1].upper() + joined[1:]
     return (messages.REPLY_DID_FIXED if fixed else messages.REPLY_DID_ACTIONS).format(actions=joined)
 
 

@@ -304,7 +304,8 @@ def _resolve_by_automation(case_id: int, version: int) -> int:
             resolved_by=last_staff.staff if last_staff else None,
             resolution_note="everything fixed after a support action" if last_staff else "everything fixed by itself",
         )
-        if won and last_staff is None:
+        # A person who acted usually writes themselves; but an "email you when it's done" still open is kept here.
+        if won and (last_staff is None or commitments.email_promised(case_id)):
             _tell_customer_it_is_fixed(case, now)
     return won
 

@@ -159,6 +159,13 @@ def _finished(case: Case, detail: dict[str, Any]) -> bool:
     return steps.exists() and not steps.exclude(status=StepStatus.DONE).exists()
 
 
+def email_promised(case_id: int) -> bool:
+    """Whether the case holds an "we'll email you when it's done" not kept yet."""
+    keep_commitments(case_ids=[case_id])
+    return Commitment.objects.filter(case_id=case_id, kind=CommitmentKind.EMAIL_WHEN_DONE,
+                                     kept_at__isnull=True).exists()
+
+
 def close_warning(case_id: int) -> str:
     """What staff must hear before closing: the promises not kept yet (empty when there are none)."""
     promises = unkept(case_id)

@@ -75,7 +75,7 @@ def test_it_tries_again_now_the_step_that_just_spent_its_budget(server_factory: 
     assert "try again at" not in spent["status_text"] and spent["next_attempt_at"] is None
     _set_faults(server, workspace="ok", email="ok")
 
-    retried = browser.post("/api/setup/retry", headers={"X-CSRFToken": browser.cookies.get("csrftoken", "")})
+    retried = browser.post("/api/setup/retry", headers={"X-CSRFToken": browser.cookies.get("csrftoken") or ""})
 
     assert retried.status_code == 202, retried.text
     wait_for(lambda: workspace()["status"] == "done", timeout=20,

@@ -241,6 +241,10 @@ class CaseView:
     def commitment_open(self) -> str:
         return messages.COMMITMENT_OPEN
 
+    @property
+    def commitment_overdue(self) -> str:
+        return messages.COMMITMENT_OVERDUE
+
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
     case = Case.objects.select_related("account", "incident", "resolved_by").get(pk=case_id)
@@ -345,17 +349,19 @@ def _failure_text(signals: list[Signal], family: str) -> str:
     return ""
 
 
-def _did_text(actions: list[SupportAction], fixed: bool) -> str:
+def _did_text(actions: list[SupportAction], fixed: bool, *, signer: Account) -> str:
     done = [a for a in reversed(actions) if a.outcome == ActionOutcome.DONE and a.action in DID_ACTIONS]
     if not done:
         return messages.REPLY_DID_NOTHING_YET
     # Each distinct action once (two tabs clicking one button are one thing we did, at its first time), and said by
-    # whoever did it: "I" only for a person's own clicks, "we" for automation's.
-    firsts: dict[tuple[str, bool], SupportAction] = {}
+    # whoever did it: "I" only for the signer's own clicks, "we" for a colleague's or automation's.
+    firsts: dict[tuple[str, str], SupportAction] = {}
     for action in done:
-        firsts.setdefault((action.action, action.by_automation), action)
-    parts = [(messages.DID_TEXT_AUTOMATION if a.by_automation else messages.DID_TEXT)[a.action].format(
-        at=f"{a.created_at:%H:%M UTC on %-d %b}") for a in firsts.values()]
+        who = "automation" if action.by_automation else "me" if action.staff_id == signer.pk else "team"
+        firsts.setdefault((action.action, who), action)
+    texts = {"automation": messages.DID_TEXT_AUTOMATION, "me": messages.DID_TEXT, "team": messages.DID_TEXT_TEAM}
+    parts = [texts[who][action].format(at=f"{a.created_at:%H:%M UTC on %-d %b}")
+             for (action, who), a in firsts.items()]
     joined = "; ".join(parts)
     joined = joined[:1].upper() + joined[1:]
     return (messages.REPLY_DID_FIXED if fixed else messages.REPLY_DID_ACTIONS).format(actions=joined)
@@ -392,7 +398,7 @@ def draft_reply(
         return messages.REPLY_SUBJECT, fill_placeholders(saved.body, values)
     family = _family(signals)
     fixed = not any(s.is_open and s.kind != SignalKind.CONTACT for s in signals)
-    did = _did_text([a for a in actions if a.case_id == case.pk], fixed)
+    did = _did_text([a for a in actions if a.case_id == case.pk], fixed, signer=staff)
     middle = messages.REPLY_TEMPLATES[family].format(
         signed_up=f"{account.created_at:%-d %b}" if account else "", failure=_failure_text(signals, family),
         did=did, cost=_cost_text(case, signals, family))

@@ -343,6 +343,16 @@ DID_TEXT = {
     "refund_payment": "I refunded your payment at {at}",
     "grant_credit": "I added a credit to your account at {at}",
 }
+# The same actions when a colleague of the signing agent ran them.
+DID_TEXT_TEAM = {
+    "retry_setup": "we restarted your account set-up at {at}",
+    "complete_workspace": "we created your workspace by hand at {at}",
+    "send_code_sms": "we sent you a sign-in code by SMS at {at}",
+    "fulfil_from_charge": "we switched on your access from the payment you'd already made, at {at}",
+    "refund": "we refunded your payment at {at}",
+    "refund_payment": "we refunded your payment at {at}",
+    "grant_credit": "we added a credit to your account at {at}",
+}
 # The same actions when automation ran them: the agent signing the reply did not, so "we".
 DID_TEXT_AUTOMATION = {
     "retry_setup": "we automatically restarted your account set-up at {at}",

@@ -397,3 +397,7 @@ class Commitment(models.Model):
     @property
     def is_kept(self) -> bool:
         return self.kept_at is not None
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.kept_at is None and self.due_at is not None and self.due_at < timezone.now()

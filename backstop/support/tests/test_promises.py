@@ -206,14 +206,17 @@ def test_it_drafts_what_automation_did_as_we_and_each_action_once() -> None:
     case = Case.objects.create(customer_key=account.email_key, email=account.email, account=account,
                                harm=Harm.LOCKED_OUT)
     staff = staff_account()
-    for key, who in (("auto-1", None), ("tab-1", staff), ("tab-2", staff)):
-        SupportAction.objects.create(idempotency_key=key, case=case, staff=who, action="retry_setup",
+    colleague = staff_account(email="lee@backstop.localhost", name="Lee Colleague")
+    for key, who, action in (("auto-1", None, "retry_setup"), ("tab-1", staff, "retry_setup"),
+                             ("tab-2", staff, "retry_setup"), ("other-1", colleague, "send_code_sms")):
+        SupportAction.objects.create(idempotency_key=key, case=case, staff=who, action=action,
                                      outcome=ActionOutcome.DONE)
 
     page = _page(desk_client(staff), f"/desk/cases/{case.pk}")
 
     assert "We automatically restarted your account set-up at" in page
     assert page.count("I restarted your account set-up") == 1
+    assert "we sent you a sign-in code by SMS at" in page and "I sent you" not in page
 
 
 def test_it_shows_a_resolved_case_as_resolved_not_locked_out_or_waiting() -> None:

@@ -232,3 +232,16 @@ def test_it_shows_a_resolved_case_as_resolved_not_locked_out_or_waiting() -> Non
 
     assert "Locked out" not in page and "Waiting on" not in page
     assert '<span class="badge resolved">Resolved</span>' in page
+
+
+def test_it_carries_what_we_promised_into_the_case_a_case_is_merged_into() -> None:
+    _contact(Client(), email="lou@example.com", message="Can I buy for my team?")
+    _contact(Client(), email="lou.private@example.com", message="It's Lou, from my own address")
+    work, private = Case.objects.get(email="lou@example.com"), Case.objects.get(email="lou.private@example.com")
+    client = desk_client(staff_account())
+
+    client.post(f"/desk/cases/{private.pk}/act", {"action": "merge", "idempotency_key": "m-1",
+                                                    "target": str(work.pk)})
+
+    assert set(Commitment.objects.values_list("case_id", flat=True)) == {work.pk}
+    assert Commitment.objects.filter(kind=CommitmentKind.PERSON_REPLIES).count() == 2

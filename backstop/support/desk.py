@@ -92,6 +92,21 @@ class QueueRow:
     harm_label: str
     suggestion: triage.Suggestion
     age: str
+    # The first promise to this customer not kept yet, due soonest (empty when none).
+    promise: str = ""
+
+
+def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
+    """For each case, the unkept promise due soonest, in words: what a person owes the customer, and by when."""
+    due: dict[int, str] = {}
+    open_ones = (Commitment.objects.filter(case__in=cases, kept_at__isnull=True, due_at__isnull=False)
+                 .order_by("due_at", "id"))
+    for commitment in open_ones:
+        if commitment.case_id in due or commitment.due_at is None:
+            continue
+        text = messages.QUEUE_PROMISE_OVERDUE if commitment.due_at < now else messages.QUEUE_PROMISE
+        due[commitment.case_id] = text.format(text=commitment.text, due=f"{commitment.due_at:%H:%M, %-d %b}")
+    return due
 
 
 def _suggestion_for(case: Case, failing: dict[str, CircuitBreaker]) -> triage.Suggestion:
@@ -124,8 +139,9 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     failing = triage.failing_providers()
     queue = Case.objects.queue()
     cases = list(queue.select_related("account")[:QUEUE_PAGE])
+    promises = _promises_due(cases, now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
-                     age=age_text(c.opened_at, now)) for c in cases]
+                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
                     runner_warning=runner_warning(now=now))

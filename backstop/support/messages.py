@@ -418,6 +418,9 @@ KEPT_BY_FINISHING = "finished ({who})"
 KEPT_BY_ATTEMPT = "tried again"
 COMMITMENT_OPEN = "not kept yet"
 COMMITMENT_OVERDUE = "overdue"
+# A queue row's promise still open: what a person owes the customer, and by when.
+QUEUE_PROMISE = "promised by {due} UTC: “{text}”"
+QUEUE_PROMISE_OVERDUE = "promise overdue since {due} UTC: “{text}”"
 CLOSE_UNKEPT = (
     "Not closed: we promised this customer {count} thing{s} not done yet: {promises}. The reply below is drafted to "
     "keep them: send it first, or close anyway if it is kept some other way."

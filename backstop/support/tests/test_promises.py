@@ -88,6 +88,8 @@ def test_it_answers_a_question_asked_while_setup_runs_as_a_question_for_a_person
     signal = case.signals.get(kind="contact")
     assert signal.is_open and "nothing had failed" in signal.detail["seen"]
     assert Commitment.objects.get(case=case).kind == CommitmentKind.PERSON_REPLIES
+    desk = _page(desk_client(staff_account()), "/desk")
+    assert "promised by " in desk and "a person will read your message and reply within one working day" in desk
 
 
 def test_it_never_shows_a_next_try_time_already_past() -> None:

@@ -21,16 +21,17 @@ from backstop.accounts.messages import (
 )
 from backstop.accounts.models import Account, SetupStep, StepName, StepStatus
 
-# Who hears of a next-try time shown to the customer (the support desk keeps it as a promise on their case). Apps
-# above accounts register in their ready(); registration is idempotent.
-RetryPromiseListener = Callable[..., None]
-_retry_promise_listeners: list[RetryPromiseListener] = []
+# Who hears of a promise the setup page makes the customer: a next-try time ("retry_at"), or "our support team has
+# it" for a step that stopped retrying ("handed_over"). The support desk keeps each as a commitment on their case.
+# Apps above accounts register in their ready(); registration is idempotent.
+PromiseListener = Callable[..., None]
+_promise_listeners: list[PromiseListener] = []
 
 
-def on_retry_promise(listener: RetryPromiseListener) -> None:
-    """Call ``listener(account=, step=, due_at=)`` for each next-try time the customer is shown."""
-    if listener not in _retry_promise_listeners:
-        _retry_promise_listeners.append(listener)
+def on_setup_promise(listener: PromiseListener) -> None:
+    """Call ``listener(account=, step=, promise=, due_at=)`` for each promise the customer is shown."""
+    if listener not in _promise_listeners:
+        _promise_listeners.append(listener)
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,10 @@ def setup_progress(account: Account, *, action: str = "setup_page", for_customer
     ]
     if for_customer:
         for step in rows:
-            if (due := _promised_at(step, now=now)) is not None:
-                for listener in _retry_promise_listeners:
-                    listener(account=account, step=step, due_at=due)
+            due = _promised_at(step, now=now)
+            promise = "retry_at" if due is not None else "handed_over" if step.status == StepStatus.FAILED else ""
+            for listener in _promise_listeners if promise else ():
+                listener(account=account, step=step, promise=promise, due_at=due)
     verified = account.email_verified_at is not None
     return SetupProgress(
         state=account.state,

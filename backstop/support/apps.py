@@ -18,15 +18,15 @@ class SupportConfig(AppConfig):
         from backstop.accounts import progress
         from backstop.attention import hooks
         from backstop.runtime import registry
-        from backstop.support.commitments import record_retry_promise
+        from backstop.support.commitments import record_setup_promise
         from backstop.support.models import Signal
 
         # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
         # answers accounts' question of whom it tells itself that their workspace is ready.
         hooks.subscribe(join_raised_record)
         hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
-        # A next-try time the setup page names is a promise on the customer's open case.
-        progress.on_retry_promise(record_retry_promise)
+        # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
+        progress.on_setup_promise(record_setup_promise)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
 

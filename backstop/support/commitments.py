@@ -79,14 +79,20 @@ def record_contact_promises(*, contact: Contact, finding: str, facts: dict[str, 
                 due_at=due)
 
 
-def record_retry_promise(*, account: Account, step: SetupStep, due_at: dt.datetime) -> None:
-    """The setup page named a time for the next try, while the customer has an open case: a commitment on it."""
+def record_setup_promise(*, account: Account, step: SetupStep, promise: str, due_at: dt.datetime | None) -> None:
+    """The setup page, while the customer has an open case, named a time for the next try ("retry_at") or said our
+    support team has a step that stopped retrying ("handed_over"): a commitment on the case."""
     case = Case.objects.filter(account=account, state=CaseState.OPEN).values_list("pk", flat=True).first()
     if case is None:
         return
-    _record(case_id=case, kind=CommitmentKind.RETRY_AT, made_in=f"setup:{step.pk}:attempt:{step.attempts}",
-            detail={"account_id": account.pk, "step": step.name, "attempts": step.attempts}, due_at=due_at,
-            text=messages.COMMITMENT_RETRY_TEXT.format(at=f"{due_at:%H:%M:%S UTC}"))
+    if promise == "retry_at" and due_at is not None:
+        _record(case_id=case, kind=CommitmentKind.RETRY_AT, made_in=f"setup:{step.pk}:attempt:{step.attempts}",
+                detail={"account_id": account.pk, "step": step.name, "attempts": step.attempts}, due_at=due_at,
+                text=messages.COMMITMENT_RETRY_TEXT.format(at=f"{due_at:%H:%M:%S UTC}"))
+    elif promise == "handed_over":
+        _record(case_id=case, kind=CommitmentKind.PERSON_FINISHES, made_in=f"setup:{step.pk}:run:{account.setup_run}",
+                detail={"account_id": account.pk, "step": step.name}, due_at=None,
+                text=messages.COMMITMENT_HANDED_OVER_TEXT)
 
 
 # --- Keeping -----------------------------------------------------------------------------------------------

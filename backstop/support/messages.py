@@ -412,6 +412,7 @@ COMMITMENT_TEXTS = {
     "retry_at": "we'll try again at the time shown",
 }
 COMMITMENT_RETRY_TEXT = "we'll try again at {at}"
+COMMITMENT_HANDED_OVER_TEXT = "our support team has it (the setup page, after we stopped retrying)"
 KEPT_BY_REPLY = "a person replied"
 KEPT_BY_EMAIL = "emailed: “{subject}”"
 KEPT_BY_FINISHING = "finished ({who})"

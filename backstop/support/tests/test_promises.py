@@ -30,7 +30,7 @@ from backstop.support.models import (
     Resolution,
     SupportAction,
 )
-from backstop.support.tests.helpers import desk_client, new_account, open_breaker, staff_account
+from backstop.support.tests.helpers import desk_client, new_account, open_breaker, staff_account, stalled_account
 from conftest import setup_finished, wait_for
 
 pytestmark = pytest.mark.usefixtures("workflows_finish_before_cleanup", "engine_db")
@@ -247,3 +247,19 @@ def test_it_carries_what_we_promised_into_the_case_a_case_is_merged_into() -> No
 
     assert set(Commitment.objects.values_list("case_id", flat=True)) == {work.pk}
     assert Commitment.objects.filter(kind=CommitmentKind.PERSON_REPLIES).count() == 2
+
+
+def test_it_holds_the_setup_pages_our_support_team_has_it_as_a_promise_on_the_case() -> None:
+    account = stalled_account("max@example.com")
+    case = Case.objects.get()
+
+    page = _page(_signed_in(account), "/setup")
+
+    assert "Our support team has it." in page
+    promise = Commitment.objects.get(case=case)
+    assert promise.kind == CommitmentKind.PERSON_FINISHES and not promise.is_kept
+    client = desk_client(staff_account())
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "close", "idempotency_key": "close-1"})
+    case.refresh_from_db()
+    assert case.state == CaseState.OPEN
+    assert "our support team has it" in _page(client, f"/desk/cases/{case.pk}")

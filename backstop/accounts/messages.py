@@ -159,9 +159,9 @@ VERIFY_EMAIL_BANNER_UNSENT = {
 
 STEP_STATUS_TEXT = {
     "pending": "Under way: we're trying it now.",  # not yet recorded: the attempt is running or about to
-    "retrying": "Attempt {attempts} failed: {error}. We'll try again at {next_attempt}.",
+    "retrying": "Attempt {attempts} failed: {error}. We'll try again {next_attempt}.",
     "waiting": "Our {provider} provider is failing right now, so we're waiting for it to recover before trying again "
-               "(next check at {next_attempt}).",
+               "(next check {next_attempt}).",
     "done": "Done.",
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
 }
@@ -171,7 +171,15 @@ STEP_FAILED_WAITING_ON_PROVIDER = (
     "We stopped retrying after {attempts} attempts ({error}). Our {provider} provider is failing; we'll try again by "
     "ourselves as soon as it works again."
 )
+# The last automatic attempt failed while another step still runs: no time to promise, the button still works.
+STEP_BUDGET_SPENT_TEXT = (
+    "Attempt {attempts} failed: {error}. That was our last automatic try; press “Try again now” to try it again, or "
+    "our support team takes it from here."
+)
 PROVIDER_NAMES = {"workspace": "workspace", "welcome_email": "email"}
+# When the next try is: a time still ahead, or "now" (due, or under way: a time already past is never shown).
+NEXT_ATTEMPT_AT = "at {at}"
+NEXT_ATTEMPT_NOW = "now"
 # A setup step's error when our own code failed, not the provider (shown as {error} above). The exception's details
 # go to the log, not to the customer.
 STEP_UNEXPECTED_ERROR = "a fault on our side, not our provider's, which we have recorded to fix"

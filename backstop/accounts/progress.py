@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from backstop.accounts.messages import (
     NEEDS_ATTENTION_WAITING_ON_PROVIDER,
+    NEXT_ATTEMPT_AT,
+    NEXT_ATTEMPT_NOW,
     PROVIDER_NAMES,
+    STEP_BUDGET_SPENT_TEXT,
     STEP_FAILED_WAITING_ON_PROVIDER,
     STEP_STATUS_TEXT,
     VERIFY_EMAIL_BANNER,
@@ -16,9 +23,21 @@ from backstop.accounts.messages import (
     VERIFY_EMAIL_BANNER_UNSENT,
     notice,
 )
-from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, StepName, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.attention import hooks as attention_hooks
 from backstop.runtime.models import BreakerState, CircuitBreaker
+
+# Who hears of a promise the setup page makes the customer: a next-try time ("retry_at"), or "our support team has
+# it" for a step that stopped retrying ("handed_over"). The support desk keeps each as a commitment on their case.
+# Apps above accounts register in their ready(); registration is idempotent.
+PromiseListener = Callable[..., None]
+_promise_listeners: list[PromiseListener] = []
+
+
+def on_setup_promise(listener: PromiseListener) -> None:
+    """Call ``listener(account=, step=, promise=, due_at=)`` for each promise the customer is shown."""
+    if listener not in _promise_listeners:
+        _promise_listeners.append(listener)
 
 
 @dataclass(frozen=True)
@@ -48,14 +67,28 @@ class SetupProgress:
         return asdict(self)
 
 
-def _status_text(step: Any, *, waiting_on_incident: bool = False) -> str:
-    next_attempt = step.next_attempt_at.strftime("%H:%M:%S UTC") if step.next_attempt_at else "soon"
-    text = STEP_STATUS_TEXT[step.status]
-    if step.status == StepStatus.FAILED and waiting_on_incident:
+def budget_spent(step: SetupStep) -> bool:
+    """The step's last automatic attempt failed; the run has not handed it over yet (another step still runs)."""
+    return step.status == StepStatus.RETRYING and step.attempts >= int(settings.SETUP_MAX_ATTEMPTS)
+
+
+def next_attempt_text(at: dt.datetime | None, *, now: dt.datetime) -> str:
+    """A time still ahead, or "now": a next try already due (or under way) is never shown as a time in the past."""
+    if at is None or at <= now:
+        return NEXT_ATTEMPT_NOW
+    return NEXT_ATTEMPT_AT.format(at=at.strftime("%H:%M:%S UTC"))
+
+
+def _status_text(step: Any, *, now: dt.datetime, waiting_on_incident: bool = False) -> str:
+    if budget_spent(step):
+        text = STEP_BUDGET_SPENT_TEXT
+    elif step.status == StepStatus.FAILED and waiting_on_incident:
         text = STEP_FAILED_WAITING_ON_PROVIDER
+    else:
+        text = STEP_STATUS_TEXT[step.status]
     return text.format(
-        attempts=step.attempts, error=step.last_error or "no answer", next_attempt=next_attempt,
-        provider=PROVIDER_NAMES[step.name],
+        attempts=step.attempts, error=step.last_error or "no answer",
+        next_attempt=next_attempt_text(step.next_attempt_at, now=now), provider=PROVIDER_NAMES[step.name],
     )
 
 
@@ -79,7 +112,16 @@ def _welcome_banner(account: Account, welcome: Any, *, waiting_on_incident: bool
     return VERIFY_EMAIL_BANNER_UNSENT[why].format(email=account.email), True
 
 
-def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProgress:
+def _promised_at(step: SetupStep, *, now: dt.datetime) -> dt.datetime | None:
+    """The next-try time the page names, or None (it says "now", or names no time)."""
+    if budget_spent(step):
+        return None
+    return step.next_attempt_at if step.next_attempt_at is not None and step.next_attempt_at > now else None
+
+
+def setup_progress(account: Account, *, action: str = "setup_page", for_customer: bool = True) -> SetupProgress:
+    """``for_customer``: shown to the customer (a time named there is a promise); False for staff's view."""
+    now = timezone.now()
     rows = list(account.setup_steps.all())
     # What the desk shows for this customer decides who the page says is handling a step that gave up: a case
     # waiting on an incident is automation's ("no action needed"), one in the queue a person's.
@@ -88,11 +130,18 @@ def setup_progress(account: Account, *, action: str = "setup_page") -> SetupProg
     steps = [
         StepProgress(
             name=step.name, label=StepName(step.name).label, status=step.status,
-            status_text=_status_text(step, waiting_on_incident=waiting_on_incident),
-            attempts=step.attempts, last_error=step.last_error, next_attempt_at=step.next_attempt_at,
+            status_text=_status_text(step, now=now, waiting_on_incident=waiting_on_incident),
+            attempts=step.attempts, last_error=step.last_error, next_attempt_at=_promised_at(step, now=now),
         )
         for step in rows
     ]
+    if for_customer:
+        for step in rows:
+            due = _promised_at(step, now=now)
+            handed_over = step.status == StepStatus.FAILED and not waiting_on_incident
+            promise = "retry_at" if due is not None else "handed_over" if handed_over else ""
+            for listener in _promise_listeners if promise else ():
+                listener(account=account, step=step, promise=promise, due_at=due)
     verified = account.email_verified_at is not None
     banner, unsent = _welcome_banner(account, next((r for r in rows if r.name == StepName.WELCOME_EMAIL), None),
                                      waiting_on_incident=waiting_on_incident)

@@ -54,13 +54,15 @@ def retry_setup(*, account: Account) -> None:
     if not SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE).exists():
         return
     status = dispatch.workflow_status(account.setup_workflow_id)
-    if status in LIVE_WORKFLOW_STATUSES:
+    gave_up = SetupStep.objects.filter(account=account, status=StepStatus.FAILED).exists()
+    if status in LIVE_WORKFLOW_STATUSES and not gave_up:
+        # The run's loop tries every step not done on this message, one whose budget it spent meanwhile included.
         dispatch.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
         return
     if status is None and _in_setup_batch(account):
         _carry_on_from_setup_batch(account)
         return
-    if status is None and not SetupStep.objects.filter(account=account, status=StepStatus.FAILED).exists():
+    if status is None and not gave_up:
         # This run's workflow is being started (the dispatcher took the account a moment ago) or never was, and it
         # still has steps to try: start it under the run's own id, which is one workflow however many start it. A new
         # run here would be a second one beside it. Steps that gave up need a new run: a run does not retry them.

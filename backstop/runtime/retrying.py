@@ -73,7 +73,8 @@ def retry_until_done(
     """Inside a workflow: run each task's step until it is done or has failed ``max_attempts`` times.
 
     Times are seconds on the loop's own schedule: a task is due ``retry_in`` after the round that tried it,
-    and the loop sleeps (durably) until the earliest due task, or until "try again now" makes all of them due.
+    and the loop sleeps (durably) until the earliest due task, or until "try again now" makes all of them due (and
+    gives a task that spent its budget meanwhile a new one).
     ``first_results`` are attempts already made elsewhere (a setup batch): the loop carries on from them.
     """
     pending = list(tasks)
@@ -104,6 +105,12 @@ def retry_until_done(
         if pending:
             wake_at = min(due[name] for name in pending)
             if wait_for_message(topic, wake_at - now) == RETRY_NOW:
+                # "Try again now" tries every task not done, a task whose budget was spent while another still ran
+                # included (with a fresh budget, as a new run would give it): the button never does nothing.
+                for name in [n for n, done in outcome.items() if not done]:
+                    del outcome[name]
+                    failures[name] = 0
+                    pending.append(name)
                 due = dict.fromkeys(pending, now)
             else:
                 now = wake_at

@@ -33,6 +33,7 @@ from backstop.support.models import (
     ActionOutcome,
     Case,
     CaseState,
+    Commitment,
     Contact,
     Resolution,
     Signal,
@@ -283,6 +284,7 @@ def _merge(case: Case, staff: Account | None, params: dict[str, Any]) -> tuple[s
             return ActionOutcome.ALREADY_DONE, text.already
         Signal.objects.filter(case=case).update(case_id=target_id)
         Contact.objects.filter(case=case).update(case_id=target_id)
+        Commitment.objects.filter(case=case).update(case_id=target_id)  # what we promised goes with the case
         refresh_case(case_id=target_id)
     return ActionOutcome.DONE, text.done.format(target=target_id)
 

@@ -15,8 +15,10 @@ class SupportConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from backstop.accounts import progress
         from backstop.attention import hooks
         from backstop.runtime import registry
+        from backstop.support.commitments import record_setup_promise
         from backstop.support.models import Case, Signal
 
         # The desk hears of every attention record as it is raised (the support cycle joins any it missed), and it
@@ -25,6 +27,8 @@ class SupportConfig(AppConfig):
         hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
         # ... and whose setup automation holds (a case on an incident): the setup page says what the desk says.
         hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
+        # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
+        progress.on_setup_promise(record_setup_promise)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         # Incidents follow the provider: the cycle runs as soon as a provider recovers (accounts has just retried the

@@ -22,7 +22,7 @@ from backstop.attention.models import AttentionRecord, Harm, provider_cause, pro
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
-from backstop.support import actions, cases, messages, notifications, payments, triage
+from backstop.support import actions, cases, commitments, messages, notifications, payments, triage
 from backstop.support.models import (
     Case,
     CaseState,
@@ -71,6 +71,7 @@ def run_support_cycle() -> CycleReport:
     recover_incidents(failing)
     report.resolved += resolve_settled_cases()
     report.incidents_resolved += resolve_finished_incidents(failing)
+    commitments.keep_commitments()
     notifications.queue_staff_notices()
     report.notices_sent += notifications.send_due_notices(now=timezone.now())
     return report
@@ -315,7 +316,8 @@ def _resolve_by_automation(case_id: int, version: int) -> int:
             resolved_by=last_staff.staff if last_staff else None,
             resolution_note="everything fixed after a support action" if last_staff else "everything fixed by itself",
         )
-        if won and last_staff is None:
+        # A person who acted usually writes themselves; but an "email you when it's done" still open is kept here.
+        if won and (last_staff is None or commitments.email_promised(case_id)):
             _tell_customer_it_is_fixed(case, now)
     return won
 

@@ -22,7 +22,7 @@ from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
 from backstop.ratelimits.services import Limit, check_rate_limit
-from backstop.support import messages, payments, triage
+from backstop.support import commitments, messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
 from backstop.support.models import ActionOutcome, Contact, Finding, Signal, SignalKind
@@ -173,6 +173,10 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
             join_setup_delay(step=step, account=account)
         return Finding.SETUP_WAITING, facts
     started = timezone.now()
+    if not any(_had_failed(s) for s in steps):
+        # Setup is simply still under way (they wrote seconds after signing up): nothing failed, so nothing to fix or
+        # own up to. Their message is a question for a person, with what automation saw attached.
+        return _setup_under_way(account=account, steps=steps, since=started)
     run_action(case_id=contact.case_id, staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
                params={"why": "the customer wrote in"})
     outcome = _wait_for_setup(account, [s.name for s in steps], since=started)
@@ -186,6 +190,20 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
     for step in SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE):
         join_setup_delay(step=step, account=account)
     return Finding.SETUP_RETRYING, facts
+
+
+def _had_failed(step: SetupStep) -> bool:
+    """A step that actually failed (or waited out a failing provider): the only kind automation may claim to fix."""
+    return step.status in (StepStatus.FAILED, StepStatus.RETRYING, StepStatus.WAITING) or bool(step.last_error)
+
+
+def _setup_under_way(*, account: Account, steps: list[SetupStep], since: dt.datetime) -> tuple[str, dict[str, Any]]:
+    outcome = _wait_for_setup(account, [s.name for s in steps], since=since)
+    seen = messages.SETUP_SEEN_UNDER_WAY.format(
+        steps=", ".join(f"{messages.STEP_NAMES[s.name]}: {s.get_status_display()}" for s in steps))
+    if outcome == "done":
+        return Finding.SETUP_FINISHED_ANYWAY, {"seen": seen, "now": messages.SETUP_NOW_READY}
+    return Finding.SETUP_UNDER_WAY, {"seen": seen}
 
 
 def _send_code_instead(
@@ -274,6 +292,7 @@ def _tell_purchase(attempt: PurchaseAttempt) -> tuple[str, dict[str, Any]]:
 # A human reads these; the others were answered completely by automation (a follow-up email is promised and sent
 # by the case resolving itself).
 NEEDS_HUMAN = frozenset({Finding.NO_ACCOUNT, Finding.ALL_WELL, Finding.SETUP_NEEDS_HUMAN, Finding.EMAIL_UNDELIVERED,
+                         Finding.SETUP_UNDER_WAY, Finding.SETUP_FINISHED_ANYWAY,
                          Finding.PAYMENT_NEEDS_HUMAN, Finding.DISABLED, Finding.PAYMENT_COMPLETE,
                          Finding.PAYMENT_REFUNDED, Finding.PAYMENT_NOT_CHARGED})
 
@@ -299,7 +318,10 @@ def _acknowledge(
             finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, acknowledgement=ack)
         summary = (messages.SIGNAL_CONTACT if needs_human else messages.SIGNAL_CONTACT_ANSWERED).format(
             excerpt=_excerpt(contact.text), finding=Finding(finding).label)
-        Signal.objects.filter(pk=signal.pk).update(summary=summary[:500], detail={**signal.detail, "finding": finding})
+        # What automation saw goes with the case, so the person who reads it starts from there.
+        seen = {"finding": finding, "seen": facts.get("seen") or Finding(finding).label}
+        Signal.objects.filter(pk=signal.pk).update(summary=summary[:500], detail={**signal.detail, **seen})
+        commitments.record_contact_promises(contact=contact, finding=finding, facts=facts)
         if not needs_human:
             clear_signals(signal_ids=[signal.pk], how=f"answered automatically: {Finding(finding).label}")
         else:

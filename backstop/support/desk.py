@@ -24,6 +24,7 @@ from backstop.support.models import (
     Case,
     CaseNote,
     CaseState,
+    Commitment,
     Contact,
     Incident,
     Resolution,
@@ -91,6 +92,21 @@ class QueueRow:
     harm_label: str
     suggestion: triage.Suggestion
     age: str
+    # The first promise to this customer not kept yet, due soonest (empty when none).
+    promise: str = ""
+
+
+def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
+    """For each case, the unkept promise due soonest, in words: what a person owes the customer, and by when."""
+    due: dict[int, str] = {}
+    open_ones = (Commitment.objects.filter(case__in=cases, kept_at__isnull=True, due_at__isnull=False)
+                 .order_by("due_at", "id"))
+    for commitment in open_ones:
+        if commitment.case_id in due or commitment.due_at is None:
+            continue
+        text = messages.QUEUE_PROMISE_OVERDUE if commitment.due_at < now else messages.QUEUE_PROMISE
+        due[commitment.case_id] = text.format(text=commitment.text, due=f"{commitment.due_at:%H:%M, %-d %b}")
+    return due
 
 
 def _suggestion_for(case: Case, failing: dict[str, CircuitBreaker]) -> triage.Suggestion:
@@ -123,8 +139,9 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     failing = triage.failing_providers()
     queue = Case.objects.queue()
     cases = list(queue.select_related("account")[:QUEUE_PAGE])
+    promises = _promises_due(cases, now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
-                     age=age_text(c.opened_at, now)) for c in cases]
+                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
                     runner_warning=runner_warning(now=now))
@@ -225,6 +242,24 @@ class CaseView:
     suggested_action: StaffAction | None = None
     other_actions: list[StaffAction] = field(default_factory=list)
     notes: list[CaseNote] = field(default_factory=list)
+    commitments: list[Commitment] = field(default_factory=list)
+
+    # The page's own words (a property: the field "messages" above hides the module in the class body).
+    @property
+    def resolved_badge(self) -> str:
+        return messages.CASE_RESOLVED_BADGE
+
+    @property
+    def close_anyway(self) -> str:
+        return messages.CLOSE_ANYWAY
+
+    @property
+    def commitment_open(self) -> str:
+        return messages.COMMITMENT_OPEN
+
+    @property
+    def commitment_overdue(self) -> str:
+        return messages.COMMITMENT_OVERDUE
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
@@ -245,7 +280,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
     return CaseView(
         case=case, account=account,
         workspace=Workspace.objects.filter(account=account).first() if account else None,
-        progress=setup_progress(account) if account else None,
+        progress=setup_progress(account, for_customer=False) if account else None,
         signals=signals, suggestion=suggestion, messages=message_rows, contacts=contacts, actions=actions,
         payments=money, timeline=_timeline(case, account, signals, contacts, actions, message_rows),
         earlier_cases=list(customer_cases.exclude(pk=case.pk).order_by("-opened_at")[:20]),
@@ -253,6 +288,7 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
         suggested_action=next((a for a in offered if a.name == suggestion.action), None),
         other_actions=[a for a in offered if a.name != suggestion.action],
         notes=list(CaseNote.objects.filter(case=case).select_related("staff")[:100]),
+        commitments=list(Commitment.objects.filter(case=case).select_related("kept_by")),
     )
 
 
@@ -329,12 +365,21 @@ def _failure_text(signals: list[Signal], family: str) -> str:
     return ""
 
 
-def _did_text(actions: list[SupportAction], fixed: bool) -> str:
+def _did_text(actions: list[SupportAction], fixed: bool, *, signer: Account) -> str:
     done = [a for a in reversed(actions) if a.outcome == ActionOutcome.DONE and a.action in DID_ACTIONS]
     if not done:
         return messages.REPLY_DID_NOTHING_YET
-    parts = [messages.DID_TEXT[a.action].format(at=f"{a.created_at:%H:%M UTC on %-d %b}") for a in done]
+    # Each distinct action once (two tabs clicking one button are one thing we did, at its first time), and said by
+    # whoever did it: "I" only for the signer's own clicks, "we" for a colleague's or automation's.
+    firsts: dict[tuple[str, str], SupportAction] = {}
+    for action in done:
+        who = "automation" if action.by_automation else "me" if action.staff_id == signer.pk else "team"
+        firsts.setdefault((action.action, who), action)
+    texts = {"automation": messages.DID_TEXT_AUTOMATION, "me": messages.DID_TEXT, "team": messages.DID_TEXT_TEAM}
+    parts = [texts[who][action].format(at=f"{a.created_at:%H:%M UTC on %-d %b}")
+             for (action, who), a in firsts.items()]
     joined = "; ".join(parts)
+    joined = joined[:1].upper() + joined[1:]
     return (messages.REPLY_DID_FIXED if fixed else messages.REPLY_DID_ACTIONS).format(actions=joined)
 
 
@@ -369,7 +414,7 @@ def draft_reply(
         return messages.REPLY_SUBJECT, fill_placeholders(saved.body, values)
     family = _family(signals)
     fixed = not any(s.is_open and s.kind != SignalKind.CONTACT for s in signals)
-    did = _did_text([a for a in actions if a.case_id == case.pk], fixed)
+    did = _did_text([a for a in actions if a.case_id == case.pk], fixed, signer=staff)
     middle = messages.REPLY_TEMPLATES[family].format(
         signed_up=f"{account.created_at:%-d %b}" if account else "", failure=_failure_text(signals, family),
         did=did, cost=_cost_text(case, signals, family))

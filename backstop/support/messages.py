@@ -245,6 +245,14 @@ CONTACT_FINDINGS = {
         "You will not be charged again. A person on our team now has your case and will give you access or refund "
         "you in full within one working day, and email you when it's done."
     ),
+    "setup_under_way": (
+        "Your account is being set up right now; it usually takes a few seconds, and the page you see after signing up "
+        "shows each step as it happens. A person will read your message and reply within one working day."
+    ),
+    "setup_finished_anyway": (
+        "Your account has finished setting up: {now}. "
+        "A person will read your message and reply within one working day."
+    ),
     "disabled": (
         "This account is disabled, so nothing can be changed on it from here. "
         "A person will read your message and reply within one working day."
@@ -271,6 +279,9 @@ CONTACT_FINDINGS = {
         "A person will also read your message and reply within one working day."
     ),
 }
+# What automation saw of a setup still under way when the customer wrote (kept on the case for staff).
+SETUP_SEEN_UNDER_WAY = "setup was still under way when they wrote, nothing had failed ({steps})"
+SETUP_NOW_READY = "your workspace is ready and you can sign in"
 # Why a checkout was not charged, in the customer's words.
 NOT_CHARGED_DECLINED = "the card was declined"
 NOT_CHARGED_CONFIRMED = "our payment processor confirmed that no payment was made"
@@ -344,6 +355,26 @@ DID_TEXT = {
     "refund_payment": "I refunded your payment at {at}",
     "grant_credit": "I added a credit to your account at {at}",
 }
+# The same actions when a colleague of the signing agent ran them.
+DID_TEXT_TEAM = {
+    "retry_setup": "we restarted your account set-up at {at}",
+    "complete_workspace": "we created your workspace by hand at {at}",
+    "send_code_sms": "we sent you a sign-in code by SMS at {at}",
+    "fulfil_from_charge": "we switched on your access from the payment you'd already made, at {at}",
+    "refund": "we refunded your payment at {at}",
+    "refund_payment": "we refunded your payment at {at}",
+    "grant_credit": "we added a credit to your account at {at}",
+}
+# The same actions when automation ran them: the agent signing the reply did not, so "we".
+DID_TEXT_AUTOMATION = {
+    "retry_setup": "we automatically restarted your account set-up at {at}",
+    "complete_workspace": "we recorded your workspace at {at}",
+    "send_code_sms": "we automatically sent you a sign-in code by SMS at {at}",
+    "fulfil_from_charge": "we automatically switched on your access from the payment you'd already made, at {at}",
+    "refund": "we refunded your payment at {at}",
+    "refund_payment": "we refunded your payment at {at}",
+    "grant_credit": "we added a credit to your account at {at}",
+}
 
 
 # --- Staff notifications -----------------------------------------------------------------------------
@@ -382,3 +413,31 @@ def duration_text(seconds: float) -> str:
         return f"{whole} hour{'' if hours == 1 else 's'}"
     days = round(hours / 24)
     return f"{days} day{plural(days)}"
+
+
+# --- Promises to the customer, tracked on the case (support.commitments) ----------------------------------------
+
+COMMITMENT_TEXTS = {
+    "email_when_done": "we'll email you when it's done",
+    "person_finishes": "a person on our team will finish it within one working day",
+    "person_replies": "a person will read your message and reply within one working day",
+    "retry_at": "we'll try again at the time shown",
+}
+COMMITMENT_RETRY_TEXT = "we'll try again at {at}"
+COMMITMENT_HANDED_OVER_TEXT = "our support team has it (the setup page, after we stopped retrying)"
+KEPT_BY_REPLY = "a person replied"
+KEPT_BY_EMAIL = "emailed: “{subject}”"
+KEPT_BY_FINISHING = "finished ({who})"
+KEPT_BY_ATTEMPT = "tried again"
+COMMITMENT_OPEN = "not kept yet"
+COMMITMENT_OVERDUE = "overdue"
+# A queue row's promise still open: what a person owes the customer, and by when.
+QUEUE_PROMISE = "promised by {due} UTC: “{text}”"
+QUEUE_PROMISE_OVERDUE = "promise overdue since {due} UTC: “{text}”"
+CLOSE_UNKEPT = (
+    "Not closed: we promised this customer {count} thing{s} not done yet: {promises}. The reply below is drafted to "
+    "keep them: send it first, or close anyway if it is kept some other way."
+)
+CLOSE_ANYWAY = "Close anyway"
+# A resolved case shows that it is resolved, not the harm or the incident it had while open.
+CASE_RESOLVED_BADGE = "Resolved"

@@ -189,6 +189,9 @@ class Finding(models.TextChoices):
     PAYMENT_REFUNDED = "payment_refunded", "their purchase was refunded"
     PAYMENT_NOT_CHARGED = "payment_not_charged", "their checkout was not charged"
     DISABLED = "disabled", "account disabled"
+    # Nothing had failed: they wrote while setup was still running. A question for a person, not a fix.
+    SETUP_UNDER_WAY = "setup_under_way", "setup still running when they wrote; nothing had failed"
+    SETUP_FINISHED_ANYWAY = "setup_finished_anyway", "setup was still running and finished by itself; nothing failed"
 
 
 class Contact(models.Model):
@@ -360,3 +363,47 @@ class StaffNotice(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+# --- Promises made to the customer ------------------------------------------------------------------------
+
+class CommitmentKind(models.TextChoices):
+    EMAIL_WHEN_DONE = "email_when_done", "email them when it's done"
+    PERSON_FINISHES = "person_finishes", "a person finishes it"
+    PERSON_REPLIES = "person_replies", "a person replies"
+    RETRY_AT = "retry_at", "try again at a set time"
+
+
+class Commitment(models.Model):
+    """Something we told the customer we would do: tracked on their case until it is kept (by whom, and how)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="commitments")
+    kind = models.CharField(max_length=20, choices=CommitmentKind.choices)
+    # The words the customer read, and where (the contact's reference, the page).
+    text = models.CharField(max_length=500)
+    made_in = models.CharField(max_length=120)
+    # What keeping it is checked against: the account, the step, the payment.
+    detail = models.JSONField(default=dict)
+    made_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(null=True, blank=True)
+    kept_at = models.DateTimeField(null=True, blank=True)
+    # Empty when automation kept it.
+    kept_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    kept_how = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["made_in", "kind"], name="one_commitment_per_promise")]
+        indexes = [models.Index(fields=["case", "kept_at"], name="support_commitment_case")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id}"
+
+    @property
+    def is_kept(self) -> bool:
+        return self.kept_at is not None
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.kept_at is None and self.due_at is not None and self.due_at < timezone.now()

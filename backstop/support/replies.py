@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.notify import services as notify
-from backstop.support import messages
+from backstop.support import commitments, messages
 from backstop.support.actions import ActionRefused, ActionResult, snapshot
 from backstop.support.cases import clear_signals
 from backstop.support.models import ActionOutcome, Case, SavedReply, Signal, SignalKind, SupportAction
@@ -46,6 +46,7 @@ def send_reply(
             notify.send_soon(message)
     except IntegrityError:
         return ActionResult(SupportAction.objects.get(idempotency_key=scoped_key), repeated=True)
+    commitments.keep_commitments(case_ids=[case_id])
     record.refresh_from_db()
     return ActionResult(record, repeated=False)
 

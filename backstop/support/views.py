@@ -18,7 +18,7 @@ from backstop.lib import site_messages
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
-from backstop.support import desk, messages
+from backstop.support import commitments, desk, messages
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import receive_contact
@@ -92,6 +92,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
     return render(request, "support/case.html", {
         "view": view, "case": view.case, "click_key": uuid.uuid4().hex, "case_version": view.case.version,
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
+        "confirm_close": request.session.pop("desk_confirm_close", False) and view.case.is_open,
     })
 
 
@@ -104,6 +105,12 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
         request.session["desk_problem"] = site_messages.INVALID_INPUT.text
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
+    if data["action"] == "close" and not request.POST.get("confirm") and (
+            warning := commitments.close_warning(case_id)):
+        # A promise still open: the close waits for a confirm, and the page's drafted reply is the message keeping it.
+        request.session["desk_problem"] = warning
+        request.session["desk_confirm_close"] = True
+        return redirect(reverse("desk-case", args=[case_id]) + "#reply")
     params = {k: v for k, v in data.items() if k not in ("action", "case_version") and v not in ("", None)}
     try:
         result = run_action(case_id=case_id, staff=_staff(request), action=data["action"],

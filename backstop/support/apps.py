@@ -23,6 +23,10 @@ class SupportConfig(AppConfig):
         # answers accounts' question of whom it tells itself that their workspace is ready.
         hooks.subscribe(join_raised_record)
         hooks.answer_customers_told(Signal.objects.accounts_waiting_on_workspace_in_a_case)
+        # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
+        registry.register_workflows("backstop.support.workflows")
+        registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,
+                                poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
 

@@ -12,6 +12,7 @@ from ninja.security import SessionAuth
 from backstop.accounts import messages
 from backstop.accounts.models import Account
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
     AccountDisabled,
@@ -19,7 +20,6 @@ from backstop.accounts.signin import (
     InvalidCredentials,
     authenticate_account,
     redeem_sign_in_code,
-    send_sign_in_code,
 )
 from backstop.accounts.signup import EmailTaken, signup_account
 from backstop.lib.http import client_ip
@@ -168,7 +168,7 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
 def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
-    send_sign_in_code(email=payload.email, ip=client_ip(request))
+    ask_for_sign_in_code(email=payload.email, ip=client_ip(request))
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 

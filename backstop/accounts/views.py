@@ -14,6 +14,7 @@ from backstop.accounts import messages
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
     AccountDisabled,
@@ -115,12 +116,14 @@ def recover_page(request: HttpRequest) -> HttpResponse:
                        problem=site_messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
         try:
-            send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
+            email = ask_for_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request))
+        except InvalidInput as error:  # not an address: said against the field, never "code sent"
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
-            return redirect(f"{reverse('verify')}?{urlencode({'email': form.cleaned_data['email']})}")
+            return redirect(f"{reverse('verify')}?{urlencode({'email': email})}")
     return form_page(request, "accounts/recover.html", context)
 
 

@@ -16,6 +16,7 @@ from backstop.accounts.models import Account, AccountState
 from backstop.lib import site_messages
 from backstop.ratelimits.models import Counter
 from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
+from conftest import wait_for
 
 PASSWORD = "correct horse battery"
 # At RATE_LIMIT_SCALE 0.1: signup 3 per IP / 1 per address, login 6 / 1, recover 2 / 1.

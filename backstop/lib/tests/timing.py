@@ -1,0 +1,68 @@
+"""Timing comparisons over real HTTP for the tests that prove an answer's timing says nothing about an address.
+
+Pairs are interleaved (A then B, then B then A, ...) so that whatever slows the machine for a while (another
+process, a background workflow) falls on both sides alike; medians, not means, so that one stall does not decide.
+Two medians agree when they are within 10% of each other, or within an absolute floor of 5 ms: on numbers of a few
+milliseconds 10% is below what a shared machine's scheduler jitters by, and 5 ms is far below what a look-up that
+depends on the address costs (the differences the issue reported were 19 ms and more).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PAIRS = 40
+RELATIVE_TOLERANCE = 0.10
+ABSOLUTE_FLOOR_SECONDS = 0.005
+# A pause between requests, on top of ``settle``.
+GAP_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class Comparison:
+    first: list[float]
+    second: list[float]
+    answers: list[tuple[Any, Any]]
+
+    @property
+    def medians(self) -> tuple[float, float]:
+        return statistics.median(self.first), statistics.median(self.second)
+
+    @property
+    def agree(self) -> bool:
+        a, b = self.medians
+        return abs(a - b) <= max(RELATIVE_TOLERANCE * max(a, b), ABSOLUTE_FLOOR_SECONDS)
+
+    def describe(self) -> str:
+        a, b = self.medians
+        return (f"medians {a * 1000:.1f} ms vs {b * 1000:.1f} ms (allowed: 10% or 5 ms); "
+                f"first {sorted(round(x * 1000) for x in self.first)}; "
+                f"second {sorted(round(x * 1000) for x in self.second)}")
+
+
+def compare_interleaved(first: Callable[[int], Any], second: Callable[[int], Any], *, pairs: int = PAIRS,
+                        settle: Callable[[Any], None] = lambda answer: None) -> Comparison:
+    """Time ``first(i)`` and ``second(i)`` ``pairs`` times each, interleaved; keep each pair's answers.
+
+    ``settle(answer)``, untimed, waits after each request until the work it left for later is over, so that each
+    request is measured on its own path rather than against the background work of the one before (which the
+    server's own CPU and write-lock priorities for requests keep small, but which on a loaded test machine is
+    noise of tens of milliseconds either way)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    answers = []
+    for i in range(pairs):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        got: dict[int, Any] = {}
+        for side in order:
+            call = first if side == 0 else second
+            started = time.perf_counter()
+            got[side] = call(i)
+            times[side].append(time.perf_counter() - started)
+            settle(got[side])
+            time.sleep(GAP_SECONDS)
+        answers.append((got[0], got[1]))
+    return Comparison(first=times[0], second=times[1], answers=answers)

@@ -55,7 +55,7 @@ def test_it_answers_a_contact_in_the_same_time_and_words_whatever_the_address(
     _contact(stranger, "warm-up@example.com")  # the first request of a process loads code: not part of the measure
 
     def answered(answer: httpx.Response) -> None:
-        wait_for(lambda: server_database.scalar("SELECT answered_at FROM support_contact WHERE our_reference = ?",
+        wait_for(lambda: server_database.scalar("SELECT finding FROM support_contact WHERE our_reference = ?",
                                                 (answer.json()["reference"],)), timeout=30, interval=0.02)
 
     for known in ("hanging@example.com", "stuck@example.com"):

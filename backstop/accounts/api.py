@@ -10,6 +10,7 @@ from ninja import Router, Schema, Status
 from ninja.security import SessionAuth
 
 from backstop.accounts import messages
+from backstop.accounts.details import ChangeRejected, changed_text, confirm_detail_change, kept_text, pending_change
 from backstop.accounts.models import Account
 from backstop.accounts.progress import setup_progress
 from backstop.accounts.recovery import ask_for_sign_in_code
@@ -88,11 +89,23 @@ class SetupOut(Schema):
     can_retry: bool
 
 
+class KeptOut(Schema):
+    field: str
+    kept: str
+    typed: str
+
+
 class SignupOut(Schema):
     account: AccountOut
     setup: SetupOut
     message: str
     resumed: bool
+    # A same-password signup with other details: what was kept until confirmed (POST /api/account/details).
+    kept: list[KeptOut] = []
+
+
+class DetailsIn(Schema):
+    code: str = ""
 
 
 class LoginOut(Schema):
@@ -130,10 +143,25 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, Any]]:
     _sign_in(request, result.account)
     resumed = result.outcome == "resumed"
     progress = setup_progress(result.account, action="resignup" if resumed else "signup")
+    kept = list(result.kept)
+    message = " ".join(part for part in (progress.message, kept_text(kept)) if part)
     return Status(200 if resumed else 201, {
-        "account": _account_out(result.account), "setup": progress.as_dict(), "message": progress.message,
-        "resumed": resumed,
+        "account": _account_out(result.account), "setup": progress.as_dict(), "message": message,
+        "resumed": resumed, "kept": [k.as_dict() for k in kept],
     })
+
+
+@router.post("/account/details", auth=signed_in, response={200: MessageOut, 400: ErrorOut, 401: ErrorOut})
+def confirm_details(request: HttpRequest, payload: DetailsIn) -> Status[dict[str, str]]:
+    """Confirm the details typed at a same-password signup (with the code sent to a new phone)."""
+    account = Account.objects.signed_in(request.user)
+    if pending_change(account) is None:
+        return Status(400, {"code": "nothing_to_confirm", "message": messages.DETAILS_NOTHING_PENDING.text})
+    try:
+        changed = confirm_detail_change(account=account, code=payload.code)
+    except ChangeRejected:
+        return Status(400, {"code": "code_rejected", "message": messages.DETAILS_CODE_REJECTED.text})
+    return Status(200, {"message": messages.DETAILS_APPLIED.text.format(changes=changed_text(changed))})
 
 
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})

@@ -11,6 +11,14 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from backstop.accounts import messages
+from backstop.accounts.details import (
+    ChangeRejected,
+    changed_text,
+    confirm_detail_change,
+    kept_details_of,
+    kept_text,
+    pending_change,
+)
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
@@ -53,7 +61,10 @@ def signup_page(request: HttpRequest) -> HttpResponse:
             note_rate_limited(context, error)
         else:
             action = "resignup" if result.outcome == "resumed" else "signup"
-            return _sign_in_and_go(request, result.account, action)
+            response = _sign_in_and_go(request, result.account, action)
+            if result.kept:  # what we kept on file, and how to switch to what they typed
+                request.session["last_notice"] += " " + kept_text(list(result.kept))
+            return response
     return form_page(request, "accounts/signup.html", context)
 
 
@@ -168,3 +179,25 @@ def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("app" if request.user.is_authenticated else "signup")
+
+
+@login_required
+def details_page(request: HttpRequest) -> HttpResponse:
+    """Confirm the details typed at a same-password signup (a new phone with the code sent to it)."""
+    account = Account.objects.signed_in(request.user)
+    form = VerifyForm(request.POST or None)
+    change = pending_change(account)
+    context: dict[str, Any] = {"form": form, "problem": "", "errors": {}, "notice": "", "change": change,
+                               "kept": kept_details_of(account, change) if change else []}
+    if change is None:
+        context["notice"] = messages.DETAILS_NOTHING_PENDING.text
+    elif request.method == "POST" and form.is_valid():
+        try:
+            changed = confirm_detail_change(account=account, code=form.cleaned_data["code"])
+        except ChangeRejected:
+            context.update(problem=messages.DETAILS_CODE_REJECTED.text,
+                           errors={"code": messages.DETAILS_CODE_REJECTED.happened})
+        else:
+            request.session["last_notice"] = messages.DETAILS_APPLIED.text.format(changes=changed_text(changed))
+            return redirect("app" if account.state == AccountState.ACTIVE else "setup")
+    return form_page(request, "accounts/details.html", context)

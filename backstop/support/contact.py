@@ -205,6 +205,12 @@ def unanswered_contacts(grace_seconds: float) -> list[tuple[int, str]]:
                 .order_by("created_at").values_list("pk", "our_reference")[:200])
 
 
+def _case(contact: Contact) -> int:
+    """The case the workflow joined the contact to (every step after the join has one)."""
+    assert contact.case_id is not None, "the contact was not joined to a case yet"
+    return contact.case_id
+
+
 def _join_contact(*, contact: Contact, account: Account | None) -> Signal:
     with transaction.atomic():
         signal = _join(
@@ -278,7 +284,7 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
             join_setup_delay(step=step, account=account)
         return Finding.SETUP_WAITING, facts
     started = timezone.now()
-    run_action(case_id=contact.case_id, staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
+    run_action(case_id=_case(contact), staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
                params={"why": "the customer wrote in"})
     outcome = _wait_for_setup(account, [s.name for s in steps], since=started)
     if outcome == "done":
@@ -299,7 +305,7 @@ def _send_code_instead(
     """Our emails can't reach them right now: an SMS code signs them in and confirms the address."""
     for step in steps:
         join_setup_delay(step=step, account=account)
-    run_action(case_id=contact.case_id, staff=None, action="send_code_sms", key=f"contact:{contact.our_reference}:code",
+    run_action(case_id=_case(contact), staff=None, action="send_code_sms", key=f"contact:{contact.our_reference}:code",
                params={"why": "the customer wrote in while our email provider is down"})
     return Finding.EMAIL_UNDELIVERED, {"error": error or "our email provider is not answering"}
 
@@ -320,7 +326,7 @@ def _wait_for_setup(account: Account, step_names: list[str], *, since: dt.dateti
 
 def _fix_payment(*, contact: Contact, money: payments.PaidWithoutAccess) -> tuple[str, dict[str, Any]]:
     facts = {"amount": money.amount_text, "paid_on": f"{money.paid_at:%-d %b %Y}"}
-    action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+    action = run_action(case_id=_case(contact), staff=None, action="fulfil_from_charge",
                         key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": money.payment_id})
     if action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
         return Finding.PAYMENT_FULFILLED, facts
@@ -347,7 +353,7 @@ def _settle_purchase(*, contact: Contact, attempt: PurchaseAttempt) -> tuple[str
              "minutes": settings.IN_DOUBT_REPLY_MINUTES}
     action = None
     if attempt.charge_calls or attempt.payment_id:
-        action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+        action = run_action(case_id=_case(contact), staff=None, action="fulfil_from_charge",
                             key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": attempt.reference})
     attempt.refresh_from_db()
     if action is not None and action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
@@ -412,7 +418,7 @@ def _acknowledge(
         if not needs_human:
             clear_signals(signal_ids=[signal.pk], how=f"answered automatically: {Finding(finding).label}")
         else:
-            refresh_case(case_id=contact.case_id)
+            refresh_case(case_id=_case(contact))
         if ack is not None:
             notify.send_soon(ack)
     contact.refresh_from_db()

@@ -160,7 +160,7 @@ def render_state_matrix() -> str:
             # matrix.cell takes (state, action) whichever way the table is laid out.
             cells = [_cell(matrix.cell(column, line) if matrix.states_across else matrix.cell(line, column))
                      for column, _ in across]
-            out.append("| " + " | ".join([_cell(line_label)] + cells) + " |\n")
+            out.append("| " + " | ".join([_cell(line_label), *cells]) + " |\n")
     return "".join(out)
 
 

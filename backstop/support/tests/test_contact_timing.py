@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from backstop.lib.tests.timing import compare_interleaved
 from backstop.support import messages
@@ -59,9 +58,13 @@ def test_it_answers_a_contact_in_the_same_time_and_words_whatever_the_address(
                                                 (answer.json()["reference"],)), timeout=30, interval=0.02)
 
     for known in ("hanging@example.com", "stuck@example.com"):
-        comparison = compare_interleaved(
-            lambda i, known=known: _contact(stranger, known),
-            lambda i, known=known: _contact(stranger, f"nobody-{known[:5]}-{i}@example.com"), settle=answered)
+        def to_known(i: int, known: str = known) -> httpx.Response:
+            return _contact(stranger, known)
+
+        def to_nobody(i: int, known: str = known) -> httpx.Response:
+            return _contact(stranger, f"nobody-{known[:5]}-{i}@example.com")
+
+        comparison = compare_interleaved(to_known, to_nobody, settle=answered)
         assert comparison.agree, f"{known} against unknown addresses: {comparison.describe()}"
         for with_account, without in comparison.answers:
             assert _public_shape(with_account) == _public_shape(without) == (

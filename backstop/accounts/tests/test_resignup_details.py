@@ -73,3 +73,34 @@ def test_it_tells_what_it_kept_and_takes_a_new_phone_only_with_the_code_sent_to_
     assert messages.DETAILS_APPLIED.doing in confirmed.json()["message"]
     first.close()
     again.close()
+
+
+def _token(page: httpx.Response) -> str:
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token is not None, page.text
+    return token.group(1)
+
+
+def test_it_asks_on_the_pages_before_changing_the_details(server_factory: Any, server_database: Database) -> None:
+    server = server_factory(BACKSTOP_FAULTS="workspace=error", BACKSTOP_SMS="mailbox").start()
+    assert httpx.post(f"{server.url}/api/signup", json=FIRST, timeout=60).status_code == 201
+    browser = httpx.Client(base_url=server.url, timeout=60, follow_redirects=True)
+
+    setup = browser.post("/signup", data={**CORRECTED, "csrfmiddlewaretoken": _token(browser.get("/signup"))})
+
+    text = setup.text.replace("&#x27;", "'")
+    assert setup.status_code == 200 and "We haven't changed the details on your account yet" in text
+    assert "/account/details" in text
+    assert _details(server_database) == ("Ann Le", "Acm", "+14155550100")
+    page = browser.get("/account/details")
+    assert "+14155550100 → +14155550199" in page.text and 'name="code"' in page.text
+    sms = wait_for(lambda: _sms_to(server_database, "+14155550199"), timeout=30, message="no code to the new phone")
+    code = re.search(r"\b(\d{6})\b", sms[0])
+    assert code is not None
+
+    done = browser.post("/account/details", data={"code": code.group(1), "csrfmiddlewaretoken": _token(page)})
+
+    assert done.status_code == 200 and "Your details are updated" in done.text.replace("&#x27;", "'")
+    assert _details(server_database) == ("Ann Lee", "Acme", "+14155550199")
+    assert "There are no new details waiting" in browser.get("/account/details").text
+    browser.close()

@@ -6,10 +6,11 @@ Two medians agree when they are within 10% of each other, or within an absolute 
 milliseconds 10% is below what a shared machine's scheduler jitters by, and 5 ms is far below what a look-up that
 depends on the address costs (the differences the issue reported were 19 ms and more).
 
-On a loaded machine (the test suite beside other work, load far above the cores) one round's medians can differ by
-more than that from noise alone, so ``compare`` measures up to three rounds of 40 pairs and the answers agree when one
-round's medians do: a cost that depends on the address is there in every round (before the look-ups moved to
-workflows every round failed, by 20% to 50x), noise is not.
+The first quartiles (the fastest quarter of each side) must agree as well: they are what the machine's load disturbs
+least, so a cost that depends on the address shows there even when noise hides it in the medians. On a loaded
+machine (the test suite beside other work, load far above the cores) one round can still differ from noise alone, so
+``compare`` measures up to three rounds of 40 pairs and the answers agree when one round does: a cost that depends on
+the address is there in every round, noise is not.
 """
 
 from __future__ import annotations
@@ -38,15 +39,30 @@ class Comparison:
         return statistics.median(self.first), statistics.median(self.second)
 
     @property
+    def fast_quartiles(self) -> tuple[float, float]:
+        return _quartile(self.first), _quartile(self.second)
+
+    @property
     def agree(self) -> bool:
-        a, b = self.medians
-        return abs(a - b) <= max(RELATIVE_TOLERANCE * max(a, b), ABSOLUTE_FLOOR_SECONDS)
+        # The medians, as the issue asks; and the fastest quarter of each, the requests the machine's load disturbed
+        # least, where a cost that depends on the address shows most plainly (what a patient attacker would read).
+        return all(_close(a, b) for a, b in (self.medians, self.fast_quartiles))
 
     def describe(self) -> str:
         a, b = self.medians
-        return (f"medians {a * 1000:.1f} ms vs {b * 1000:.1f} ms (allowed: 10% or 5 ms); "
+        qa, qb = self.fast_quartiles
+        return (f"medians {a * 1000:.1f} ms vs {b * 1000:.1f} ms, first quartiles {qa * 1000:.1f} ms vs "
+                f"{qb * 1000:.1f} ms (allowed: 10% or 5 ms); "
                 f"first {sorted(round(x * 1000) for x in self.first)}; "
                 f"second {sorted(round(x * 1000) for x in self.second)}")
+
+
+def _quartile(times: list[float]) -> float:
+    return statistics.quantiles(times, n=4)[0]
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= max(RELATIVE_TOLERANCE * max(a, b), ABSOLUTE_FLOOR_SECONDS)
 
 
 def compare_interleaved(first: Callable[[int], Any], second: Callable[[int], Any], *, pairs: int = PAIRS,

@@ -28,14 +28,19 @@ def test_it_answers_a_code_request_in_the_same_time_and_words_whatever_the_addre
     assert answer.status_code == 201, answer.text
     http.cookies.clear()  # from here on, a stranger
     _recover(http, "warm-up@example.com")
+    # One address without an account, asked as often as the one with: both then update their counters (a first ask
+    # inserts one), so the two differ only in whether the address has an account.
 
-    def sent(answer: httpx.Response) -> None:  # each request's workflow has done its work before the next request
+    def sent(answer: httpx.Response) -> None:
+        # Each request's workflow, and the deliveries of the code it made, are over before the next request.
         wait_for(lambda: server_database.scalar(
-            "SELECT COUNT(*) FROM runtime_guardedintent WHERE operation = 'sign_in_code' AND state != 'done'") == 0,
+            "SELECT COUNT(*) FROM runtime_guardedintent WHERE operation = 'sign_in_code' AND state != 'done'") == 0
+            and server_database.scalar(
+                "SELECT COUNT(*) FROM notify_message WHERE status NOT IN ('sent', 'failed')") == 0,
             timeout=30, interval=0.02)
 
     agree, described, rounds = compare(lambda i: _recover(http, "ann@example.com"),
-                                       lambda i: _recover(http, f"nobody-{i}@example.com"), settle=sent)
+                                       lambda i: _recover(http, "nobody@example.com"), settle=sent)
 
     assert agree, described
     for known, unknown in (pair for comparison in rounds for pair in comparison.answers):

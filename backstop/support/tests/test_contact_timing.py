@@ -57,8 +57,11 @@ def test_it_answers_a_contact_in_the_same_time_and_words_whatever_the_address(
     _contact(stranger, "warm-up@example.com")  # the first request of a process loads code: not part of the measure
 
     def answered(answer: httpx.Response) -> None:
+        # Its workflow, and the delivery of what it sent, are over before the next request.
         wait_for(lambda: server_database.scalar("SELECT finding FROM support_contact WHERE our_reference = ?",
-                                                (answer.json()["reference"],)), timeout=30, interval=0.02)
+                                                (answer.json()["reference"],))
+                 and server_database.scalar("SELECT COUNT(*) FROM notify_message WHERE kind = 'support_ack' AND "
+                                            "status NOT IN ('sent', 'failed')") == 0, timeout=30, interval=0.02)
 
     for known in ("hanging@example.com", "stuck@example.com"):
         def to_known(i: int, known: str = known) -> httpx.Response:

@@ -8,7 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
 IMPORT_CONTRACTS ?= enforce
 CONTRACTS_FAIL := $(if $(filter report,$(IMPORT_CONTRACTS)),-,)
 
-.PHONY: install demo test lint app-graph test-sqlite test-postgres browser bench clean
+.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: install
 	$(BIN)/mypy backstop bench docs conftest.py
 	$(CONTRACTS_FAIL)$(BIN)/lint-imports
 	$(CONTRACTS_FAIL)$(BIN)/python docs/app_graph.py --check
+
+# docs/state_matrix.md, rendered again from the message catalogues (a test fails while it differs).
+state-matrix: install
+	DJANGO_SETTINGS_MODULE=backstop.settings $(BIN)/python -m backstop.support.state_matrix --write
 
 # The app dependency graph in docs/architecture.md, drawn again from the code's imports.
 app-graph: install

@@ -19,6 +19,7 @@ urlpatterns = [
     path("app", accounts.app_page, name="app"),
     path("recover", accounts.recover_page, name="recover"),
     path("verify", accounts.verify_page, name="verify"),
+    path("account/details", accounts.details_page, name="account-details"),
     path("verify/send-code", accounts.send_code_page, name="send-code"),
     path("verify/email/<str:token>", accounts.verify_email_link, name="verify-email"),
     path("checkout", billing.checkout_page, name="checkout"),

@@ -10,9 +10,11 @@ from ninja import Router, Schema, Status
 from ninja.security import SessionAuth
 
 from backstop.accounts import messages
+from backstop.accounts.details import ChangeRejected, changed_text, confirm_detail_change, kept_text, pending_change
 from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.models import Account
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
     AccountDisabled,
@@ -20,7 +22,6 @@ from backstop.accounts.signin import (
     InvalidCredentials,
     authenticate_account,
     redeem_sign_in_code,
-    send_sign_in_code,
 )
 from backstop.accounts.signup import EmailTaken, signup_account
 from backstop.lib.http import client_ip
@@ -90,11 +91,23 @@ class SetupOut(Schema):
     welcome_email_unsent: bool
 
 
+class KeptOut(Schema):
+    field: str
+    kept: str
+    typed: str
+
+
 class SignupOut(Schema):
     account: AccountOut
     setup: SetupOut
     message: str
     resumed: bool
+    # A same-password signup with other details: what was kept until confirmed (POST /api/account/details).
+    kept: list[KeptOut] = []
+
+
+class DetailsIn(Schema):
+    code: str = ""
 
 
 class LoginOut(Schema):
@@ -137,10 +150,25 @@ def signup(request: HttpRequest, response: HttpResponse, payload: SignupIn) -> S
     _sign_in(request, response, result.account)
     resumed = result.outcome == "resumed"
     progress = setup_progress(result.account, action="resignup" if resumed else "signup")
+    kept = list(result.kept)
+    message = " ".join(part for part in (progress.message, kept_text(kept)) if part)
     return Status(200 if resumed else 201, {
-        "account": _account_out(result.account), "setup": progress.as_dict(), "message": progress.message,
-        "resumed": resumed,
+        "account": _account_out(result.account), "setup": progress.as_dict(), "message": message,
+        "resumed": resumed, "kept": [k.as_dict() for k in kept],
     })
+
+
+@router.post("/account/details", auth=signed_in, response={200: MessageOut, 400: ErrorOut, 401: ErrorOut})
+def confirm_details(request: HttpRequest, payload: DetailsIn) -> Status[dict[str, str]]:
+    """Confirm the details typed at a same-password signup (with the code sent to a new phone)."""
+    account = Account.objects.signed_in(request.user)
+    if pending_change(account) is None:
+        return Status(400, {"code": "nothing_to_confirm", "message": messages.DETAILS_NOTHING_PENDING.text})
+    try:
+        changed = confirm_detail_change(account=account, code=payload.code)
+    except ChangeRejected:
+        return Status(400, {"code": "code_rejected", "message": messages.DETAILS_CODE_REJECTED.text})
+    return Status(200, {"message": messages.DETAILS_APPLIED.text.format(changes=changed_text(changed))})
 
 
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 400: ErrorOut})
@@ -175,7 +203,7 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
 def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
-    send_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
+    ask_for_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 

@@ -12,6 +12,7 @@ class AccountsConfig(AppConfig):
         from backstop.runtime import registry
 
         registry.register_workflows("backstop.accounts.workflows")
+        registry.register_workflows("backstop.accounts.recovery")  # a code asked for by address, after the answer
         registry.register_queue(dispatcher.SETUP_QUEUE, concurrency=lambda: settings.SETUP_CONCURRENCY,
                                 poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
         registry.register_queue(dispatcher.SETUP_BATCH_QUEUE, concurrency=lambda: dispatcher.SETUP_BATCHES_AT_ONCE,

@@ -201,3 +201,23 @@ FIELD_ERRORS = {
     "phone_not_mobile": "That looks like a landline or service number, and sign-in codes come by SMS. Please give a "
                         "mobile number.",
 }
+
+# A same-password signup whose details differ from the account's (accounts.details).
+DETAIL_LABELS = {"name": "name", "company": "company", "phone": "phone"}
+DETAIL_KEPT = "{label} {kept} (you typed {typed})"
+DETAILS_KEPT = "We haven't changed the details on your account yet and kept: {changes}. {how}"
+DETAILS_HOW = "To use the ones you typed, confirm them at {url}."
+DETAILS_HOW_PHONE = (
+    "To use the ones you typed, enter the code we've just sent by SMS to {phone} at {url}; until then sign-in codes "
+    "keep going to the phone on file and to your email."
+)
+DETAIL_CHANGED = "{label} {old} → {new}"
+DETAILS_APPLIED = Notice("Your details are updated: {changes}.", "We've emailed the address on file about it.", "")
+DETAILS_NOTHING_PENDING = Notice(
+    "There are no new details waiting for your confirmation (they wait for one hour).", "",
+    "To change them, sign up again with your password and the new details, or write to us from the contact page.",
+)
+DETAILS_CODE_REJECTED = Notice(
+    "That code didn't work: it may be mistyped or older than an hour, or five wrong tries may have used it up.", "",
+    "Check it and try again, or sign up again with your password and the new details for a new code.",
+)

@@ -197,3 +197,22 @@ class EmailKeyCollision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table} {self.row_id} ({self.email}): {self.what_was_done}"
+
+
+class DetailsChange(models.Model):
+    """Details typed at a same-password signup that differ from the account's: kept aside until the owner confirms
+    them. A new phone is applied only with the code sent to it, so codes never start going to a mistyped number."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="details_changes")
+    name = models.CharField(max_length=150)
+    company = models.CharField(max_length=150)
+    phone = models.CharField(max_length=32)
+    # The keyed hash of the code sent by SMS to ``phone`` (empty when the phone is unchanged).
+    code_hash = models.CharField(max_length=64, blank=True, default="")
+    tries = models.IntegerField(default=0)
+    expires_at = models.DateTimeField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"details change for {self.account_id}"

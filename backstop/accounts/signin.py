@@ -114,19 +114,29 @@ def _hash_code(account_id: int, code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def send_sign_in_code(*, email: str, ip: str, device: str = "") -> None:
-    """Send a one-time code by SMS and email. Says nothing about whether the address exists.
-
-    Every request counts (each sends messages); a known device of the account is not held to the account's budget,
-    which strangers may have spent.
-    """
-    key = email_key(email)
-    account = Account.objects.by_email_key(key) if key else None
+def count_code_request(*, email_key: str, ip: str, device: str = "") -> None:
+    """Count one request for a code (each sends messages), before anything is sent: per address always; per account
+    (staff under their own budget) unless it comes from a known device of the account, which strangers' requests
+    cannot have spent. RateLimited past a limit."""
+    account = Account.objects.by_email_key(email_key) if email_key else None
     check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=None)
     if _known_device(device, account) is None:
         staff = account is not None and account.is_staff
         check_rate_limit(action="staff-recover" if staff else "recover",
-                         limit=STAFF_RECOVER_LIMIT if staff else RECOVER_LIMIT, ip="", email_key=key)
+                         limit=STAFF_RECOVER_LIMIT if staff else RECOVER_LIMIT, ip="", email_key=email_key)
+
+
+def send_sign_in_code(*, email: str, ip: str, device: str = "") -> None:
+    """Send a one-time code by SMS and email, now: for the signed-in owner and staff. A code asked for by a typed
+    address goes through ``accounts.recovery.ask_for_sign_in_code``, whose timing says nothing about the address."""
+    key = email_key(email)
+    count_code_request(email_key=key, ip=ip, device=device)
+    send_code_to_owner(email_key=key)
+
+
+def send_code_to_owner(*, email_key: str) -> None:
+    """The code, to the account's phone and email, when the address has a usable account."""
+    account = Account.objects.by_email_key(email_key) if email_key else None
     if account is None or account.state == AccountState.DISABLED:
         return
     code = f"{secrets.randbelow(10**6):06d}"

@@ -11,6 +11,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backstop.accounts.details import KeptDetail, hold_detail_changes
 from backstop.accounts.dispatcher import wake_setup_dispatcher
 from backstop.accounts.models import Account, AccountState, SetupStep, StepName
 from backstop.accounts.setup import _welcome_key, retry_setup
@@ -33,6 +34,8 @@ class EmailTaken(Exception):
 class SignupResult:
     account: Account
     outcome: Literal["created", "resumed"]
+    # A resumed signup whose typed details differ from the account's: what was kept until the owner confirms.
+    kept: tuple[KeptDetail, ...] = ()
 
 
 def signup_account(
@@ -43,12 +46,12 @@ def signup_account(
     check_rate_limit(action="signup", limit=SIGNUP_LIMIT, ip=ip, email_key=data.email_key)
     existing = Account.objects.by_email_key(data.email_key)
     if existing is not None:
-        return _signup_again(existing, data.password)
+        return _signup_again(existing, data)
     hashed = make_password(data.password)
     try:
         account = _create_account(data, hashed)
     except IntegrityError:  # a simultaneous signup for the same address won the unique constraint
-        return _signup_again(Account.objects.get(email_key=data.email_key), data.password)
+        return _signup_again(Account.objects.get(email_key=data.email_key), data)
     return SignupResult(account=account, outcome="created")
 
 
@@ -69,13 +72,14 @@ def _create_account(data: SignupData, hashed_password: str) -> Account:
     return account
 
 
-def _signup_again(account: Account, password: str) -> SignupResult:
-    same_password = check_password(password, account.password)
+def _signup_again(account: Account, data: SignupData) -> SignupResult:
+    same_password = check_password(data.password, account.password)
     if same_password and account.state in (AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION):
         record_event(account, "signed_up_again", "Signed up again with the same password; setup retried.")
+        kept = hold_detail_changes(account=account, data=data)
         retry_setup(account=account)
         account.refresh_from_db()
-        return SignupResult(account=account, outcome="resumed")
+        return SignupResult(account=account, outcome="resumed", kept=tuple(kept))
     if not same_password:
         _tell_owner_about_signup_attempt(account)
     raise EmailTaken

@@ -11,10 +11,19 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from backstop.accounts import messages
+from backstop.accounts.details import (
+    ChangeRejected,
+    changed_text,
+    confirm_detail_change,
+    kept_details_of,
+    kept_text,
+    pending_change,
+)
 from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import setup_progress
+from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
     AccountDisabled,
@@ -59,7 +68,10 @@ def signup_page(request: HttpRequest) -> HttpResponse:
             note_rate_limited(context, error)
         else:
             action = "resignup" if result.outcome == "resumed" else "signup"
-            return _sign_in_and_go(request, result.account, action)
+            response = _sign_in_and_go(request, result.account, action)
+            if result.kept:  # what we kept on file, and how to switch to what they typed
+                request.session["last_notice"] += " " + kept_text(list(result.kept))
+            return response
     return form_page(request, "accounts/signup.html", context)
 
 
@@ -122,12 +134,15 @@ def recover_page(request: HttpRequest) -> HttpResponse:
                        problem=site_messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
         try:
-            send_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request), device=_device(request))
+            email = ask_for_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request),
+                                         device=_device(request))
+        except InvalidInput as error:  # not an address: said against the field, never "code sent"
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             note_rate_limited(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
-            return redirect(f"{reverse('verify')}?{urlencode({'email': form.cleaned_data['email']})}")
+            return redirect(f"{reverse('verify')}?{urlencode({'email': email})}")
     return form_page(request, "accounts/recover.html", context)
 
 
@@ -172,3 +187,25 @@ def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("app" if request.user.is_authenticated else "signup")
+
+
+@login_required
+def details_page(request: HttpRequest) -> HttpResponse:
+    """Confirm the details typed at a same-password signup (a new phone with the code sent to it)."""
+    account = Account.objects.signed_in(request.user)
+    form = VerifyForm(request.POST or None)
+    change = pending_change(account)
+    context: dict[str, Any] = {"form": form, "problem": "", "errors": {}, "notice": "", "change": change,
+                               "kept": kept_details_of(account, change) if change else []}
+    if change is None:
+        context["notice"] = messages.DETAILS_NOTHING_PENDING.text
+    elif request.method == "POST" and form.is_valid():
+        try:
+            changed = confirm_detail_change(account=account, code=form.cleaned_data["code"])
+        except ChangeRejected:
+            context.update(problem=messages.DETAILS_CODE_REJECTED.text,
+                           errors={"code": messages.DETAILS_CODE_REJECTED.happened})
+        else:
+            request.session["last_notice"] = messages.DETAILS_APPLIED.text.format(changes=changed_text(changed))
+            return redirect("app" if account.state == AccountState.ACTIVE else "setup")
+    return form_page(request, "accounts/details.html", context)

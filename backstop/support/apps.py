@@ -29,6 +29,10 @@ class SupportConfig(AppConfig):
         hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
         # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
         progress.on_setup_promise(record_setup_promise)
+        # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
+        registry.register_workflows("backstop.support.workflows")
+        registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,
+                                poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
         registry.register_periodic("support-cycle", _run_support_cycle,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         # Incidents follow the provider: the cycle runs as soon as a provider recovers (accounts has just retried the

@@ -65,6 +65,8 @@ def _record(*, case_id: int, kind: str, made_in: str, detail: dict[str, Any], du
 
 def record_contact_promises(*, contact: Contact, finding: str, facts: dict[str, Any]) -> None:
     """The answer to ``contact`` promised what its finding says: each promise becomes a commitment on the case."""
+    if contact.case_id is None:  # not joined to a case (the contact's workflow joins it before answering)
+        return
     now = timezone.now()
     detail: dict[str, Any] = {"account_id": contact.account_id, "contact": contact.our_reference}
     paid = Signal.objects.filter(case_id=contact.case_id, kind=SignalKind.PAID_WITHOUT_ACCESS,

@@ -4,6 +4,7 @@ can), and a truthful answer."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,16 +22,25 @@ from backstop.billing.outcome import money as money_text
 from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
 from backstop.notify import services as notify
-from backstop.ratelimits.services import Limit, check_rate_limit
+from backstop.ratelimits.models import Counter
+from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
 from backstop.support import commitments, messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
-from backstop.support.models import ActionOutcome, Contact, Finding, Signal, SignalKind
+from backstop.support.models import ActionOutcome, Contact, Finding, Signal, SignalKind, StrangerNotice
 
-CONTACT_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
+# Strangers (anyone not signed in as the address's owner) are counted by where they write from, never by the address
+# they write about: a per-address count that strangers fill would lock its owner out (docs/decisions.md, "Contact rate
+# limits"). The signed-in owner is counted on their own account only.
+STRANGER_CONTACT_LIMIT = Limit(per_ip=20, per_email=0, window_seconds=3600)
+OWNER_CONTACTS_PER_HOUR = 20
+# A stranger's contacts email the address at most this often; the rest reach a person on the case.
+STRANGER_NOTICE_EVERY = dt.timedelta(hours=24)
 MAX_CONTACT_LENGTH = 5000
 MAX_REFERENCE_LENGTH = 100
 EXCERPT_LENGTH = 160
+# How often a signed-in owner's request looks whether the workflow has answered.
+ANSWER_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,10 +50,15 @@ class ContactResult:
     private_reply: str
 
     def reply_for(self, viewer: Any) -> str:
-        """The full answer only to the signed-in owner of the address; anyone else sees the public one."""
-        signed_in = getattr(viewer, "is_authenticated", False)
-        owner = signed_in and getattr(viewer, "email_key", None) == self.contact.customer_key
-        return self.private_reply if owner else self.public_reply
+        """The full answer only to the signed-in owner of the address; anyone else sees the public one, which is
+        the same sentence whatever the address (it is written before anything is looked up)."""
+        if not _is_owner(viewer, self.contact.customer_key):
+            return self.public_reply
+        return self.private_reply or messages.CONTACT_OWNER_PENDING.format(reference=self.contact.our_reference)
+
+
+def _is_owner(viewer: Any, customer_key: str) -> bool:
+    return bool(getattr(viewer, "is_authenticated", False)) and getattr(viewer, "email_key", None) == customer_key
 
 
 def _clean_contact(email: str, text: str, reference: str) -> tuple[str, str, str]:
@@ -78,9 +93,12 @@ def new_contact_reference() -> str:
 
 
 def receive_contact(
-    *, email: str, text: str, reference: str = "", ip: str, submission_key: str = ""
+    *, email: str, text: str, reference: str = "", ip: str, submission_key: str = "", requester: Any = None
 ) -> ContactResult:
-    """A customer wrote in: record it, look them up, fix what automation can fix now, and answer truthfully.
+    """A customer wrote in: validate, count it, write it down and start its workflow (``answer_contact``), which looks
+    them up, fixes what automation can and emails the answer. Nothing here depends on whether the address has an
+    account, so the answer takes as long for any address and says the same (only ``requester``, the signed-in owner
+    of the address, waits for the full answer: ``wait_for_answer``).
 
     ``submission_key`` (the id the page gave its form) makes a form sent again, its answer lost in an outage, the
     same contact: answered as the first time, recorded and acted on once.
@@ -90,42 +108,135 @@ def receive_contact(
     if submission_key and (earlier := Contact.objects.filter(submission_key=submission_key).first()):
         return _answered_again(earlier)
     key = email_key(email)
-    check_rate_limit(action="contact", limit=CONTACT_LIMIT, ip=ip, email_key=key)
-    account = Account.objects.by_email_key(key)
-    our_reference = new_contact_reference()
+    from_owner = _is_owner(requester, key)
+    _check_contact_budget(requester=requester if from_owner else None, ip=ip)
     try:
-        signal, contact = _record_contact(email=email, key=key, account=account, text=text, reference=reference,
-                                          our_reference=our_reference, submission_key=submission_key)
+        contact = _record_contact(email=email, key=key, text=text, reference=reference, from_owner=from_owner,
+                                  our_reference=new_contact_reference(), submission_key=submission_key)
     except IntegrityError:  # the same form, sent twice at once: the other request recorded it
         if not submission_key:
             raise
         return _answered_again(Contact.objects.get(submission_key=submission_key))
-    finding, facts = _diagnose_and_fix(contact=contact, account=account, reference=reference)
-    return _acknowledge(contact=contact, signal=signal, account=account, finding=finding, facts=facts)
+    return ContactResult(contact=contact, public_reply=contact.public_reply, private_reply="")
+
+
+def _check_contact_budget(*, requester: Any, ip: str) -> None:
+    """The signed-in owner spends their account's budget; anyone else the budget of where they write from."""
+    if requester is None:
+        check_rate_limit(action="contact", limit=STRANGER_CONTACT_LIMIT, ip=ip, email_key=None)
+        return
+    scale = settings.RATE_LIMIT_SCALE
+    if scale == 0:
+        return
+    wait = Counter.objects.hit(f"contact:account:{requester.pk}", limit=math.ceil(OWNER_CONTACTS_PER_HOUR * scale),
+                               window_seconds=3600)
+    if wait > 0:
+        raise RateLimited(wait)
+
+
+def wait_for_answer(result: ContactResult, *, seconds: float) -> ContactResult:
+    """For the signed-in owner only: the workflow's answer once it has one (or as it stands after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    contact = result.contact
+    while contact.answered_at is None and time.monotonic() < deadline:
+        time.sleep(ANSWER_POLL_SECONDS)
+        contact = Contact.objects.get(pk=contact.pk)
+    return ContactResult(contact=contact, public_reply=result.public_reply, private_reply=contact.private_reply)
+
+
+def owner_wait_seconds() -> float:
+    """How long the signed-in owner's page waits for the answer: the look-up's own wait for a retried setup, and a
+    little for the workflow to start and write it."""
+    return float(settings.SUPPORT_CONTACT_WAIT_SECONDS) + 3.0
 
 
 def _answered_again(contact: Contact) -> ContactResult:
-    """A contact already recorded, answered as it was the first time (or, while that first request is still
-    looking into it, with the sentence that does not depend on what it finds)."""
+    """A contact already recorded, answered as it was the first time (the owner's full answer once the workflow has
+    written it)."""
     public = contact.public_reply or messages.CONTACT_PUBLIC.format(reference=contact.our_reference)
-    return ContactResult(contact=contact, public_reply=public, private_reply=contact.private_reply or public)
+    return ContactResult(contact=contact, public_reply=public, private_reply=contact.private_reply)
 
 
 def _record_contact(
-    *, email: str, key: str, account: Account | None, text: str, reference: str, our_reference: str,
-    submission_key: str,
-) -> tuple[Signal, Contact]:
+    *, email: str, key: str, text: str, reference: str, from_owner: bool, our_reference: str, submission_key: str,
+) -> Contact:
+    """The intent: one row, whatever the address; its workflow starts when it commits."""
+    from backstop.support.workflows import contact_answer  # the workflow module imports this one
+
+    with transaction.atomic():
+        contact = Contact.objects.create(
+            email=email, customer_key=key, text=text, reference=reference, our_reference=our_reference,
+            finding="", public_reply=messages.CONTACT_PUBLIC.format(reference=our_reference), private_reply="",
+            submission_key=submission_key, from_owner=from_owner,
+        )
+        contact_answer.start_after_commit(contact.pk, our_reference)
+    return contact
+
+
+def answer_contact(*, contact_id: int) -> None:
+    """The contact's workflow: join it to the customer's case, look them up, fix what automation can fix now, and
+    answer truthfully (by email; the signed-in owner's page shows it too). Safe to run again: it acts once."""
+    contact = Contact.objects.get(pk=contact_id)
+    if contact.answered_at is not None:
+        return
+    account = Account.objects.by_email_key(contact.customer_key)
+    signal = _join_contact(contact=contact, account=account)
+    contact.case_id, contact.account = signal.case_id, account
+    finding, facts = _diagnose_and_fix(contact=contact, account=account, reference=contact.reference)
+    _acknowledge(contact=contact, signal=signal, account=account, finding=finding, facts=facts)
+
+
+def give_up_on_contact(*, contact_id: int) -> None:
+    """Automation could not look into it: the contact reaches a person on the customer's case, as it was written."""
+    contact = Contact.objects.get(pk=contact_id)
+    if contact.answered_at is not None:
+        return
+    account = Account.objects.by_email_key(contact.customer_key)
+    signal = _join_contact(contact=contact, account=account)
+    Contact.objects.filter(pk=contact.pk, answered_at__isnull=True).update(
+        case_id=signal.case_id, account=account, needs_human=True, answered_at=timezone.now())
+    refresh_case(case_id=signal.case_id)
+
+
+def unanswered_contacts(grace_seconds: float) -> list[tuple[int, str]]:
+    """Contacts written down longer than the grace ago and not answered: the sweep starts any without a workflow."""
+    before = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    return list(Contact.objects.filter(answered_at__isnull=True, created_at__lt=before)
+                .order_by("created_at").values_list("pk", "our_reference")[:200])
+
+
+def _case(contact: Contact) -> int:
+    """The case the workflow joined the contact to (every step after the join has one)."""
+    assert contact.case_id is not None, "the contact was not joined to a case yet"
+    return contact.case_id
+
+
+def _join_contact(*, contact: Contact, account: Account | None) -> Signal:
     with transaction.atomic():
         signal = _join(
-            customer_key=key, email=account.email if account else email, account=account, kind=SignalKind.CONTACT,
-            cause="", harm=Harm.QUESTION, summary=messages.SIGNAL_CONTACT.format(excerpt=_excerpt(text)),
-            detail={"reference": reference, "our_reference": our_reference}, source=f"contact:{our_reference}",
+            customer_key=contact.customer_key, email=account.email if account else contact.email, account=account,
+            kind=SignalKind.CONTACT, cause="", harm=Harm.QUESTION,
+            summary=messages.SIGNAL_CONTACT.format(excerpt=_excerpt(contact.text)),
+            detail={"reference": contact.reference, "our_reference": contact.our_reference},
+            source=f"contact:{contact.our_reference}",
         )
-        contact = Contact.objects.create(
-            case_id=signal.case_id, email=email, customer_key=key, account=account, text=text, reference=reference,
-            our_reference=our_reference, finding="", public_reply="", private_reply="", submission_key=submission_key,
-        )
-    return signal, contact
+        Contact.objects.filter(pk=contact.pk).update(case_id=signal.case_id, account=account)
+    return signal
+
+
+def _claim_stranger_notice(customer_key: str) -> bool:
+    """True for the one contact a day whose answer a stranger may have emailed to the address (conditional UPDATE or
+    the first row: of two at once, one wins)."""
+    now = timezone.now()
+    if StrangerNotice.objects.filter(customer_key=customer_key, sent_at__lte=now - STRANGER_NOTICE_EVERY).update(
+            sent_at=now):
+        return True
+    try:
+        with transaction.atomic():
+            StrangerNotice.objects.create(customer_key=customer_key, sent_at=now)
+    except IntegrityError:  # one was sent within the day
+        return False
+    return True
 
 
 def _diagnose_and_fix(*, contact: Contact, account: Account | None, reference: str) -> tuple[str, dict[str, Any]]:
@@ -177,7 +288,7 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
         # Setup is simply still under way (they wrote seconds after signing up): nothing failed, so nothing to fix or
         # own up to. Their message is a question for a person, with what automation saw attached.
         return _setup_under_way(account=account, steps=steps, since=started)
-    run_action(case_id=contact.case_id, staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
+    run_action(case_id=_case(contact), staff=None, action="retry_setup", key=f"contact:{contact.our_reference}:retry",
                params={"why": "the customer wrote in"})
     outcome = _wait_for_setup(account, [s.name for s in steps], since=started)
     if outcome == "done":
@@ -212,7 +323,7 @@ def _send_code_instead(
     """Our emails can't reach them right now: an SMS code signs them in and confirms the address."""
     for step in steps:
         join_setup_delay(step=step, account=account)
-    run_action(case_id=contact.case_id, staff=None, action="send_code_sms", key=f"contact:{contact.our_reference}:code",
+    run_action(case_id=_case(contact), staff=None, action="send_code_sms", key=f"contact:{contact.our_reference}:code",
                params={"why": "the customer wrote in while our email provider is down"})
     return Finding.EMAIL_UNDELIVERED, {"error": error or "our email provider is not answering"}
 
@@ -233,7 +344,7 @@ def _wait_for_setup(account: Account, step_names: list[str], *, since: dt.dateti
 
 def _fix_payment(*, contact: Contact, money: payments.PaidWithoutAccess) -> tuple[str, dict[str, Any]]:
     facts = {"amount": money.amount_text, "paid_on": f"{money.paid_at:%-d %b %Y}"}
-    action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+    action = run_action(case_id=_case(contact), staff=None, action="fulfil_from_charge",
                         key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": money.payment_id})
     if action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
         return Finding.PAYMENT_FULFILLED, facts
@@ -260,7 +371,7 @@ def _settle_purchase(*, contact: Contact, attempt: PurchaseAttempt) -> tuple[str
              "minutes": settings.IN_DOUBT_REPLY_MINUTES}
     action = None
     if attempt.charge_calls or attempt.payment_id:
-        action = run_action(case_id=contact.case_id, staff=None, action="fulfil_from_charge",
+        action = run_action(case_id=_case(contact), staff=None, action="fulfil_from_charge",
                             key=f"contact:{contact.our_reference}:fulfil", params={"payment_id": attempt.reference})
     attempt.refresh_from_db()
     if action is not None and action.outcome in (ActionOutcome.DONE, ActionOutcome.ALREADY_DONE):
@@ -307,15 +418,19 @@ def _acknowledge(
     private = "\n\n".join([messages.CONTACT_GREETING.format(name=name), what_we_see,
                            messages.CONTACT_REFERENCE.format(reference=contact.our_reference),
                            messages.CONTACT_SIGNOFF])
-    needs_human = finding in NEEDS_HUMAN
     with transaction.atomic():
+        # The owner's own contacts are always answered by email; a stranger's about an address, once a day at most.
+        # One that is not emailed is left for a person, who reads them all on the one case: nobody is left untold.
+        emailed = contact.from_owner or _claim_stranger_notice(contact.customer_key)
+        needs_human = finding in NEEDS_HUMAN or not emailed
         ack = notify.create_email(
             account=account, kind="support_ack", key=f"support-ack:{contact.our_reference}",
             to=account.email if account else contact.email,
             context={"subject": messages.CONTACT_SUBJECT.format(reference=contact.our_reference), "text": private},
-        )
+        ) if emailed else None
         Contact.objects.filter(pk=contact.pk).update(
-            finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, acknowledgement=ack)
+            finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, acknowledgement=ack,
+            answered_at=timezone.now())
         summary = (messages.SIGNAL_CONTACT if needs_human else messages.SIGNAL_CONTACT_ANSWERED).format(
             excerpt=_excerpt(contact.text), finding=Finding(finding).label)
         # What automation saw goes with the case, so the person who reads it starts from there.
@@ -325,8 +440,9 @@ def _acknowledge(
         if not needs_human:
             clear_signals(signal_ids=[signal.pk], how=f"answered automatically: {Finding(finding).label}")
         else:
-            refresh_case(case_id=contact.case_id)
-        notify.send_soon(ack)
+            refresh_case(case_id=_case(contact))
+        if ack is not None:
+            notify.send_soon(ack)
     contact.refresh_from_db()
     return ContactResult(contact=contact, public_reply=public, private_reply=private)
 

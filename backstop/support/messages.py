@@ -196,9 +196,16 @@ NO_WORKFLOW_RUNNER_EVER = "yet"
 
 # --- What the customer hears when they write in -----------------------------------------------------
 
+# Shown to whoever typed the address before anything is looked up: the same words, and as fast, for any address.
 CONTACT_PUBLIC = (
-    "Thank you, we've got your message (reference {reference}). We've looked up what we know about this "
-    "address and emailed it, with what happens next, to the email address on file. You don't need to write again."
+    "Thank you, we've got your message (reference {reference}). We're looking up what we know about this address "
+    "now and will email what we find, with what happens next, to the email address on file (at most one such email "
+    "a day; a person reads every message). You don't need to write again."
+)
+# The signed-in owner, when the look-up takes longer than the page waits.
+CONTACT_OWNER_PENDING = (
+    "Thank you, we've got your message (reference {reference}). We're still looking into your account; we'll email "
+    "you what we find and what happens next in a few minutes. You don't need to write again."
 )
 CONTACT_GREETING = "Hello{name},"
 CONTACT_SIGNOFF = "The Backstop team"

@@ -195,9 +195,13 @@ class Finding(models.TextChoices):
 
 
 class Contact(models.Model):
-    """A message from a customer (contact page or API), with what we saw and what we told them."""
+    """A message from a customer (contact page or API), with what we saw and what we told them.
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="contacts")
+    The request only writes this row (the intent) and starts its workflow (``support.workflows``): the lookups,
+    the fixes and the acknowledgement run after the answer, so the answer's timing says nothing about the address.
+    Until the workflow has looked, ``case`` is empty and ``finding`` blank."""
+
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="contacts")
     email = models.CharField(max_length=254)
     customer_key = models.CharField(max_length=254, db_index=True)
     account = models.ForeignKey(
@@ -216,15 +220,32 @@ class Contact(models.Model):
                                         related_name="+")
     # The id the page gave the form: the same form sent again (its answer lost in an outage) is this contact.
     submission_key = models.CharField(max_length=80, blank=True, default="")
+    # Sent by the signed-in owner of the address: answered to them in full and counted on their account's budget,
+    # never on the budget strangers share for the address (docs/decisions.md, "Contact rate limits").
+    from_owner = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["created_at"], condition=Q(answered_at__isnull=True),
+                                name="support_contact_unanswered")]
         constraints = [models.UniqueConstraint(fields=["submission_key"], condition=~models.Q(submission_key=""),
                                                name="contact_submitted_once")]
 
     def __str__(self) -> str:
         return f"contact from {self.email}"
+
+
+class StrangerNotice(models.Model):
+    """When an address was last emailed about a contact nobody signed in as its owner sent: at most once a day, so
+    strangers writing about an address cannot fill its owner's inbox (docs/decisions.md, "Contact rate limits")."""
+
+    customer_key = models.CharField(max_length=254, unique=True)
+    sent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"stranger notice to {self.customer_key} at {self.sent_at:%Y-%m-%d %H:%M}"
 
 
 # --- Incidents ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from backstop.ratelimits.services import RateLimited
 from backstop.support import commitments, desk, messages
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
-from backstop.support.contact import receive_contact
+from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm
 from backstop.support.models import Case, Incident
 from backstop.support.replies import send_reply
@@ -63,7 +63,9 @@ def contact_page(request: HttpRequest) -> HttpResponse:
             result = receive_contact(
                 email=form.cleaned_data["email"], text=form.cleaned_data["message"],
                 reference=form.cleaned_data["reference"], ip=client_ip(request),
-                submission_key=form.cleaned_data["submission_key"])
+                submission_key=form.cleaned_data["submission_key"], requester=request.user)
+            if result.contact.from_owner:
+                result = wait_for_answer(result, seconds=owner_wait_seconds())
         except InvalidInput as error:
             context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:

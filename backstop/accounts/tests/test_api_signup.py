@@ -41,7 +41,8 @@ def test_it_creates_the_account_its_steps_and_one_welcome_email(engine_db: str) 
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"account", "setup", "message", "resumed"}
+    assert set(body) == {"account", "setup", "message", "resumed", "kept"}
+    assert body["kept"] == []
     assert set(body["account"]) == {"id", "email", "state"}
     assert body["account"]["email"] == "ann@example.com"
     assert body["account"]["state"] == AccountState.SETTING_UP

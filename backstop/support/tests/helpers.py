@@ -124,3 +124,19 @@ def steps_of(account: Account) -> dict[str, str]:
 def workspace_made_in_the_console(name: str = "Made by hand") -> str:
     """A workspace a person created in the provisioner's own console (the local fake's): its id, as they'd copy it."""
     return LocalProvisioner().provision(idempotency_key=f"console:{name}:{next(_numbers)}", name=name)
+
+
+def contacts_answered(timeout: float = 30) -> None:
+    """Wait until every contact's workflow has answered it (the request only writes the contact down); a test that
+    runs no workflow engine does the workflow's work itself."""
+    from backstop.runtime import engine
+    from backstop.support.contact import answer_contact
+    from backstop.support.models import Contact
+    from conftest import wait_for
+
+    if not engine.is_running():
+        for contact_id in Contact.objects.filter(answered_at__isnull=True).values_list("pk", flat=True):
+            answer_contact(contact_id=contact_id)
+        return
+    wait_for(lambda: not Contact.objects.filter(answered_at__isnull=True).exists(), timeout=timeout,
+             message="a contact was not answered by its workflow")

@@ -26,6 +26,7 @@ from backstop.support.models import (
     SupportAction,
 )
 from backstop.support.tests.helpers import (
+    contacts_answered,
     desk_client,
     new_account,
     staff_account,
@@ -174,6 +175,7 @@ def test_it_closes_a_case_once_and_says_when_automation_had_already_resolved_it(
 def test_it_merges_two_cases_of_one_person_into_one() -> None:
     stalled_account("bob@example.com")
     contact.receive_contact(email="bob.stone@gmail.example", text="It's Bob, from my own address", ip="10.0.0.2")
+    contacts_answered()
     work, private = Case.objects.get(email="bob@example.com"), Case.objects.get(email="bob.stone@gmail.example")
     client = desk_client(staff_account())
 
@@ -211,6 +213,7 @@ def test_it_sends_a_reply_once_answers_the_customer_and_keeps_it_as_a_saved_repl
     staff = staff_account()
     client = desk_client(staff)
     contact.receive_contact(email="bob@example.com", text="Where is my workspace?", ip="10.0.0.2")
+    contacts_answered()
     case = Case.objects.get()
     assert Signal.objects.get(case=case, kind=SignalKind.CONTACT).is_open
     body = "Hello Bob Stone,\n\nIt's ready now.\n\nSam Agent\nBackstop support"

@@ -23,7 +23,7 @@ from backstop.support.models import (
     Signal,
     SignalKind,
 )
-from backstop.support.tests.helpers import finish_setup, open_breaker, stalled_account
+from backstop.support.tests.helpers import contacts_answered, finish_setup, open_breaker, stalled_account
 
 
 def _failed_message(account: Account, kind: str = "sign_in_code") -> Message:
@@ -46,6 +46,7 @@ def test_it_joins_every_signal_about_a_customer_into_one_open_case() -> None:
     automation.join_failed_messages()
     open_breaker("workspace")  # so the contact below finds the provider down and waits instead of retrying
     contact.receive_contact(email="BOB@example.com", text="My workspace never appeared", ip="10.0.0.9")
+    contacts_answered()
     # The same record raised again (a second give-up) joins nothing new.
     attention.raise_once(kind=AttentionKind.SETUP_STALLED, harm=Harm.LOCKED_OUT, cause=provider_cause("workspace"),
                          account=account, detail={}, summary="again")
@@ -84,6 +85,7 @@ def test_it_opens_a_fresh_case_once_the_last_one_is_resolved() -> None:
     assert first.state == CaseState.RESOLVED and first.resolution == Resolution.AUTOMATION
 
     contact.receive_contact(email="carol@example.com", text="Hello again", ip="10.0.0.9")
+    contacts_answered()
     second = Case.objects.get(state=CaseState.OPEN)
     assert second.pk != first.pk
     assert Signal.objects.filter(case=first).count() == 1
@@ -124,6 +126,7 @@ def test_it_keeps_a_case_open_when_a_signal_joined_after_automation_looked() -> 
     automation.clear_fixed_signals({})
     seen_version = Case.objects.get(pk=case.pk).version
     contact.receive_contact(email="erin@example.com", text="Still there?", ip="10.0.0.9")  # joins: version moves on
+    contacts_answered()
 
     assert automation._resolve_by_automation(case.pk, seen_version) == 0
     assert Case.objects.get(pk=case.pk).state == CaseState.OPEN

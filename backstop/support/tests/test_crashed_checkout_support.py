@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 BUY = {"product": "annual", "email": "ann@example.com", "payment_method": "pm_card_visa"}
 STAFF = {"email": "sam@backstop.localhost", "password": "a long staff passphrase"}
@@ -84,6 +84,12 @@ def test_it_finds_a_crashed_checkout_by_its_quoted_reference_finishes_it_and_sho
 
     assert answer.status_code == 202, answer.text
     assert "$249" not in answer.json()["message"]  # a stranger typing the address learns nothing
+    # The look-up runs in the contact's workflow, after the answer: a worker runs it, one that leaves the crashed
+    # process's purchase alone (it never takes over an executor within the hour), so support is what finishes it.
+    server_factory("worker", executor_id="worker-1", BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS="3600").start(
+        STRIPE_API_BASE=fakepay.url)
+    wait_for(lambda: database.scalar("SELECT COUNT(*) FROM support_contact WHERE answered_at IS NULL") == 0,
+             timeout=60, message="the contact's workflow did not answer it")
     assert database.query("SELECT finding, needs_human FROM support_contact") == [("payment_fulfilled", 0)]
     acknowledgement = database.scalar("SELECT text FROM notify_message WHERE kind = 'support_ack'")
     assert "We don't have an account" not in acknowledgement

@@ -25,7 +25,7 @@ from backstop.billing.reconcile import reconcile_payments
 from backstop.billing.tests.conftest import annual_plan, buy, events_for, processor, settled, signed, stripe_client  # noqa: F401
 from backstop.support.models import ActionOutcome, Case, Contact, Finding, SupportAction
 from backstop.support.payments import quoted_identifiers
-from backstop.support.tests.helpers import desk_client, staff_account
+from backstop.support.tests.helpers import contacts_answered, desk_client, staff_account
 
 pytestmark = pytest.mark.usefixtures("engine_db", "processor")
 
@@ -49,6 +49,7 @@ def _write_in(email: str, message: str, reference: str = "") -> Contact:
     answer = Client().post("/api/support/contact", {"email": email, "message": message, "reference": reference},
                            content_type="application/json")
     assert answer.status_code == 202, answer.content
+    contacts_answered()
     return Contact.objects.select_related("acknowledgement").get(our_reference=answer.json()["reference"])
 
 

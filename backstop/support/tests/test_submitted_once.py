@@ -7,7 +7,7 @@ from django.test import Client
 
 from backstop.notify.models import Message
 from backstop.support.models import Case, CaseNote, Contact
-from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
+from backstop.support.tests.helpers import contacts_answered, desk_client, staff_account, stalled_account
 
 
 @pytest.mark.django_db
@@ -15,6 +15,7 @@ def test_it_records_a_contact_form_sent_twice_with_one_submission_key_once() -> 
     form = {"email": "nobody@example.com", "message": "Can I buy for my team?", "submission_key": "page-key-1"}
     first = Client().post("/support/contact", form)
     again = Client().post("/support/contact", form)
+    contacts_answered()
     assert first.status_code == again.status_code == 200
     contact = Contact.objects.get()
     assert contact.our_reference in again.content.decode()

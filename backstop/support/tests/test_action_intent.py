@@ -14,7 +14,13 @@ from backstop.accounts.models import Account, AccountState, StepStatus, Verifica
 from backstop.notify.models import Message
 from backstop.support import messages
 from backstop.support.models import Case, SupportAction
-from backstop.support.tests.helpers import staff_account, stalled_account, steps_of, workspace_made_in_the_console
+from backstop.support.tests.helpers import (
+    contacts_answered,
+    staff_account,
+    stalled_account,
+    steps_of,
+    workspace_made_in_the_console,
+)
 from backstop.workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +136,7 @@ def test_it_sends_one_reply_when_two_tabs_send_the_same_words() -> None:
     stalled_account("cat@example.com")  # any case will do; Bob's is opened by his message
     Client().post("/api/support/contact", {"email": "bob@example.com", "message": "Where is my workspace?"},
                   content_type="application/json")
+    contacts_answered()
     case = Case.objects.get(email="bob@example.com")
     sam = staff_account()
     tabs = [_tab(sam, case), _tab(sam, case)]

@@ -29,8 +29,9 @@ def registered() -> dict[str, list[Any]]:
 
 def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert registry.workflow_modules() == [
-        "backstop.accounts.workflows", "backstop.notify.workflows", "backstop.billing.workflows"]
-    assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "purchase"]
+        "backstop.accounts.workflows", "backstop.accounts.recovery", "backstop.notify.workflows",
+        "backstop.support.workflows", "backstop.billing.workflows"]
+    assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "support", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
     assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
     assert [job.name for job in registry.periodic_jobs()] == [

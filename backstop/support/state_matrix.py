@@ -55,7 +55,7 @@ def _same_for_every_state() -> dict[str, tuple[str, str]]:
     from backstop.accounts import messages as accounts_messages
     from backstop.support import messages as support_messages
 
-    details = {"confirmed": accounts_messages.DETAILS_APPLIED.text.format(changes="…"),
+    details = {"confirmed": accounts_messages.DETAILS_APPLIED.text.format(changes="(the changes)"),
                "nothing waiting": accounts_messages.DETAILS_NOTHING_PENDING.text,
                "wrong code": accounts_messages.DETAILS_CODE_REJECTED.text}
     return {

@@ -43,7 +43,7 @@ def form_problem(form: forms.Form) -> str:
         return messages.DESK_PAGE_OUT_OF_DATE
     action = STAFF_ACTIONS.get(str(form.data.get("action", "")))
     texts = action.text.inputs if action is not None else {}
-    problems = []
+    problems: list[str] = []
     for name, errors in form.errors.items():
         label = texts[name].label if name in texts else str(form.fields[name].label or form[name].label)
         problems.extend(messages.DESK_INPUT_PROBLEM.format(label=label, error=error) for error in errors)

@@ -118,8 +118,8 @@ ACTION_ALREADY_STARTED_BY = ("Already started by {who} at {when}; it is still ru
 ACTION_NO_LONGER_APPLIES = ("Nothing was done: \"{label}\" no longer applies to this case (it changed since your page "
                             "was loaded). The page now shows what it is like.")
 # A desk form whose hidden inputs are missing or damaged (an old page, a hand-made request): nothing to fix in a field.
-DESK_PAGE_OUT_OF_DATE = ("Nothing was done: the form didn't carry what the case page puts in it (which action, on which "
-                         "version of the case). Reload the case and try again.")
+DESK_PAGE_OUT_OF_DATE = ("Nothing was done: the form didn't carry what the case page puts in it (which action, on "
+                         "which version of the case). Reload the case and try again.")
 # The case page shows no errors beside its inputs (the form answers with a redirect): each problem, in words.
 DESK_INPUT_INVALID = "Nothing was done: {problems}"
 DESK_INPUT_PROBLEM = "{label}: {error}"
@@ -157,8 +157,8 @@ NOT_THIS_CUSTOMERS_ORDER = (
 )
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
 # Django fills in the limit and the length typed; the id itself is not echoed back.
-WORKSPACE_ID_TOO_LONG = ("A workspace id is at most %(limit_value)d characters, and this one has %(show_value)d: copy the "
-                         "id from the provider's console.")
+WORKSPACE_ID_TOO_LONG = ("A workspace id is at most %(limit_value)d characters, and this one has %(show_value)d: copy "
+                         "the id from the provider's console.")
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
 WORKSPACE_ID_UNKNOWN = ("The workspace provider has no workspace {external_id}. Nothing was changed: check the id in "
                         "the provider's console (copy it from there) and try again.")

@@ -72,9 +72,16 @@ def _create_account(data: SignupData, hashed_password: str) -> Account:
     return account
 
 
+def signing_up_again_resumes(state: str) -> bool:
+    """Whether signing up again with the account's own password signs its owner in and retries its setup: only while
+    it is unfinished. In any other state the address is taken (409 ``email_taken``), whatever the password typed (the
+    state matrix in docs/state_matrix.md renders this same decision)."""
+    return state in (AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION)
+
+
 def _signup_again(account: Account, data: SignupData) -> SignupResult:
     same_password = check_password(data.password, account.password)
-    if same_password and account.state in (AccountState.SETTING_UP, AccountState.NEEDS_ATTENTION):
+    if same_password and signing_up_again_resumes(account.state):
         record_event(account, "signed_up_again", "Signed up again with the same password; setup retried.")
         kept = hold_detail_changes(account=account, data=data)
         retry_setup(account=account)

@@ -81,8 +81,9 @@ def snapshot(case_id: int) -> dict[str, Any]:
 
 def desk_action_key(*, case_id: int, action: str, case_version: int) -> str:
     """The intent of a desk click: this action on this case as it stood when the page was drawn. Two tabs (or two
-    colleagues) clicking it on the same version are one intent, so one effect; every action bumps the version, so a
-    page drawn after it offers the action again as a new intent."""
+    colleagues) clicking it on the same version are one intent, so one effect; every action that runs bumps the
+    version, so a page drawn after it offers the action again as a new intent. A refused click (nothing changed)
+    gives the intent back: the same page, with what was typed corrected, can still make it."""
     return f"desk:{case_id}:{action}:v{case_version}"
 
 
@@ -125,9 +126,6 @@ def run_action(
                 idempotency_key=scoped_key, case_id=case_id, staff=staff, action=action, params=params,
                 before=snapshot(case_id),
             )
-            if staff is not None:
-                # A page drawn from now on is a new intent; a page drawn before it is this one.
-                Case.objects.filter(pk=case_id).update(version=F("version") + 1)
     except IntegrityError:  # a double click, a second tab, or automation's second pass: the first one stands
         return ActionResult(SupportAction.objects.get(idempotency_key=scoped_key), repeated=True)
     if staff is not None:
@@ -137,6 +135,8 @@ def run_action(
         outcome, note = handler(Case.objects.select_related("account").get(pk=case_id), staff,
                                 params | {"action_key": record.idempotency_key})
     except ActionRefused as refused:
+        if staff is not None:
+            return _record_refusal(record, note=str(refused))
         outcome, note = ActionOutcome.FAILED, str(refused)
     except (RateLimited, payments.PaymentActionFailed) as error:
         outcome, note = ActionOutcome.FAILED, messages.ACTION_FAILED.format(error=str(error).rstrip("."))
@@ -146,7 +146,23 @@ def run_action(
     clear_fixed_attention(case_id=case_id)
     SupportAction.objects.filter(pk=record.pk).update(
         outcome=outcome, note=note[:500], after=snapshot(case_id), finished_at=timezone.now())
+    if staff is not None:
+        # It ran: a page drawn from now on is a new intent. A page drawn while it ran shows the case as it was before
+        # (the old version), so its click of this action is this intent, told what happened, not a second run.
+        Case.objects.filter(pk=case_id).update(version=F("version") + 1)
     refresh_case(case_id=case_id)
+    record.refresh_from_db()
+    return ActionResult(record, repeated=False)
+
+
+def _record_refusal(record: SupportAction, *, note: str) -> ActionResult:
+    """A person's click the handler refused before changing anything (an id the provisioner doesn't know, the
+    provider unreachable to check it...): kept for the audit as a refusal, but it gives the intent's key back and
+    leaves the case's version alone. The same page's next click, with what was typed corrected, runs (a second tab
+    is not told "already done" when nothing was), and colleagues' open pages stay current."""
+    SupportAction.objects.filter(pk=record.pk).update(
+        idempotency_key=f"refused:{record.pk}", outcome=ActionOutcome.REFUSED, note=note[:500],
+        after=record.before, finished_at=timezone.now())
     record.refresh_from_db()
     return ActionResult(record, repeated=False)
 
@@ -330,6 +346,7 @@ class FormInput:
     required: bool
     number: bool
     min_value: int | None
+    max_length: int | None
 
 
 @dataclass(frozen=True)
@@ -350,7 +367,8 @@ class StaffAction:
         texts = self.text.inputs
         return [FormInput(name=p.name, placeholder=texts[p.name].placeholder, label=texts[p.name].label,
                           required=p.asked, number=isinstance(p.field, forms.IntegerField),
-                          min_value=getattr(p.field, "min_value", None)) for p in self.params]
+                          min_value=getattr(p.field, "min_value", None),
+                          max_length=getattr(p.field, "max_length", None)) for p in self.params]
 
 
 def _has_unfinished_setup(case: Case) -> bool:
@@ -395,14 +413,19 @@ def _is_open(case: Case) -> bool:
     return case.is_open
 
 
+# As long as the ids we keep (a longer one could not be the provisioner's); checked before anything is asked.
+WORKSPACE_ID_MAX_LENGTH: int = Workspace._meta.get_field("external_id").max_length or 100
+
+
 def _text(**options: Any) -> forms.CharField:
     return forms.CharField(required=False, **options)
 
 
 STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
     StaffAction("retry_setup", _retry_setup, applies=_has_unfinished_setup),
-    StaffAction("complete_workspace", _complete_workspace, applies=_has_no_workspace,
-                params=(Param("external_id", _text(), asked=True),)),
+    StaffAction("complete_workspace", _complete_workspace, applies=_has_no_workspace, params=(Param(
+        "external_id", _text(max_length=WORKSPACE_ID_MAX_LENGTH,
+                             error_messages={"max_length": messages.WORKSPACE_ID_TOO_LONG}), asked=True),)),
     StaffAction("send_code_sms", _send_code_sms, applies=_has_phone),
     StaffAction("fulfil_from_charge", _fulfil_from_charge, applies=_has_charge_without_access,
                 params=(Param("payment_id", _text()),)),

@@ -54,7 +54,10 @@ class ContactResult:
         the same sentence whatever the address (it is written before anything is looked up)."""
         if not _is_owner(viewer, self.contact.customer_key):
             return self.public_reply
-        return self.private_reply or messages.CONTACT_OWNER_PENDING.format(reference=self.contact.our_reference)
+        # The page's (and the API's) short answer, not the email's body with its greeting and sign-off; a contact
+        # answered before page_reply was kept has only the email's.
+        return (self.contact.page_reply or self.private_reply
+                or messages.CONTACT_OWNER_PENDING.format(reference=self.contact.our_reference))
 
 
 def _is_owner(viewer: Any, customer_key: str) -> bool:
@@ -415,9 +418,8 @@ def _acknowledge(
     public = messages.CONTACT_PUBLIC.format(reference=contact.our_reference)
     what_we_see = messages.CONTACT_FINDINGS[finding].format(
         **{"email": contact.email, "verify_url": f"{settings.BASE_URL}/verify", **facts})
-    private = "\n\n".join([messages.CONTACT_GREETING.format(name=name), what_we_see,
-                           messages.CONTACT_REFERENCE.format(reference=contact.our_reference),
-                           messages.CONTACT_SIGNOFF])
+    on_page = "\n\n".join([what_we_see, messages.CONTACT_REFERENCE.format(reference=contact.our_reference)])
+    private = "\n\n".join([messages.CONTACT_GREETING.format(name=name), on_page, messages.CONTACT_SIGNOFF])
     with transaction.atomic():
         # The owner's own contacts are always answered by email; a stranger's about an address, once a day at most.
         # One that is not emailed is left for a person, who reads them all on the one case: nobody is left untold.
@@ -429,7 +431,8 @@ def _acknowledge(
             context={"subject": messages.CONTACT_SUBJECT.format(reference=contact.our_reference), "text": private},
         ) if emailed else None
         Contact.objects.filter(pk=contact.pk).update(
-            finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, acknowledgement=ack,
+            finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, page_reply=on_page,
+            acknowledgement=ack,
             answered_at=timezone.now())
         summary = (messages.SIGNAL_CONTACT if needs_human else messages.SIGNAL_CONTACT_ANSWERED).format(
             excerpt=_excerpt(contact.text), finding=Finding(finding).label)

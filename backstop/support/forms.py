@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from backstop.accounts.forms import Typed
+from backstop.support import messages
 from backstop.support.actions import STAFF_ACTIONS
 
 
@@ -31,15 +32,33 @@ class ActionForm(forms.Form):
             self.fields[param.name] = copy.deepcopy(param.field)
 
 
+# What the case page's forms carry without showing it: a problem there is a page to reload, not a field to fix.
+HIDDEN_FIELDS = frozenset({"action", "case_version", "idempotency_key"})
+
+
+def form_problem(form: forms.Form) -> str:
+    """The desk's forms answer with a redirect to the case page, whose inputs show no errors: what was wrong is said
+    in words there, each problem named by the label of the input it is about."""
+    if HIDDEN_FIELDS & set(form.errors):
+        return messages.DESK_PAGE_OUT_OF_DATE
+    action = STAFF_ACTIONS.get(str(form.data.get("action", "")))
+    texts = action.text.inputs if action is not None else {}
+    problems: list[str] = []
+    for name, errors in form.errors.items():
+        label = texts[name].label if name in texts else str(form.fields[name].label or form[name].label)
+        problems.extend(messages.DESK_INPUT_PROBLEM.format(label=label, error=error) for error in errors)
+    return messages.DESK_INPUT_INVALID.format(problems=" ".join(problems))
+
+
 class NoteForm(forms.Form):
     idempotency_key = forms.CharField(max_length=80)
-    body = forms.CharField(required=False, strip=False)
+    body = forms.CharField(required=False, strip=False, label="Internal note")
 
 
 class ReplyForm(forms.Form):
     idempotency_key = forms.CharField(max_length=80)
     # The version of the case the page showed: the same reply sent from two tabs of one page is one email.
     case_version = forms.IntegerField(required=False, min_value=0)
-    subject = forms.CharField(required=False, max_length=300)
-    body = forms.CharField(required=False, strip=False)
-    save_as = forms.CharField(required=False, max_length=100)
+    subject = forms.CharField(required=False, max_length=300, label="Subject")
+    body = forms.CharField(required=False, strip=False, label="Message")
+    save_as = forms.CharField(required=False, max_length=100, label="Reply template name")

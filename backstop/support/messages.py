@@ -117,6 +117,12 @@ ACTION_ALREADY_STARTED_BY = ("Already started by {who} at {when}; it is still ru
 # The case moved on since the page was loaded (resolved, the setup finished...): the button no longer applies.
 ACTION_NO_LONGER_APPLIES = ("Nothing was done: \"{label}\" no longer applies to this case (it changed since your page "
                             "was loaded). The page now shows what it is like.")
+# A desk form whose hidden inputs are missing or damaged (an old page, a hand-made request): nothing to fix in a field.
+DESK_PAGE_OUT_OF_DATE = ("Nothing was done: the form didn't carry what the case page puts in it (which action, on "
+                         "which version of the case). Reload the case and try again.")
+# The case page shows no errors beside its inputs (the form answers with a redirect): each problem, in words.
+DESK_INPUT_INVALID = "Nothing was done: {problems}"
+DESK_INPUT_PROBLEM = "{label}: {error}"
 ACTION_CASE_RESOLVED = "Nothing was done: this case was already resolved at {when}{by}."
 NO_CHARGE_FOUND = "We can't find a charge without access for this customer; enter the payment id."
 NO_SUCH_PAYMENT = "The payment processor has no payment {payment_id}."
@@ -150,6 +156,9 @@ NOT_THIS_CUSTOMERS_ORDER = (
     "refund it from that customer's case"
 )
 WORKSPACE_ID_REQUIRED = "Enter the id of the workspace you created by hand."
+# Django fills in the limit and the length typed; the id itself is not echoed back.
+WORKSPACE_ID_TOO_LONG = ("A workspace id is at most %(limit_value)d characters, and this one has %(show_value)d: copy "
+                         "the id from the provider's console.")
 WORKSPACE_ID_TAKEN = "That workspace id already belongs to another account; check it and try again."
 WORKSPACE_ID_UNKNOWN = ("The workspace provider has no workspace {external_id}. Nothing was changed: check the id in "
                         "the provider's console (copy it from there) and try again.")

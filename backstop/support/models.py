@@ -216,6 +216,8 @@ class Contact(models.Model):
     # What the page showed to whoever typed the address, and what went to the address on file.
     public_reply = models.TextField()
     private_reply = models.TextField()
+    # The owner's answer on the page and in the API: what the email says, without its greeting and sign-off.
+    page_reply = models.TextField(blank=True, default="")
     acknowledgement = models.ForeignKey("notify.Message", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
     # The id the page gave the form: the same form sent again (its answer lost in an outage) is this contact.
@@ -294,6 +296,8 @@ class ActionOutcome(models.TextChoices):
     DONE = "done", "done"
     ALREADY_DONE = "already_done", "nothing to do: already done"
     FAILED = "failed", "failed"
+    # A person's click refused before anything changed (see actions._record_refusal): audited, not an intent used up.
+    REFUSED = "refused", "refused: nothing changed"
 
 
 class SupportAction(models.Model):

@@ -49,16 +49,30 @@ def _account_states() -> list[tuple[str, str]]:
     return [(state.value, f"`{state.value}`") for state in AccountState]
 
 
-# Customer actions whose answer is the same in every state, by design (they must not tell who has an account).
+# Customer actions whose answer is the same in every state, by design (they must not tell who has an account), or
+# because it depends on what was typed, not on the account's state.
 def _same_for_every_state() -> dict[str, tuple[str, str]]:
     from backstop.accounts import messages as accounts_messages
     from backstop.support import messages as support_messages
 
+    details = {"confirmed": accounts_messages.DETAILS_APPLIED.text.format(changes="(the changes)"),
+               "nothing waiting": accounts_messages.DETAILS_NOTHING_PENDING.text,
+               "wrong code": accounts_messages.DETAILS_CODE_REJECTED.text}
     return {
+        "confirm_details": ("confirm the new details typed at a same-password signup (`/account/details`)",
+                            "; ".join(f"{case}: {text}" for case, text in details.items())),
         "ask_code": ("ask for a sign-in code by address (`/recover`)", accounts_messages.RECOVERY_SENT.text),
         "contact_stranger": ("write to support, not signed in as the owner",
                              support_messages.CONTACT_PUBLIC.format(reference="S-…")),
     }
+
+
+# Buttons of the setup page that post to its retry (accounts.views.setup_retry, api.setup_retry): the page says
+# RETRY_STARTED above the steps; the API answers with the setup page's own message for the state.
+SETUP_RETRY_BUTTONS = {
+    "retry_now": "press “Try again now” (`POST /setup/retry`)",
+    "resend_welcome": "press “Send the welcome email again” (the banner's button, the same retry)",
+}
 
 
 def _customer_actions() -> list[tuple[str, str]]:
@@ -67,15 +81,32 @@ def _customer_actions() -> list[tuple[str, str]]:
     labels = {"signup": "sign up", "login": "sign in with the password", "resignup": "sign up again, same password",
               "recovery": "sign in with a code", "setup_page": "open the setup page"}
     return ([(action, labels.get(action, action)) for action in ACTIONS]
+            + list(SETUP_RETRY_BUTTONS.items())
             + [(key, label) for key, (label, _) in _same_for_every_state().items()])
 
 
 def _customer_cell(state: str, action: str) -> str:
-    from backstop.accounts.messages import CATALOGUE
+    from backstop.accounts import messages as accounts_messages
+    from backstop.accounts.signup import signing_up_again_resumes
 
-    if (state, action) in CATALOGUE:
-        return CATALOGUE[(state, action)].text
+    if action == "resignup" and not signing_up_again_resumes(state):
+        # The signup service's own decision: the address is taken, whatever the password, and nobody is signed in.
+        return f"409 `email_taken`: {accounts_messages.EMAIL_TAKEN.text}"
+    if action in SETUP_RETRY_BUTTONS:
+        return (f"page: {accounts_messages.RETRY_STARTED.text} API: "
+                f"{accounts_messages.notice(state, 'setup_page').text}")
+    if (state, action) in accounts_messages.CATALOGUE:
+        return accounts_messages.CATALOGUE[(state, action)].text
     return _same_for_every_state()[action][1]
+
+
+def shown_customer_notices() -> set[tuple[str, str]]:
+    """The catalogue's (state, action) notices some cell shows: a same-password signup of a finished or disabled
+    account never answers with its notice (409 instead)."""
+    from backstop.accounts.messages import CATALOGUE
+    from backstop.accounts.signup import signing_up_again_resumes
+
+    return {key for key in CATALOGUE if key[1] != "resignup" or signing_up_again_resumes(key[0])}
 
 
 # --- Case state x staff action -------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from backstop.support import commitments, desk, messages
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
-from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm
-from backstop.support.models import Case, Incident
+from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm, form_problem
+from backstop.support.models import ActionOutcome, Case, Incident
 from backstop.support.replies import send_reply
 from backstop.web.pages import form_page, note_rate_limited
 
@@ -104,7 +104,7 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     form = ActionForm(request.POST)
     if not form.is_valid():
-        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
+        request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     if data["action"] == "close" and not request.POST.get("confirm") and (
@@ -123,7 +123,8 @@ def case_action(request: HttpRequest, case_id: int) -> HttpResponse:
         if result.repeated:  # another tab (or a colleague) made this click first: say what happened
             request.session["desk_notice"] = repeat_text(result)
         else:
-            request.session["desk_problem" if result.outcome == "failed" else "desk_notice"] = result.note
+            went_wrong = result.outcome in (ActionOutcome.FAILED, ActionOutcome.REFUSED)
+            request.session["desk_problem" if went_wrong else "desk_notice"] = result.note
     return redirect("desk-case", case_id=case_id)
 
 
@@ -133,7 +134,7 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     form = ReplyForm(request.POST)
     if not form.is_valid():
-        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
+        request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
     try:
@@ -155,7 +156,7 @@ def case_note(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     form = NoteForm(request.POST)
     if not form.is_valid():
-        request.session["desk_problem"] = site_messages.INVALID_INPUT.text
+        request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     try:
         add_case_note(case_id=case_id, staff=_staff(request), key=form.cleaned_data["idempotency_key"],

@@ -11,9 +11,11 @@ import pytest
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, StepStatus, VerificationCode
+from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
 from backstop.support import messages
-from backstop.support.models import Case, SupportAction
+from backstop.support.actions import WORKSPACE_ID_MAX_LENGTH
+from backstop.support.models import ActionOutcome, Case, SupportAction
 from backstop.support.tests.helpers import (
     contacts_answered,
     staff_account,
@@ -136,7 +138,7 @@ def test_it_sends_one_reply_when_two_tabs_send_the_same_words() -> None:
     stalled_account("cat@example.com")  # any case will do; Bob's is opened by his message
     Client().post("/api/support/contact", {"email": "bob@example.com", "message": "Where is my workspace?"},
                   content_type="application/json")
-    contacts_answered()
+    contacts_answered()  # the contact's workflow opens Bob's case
     case = Case.objects.get(email="bob@example.com")
     sam = staff_account()
     tabs = [_tab(sam, case), _tab(sam, case)]
@@ -150,3 +152,80 @@ def test_it_sends_one_reply_when_two_tabs_send_the_same_words() -> None:
     assert SupportAction.objects.filter(action="reply").count() == 1
     told = html.unescape(tabs[1][0].get(f"/desk/cases/{case.pk}").content.decode())
     assert _notice(told).startswith("Already done by agent@backstop.localhost at ")
+
+
+def test_it_runs_a_corrected_click_from_the_same_page_after_a_refusal_and_keeps_colleagues_pages_current() -> None:
+    account = stalled_account("bob@example.com")
+    case = Case.objects.get()
+    sam, kim = staff_account(), staff_account(email="kim@backstop.localhost", name="Kim Agent")
+    first, second = _tab(sam, case), _tab(kim, case)  # both drawn before either click
+    drawn_at = Case.objects.get(pk=case.pk).version
+    FaultSetting.objects.set_modes({"workspace": "error"})  # the provider can't be asked whether the id exists
+
+    refused = _click(first, case, "complete_workspace", external_id="i-just-made-this-up")
+
+    assert _notice(refused).startswith("We couldn't ask the workspace provider whether i-just-made-this-up exists")
+    assert 'id="desk-problem"' in refused
+    assert Case.objects.get(pk=case.pk).version == drawn_at  # nothing changed: open pages are not made stale
+    audit = SupportAction.objects.get()
+    assert audit.outcome == ActionOutcome.REFUSED and audit.staff == sam  # kept for the audit, as a refusal
+    assert "refused: nothing changed" in refused
+
+    FaultSetting.objects.set_modes({"workspace": "ok"})
+    made = workspace_made_in_the_console("Bobco")
+    landed = _click(second, case, "complete_workspace", external_id=made)  # the other tab, same page version
+
+    assert _notice(landed) == messages.ACTIONS["complete_workspace"].done
+    assert "Already done" not in landed
+    assert Workspace.objects.get(account=account).external_id == made
+    assert Account.objects.get(pk=account.pk).state == AccountState.ACTIVE
+    assert SupportAction.objects.filter(outcome=ActionOutcome.DONE).count() == 1
+
+    again = _click(first, case, "complete_workspace", external_id=made)  # the first tab, corrected too: one effect
+    assert _notice(again).startswith("Already done by kim@backstop.localhost at ")
+
+
+def test_it_says_what_was_wrong_with_a_desk_form_on_the_case_page() -> None:
+    stalled_account("bob@example.com")
+    case = Case.objects.get()
+    client, page = _tab(staff_account(), case)
+
+    typed = {**_form(page, 'data-action="complete_workspace"'), "external_id": "ws_1", "case_version": "seven"}
+    client.post(f"/desk/cases/{case.pk}/act", typed)
+    out_of_date = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert _notice(out_of_date) == messages.DESK_PAGE_OUT_OF_DATE
+
+    client.post(f"/desk/cases/{case.pk}/reply", {**_form(page, 'id="reply-form"'), "subject": "x" * 301,
+                                                 "body": "Hello"})
+    too_long = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert _notice(too_long).startswith("Nothing was done: Subject: ")
+    assert "Each problem is shown next to its field" not in too_long
+    assert not SupportAction.objects.exists()
+
+
+def test_it_names_the_credit_days_that_are_out_of_range() -> None:
+    stalled_account("bob@example.com")
+    case = Case.objects.get()
+    client, page = _tab(staff_account(), case)
+
+    client.post(f"/desk/cases/{case.pk}/act", {**_form(page, 'data-action="send_code_sms"'),
+                                               "action": "grant_credit", "days": "100000"})
+
+    told = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert _notice(told) == "Nothing was done: Credit in days: Ensure this value is less than or equal to 3650."
+    assert not SupportAction.objects.exists()
+
+
+def test_it_refuses_a_workspace_id_longer_than_any_the_provisioner_makes_without_echoing_it() -> None:
+    account = stalled_account("bob@example.com")
+    case = Case.objects.get()
+    tab = _tab(staff_account(), case)
+    assert f'maxlength="{WORKSPACE_ID_MAX_LENGTH}"' in tab[1]
+
+    page = _click(tab, case, "complete_workspace", external_id="w" * 5000)
+
+    assert _notice(page) == "Nothing was done: Workspace id created by hand: " + messages.WORKSPACE_ID_TOO_LONG % {
+        "limit_value": WORKSPACE_ID_MAX_LENGTH, "show_value": 5000}
+    assert "w" * (WORKSPACE_ID_MAX_LENGTH + 1) not in page
+    assert not SupportAction.objects.exists()
+    assert not Workspace.objects.filter(account=account).exists()

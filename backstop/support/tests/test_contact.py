@@ -95,6 +95,26 @@ def test_it_shows_the_signed_in_owner_exactly_what_it_emailed_them() -> None:
     assert "it is active and we don't see anything wrong" in ack.text
 
 
+def test_it_answers_the_signed_in_owner_in_the_api_with_the_short_message_not_the_email() -> None:
+    account = new_account("ann@example.com")
+    setup_finished(account)
+    client = Client()
+    client.force_login(account, backend="django.contrib.auth.backends.ModelBackend")
+
+    answer = client.post("/api/support/contact", {"email": "ann@example.com", "message": "Is my account ok?"},
+                         content_type="application/json")
+
+    assert answer.status_code == 202, answer.content
+    contact = Contact.objects.get()
+    message = answer.json()["message"]
+    assert message == contact.page_reply
+    assert "it is active and we don't see anything wrong" in message
+    assert messages.CONTACT_REFERENCE.format(reference=contact.our_reference) in message
+    assert not message.startswith("Hello") and messages.CONTACT_SIGNOFF not in message
+    ack = _acknowledgement(contact)  # the email keeps its greeting and sign-off, around the same words
+    assert ack.text.strip().startswith("Hello Ann Lee,") and message in ack.text
+
+
 def test_it_finishes_a_stuck_setup_before_anyone_reads_the_message() -> None:
     account = _stalled_by_the_workflow("bob@example.com")
     FaultSetting.objects.set_modes({"workspace": "ok"})

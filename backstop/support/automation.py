@@ -26,6 +26,8 @@ from backstop.support import actions, cases, commitments, messages, notification
 from backstop.support.models import (
     Case,
     CaseState,
+    Commitment,
+    CommitmentKind,
     Contact,
     Finding,
     Incident,
@@ -56,6 +58,7 @@ class CycleReport:
     incidents_opened: int = 0
     incidents_resolved: int = 0
     notices_sent: int = 0
+    promises_kept: int = 0
 
 
 def run_support_cycle() -> CycleReport:
@@ -72,6 +75,7 @@ def run_support_cycle() -> CycleReport:
     report.resolved += resolve_settled_cases()
     report.incidents_resolved += resolve_finished_incidents(failing)
     commitments.keep_commitments()
+    report.promises_kept += keep_email_promises()
     notifications.queue_staff_notices()
     report.notices_sent += notifications.send_due_notices(now=timezone.now())
     return report
@@ -292,6 +296,33 @@ def resolve_finished_incidents(failing: dict[str, CircuitBreaker]) -> int:
         resolved += Incident.objects.filter(pk=incident.pk, state=IncidentState.RECOVERING).update(
             state=IncidentState.RESOLVED, resolved_at=timezone.now())
     return resolved
+
+
+# --- Keeping "we'll email you when it's done" ----------------------------------------------------------------
+
+def keep_email_promises() -> int:
+    """An open "we'll email you when it's done" whose setup is done: the "ready" email is sent now, once per
+    promise, whether or not the case is resolved (a question on the case keeps it open for a person, but the
+    customer was promised the email when the thing was done, not when the case closes).
+
+    Runs after ``keep_commitments``, so a done email already sent since the promise (setup's own, support's "it's
+    fixed", a person's reply) has kept it and nothing more is sent. A payment's promise is kept by billing's own email
+    of how the purchase settled."""
+    sent = 0
+    for promise in (Commitment.objects.filter(kind=CommitmentKind.EMAIL_WHEN_DONE, kept_at__isnull=True)
+                    .select_related("case__account").order_by("id")[:BATCH]):
+        account = promise.case.account
+        if account is None or promise.detail.get("payment_id") or account.state != AccountState.ACTIVE:
+            continue
+        if not commitments.setup_finished(account_id=account.pk):
+            continue
+        message = notify.create_email(account=account, kind="account_ready", key=f"promise-done:{promise.pk}",
+                                      to=account.email,
+                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
+        notify.send_soon(message)
+        sent += Commitment.objects.filter(pk=promise.pk, kept_at__isnull=True).update(
+            kept_at=timezone.now(), kept_how=messages.KEPT_BY_EMAIL.format(subject=message.subject)[:300])
+    return sent
 
 
 # --- Resolving cases ------------------------------------------------------------------------------------

@@ -161,8 +161,11 @@ def _finished(case: Case, detail: dict[str, Any]) -> bool:
                                                 created_at__gte=case.opened_at).exists()
         return returned or bool(payments.fulfilled_payment_ids([str(payment_id)]))
     account_id = detail.get("account_id") or case.account_id
-    if not account_id:
-        return False
+    return bool(account_id) and setup_finished(account_id=int(account_id))
+
+
+def setup_finished(*, account_id: int) -> bool:
+    """Every setup step of the account is done."""
     steps = SetupStep.objects.filter(account_id=account_id)
     return steps.exists() and not steps.exclude(status=StepStatus.DONE).exists()
 

@@ -434,6 +434,9 @@ COMMITMENT_RETRY_TEXT = "we'll try again at {at}"
 COMMITMENT_HANDED_OVER_TEXT = "our support team has it (the setup page, after we stopped retrying)"
 KEPT_BY_REPLY = "a person replied"
 KEPT_BY_EMAIL = "emailed: “{subject}”"
+# A next-try time the provider's outage overtook: no try could happen then, and the page stopped naming a time.
+SUPERSEDED_PROVIDER_DOWN = ("superseded: our {provider} provider went down before then, so we try the moment it "
+                            "answers again (the setup page says so, with no time)")
 KEPT_BY_FINISHING = "finished ({who})"
 KEPT_BY_ATTEMPT = "tried again"
 COMMITMENT_OPEN = "not kept yet"

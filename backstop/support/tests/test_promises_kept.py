@@ -50,3 +50,49 @@ def test_it_emails_when_done_as_promised_although_the_case_stays_open_for_a_pers
                                          "AND kept_at IS NULL"), timeout=10, message="the promise is not kept")
     time.sleep(2.5)  # more support cycles: the email is sent once
     assert len([m for m in smtp_sink.to("wendy@example.com") if "ready" in str(m["Subject"])]) == 1
+
+
+def test_it_says_the_provider_is_down_on_try_again_now_and_supersedes_the_next_try_time_it_had_named(
+    server_factory: Any,
+) -> None:
+    # Four seconds between tries; the breaker opens at the third failure in a row and stays open (a long cooldown).
+    server = server_factory(BACKSTOP_RETRY_BASE_SECONDS="4", BACKSTOP_RETRY_CAP_SECONDS="4",
+                            BACKSTOP_BREAKER_THRESHOLD="3", BACKSTOP_BREAKER_COOLDOWN_SECONDS="600",
+                            BACKSTOP_BREAKER_PROBE_SECONDS="600", BACKSTOP_SUPPORT_CYCLE_SECONDS="1").start()
+    _set_faults(server, workspace="error")
+    browser = _signed_up(server, "xena@example.com")
+    database = server.database
+
+    def workspace() -> dict[str, Any]:
+        steps = browser.get("/api/setup").json()["steps"]
+        return next(step for step in steps if step["name"] == "workspace")
+
+    wait_for(lambda: workspace()["attempts"] >= 1, timeout=30, message="the workspace was never tried")
+    answer = browser.post("/api/support/contact", headers=_csrf(browser), timeout=60,
+                          json={"email": "xena@example.com", "message": "Where is my workspace?"})
+    assert answer.status_code in (200, 202), answer.text
+    wait_for(lambda: database.scalar("SELECT answered_at FROM support_contact"), timeout=60, message="no answer")
+    # While the breaker is still closed the page names the next try: a promise on her open case.
+    named = wait_for(lambda: (w := workspace())["next_attempt_at"] and w, timeout=30,
+                     message="the page never named a next try")
+    assert "We'll try again at" in named["status_text"]
+    assert database.scalar("SELECT COUNT(*) FROM support_commitment WHERE kind = 'retry_at'")
+    _signed_up(server, "yuri@example.com")  # another signup's failure opens the breaker before that time
+
+    wait_for(lambda: database.scalar("SELECT state FROM runtime_circuitbreaker WHERE provider = 'workspace'")
+             == "open", timeout=30, message=f"the breaker never opened:\n{server.log()}")
+    time.sleep(4.5)  # past every time that was named
+
+    waiting = workspace()
+    assert waiting["next_attempt_at"] is None, waiting
+    said = waiting["status_text"]
+    assert "provider is down right now" in said and "try again at" not in said, waiting
+    retried = browser.post("/api/setup/retry", headers=_csrf(browser))
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["message"] == ("Our workspace provider is down right now; we'll try the moment it answers "
+                                         "again — no need to press again.")
+    wait_for(lambda: not database.scalar("SELECT COUNT(*) FROM support_commitment WHERE kind = 'retry_at' "
+                                         "AND kept_at IS NULL"), timeout=10,
+             message="a next-try time the outage overtook is still open (shown overdue)")
+    kept = [how for (how,) in database.query("SELECT kept_how FROM support_commitment WHERE kind = 'retry_at'")]
+    assert any(how.startswith("superseded: our workspace provider went down") for how in kept), kept

@@ -56,6 +56,11 @@ FINDING_PROMISES: dict[str, tuple[CommitmentKind, ...]] = {
 
 def _record(*, case_id: int, kind: str, made_in: str, detail: dict[str, Any], due_at: dt.datetime | None,
             text: str = "") -> None:
+    if kind != CommitmentKind.RETRY_AT and Commitment.objects.filter(case_id=case_id, kind=kind,
+                                                                     kept_at__isnull=True).exists():
+        # One open promise of a kind per case: the second "a person will reply" is kept by the same reply, and a
+        # case listing it fifteen times says nothing more (each contact is on the case's timeline).
+        return
     try:
         with transaction.atomic():
             Commitment.objects.create(case_id=case_id, kind=kind, made_in=made_in[:120], detail=detail,

@@ -96,3 +96,19 @@ def test_it_says_the_provider_is_down_on_try_again_now_and_supersedes_the_next_t
              message="a next-try time the outage overtook is still open (shown overdue)")
     kept = [how for (how,) in database.query("SELECT kept_how FROM support_commitment WHERE kind = 'retry_at'")]
     assert any(how.startswith("superseded: our workspace provider went down") for how in kept), kept
+
+
+def test_it_keeps_one_open_promise_of_a_kind_on_a_case_however_many_strangers_write(server_factory: Any) -> None:
+    server = server_factory().start()
+    _signed_up(server, "vic@example.com")
+    for n in range(3):
+        answer = httpx.post(f"{server.url}/api/support/contact", timeout=30,
+                            json={"email": "vic@example.com", "message": f"Is this account mine? ({n})"})
+        assert answer.status_code == 202, answer.text
+    database = server.database
+    wait_for(lambda: database.scalar("SELECT COUNT(*) FROM support_contact WHERE answered_at IS NOT NULL") == 3,
+             timeout=60, message=f"the contacts were not answered:\n{server.log()}")
+
+    assert database.scalar("SELECT COUNT(DISTINCT case_id) FROM support_contact") == 1
+    assert database.scalar("SELECT COUNT(*) FROM support_commitment WHERE kind = 'person_replies' "
+                           "AND kept_at IS NULL") == 1

@@ -22,7 +22,7 @@ from backstop.attention.models import AttentionRecord, Harm, provider_cause, pro
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
-from backstop.support import actions, cases, commitments, messages, notifications, payments, triage
+from backstop.support import actions, cases, commitments, contact, messages, notifications, payments, triage
 from backstop.support.models import (
     Case,
     CaseState,
@@ -65,6 +65,7 @@ def run_support_cycle() -> CycleReport:
     report = CycleReport()
     report.joined += join_unjoined_attention()
     report.joined += join_failed_messages()
+    relabel_questions_whose_setup_failed()
     failing = triage.failing_providers()
     report.incidents_opened += open_provider_incidents(failing)
     report.joined += join_waiting_setups(failing)
@@ -126,6 +127,23 @@ def join_waiting_setups(failing: dict[str, CircuitBreaker]) -> int:
         cases.join_setup_delay(step=step, account=step.account)
         joined += 1
     return joined
+
+
+def relabel_questions_whose_setup_failed() -> int:
+    """A question asked while setup was still under way (nothing had failed) whose setup failed since: the case is
+    no longer "a question, nothing wrong found", it is as bad as the setup failing."""
+    questions = (Signal.objects.filter(cleared_at__isnull=True, kind=SignalKind.CONTACT, harm=Harm.QUESTION,
+                                       detail__finding=Finding.SETUP_UNDER_WAY, case__account__isnull=False)
+                 .values_list("pk", "case_id", "case__account_id"))[:BATCH]
+    relabelled = 0
+    for pk, case_id, account_id in questions:
+        failed = [step for step in SetupStep.objects.filter(account_id=account_id).exclude(status=StepStatus.DONE)
+                  if contact.had_failed(step)]
+        if not failed:
+            continue
+        relabelled += Signal.objects.filter(pk=pk, harm=Harm.QUESTION).update(harm=contact.setup_harm(failed))
+        cases.refresh_case(case_id=case_id)
+    return relabelled
 
 
 # --- Clearing ---------------------------------------------------------------------------------------------

@@ -8,7 +8,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from backstop.accounts.models import SetupStep, StepName, StepStatus
+from backstop.attention.models import Harm
+from backstop.support import automation
+from backstop.support.cases import _join
+from backstop.support.models import Case, Finding, SignalKind
+from backstop.support.tests.helpers import new_account
 from backstop.support.tests.test_promises_server import _set_faults, _signed_up, _text
 from conftest import wait_for
 
@@ -34,6 +41,8 @@ def test_it_emails_when_done_as_promised_although_the_case_stays_open_for_a_pers
     database = server.database
     wait_for(lambda: database.scalar("SELECT answered_at FROM support_contact"), timeout=60, message="no answer")
     assert database.scalar("SELECT finding FROM support_contact") == "setup_needs_human"
+    # The answer owned a failure ("our failure"): the desk says she is locked out, not that it is a question.
+    assert database.scalar("SELECT harm FROM support_case") == 20
     ack = wait_for(lambda: [m for m in smtp_sink.to("wendy@example.com") if "got your message" in str(m["Subject"])],
                    timeout=30, message="no acknowledgement")[0]
     assert "We'll email you when it's done" in _text(ack)
@@ -112,3 +121,19 @@ def test_it_keeps_one_open_promise_of_a_kind_on_a_case_however_many_strangers_wr
     assert database.scalar("SELECT COUNT(DISTINCT case_id) FROM support_contact") == 1
     assert database.scalar("SELECT COUNT(*) FROM support_commitment WHERE kind = 'person_replies' "
                            "AND kept_at IS NULL") == 1
+
+
+@pytest.mark.django_db
+def test_it_relabels_a_question_asked_while_setup_ran_once_that_setup_fails() -> None:
+    account = new_account("una@example.com")
+    _join(customer_key=account.email_key, email=account.email, account=account, kind=SignalKind.CONTACT, cause="",
+          harm=Harm.QUESTION, summary="Where is my workspace?", detail={"finding": Finding.SETUP_UNDER_WAY},
+          source="contact:S-UNA")
+    assert Case.objects.get().harm == Harm.QUESTION
+    SetupStep.objects.filter(account=account, name=StepName.WORKSPACE).update(
+        status=StepStatus.RETRYING, attempts=2, last_error="the workspace provider answered with an error")
+
+    automation.run_support_cycle()
+
+    assert Case.objects.get().harm == Harm.LOCKED_OUT
+    assert Case.objects.get().get_harm_display() != "a question, nothing wrong found"

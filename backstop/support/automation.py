@@ -17,13 +17,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
 from django.utils import timezone
 
-from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepStatus
 from backstop.attention.models import AttentionRecord, Harm, provider_cause, provider_of_cause
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
 from backstop.support import actions, cases, commitments, contact, messages, notifications, payments, triage
 from backstop.support.models import (
+    SETUP_KINDS,
     Case,
     CaseState,
     Commitment,
@@ -371,6 +372,17 @@ def _resolve_by_automation(case_id: int, version: int) -> int:
     return won
 
 
+def _waiting_since(signal: Signal, account: Account) -> dt.datetime:
+    """When the customer started waiting for what the signal is about, not when we recorded the problem: their
+    signup for anything of their setup (the workspace, the welcome email), the message they were to get otherwise."""
+    if signal.kind in SETUP_KINDS or provider_of_cause(signal.cause) == "workspace":
+        return account.created_at
+    if signal.message_id is not None:
+        sent_for = Message.objects.filter(pk=signal.message_id).values_list("created_at", flat=True).first()
+        return min(sent_for or signal.created_at, signal.created_at)
+    return signal.created_at
+
+
 def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
     account = case.account
     if account is None:
@@ -387,7 +399,7 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
     provider = provider_of_cause(worst.cause)
     if provider == "workspace" and Message.objects.filter(account=account, kind="account_ready").exists():
         return  # setup's own "your workspace is ready" email (sent once in an account's life) already told them
-    start = account.created_at if provider == "workspace" else min(s.created_at for s in hurting)
+    start = min(_waiting_since(s, account) for s in hurting)
     end = account.activated_at if provider == "workspace" and account.activated_at else now
     cost = messages.duration_text(max(60.0, (end - start).total_seconds()))
     what = messages.RESOLVED_WHAT[provider]

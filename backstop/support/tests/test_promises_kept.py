@@ -4,14 +4,17 @@ so, and the setup page keeps no stale next-try time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 import httpx
 import pytest
+from django.utils import timezone
 
-from backstop.accounts.models import SetupStep, StepName, StepStatus
-from backstop.attention.models import Harm
+from backstop.accounts.models import Account, SetupStep, StepName, StepStatus
+from backstop.attention.models import Harm, provider_cause
+from backstop.notify.models import Message
 from backstop.support import automation
 from backstop.support.cases import _join
 from backstop.support.models import Case, Finding, SignalKind
@@ -137,3 +140,19 @@ def test_it_relabels_a_question_asked_while_setup_ran_once_that_setup_fails() ->
 
     assert Case.objects.get().harm == Harm.LOCKED_OUT
     assert Case.objects.get().get_harm_display() != "a question, nothing wrong found"
+
+
+@pytest.mark.django_db
+def test_it_counts_the_waiting_in_the_apology_from_the_signup_not_from_when_the_problem_was_recorded() -> None:
+    account = new_account("oli@example.com")
+    signed_up = timezone.now() - dt.timedelta(minutes=30)
+    Account.objects.filter(pk=account.pk).update(created_at=signed_up)
+    account.refresh_from_db()
+    _join(customer_key=account.email_key, email=account.email, account=account, kind=SignalKind.SETUP_DELAYED,
+          cause=provider_cause("email"), harm=Harm.DEGRADED, summary="welcome email waiting",
+          detail={"step": StepName.WELCOME_EMAIL}, source="setup:oli:welcome_email")  # recorded just now
+
+    automation._tell_customer_it_is_fixed(Case.objects.select_related("account", "incident").get(), timezone.now())
+
+    told = Message.objects.get(kind="support_resolved").text
+    assert "cost you 30 minutes of waiting" in told, told

@@ -327,6 +327,8 @@ RESOLVED_NOW = {"workspace": "your workspace is ready and you can sign in", "ema
 
 REPLY_SUBJECT = "About your Backstop account"
 REPLY_SIGNATURE = "{staff_name}\nBackstop support"
+# A staff account named only for the team ("Support") signs as the team, not "Support / Backstop support".
+REPLY_SIGNATURE_TEAM = "Backstop support"
 REPLY_GREETING = "Hello {name},"
 REPLY_TEMPLATES = {
     "setup": (
@@ -348,7 +350,14 @@ REPLY_TEMPLATES = {
 }
 REPLY_DID_NOTHING_YET = "[say what you did]"
 REPLY_DID_ACTIONS = "{actions}."
-REPLY_DID_FIXED = "{actions}, and it's working now."
+# "It's working now" only when it is (the setup finished, the payment's access on, our emails delivered again), said
+# of the thing that works rather than of the last action, which may not be what fixed it.
+REPLY_DID_FIXED = "{actions}. {done}"
+REPLY_DONE = {
+    "setup": "Your workspace is ready now, and you can sign in.",
+    "email": "Our emails are reaching you again now.",
+    "money": "Your payment is settled now.",
+}
 REPLY_COST_LOCKED = "{duration} without your workspace"
 REPLY_COST_DEGRADED = "{duration} without our emails"
 REPLY_COST_MONEY = "{amount} paid and {duration} without access"

@@ -5,6 +5,7 @@ so, and the setup page keeps no stale next-try time."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import time
 from typing import Any
 
@@ -12,13 +13,22 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from backstop.accounts.models import Account, SetupStep, StepName, StepStatus
+from backstop.accounts.models import Account, AccountState, SetupStep, StepName, StepStatus
 from backstop.attention.models import Harm, provider_cause
 from backstop.notify.models import Message
 from backstop.support import automation
 from backstop.support.cases import _join
-from backstop.support.models import Case, Finding, SignalKind
-from backstop.support.tests.helpers import new_account
+from backstop.support.models import (
+    ActionOutcome,
+    Case,
+    CaseState,
+    Finding,
+    Resolution,
+    Signal,
+    SignalKind,
+    SupportAction,
+)
+from backstop.support.tests.helpers import desk_client, new_account, staff_account, stalled_account
 from backstop.support.tests.test_promises_server import _set_faults, _signed_up, _text
 from conftest import wait_for
 
@@ -156,3 +166,33 @@ def test_it_counts_the_waiting_in_the_apology_from_the_signup_not_from_when_the_
 
     told = Message.objects.get(kind="support_resolved").text
     assert "cost you 30 minutes of waiting" in told, told
+
+
+@pytest.mark.django_db
+def test_it_drafts_working_now_only_once_it_is_signs_as_the_team_and_says_resolved_once() -> None:
+    account = stalled_account("pia@example.com")
+    client = desk_client(staff_account(email="support@backstop.localhost", name="Support"))
+    case = Case.objects.get()
+    SupportAction.objects.create(idempotency_key="auto-retry", case=case, action="retry_setup",
+                                 outcome=ActionOutcome.DONE, finished_at=timezone.now())
+    # The automatic restart failed again: its setup-delay signal cleared as handed over, the setup still unfinished.
+    Signal.objects.filter(case=case).update(cleared_at=timezone.now(), cleared_how="handed over")
+
+    failed_again = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+
+    assert "We automatically restarted your account set-up at" in failed_again
+    assert "working now" not in failed_again and "ready now" not in failed_again
+    assert "for that.\n\nBackstop support" in failed_again and "Support\nBackstop support" not in failed_again
+
+    SetupStep.objects.filter(account=account).update(status=StepStatus.DONE)
+    Account.objects.filter(pk=account.pk).update(state=AccountState.ACTIVE, activated_at=timezone.now())
+    done = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert "We automatically restarted your account set-up at" in done
+    assert "Your workspace is ready now, and you can sign in." in done and "it's working now" not in done
+
+    Case.objects.filter(pk=case.pk).update(state=CaseState.RESOLVED, resolved_at=timezone.now(),
+                                           resolution=Resolution.AUTOMATION)
+    closed = html.unescape(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert '<span class="badge resolved">Resolved</span>' in closed
+    assert '<strong id="case-state">Fixed by automation</strong>' in closed
+    assert '<strong id="case-state">Resolved</strong>' not in closed

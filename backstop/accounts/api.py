@@ -13,7 +13,7 @@ from backstop.accounts import messages
 from backstop.accounts.details import ChangeRejected, changed_text, confirm_detail_change, kept_text, pending_change
 from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.models import Account
-from backstop.accounts.progress import setup_progress
+from backstop.accounts.progress import retry_answer, setup_progress
 from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
@@ -198,7 +198,8 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
     account = Account.objects.signed_in(request.user)
     retry_setup(account=account)
     account.refresh_from_db()
-    return Status(202, setup_progress(account).as_dict())
+    # The answer says what "Try again now" did: tried now, or nothing until the provider that is down answers again.
+    return Status(202, {**setup_progress(account).as_dict(), "message": retry_answer(account)})
 
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})

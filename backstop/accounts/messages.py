@@ -128,6 +128,11 @@ VERIFY_LINK_BAD = Notice(
     "That confirmation link has expired or isn't valid.", "", "Sign in and ask for a code by SMS instead."
 )
 RETRY_STARTED = Notice("We're trying again now.", "Each step below updates as it happens.", "")
+# "Try again now" while the provider of every step left is down (its breaker open): nothing can be tried now, and the
+# provider's recovery retries it by itself.
+RETRY_PROVIDER_DOWN = Notice(
+    "Our {provider} provider is down right now; we'll try the moment it answers again — no need to press again.",
+    "", "")
 # Which banner depends on where the welcome email is: it points at the email's link only once the email has gone.
 VERIFY_EMAIL_BANNER = (
     "Please confirm your email address, {email}, with the link in our welcome email. "
@@ -160,8 +165,9 @@ VERIFY_EMAIL_BANNER_UNSENT = {
 STEP_STATUS_TEXT = {
     "pending": "Under way: we're trying it now.",  # not yet recorded: the attempt is running or about to
     "retrying": "Attempt {attempts} failed: {error}. We'll try again {next_attempt}.",
-    "waiting": "Our {provider} provider is failing right now, so we're waiting for it to recover before trying again "
-               "(next check {next_attempt}).",
+    # No time is named: the next try is when the provider answers again, which nobody can promise.
+    "waiting": "Our {provider} provider is down right now, so we're waiting for it to answer again; we'll try the "
+               "moment it does.",
     "done": "Done.",
     "failed": "We stopped retrying after {attempts} attempts ({error}). Our support team has it.",
 }
@@ -170,6 +176,12 @@ STEP_STATUS_TEXT = {
 STEP_FAILED_WAITING_ON_PROVIDER = (
     "We stopped retrying after {attempts} attempts ({error}). Our {provider} provider is failing; we'll try again by "
     "ourselves as soon as it works again."
+)
+# A step between tries whose provider went down since (its breaker open): the next try waits for the provider, so the
+# time it had is not named any more.
+STEP_RETRYING_PROVIDER_DOWN = (
+    "Attempt {attempts} failed: {error}. Our {provider} provider is down right now; we'll try again the moment it "
+    "answers."
 )
 # The last automatic attempt failed while another step still runs: no time to promise, the button still works.
 STEP_BUDGET_SPENT_TEXT = (

@@ -15,8 +15,11 @@ from backstop.accounts.messages import (
     NEXT_ATTEMPT_AT,
     NEXT_ATTEMPT_NOW,
     PROVIDER_NAMES,
+    RETRY_PROVIDER_DOWN,
+    RETRY_STARTED,
     STEP_BUDGET_SPENT_TEXT,
     STEP_FAILED_WAITING_ON_PROVIDER,
+    STEP_RETRYING_PROVIDER_DOWN,
     STEP_STATUS_TEXT,
     VERIFY_EMAIL_BANNER,
     VERIFY_EMAIL_BANNER_SENDING,
@@ -79,9 +82,26 @@ def next_attempt_text(at: dt.datetime | None, *, now: dt.datetime) -> str:
     return NEXT_ATTEMPT_AT.format(at=at.strftime("%H:%M:%S UTC"))
 
 
-def _status_text(step: Any, *, now: dt.datetime, waiting_on_incident: bool = False) -> str:
+def providers_down(steps: list[SetupStep]) -> set[str]:
+    """The providers (``STEP_PROVIDERS`` values) of these unfinished steps whose breaker is not closed: calls to them
+    are paused, so no try of those steps happens before the provider answers again."""
+    providers = {STEP_PROVIDERS[step.name] for step in steps if step.status != StepStatus.DONE}
+    if not providers:
+        return set()
+    return set(CircuitBreaker.objects.filter(pk__in=providers).exclude(state=BreakerState.CLOSED)
+               .values_list("pk", flat=True))
+
+
+def _waits_for_provider(step: Any, down: set[str]) -> bool:
+    return step.status in (StepStatus.RETRYING, StepStatus.WAITING) and STEP_PROVIDERS[step.name] in down
+
+
+def _status_text(step: Any, *, now: dt.datetime, waiting_on_incident: bool = False,
+                 down: frozenset[str] | set[str] = frozenset()) -> str:
     if budget_spent(step):
         text = STEP_BUDGET_SPENT_TEXT
+    elif step.status == StepStatus.RETRYING and STEP_PROVIDERS[step.name] in down:
+        text = STEP_RETRYING_PROVIDER_DOWN
     elif step.status == StepStatus.FAILED and waiting_on_incident:
         text = STEP_FAILED_WAITING_ON_PROVIDER
     else:
@@ -112,11 +132,23 @@ def _welcome_banner(account: Account, welcome: Any, *, waiting_on_incident: bool
     return VERIFY_EMAIL_BANNER_UNSENT[why].format(email=account.email), True
 
 
-def _promised_at(step: SetupStep, *, now: dt.datetime) -> dt.datetime | None:
-    """The next-try time the page names, or None (it says "now", or names no time)."""
-    if budget_spent(step):
+def _promised_at(step: SetupStep, *, now: dt.datetime, down: set[str]) -> dt.datetime | None:
+    """The next-try time the page names, or None (it says "now", or names no time: none while the step waits for its
+    provider, whose breaker holds the try until it answers again)."""
+    if budget_spent(step) or _waits_for_provider(step, down):
         return None
     return step.next_attempt_at if step.next_attempt_at is not None and step.next_attempt_at > now else None
+
+
+def retry_answer(account: Account) -> str:
+    """What "Try again now" did, truthfully: when the provider of every step left is down, nothing was tried (its
+    recovery tries them), so the answer says that rather than "trying again now" (``RETRY_STARTED``)."""
+    rows = [row for row in account.setup_steps.all() if row.status != StepStatus.DONE]
+    down = providers_down(rows)
+    if rows and all(STEP_PROVIDERS[row.name] in down for row in rows):
+        provider = PROVIDER_NAMES[next(row.name for row in rows)]
+        return RETRY_PROVIDER_DOWN.text.format(provider=provider)
+    return RETRY_STARTED.text
 
 
 def setup_progress(account: Account, *, action: str = "setup_page", for_customer: bool = True) -> SetupProgress:
@@ -127,17 +159,18 @@ def setup_progress(account: Account, *, action: str = "setup_page", for_customer
     # waiting on an incident is automation's ("no action needed"), one in the queue a person's.
     waiting_on_incident = (any(row.status == StepStatus.FAILED for row in rows)
                            and account.pk in attention_hooks.accounts_waiting_on_an_incident([account.pk]))
+    down = providers_down(rows)
     steps = [
         StepProgress(
             name=step.name, label=StepName(step.name).label, status=step.status,
-            status_text=_status_text(step, now=now, waiting_on_incident=waiting_on_incident),
-            attempts=step.attempts, last_error=step.last_error, next_attempt_at=_promised_at(step, now=now),
+            status_text=_status_text(step, now=now, waiting_on_incident=waiting_on_incident, down=down),
+            attempts=step.attempts, last_error=step.last_error, next_attempt_at=_promised_at(step, now=now, down=down),
         )
         for step in rows
     ]
     if for_customer:
         for step in rows:
-            due = _promised_at(step, now=now)
+            due = _promised_at(step, now=now, down=down)
             handed_over = step.status == StepStatus.FAILED and not waiting_on_incident
             promise = "retry_at" if due is not None else "handed_over" if handed_over else ""
             for listener in _promise_listeners if promise else ():

@@ -22,7 +22,7 @@ from backstop.accounts.details import (
 from backstop.accounts.devices import DEVICE_COOKIE, remember_device
 from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
-from backstop.accounts.progress import setup_progress
+from backstop.accounts.progress import retry_answer, setup_progress
 from backstop.accounts.recovery import ask_for_sign_in_code
 from backstop.accounts.setup import retry_setup
 from backstop.accounts.signin import (
@@ -108,8 +108,9 @@ def setup_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def setup_retry(request: HttpRequest) -> HttpResponse:
-    retry_setup(account=Account.objects.signed_in(request.user))
-    request.session["last_notice"] = messages.RETRY_STARTED.text
+    account = Account.objects.signed_in(request.user)
+    retry_setup(account=account)
+    request.session["last_notice"] = retry_answer(account)
     return redirect("setup")
 
 

@@ -17,15 +17,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
 from django.utils import timezone
 
-from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, StepStatus
+from backstop.accounts.models import STEP_PROVIDERS, Account, AccountState, SetupStep, StepStatus
 from backstop.attention.models import AttentionRecord, Harm, provider_cause, provider_of_cause
 from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
-from backstop.support import actions, cases, commitments, messages, notifications, payments, triage
+from backstop.support import actions, cases, commitments, contact, messages, notifications, payments, triage
 from backstop.support.models import (
+    SETUP_KINDS,
     Case,
     CaseState,
+    Commitment,
+    CommitmentKind,
     Contact,
     Finding,
     Incident,
@@ -56,12 +59,14 @@ class CycleReport:
     incidents_opened: int = 0
     incidents_resolved: int = 0
     notices_sent: int = 0
+    promises_kept: int = 0
 
 
 def run_support_cycle() -> CycleReport:
     report = CycleReport()
     report.joined += join_unjoined_attention()
     report.joined += join_failed_messages()
+    relabel_questions_whose_setup_failed()
     failing = triage.failing_providers()
     report.incidents_opened += open_provider_incidents(failing)
     report.joined += join_waiting_setups(failing)
@@ -72,6 +77,7 @@ def run_support_cycle() -> CycleReport:
     report.resolved += resolve_settled_cases()
     report.incidents_resolved += resolve_finished_incidents(failing)
     commitments.keep_commitments()
+    report.promises_kept += keep_email_promises()
     notifications.queue_staff_notices()
     report.notices_sent += notifications.send_due_notices(now=timezone.now())
     return report
@@ -122,6 +128,23 @@ def join_waiting_setups(failing: dict[str, CircuitBreaker]) -> int:
         cases.join_setup_delay(step=step, account=step.account)
         joined += 1
     return joined
+
+
+def relabel_questions_whose_setup_failed() -> int:
+    """A question asked while setup was still under way (nothing had failed) whose setup failed since: the case is
+    no longer "a question, nothing wrong found", it is as bad as the setup failing."""
+    questions = (Signal.objects.filter(cleared_at__isnull=True, kind=SignalKind.CONTACT, harm=Harm.QUESTION,
+                                       detail__finding=Finding.SETUP_UNDER_WAY, case__account__isnull=False)
+                 .values_list("pk", "case_id", "case__account_id"))[:BATCH]
+    relabelled = 0
+    for pk, case_id, account_id in questions:
+        failed = [step for step in SetupStep.objects.filter(account_id=account_id).exclude(status=StepStatus.DONE)
+                  if contact.had_failed(step)]
+        if not failed:
+            continue
+        relabelled += Signal.objects.filter(pk=pk, harm=Harm.QUESTION).update(harm=contact.setup_harm(failed))
+        cases.refresh_case(case_id=case_id)
+    return relabelled
 
 
 # --- Clearing ---------------------------------------------------------------------------------------------
@@ -294,6 +317,33 @@ def resolve_finished_incidents(failing: dict[str, CircuitBreaker]) -> int:
     return resolved
 
 
+# --- Keeping "we'll email you when it's done" ----------------------------------------------------------------
+
+def keep_email_promises() -> int:
+    """An open "we'll email you when it's done" whose setup is done: the "ready" email is sent now, once per
+    promise, whether or not the case is resolved (a question on the case keeps it open for a person, but the
+    customer was promised the email when the thing was done, not when the case closes).
+
+    Runs after ``keep_commitments``, so a done email already sent since the promise (setup's own, support's "it's
+    fixed", a person's reply) has kept it and nothing more is sent. A payment's promise is kept by billing's own email
+    of how the purchase settled."""
+    sent = 0
+    for promise in (Commitment.objects.filter(kind=CommitmentKind.EMAIL_WHEN_DONE, kept_at__isnull=True)
+                    .select_related("case__account").order_by("id")[:BATCH]):
+        account = promise.case.account
+        if account is None or promise.detail.get("payment_id") or account.state != AccountState.ACTIVE:
+            continue
+        if not commitments.setup_finished(account_id=account.pk):
+            continue
+        message = notify.create_email(account=account, kind="account_ready", key=f"promise-done:{promise.pk}",
+                                      to=account.email,
+                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
+        notify.send_soon(message)
+        sent += Commitment.objects.filter(pk=promise.pk, kept_at__isnull=True).update(
+            kept_at=timezone.now(), kept_how=messages.KEPT_BY_EMAIL.format(subject=message.subject)[:300])
+    return sent
+
+
 # --- Resolving cases ------------------------------------------------------------------------------------
 
 def resolve_settled_cases() -> int:
@@ -322,6 +372,17 @@ def _resolve_by_automation(case_id: int, version: int) -> int:
     return won
 
 
+def _waiting_since(signal: Signal, account: Account) -> dt.datetime:
+    """When the customer started waiting for what the signal is about, not when we recorded the problem: their
+    signup for anything of their setup (the workspace, the welcome email), the message they were to get otherwise."""
+    if signal.kind in SETUP_KINDS or provider_of_cause(signal.cause) == "workspace":
+        return account.created_at
+    if signal.message_id is not None:
+        sent_for = Message.objects.filter(pk=signal.message_id).values_list("created_at", flat=True).first()
+        return min(sent_for or signal.created_at, signal.created_at)
+    return signal.created_at
+
+
 def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
     account = case.account
     if account is None:
@@ -338,7 +399,7 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
     provider = provider_of_cause(worst.cause)
     if provider == "workspace" and Message.objects.filter(account=account, kind="account_ready").exists():
         return  # setup's own "your workspace is ready" email (sent once in an account's life) already told them
-    start = account.created_at if provider == "workspace" else min(s.created_at for s in hurting)
+    start = min(_waiting_since(s, account) for s in hurting)
     end = account.activated_at if provider == "workspace" and account.activated_at else now
     cost = messages.duration_text(max(60.0, (end - start).total_seconds()))
     what = messages.RESOLVED_WHAT[provider]

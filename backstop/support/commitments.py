@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from backstop.accounts.models import Account, SetupStep, StepStatus
+from backstop.accounts import progress
+from backstop.accounts.models import STEP_PROVIDERS, Account, SetupStep, StepStatus
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.support import messages, payments
 from backstop.support.models import (
@@ -55,6 +56,11 @@ FINDING_PROMISES: dict[str, tuple[CommitmentKind, ...]] = {
 
 def _record(*, case_id: int, kind: str, made_in: str, detail: dict[str, Any], due_at: dt.datetime | None,
             text: str = "") -> None:
+    if kind != CommitmentKind.RETRY_AT and Commitment.objects.filter(case_id=case_id, kind=kind,
+                                                                     kept_at__isnull=True).exists():
+        # One open promise of a kind per case: the second "a person will reply" is kept by the same reply, and a
+        # case listing it fifteen times says nothing more (each contact is on the case's timeline).
+        return
     try:
         with transaction.atomic():
             Commitment.objects.create(case_id=case_id, kind=kind, made_in=made_in[:120], detail=detail,
@@ -148,6 +154,11 @@ def _kept_how(commitment: Commitment) -> tuple[dt.datetime, int | None, str] | N
         step = SetupStep.objects.filter(account_id=detail.get("account_id"), name=detail.get("step")).first()
         if step is None or step.status == StepStatus.DONE or step.attempts > int(detail.get("attempts", 0)):
             return (step.updated_at if step else timezone.now()), None, messages.KEPT_BY_ATTEMPT
+        if progress.providers_down([step]):
+            # The provider went down before the time named: the try waits for it to answer again, and the setup page
+            # now says so (no time). The promise is superseded, with why, rather than left to show as overdue.
+            return timezone.now(), None, messages.SUPERSEDED_PROVIDER_DOWN.format(
+                provider=messages.provider_name(STEP_PROVIDERS[step.name]))
         return None
     return None
 
@@ -161,8 +172,11 @@ def _finished(case: Case, detail: dict[str, Any]) -> bool:
                                                 created_at__gte=case.opened_at).exists()
         return returned or bool(payments.fulfilled_payment_ids([str(payment_id)]))
     account_id = detail.get("account_id") or case.account_id
-    if not account_id:
-        return False
+    return account_id is not None and setup_finished(account_id=int(account_id))
+
+
+def setup_finished(*, account_id: int) -> bool:
+    """Every setup step of the account is done."""
     steps = SetupStep.objects.filter(account_id=account_id)
     return steps.exists() and not steps.exclude(status=StepStatus.DONE).exists()
 

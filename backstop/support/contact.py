@@ -27,7 +27,7 @@ from backstop.ratelimits.services import Limit, RateLimited, check_rate_limit
 from backstop.support import commitments, messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
-from backstop.support.models import ActionOutcome, Contact, Finding, Signal, SignalKind, StrangerNotice
+from backstop.support.models import ActionOutcome, Case, Contact, Finding, Signal, SignalKind, StrangerNotice
 
 # Strangers (anyone not signed in as the address's owner) are counted by where they write from, never by the address
 # they write about: a per-address count that strangers fill would lock its owner out (docs/decisions.md, "Contact rate
@@ -276,7 +276,7 @@ def _what_failed(steps: list[SetupStep]) -> str:
 def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) -> tuple[str, dict[str, Any]]:
     failing = triage.failing_providers()
     down = [s for s in steps if triage.provider_is_down(failing, STEP_PROVIDERS[s.name])]
-    facts: dict[str, Any] = {"what": _what_failed(steps)}
+    facts: dict[str, Any] = {"what": _what_failed(steps), "harm": setup_harm(steps)}
     if down and all(s.name == StepName.WELCOME_EMAIL for s in steps) and account.phone:
         return _send_code_instead(contact=contact, account=account, steps=down, error=failing["email"].last_error)
     if down:
@@ -287,7 +287,7 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
             join_setup_delay(step=step, account=account)
         return Finding.SETUP_WAITING, facts
     started = timezone.now()
-    if not any(_had_failed(s) for s in steps):
+    if not any(had_failed(s) for s in steps):
         # Setup is simply still under way (they wrote seconds after signing up): nothing failed, so nothing to fix or
         # own up to. Their message is a question for a person, with what automation saw attached.
         return _setup_under_way(account=account, steps=steps, since=started)
@@ -306,7 +306,7 @@ def _fix_setup(*, contact: Contact, account: Account, steps: list[SetupStep]) ->
     return Finding.SETUP_RETRYING, facts
 
 
-def _had_failed(step: SetupStep) -> bool:
+def had_failed(step: SetupStep) -> bool:
     """A step that actually failed (or waited out a failing provider): the only kind automation may claim to fix."""
     return step.status in (StepStatus.FAILED, StepStatus.RETRYING, StepStatus.WAITING) or bool(step.last_error)
 
@@ -411,6 +411,28 @@ NEEDS_HUMAN = frozenset({Finding.NO_ACCOUNT, Finding.ALL_WELL, Finding.SETUP_NEE
                          Finding.PAYMENT_REFUNDED, Finding.PAYMENT_NOT_CHARGED})
 
 
+# Findings whose answer owns a failure, and how bad it was (a setup's: locked out when the workspace was unfinished,
+# else degraded, decided where it was diagnosed: facts["harm"]).
+OWNED_FAILURE_HARM: dict[str, int] = {
+    Finding.SETUP_FIXED: Harm.LOCKED_OUT, Finding.SETUP_RETRYING: Harm.LOCKED_OUT,
+    Finding.SETUP_WAITING: Harm.LOCKED_OUT, Finding.SETUP_NEEDS_HUMAN: Harm.LOCKED_OUT,
+    Finding.EMAIL_UNDELIVERED: Harm.DEGRADED, Finding.PAYMENT_FULFILLED: Harm.MONEY,
+    Finding.PAYMENT_NEEDS_HUMAN: Harm.MONEY,
+}
+
+
+def owned_harm(finding: str, facts: dict[str, Any]) -> int:
+    """How bad the failure the answer to a contact owned was (``Harm.QUESTION`` when it owned none)."""
+    if finding not in OWNED_FAILURE_HARM:
+        return int(Harm.QUESTION)
+    return int(facts.get("harm", OWNED_FAILURE_HARM[finding]))
+
+
+def setup_harm(steps: list[SetupStep]) -> int:
+    """An unfinished workspace locks the customer out; only the welcome email unfinished degrades."""
+    return int(Harm.LOCKED_OUT if any(s.name == StepName.WORKSPACE for s in steps) else Harm.DEGRADED)
+
+
 def _acknowledge(
     *, contact: Contact, signal: Signal, account: Account | None, finding: str, facts: dict[str, Any]
 ) -> ContactResult:
@@ -438,7 +460,13 @@ def _acknowledge(
             excerpt=_excerpt(contact.text), finding=Finding(finding).label)
         # What automation saw goes with the case, so the person who reads it starts from there.
         seen = {"finding": finding, "seen": facts.get("seen") or Finding(finding).label}
-        Signal.objects.filter(pk=signal.pk).update(summary=summary[:500], detail={**signal.detail, **seen})
+        # The case is labelled with what the customer was told: an answer that owned a failure ("our failure") makes
+        # the contact as bad as that failure, not "a question, nothing wrong found". (No cause: a contact that needs
+        # a person must not wait on an incident.)
+        owned = {"harm": harm} if (harm := owned_harm(finding, facts)) > signal.harm else {}
+        Signal.objects.filter(pk=signal.pk).update(summary=summary[:500], detail={**signal.detail, **seen}, **owned)
+        if owned:  # a case whose signals all clear keeps the harm it had: it must have had this one
+            Case.objects.filter(pk=_case(contact), harm__lt=owned["harm"]).update(harm=owned["harm"])
         commitments.record_contact_promises(contact=contact, finding=finding, facts=facts)
         if not needs_human:
             clear_signals(signal_ids=[signal.pk], how=f"answered automatically: {Finding(finding).label}")

@@ -16,7 +16,7 @@ from backstop.accounts.models import Account, AccountEvent
 from backstop.accounts.progress import SetupProgress, setup_progress
 from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
-from backstop.support import charts, messages, payments, triage
+from backstop.support import charts, commitments, messages, payments, triage
 from backstop.support.actions import StaffAction, offered_on
 from backstop.support.models import (
     SETUP_KINDS,
@@ -30,7 +30,6 @@ from backstop.support.models import (
     Resolution,
     SavedReply,
     Signal,
-    SignalKind,
     SupportAction,
 )
 from backstop.workspaces.models import Workspace
@@ -365,7 +364,22 @@ def _failure_text(signals: list[Signal], family: str) -> str:
     return ""
 
 
-def _did_text(actions: list[SupportAction], fixed: bool, *, signer: Account) -> str:
+def _done(case: Case, signals: list[Signal], family: str) -> bool:
+    """Whether what went wrong is actually working now: the setup finished, or every signal of the family cleared."""
+    if family == "setup":
+        return case.account is not None and commitments.setup_finished(account_id=case.account.pk)
+    kinds = triage.EMAIL_KINDS if family == "email" else triage.MONEY_KINDS if family == "money" else frozenset()
+    relevant = [s for s in signals if s.kind in kinds]
+    return bool(relevant) and not any(s.is_open for s in relevant)
+
+
+def _signature(staff_name: str) -> str:
+    if staff_name.strip().lower() in messages.REPLY_SIGNATURE_TEAM.lower():
+        return messages.REPLY_SIGNATURE_TEAM
+    return messages.REPLY_SIGNATURE.format(staff_name=staff_name)
+
+
+def _did_text(actions: list[SupportAction], fixed: bool, *, signer: Account, family: str = "question") -> str:
     done = [a for a in reversed(actions) if a.outcome == ActionOutcome.DONE and a.action in DID_ACTIONS]
     if not done:
         return messages.REPLY_DID_NOTHING_YET
@@ -380,7 +394,9 @@ def _did_text(actions: list[SupportAction], fixed: bool, *, signer: Account) -> 
              for (action, who), a in firsts.items()]
     joined = "; ".join(parts)
     joined = joined[:1].upper() + joined[1:]
-    return (messages.REPLY_DID_FIXED if fixed else messages.REPLY_DID_ACTIONS).format(actions=joined)
+    if fixed and family in messages.REPLY_DONE:
+        return messages.REPLY_DID_FIXED.format(actions=joined, done=messages.REPLY_DONE[family])
+    return messages.REPLY_DID_ACTIONS.format(actions=joined)
 
 
 def _cost_text(case: Case, signals: list[Signal], family: str) -> str:
@@ -413,13 +429,13 @@ def draft_reply(
     if saved is not None:
         return messages.REPLY_SUBJECT, fill_placeholders(saved.body, values)
     family = _family(signals)
-    fixed = not any(s.is_open and s.kind != SignalKind.CONTACT for s in signals)
-    did = _did_text([a for a in actions if a.case_id == case.pk], fixed, signer=staff)
+    did = _did_text([a for a in actions if a.case_id == case.pk], _done(case, signals, family), signer=staff,
+                    family=family)
     middle = messages.REPLY_TEMPLATES[family].format(
         signed_up=f"{account.created_at:%-d %b}" if account else "", failure=_failure_text(signals, family),
         did=did, cost=_cost_text(case, signals, family))
     body = "\n\n".join([messages.REPLY_GREETING.format(name=name), middle,
-                        messages.REPLY_SIGNATURE.format(staff_name=staff_name)])
+                        _signature(staff_name)])
     return messages.REPLY_SUBJECT, body
 
 

@@ -336,6 +336,8 @@ RESOLVED_NOW = {"workspace": "your workspace is ready and you can sign in", "ema
 
 REPLY_SUBJECT = "About your Backstop account"
 REPLY_SIGNATURE = "{staff_name}\nBackstop support"
+# A staff account named only for the team ("Support") signs as the team, not "Support / Backstop support".
+REPLY_SIGNATURE_TEAM = "Backstop support"
 REPLY_GREETING = "Hello {name},"
 REPLY_TEMPLATES = {
     "setup": (
@@ -357,7 +359,14 @@ REPLY_TEMPLATES = {
 }
 REPLY_DID_NOTHING_YET = "[say what you did]"
 REPLY_DID_ACTIONS = "{actions}."
-REPLY_DID_FIXED = "{actions}, and it's working now."
+# "It's working now" only when it is (the setup finished, the payment's access on, our emails delivered again), said
+# of the thing that works rather than of the last action, which may not be what fixed it.
+REPLY_DID_FIXED = "{actions}. {done}"
+REPLY_DONE = {
+    "setup": "Your workspace is ready now, and you can sign in.",
+    "email": "Our emails are reaching you again now.",
+    "money": "Your payment is settled now.",
+}
 REPLY_COST_LOCKED = "{duration} without your workspace"
 REPLY_COST_DEGRADED = "{duration} without our emails"
 REPLY_COST_MONEY = "{amount} paid and {duration} without access"
@@ -443,6 +452,9 @@ COMMITMENT_RETRY_TEXT = "we'll try again at {at}"
 COMMITMENT_HANDED_OVER_TEXT = "our support team has it (the setup page, after we stopped retrying)"
 KEPT_BY_REPLY = "a person replied"
 KEPT_BY_EMAIL = "emailed: “{subject}”"
+# A next-try time the provider's outage overtook: no try could happen then, and the page stopped naming a time.
+SUPERSEDED_PROVIDER_DOWN = ("superseded: our {provider} provider went down before then, so we try the moment it "
+                            "answers again (the setup page says so, with no time)")
 KEPT_BY_FINISHING = "finished ({who})"
 KEPT_BY_ATTEMPT = "tried again"
 COMMITMENT_OPEN = "not kept yet"

@@ -200,7 +200,7 @@ def test_it_drafts_a_reply_naming_what_happened_what_we_did_and_what_it_cost() -
 
     assert "Hello Bob Stone," in page
     assert "creating your workspace failed (the workspace provider answered with an error)" in page
-    assert "I created your workspace by hand at" in page and "it's working now" in page
+    assert "I created your workspace by hand at" in page and "Your workspace is ready now" in page
     assert "What it cost you: " in page and "without your workspace" in page
     assert "Sam Agent\nBackstop support" in page
     assert account.email in page

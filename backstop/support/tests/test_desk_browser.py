@@ -176,7 +176,7 @@ def test_it_shows_an_outage_as_one_incident_resolves_it_and_fixes_the_last_case_
     expect(body).to_have_value(re.compile(r"^Hello Bob Stone,"))
     expect(body).to_have_value(re.compile(r"What we did: I restarted your account set-up at \d\d:\d\d UTC"))
     expect(body).to_have_value(re.compile(r"What it cost you: .+ without our emails"))
-    expect(body).to_have_value(re.compile(r"Support\nBackstop support$"))
+    expect(body).to_have_value(re.compile(r"for that\.\n\nBackstop support$"))  # the team account signs as the team
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#desk-notice")).to_have_text("Reply sent; it is on the timeline below.")
     _screenshot(page, "desk-04-case-fixed-and-answered.png")

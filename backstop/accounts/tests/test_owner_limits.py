@@ -352,3 +352,22 @@ def test_it_tells_the_owner_by_email_and_sms_when_the_password_changes(site: Any
     texts = wait_for(sms, timeout=30, message="the owner was never sent an SMS about the password change")
     assert len(texts) == 1
     assert f"{site.url}/recover" in texts[0]
+
+
+def codes_asked_from(server: Any, forwarded: list[str]) -> list[int]:
+    """Codes asked for (each for another address, so only the per-address limit applies) from one peer, each request
+    saying it was forwarded for the given address."""
+    client = browser(server, STRANGER_IP)
+    return [client.post("/api/recover", json={"email": f"person{n}@example.com"},
+                        headers={"X-Forwarded-For": address}).status_code for n, address in enumerate(forwarded)]
+
+
+def test_it_ignores_x_forwarded_for_unless_told_how_many_proxies_to_trust(site: Any, server_factory: Any) -> None:
+    # By default the header is anyone's to write: rotating it buys no new budget.
+    assert codes_asked_from(site, [f"198.51.100.{n}" for n in range(21)]) == [202] * 20 + [429]
+
+    proxied = server_factory()
+    proxied.start(BACKSTOP_BASE_URL=proxied.url, BACKSTOP_TRUSTED_PROXY_COUNT="1")
+    # Behind our proxy every visitor comes from the proxy's address: each is counted under the one it forwarded for.
+    statuses = codes_asked_from(proxied, ["203.0.113.7"] * 21 + ["203.0.113.8", "2001:db8::1, 203.0.113.9"])
+    assert statuses == [202] * 20 + [429, 202, 202]

@@ -3,24 +3,24 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from django.conf import settings
-
 
 def client_ip(request: Any) -> str:
-    """The visitor's address. With ``TRUSTED_PROXY_COUNT`` = n > 0 (the site is behind n proxies of its own), the
-    entry n hops from the right of X-Forwarded-For, the one our outermost proxy appended; with 0 the header is never
-    read (anyone can send it) and the peer address is the visitor's."""
-    peer = str(request.META.get("REMOTE_ADDR") or "unknown")
-    hops = settings.TRUSTED_PROXY_COUNT
+    """The visitor's address: REMOTE_ADDR, which ``web.proxies.TrustedProxyMiddleware`` has already set from
+    X-Forwarded-For when the site stands behind proxies of its own (BACKSTOP_TRUSTED_PROXY_COUNT)."""
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+def forwarded_client(*, peer: str, forwarded_for: str, hops: int) -> str:
+    """The visitor behind ``hops`` proxies of our own: the X-Forwarded-For entry ``hops`` from the right, the one our
+    outermost proxy appended (what the client wrote to its left is anyone's to write). With 0 hops, fewer entries than
+    proxies, or no address in that place, only the peer is known."""
     if hops <= 0:
         return peer
-    forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
-    forwarded = [part for part in forwarded if part]
-    if len(forwarded) < hops:
-        return peer  # the request did not come through all our proxies: only the peer is known
-    candidate = forwarded[-hops]
+    entries = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+    if len(entries) < hops:
+        return peer
     try:
-        return str(ipaddress.ip_address(candidate))
+        return str(ipaddress.ip_address(entries[-hops]))
     except ValueError:
         return peer
 

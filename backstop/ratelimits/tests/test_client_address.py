@@ -11,13 +11,18 @@ from django.test import RequestFactory
 from backstop.checks import check_trusted_proxies
 from backstop.lib.http import client_ip, rate_limit_address
 from backstop.ratelimits.services import Limit, RateLimited, count_failure, refuse_spent_budget
+from backstop.web.proxies import TrustedProxyMiddleware
 
 FORWARDED = "203.0.113.9, 198.51.100.7, 192.0.2.1"
 
 
 def request_from(peer: str, forwarded: str = "") -> Any:
-    extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
-    return RequestFactory().get("/", REMOTE_ADDR=peer, **extra)
+    """A request as the views see it, through the middleware that reads X-Forwarded-For."""
+    request = RequestFactory().get("/", REMOTE_ADDR=peer)
+    if forwarded:
+        request.META["HTTP_X_FORWARDED_FOR"] = forwarded
+    TrustedProxyMiddleware(lambda seen: seen)(request)  # type: ignore[arg-type, return-value]
+    return request
 
 
 def test_it_ignores_x_forwarded_for_by_default(settings: Any) -> None:

@@ -84,7 +84,7 @@ def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
 
 @api.exception_handler(RateLimited)
 def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
-    text = site_messages.RATE_LIMITED.text.format(minutes=exc.minutes)
+    text = (exc.notice or site_messages.RATE_LIMITED).text.format(minutes=exc.minutes)
     response = error_response(request, 429, "rate_limited", text, retry_after=exc.retry_after)
     response["Retry-After"] = str(exc.retry_after)
     return response

@@ -56,6 +56,17 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
     return problems
 
 
+@register("backstop")
+def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A proxy count we cannot read would either trust an address anyone can write or lump every visitor together."""
+    if settings.TRUSTED_PROXY_COUNT_SETTING == str(settings.TRUSTED_PROXY_COUNT):
+        return []
+    return [Error(f"BACKSTOP_TRUSTED_PROXY_COUNT must be a whole number from 0 to 5, not "
+                  f"{settings.TRUSTED_PROXY_COUNT_SETTING!r}",
+                  hint="Set it to the number of your own proxies in front of the site (0 when none).",
+                  id="backstop.E010")]
+
+
 def _probe_interval_problems() -> list[Any]:
     """The breakers' probe (runtime/probing.py) runs on the supervisor's beat and must notice a recovery before the
     incident's customers are handed to a person."""

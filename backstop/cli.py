@@ -45,11 +45,15 @@ def _prepare(*, migrate: bool) -> None:
 
 
 def _serve_http(host: str, port: int, threads: int) -> None:
+    from django.conf import settings
     from waitress import serve
 
     from backstop.wsgi import application
 
-    serve(application, host=host, port=port, threads=threads, ident="backstop", clear_untrusted_proxy_headers=True)
+    # Proxy headers are read in one place, ``lib.http.client_ip`` (BACKSTOP_TRUSTED_PROXY_COUNT): waitress passes them
+    # on only when the site says it stands behind proxies of its own, and drops them otherwise.
+    serve(application, host=host, port=port, threads=threads, ident="backstop",
+          clear_untrusted_proxy_headers=settings.TRUSTED_PROXY_COUNT == 0)
 
 
 def _stop_on_sigterm() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backstop.web.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -233,10 +235,14 @@ BACKGROUND_NICE = env_int("BACKSTOP_BACKGROUND_NICE", 10, minimum=0)
 # Multiplies every limit; benchmarks raise it, 0 switches limits off (refused in production).
 RATE_LIMIT_SCALE = env_float("BACKSTOP_RATE_LIMIT_SCALE", 1.0, minimum=0)
 VERIFICATION_CODE_TTL_SECONDS = 10 * 60
-# Guesses at one code: per address, and in all from addresses with no known device of the account. A stranger's
-# guesses from one address cannot spend a code the owner holds; brute force stays bounded per code.
+# Guesses at one code from one address (the account's wrong codes are bounded too, in accounts/signin.py; the sign-in
+# link in the same email is never guessed and never held to either).
 VERIFICATION_CODE_MAX_TRIES = 5
-VERIFICATION_CODE_MAX_TOTAL_TRIES = 10
+# How many proxies of our own stand in front of the site: the visitor's address is then the entry this many hops from
+# the right of X-Forwarded-For. 0 (the default): the header is never read, the peer address is the visitor's.
+# Parsed here, refused by the system check backstop.E010 when it is not a whole number from 0 to 5.
+TRUSTED_PROXY_COUNT_SETTING = env_str("BACKSTOP_TRUSTED_PROXY_COUNT", "0").strip() or "0"
+TRUSTED_PROXY_COUNT = int(TRUSTED_PROXY_COUNT_SETTING) if re.fullmatch(r"[0-5]", TRUSTED_PROXY_COUNT_SETTING) else 0
 
 # --- Support desk ----------------------------------------------------------------------------------
 # How often each process runs the support cycle (join signals, incidents, auto-resolution, staff notices).

@@ -22,6 +22,7 @@ urlpatterns = [
     path("account/details", accounts.details_page, name="account-details"),
     path("verify/send-code", accounts.send_code_page, name="send-code"),
     path("verify/email/<str:token>", accounts.verify_email_link, name="verify-email"),
+    path("signin/<str:token>", accounts.sign_in_link_page, name="sign-in-link"),
     path("checkout", billing.checkout_page, name="checkout"),
     path("checkout/<str:reference>", billing.outcome_page, name="checkout-outcome"),
     path("notes", workspaces.notes_page, name="notes"),

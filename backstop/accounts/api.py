@@ -25,6 +25,7 @@ from backstop.accounts.signin import (
 )
 from backstop.accounts.signup import EmailTaken, signup_account
 from backstop.lib.http import client_ip
+from backstop.ratelimits.services import RateLimited
 
 router = Router(tags=["accounts"])
 
@@ -176,6 +177,8 @@ def login_view(request: HttpRequest, response: HttpResponse, payload: LoginIn) -
     try:
         account = authenticate_account(email=payload.email, password=payload.password,
                                        ip=client_ip(request), device=_device(request))
+    except RateLimited as error:
+        raise error.worded(messages.SIGN_IN_RATE_LIMITED) from None
     except InvalidCredentials:
         return Status(401, {"code": "invalid_credentials", "message": messages.INVALID_CREDENTIALS.text})
     except AccountDisabled:
@@ -204,7 +207,10 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
 def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
-    ask_for_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
+    try:
+        ask_for_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
+    except RateLimited as error:
+        raise error.worded(messages.SIGN_IN_RATE_LIMITED) from None
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 
@@ -213,6 +219,8 @@ def recover_verify(request: HttpRequest, response: HttpResponse, payload: Verify
     try:
         account = redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
                                       new_password=payload.new_password, device=_device(request))
+    except RateLimited as error:
+        raise error.worded(messages.SIGN_IN_RATE_LIMITED) from None
     except CodeRejected:
         return Status(400, {"code": "code_rejected", "message": messages.CODE_REJECTED.text})
     _sign_in(request, response, account)

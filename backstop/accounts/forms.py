@@ -34,3 +34,7 @@ class VerifyForm(forms.Form):
     email = Typed()
     code = Typed()
     new_password = Typed(strip=False)
+
+
+class SignInLinkForm(forms.Form):
+    new_password = Typed(strip=False)

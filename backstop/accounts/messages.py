@@ -118,10 +118,30 @@ RECOVERY_SENT = Notice(
     "Enter it on the next page. No code after a few minutes? Ask for a new one or write to us.",
 )
 CODE_REJECTED = Notice(
-    "That code didn't work: it may be mistyped, used already, or older than 10 minutes, or five wrong tries may have "
-    "used it up.",
+    "That code didn't work: it may be mistyped, used already or older than 10 minutes, or it was tried wrongly five "
+    "times from your network.",
     "",
-    "Check it and try again. If it still doesn't work, ask for a new code: it comes with five new tries.",
+    "Check it and try again, or use the sign-in link in the same email. If neither works, ask for a new code.",
+)
+# The one-time sign-in link sent by email with each code: its page asks for a press of the button, so that a mail
+# scanner opening the link does not use it.
+LINK_CONFIRM_TITLE = "Sign in with your link"
+LINK_CONFIRM = Notice("This is the sign-in link we emailed you.", "It works once, within 10 minutes of being sent.",
+                      "Press Sign in to continue. You can also choose a new password here.")
+LINK_REJECTED = Notice(
+    "That sign-in link doesn't work: it has been used already (each link works once, and using its code uses it "
+    "too), or it is older than 10 minutes.",
+    "Nothing has been changed.",
+    "Ask for a new one: we'll email you a new link and send a new code.",
+)
+GET_LINK_AND_CODE = "Get a sign-in link and code"
+# A sign-in route refused for a while (wrong passwords or codes, or too many codes asked for): the way in that no one
+# else can spend is said too, so the owner never simply waits (HTML pages add a link to /recover).
+SIGN_IN_RATE_LIMITED = Notice(
+    "There have been too many attempts in a short time.",
+    "We pause them for a little while to keep your account safe.",
+    "Please try again in {minutes} minute(s), or sign in now with a sign-in link or code: ask for one at /recover. "
+    "A sign-in link we have already emailed you works too, within its 10 minutes.",
 )
 EMAIL_VERIFIED = Notice("Your email address is confirmed. Thank you.", "", "")
 VERIFY_LINK_BAD = Notice(

@@ -162,10 +162,13 @@ class AccountEvent(models.Model):
 
 
 class VerificationCode(models.Model):
-    """A one-time code sent by SMS and email; only its keyed hash is stored."""
+    """A one-time code sent by SMS and email, and the sign-in link sent with it by email; only their hashes are
+    stored. Using either uses both."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="codes")
     code_hash = models.CharField(max_length=64)
+    # SHA-256 of the link's random token (32 bytes): unguessable, so it is looked up directly and never rate-limited.
+    link_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
     expires_at = models.DateTimeField()
     tries = models.IntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)

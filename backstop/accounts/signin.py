@@ -1,4 +1,5 @@
-"""Signing in: with the password, or with a one-time code sent by SMS and email (which also recovers the account)."""
+"""Signing in: with the password, or with a one-time code sent by SMS and email, or the one-time sign-in link sent
+with it by email (both also recover the account)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from backstop.accounts.timeline import record_event
 from backstop.accounts.validation import clean_new_password, normalise_password
 from backstop.lib.email_identity import email_key
 from backstop.lib.errors import InvalidInput
+from backstop.lib.http import rate_limit_address
 from backstop.notify import services as notify
 from backstop.ratelimits.services import (
     Limit,
@@ -33,7 +35,8 @@ from backstop.ratelimits.services import (
 
 # The rate-limit model (docs/decisions.md, "Rate limits that protect owners"): only failures spend a budget; an
 # address's failures slow that address; an account's failures slow only browsers that never signed in to it; a known
-# device spends its own budget; guesses at a code are bounded per code, not per account.
+# device spends its own budget. Wrong codes are bounded per account too; the owner's way back in that strangers cannot
+# spend is the sign-in link in the same email, which cannot be guessed and so is held to no budget.
 # Failed passwords: per address (all accounts alike, so a 429 never tells staff from customers) and per account.
 LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
 # Staff accounts keep their own per-account budget, under their own name: customers' traffic never spends it.
@@ -45,10 +48,12 @@ RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
 STAFF_RECOVER_LIMIT = Limit(per_ip=20, per_email=5, window_seconds=3600)
 # The newest codes a guess is compared with: as many as recovery's limit lets one address ask for in an hour.
 LIVE_CODES_CHECKED = 5
-# Wrong codes per address. There is no per-account budget for codes: a stranger's wrong codes would lock the owner
-# out of the very route that lets them back in. Guessing is bounded per code instead (settings: the tries per address
-# per code, and in all per code).
-VERIFY_LIMIT = Limit(per_ip=30, per_email=0, window_seconds=3600)
+# Wrong codes: per address, and per account for browsers that never signed in to it. 10 an hour per account, each
+# compared with at most LIVE_CODES_CHECKED codes: one chance in 20,000 an hour of guessing a 6-digit code. A stranger
+# can spend the account's budget; the owner then signs in with the link in any code email (never counted), or from a
+# known device.
+VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
+STAFF_VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 # The window of the per-address tries at one code: longer than any code lives, so one code has one count.
 CODE_TRIES_WINDOW_SECONDS = 24 * 3600
 # A real Argon2 hash to check against when the email is unknown, so both answers take as long.
@@ -66,6 +71,9 @@ class AccountDisabled(Exception):
 class CodeRejected(Exception):
     pass
 
+
+class LinkRejected(Exception):
+    """The sign-in link is unknown, used already or expired."""
 
 
 def _known_device(token: str, account: Account | None) -> KnownDevice | None:
@@ -114,6 +122,15 @@ def _hash_code(account_id: int, code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
+def _hash_link_token(token: str) -> str:
+    # A plain hash is enough: the token has 256 random bits, so the stored hash gives nothing to guess from.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_in_link_url(token: str) -> str:
+    return f"{settings.BASE_URL}/signin/{token}"
+
+
 def count_code_request(*, email_key: str, ip: str, device: str = "") -> None:
     """Count one request for a code (each sends messages), before anything is sent: per address always; per account
     (staff under their own budget) unless it comes from a known device of the account, which strangers' requests
@@ -122,8 +139,18 @@ def count_code_request(*, email_key: str, ip: str, device: str = "") -> None:
     check_rate_limit(action="recover", limit=RECOVER_LIMIT, ip=ip, email_key=None)
     if _known_device(device, account) is None:
         staff = account is not None and account.is_staff
-        check_rate_limit(action="staff-recover" if staff else "recover",
-                         limit=STAFF_RECOVER_LIMIT if staff else RECOVER_LIMIT, ip="", email_key=email_key)
+        try:
+            check_rate_limit(action="staff-recover" if staff else "recover",
+                             limit=STAFF_RECOVER_LIMIT if staff else RECOVER_LIMIT, ip="", email_key=email_key)
+        except RateLimited:
+            # Past the account's budget, one request per code lifetime (an aligned 10-minute window) still goes
+            # through: so at any moment either a code email sent in the last 10 minutes (its link works whatever
+            # the budgets) is in the owner's inbox, or the owner's own request sends one. Strangers cannot keep the
+            # owner from a live link; the cost is at most six more messages an hour.
+            digest = hashlib.sha256(email_key.encode()).hexdigest()
+            if not claim_attempt(key=f"recover-beyond:{digest}", limit=1,
+                                 window_seconds=settings.VERIFICATION_CODE_TTL_SECONDS):
+                raise
 
 
 def send_sign_in_code(*, email: str, ip: str, device: str = "") -> None:
@@ -140,14 +167,18 @@ def send_code_to_owner(*, email_key: str) -> None:
     if account is None or account.state == AccountState.DISABLED:
         return
     code = f"{secrets.randbelow(10**6):06d}"
+    token = secrets.token_urlsafe(32)
     with transaction.atomic():
         record = VerificationCode.objects.create(
-            account=account, code_hash=_hash_code(account.pk, code),
+            account=account, code_hash=_hash_code(account.pk, code), link_hash=_hash_link_token(token),
             expires_at=timezone.now() + dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
         )
-        context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify"}
+        context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify",
+                                   "sign_in_url": sign_in_link_url(token)}
+        # The email carries the link as well as the code; both are masked in our copy once it is sent.
         messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{record.pk}:email",
-                                        to=account.email, context=context, secret=code)]
+                                        to=account.email, context=context, secret=f"{code} {token}")]
+        # The SMS keeps to the code: a link in a text message is what phishing looks like, and the email has one.
         if account.phone:
             messages.append(notify.create_sms(account=account, kind="sign_in_code", key=f"code:{record.pk}:sms",
                                               to=account.phone, context=context, secret=code))
@@ -159,42 +190,75 @@ def send_code_to_owner(*, email_key: str) -> None:
 def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "", device: str = "") -> Account:
     """Check a code (10 minutes, once). A correct code proves the person: email verified.
 
-    Wrong codes slow the address they come from; they never close the route for the owner. The guesses at one code
-    are bounded per address (VERIFICATION_CODE_MAX_TRIES) and in all (VERIFICATION_CODE_MAX_TOTAL_TRIES, which a known
-    device of the account is not held to), so brute force stays hopeless while a code the owner holds keeps working.
+    Wrong codes slow the address they come from and, for browsers that never signed in to the account, the account
+    (VERIFY_LIMIT: brute force stays hopeless); one address has VERIFICATION_CODE_MAX_TRIES at one code. A known device
+    spends only its own budget. When strangers have spent the account's budget, the owner's way in is the sign-in link
+    sent with every code (``redeem_sign_in_link``), which no budget holds.
     """
     key = email_key(email)
     account = Account.objects.by_email_key(key) if key else None
     known = _known_device(device, account)
+    action, limit = _verify_budget(account)
     if known is None:
         refuse_spent_budget(action="verify", limit=VERIFY_LIMIT, ip=ip)
+        refuse_spent_budget(action=action, limit=limit, email_key=key)
     try:
-        return _redeem(account=account, email=email, code=code, ip=ip, new_password=new_password, known=known)
+        return _redeem(account=account, email=email, code=code, ip=ip, new_password=new_password)
     except CodeRejected:
         if known is not None:
             count_failure(action="device", limit=DEVICE_LIMIT, email_key=known.device_id)
         else:
             count_failure(action="verify", limit=VERIFY_LIMIT, ip=ip)
+            count_failure(action=action, limit=limit, email_key=key)
         raise
 
 
-def _claim_guess(*, record: VerificationCode, ip: str, known: KnownDevice | None) -> bool:
-    """Take one guess at ``record`` (the newest live code): one of the address's tries at it, then, unless from a
-    known device, one of its tries in all. Both are conditional updates: parallel guesses never exceed them."""
-    per_address = claim_attempt(key=f"code:{record.pk}:ip:{ip}", limit=settings.VERIFICATION_CODE_MAX_TRIES,
-                                window_seconds=CODE_TRIES_WINDOW_SECONDS)
-    if not per_address:
-        return False
-    if known is not None:
+def _verify_budget(account: Account | None) -> tuple[str, Limit]:
+    staff = account is not None and account.is_staff
+    return ("staff-verify", STAFF_VERIFY_LIMIT) if staff else ("verify", VERIFY_LIMIT)
+
+
+def sign_in_link_is_live(*, token: str) -> bool:
+    """Whether ``token`` names a sign-in link that can still be used (the confirm page's GET: it uses nothing)."""
+    return bool(token) and VerificationCode.objects.filter(
+        link_hash=_hash_link_token(token), used_at__isnull=True, expires_at__gt=timezone.now(),
+    ).exclude(account__state=AccountState.DISABLED).exists()
+
+
+def redeem_sign_in_link(*, token: str, new_password: str = "") -> Account:
+    """Sign in with the link sent with a code (10 minutes, once; using it uses the code, and the code it). The token
+    cannot be guessed, so no budget holds it: strangers who spent every guess at the account's codes never stop it.
+    LinkRejected when it is unknown, used or expired; InvalidInput for an unusable new password."""
+    new_password = normalise_password(new_password)
+    record = VerificationCode.objects.filter(link_hash=_hash_link_token(token)).select_related("account").first() \
+        if token else None
+    if record is None:
+        raise LinkRejected
+    account = record.account
+    if new_password:
+        errors: dict[str, str] = {}
+        clean_new_password(new_password, errors, email=account.email)
+        if errors:
+            raise InvalidInput({"new_password": errors["password"]})
+    now = timezone.now()
+    if account.state == AccountState.DISABLED or not VerificationCode.objects.filter(
+        pk=record.pk, used_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now):
+        raise LinkRejected
+    return _signed_in_with_code(account=account, new_password=new_password, now=now, how="link")
+
+
+def _claim_guess(*, record: VerificationCode, ip: str) -> bool:
+    """Take one of the address's tries at ``record`` (the newest live code): a conditional update, so parallel guesses
+    never exceed them. The tries in all are counted for the record, not bounded: the account's budget bounds them."""
+    per_address = claim_attempt(key=f"code:{record.pk}:ip:{rate_limit_address(ip)}",
+                                limit=settings.VERIFICATION_CODE_MAX_TRIES, window_seconds=CODE_TRIES_WINDOW_SECONDS)
+    if per_address:
         VerificationCode.objects.filter(pk=record.pk).update(tries=F("tries") + 1)
-        return True
-    return bool(VerificationCode.objects.filter(
-        pk=record.pk, tries__lt=settings.VERIFICATION_CODE_MAX_TOTAL_TRIES
-    ).update(tries=F("tries") + 1))
+    return per_address
 
 
-def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_password: str,
-            known: KnownDevice | None) -> Account:
+def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_password: str) -> Account:
     new_password = normalise_password(new_password)
     if new_password:
         errors: dict[str, str] = {}
@@ -209,20 +273,25 @@ def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_pass
     # gives new tries, never tries per code still live.
     live = list(VerificationCode.objects.filter(account=account, used_at__isnull=True, expires_at__gt=now)
                 .order_by("-created_at")[:LIVE_CODES_CHECKED])
-    if not live or not _claim_guess(record=live[0], ip=ip, known=known):
+    if not live or not _claim_guess(record=live[0], ip=ip):
         raise CodeRejected
     hashed = _hash_code(account.pk, code.strip())
     match = next((record for record in live if hmac.compare_digest(record.code_hash, hashed)), None)
     # Conditional UPDATE: a code signs in once, even if submitted twice at the same moment.
     if match is None or not VerificationCode.objects.filter(pk=match.pk, used_at__isnull=True).update(used_at=now):
         raise CodeRejected
-    # Signed in: the other codes still in the person's inbox and phone are spent too.
+    return _signed_in_with_code(account=account, new_password=new_password, now=now, how="code")
+
+
+def _signed_in_with_code(*, account: Account, new_password: str, now: dt.datetime, how: str) -> Account:
+    # Signed in: the other codes (and their links) still in the person's inbox and phone are spent too.
     VerificationCode.objects.filter(account=account, used_at__isnull=True).update(used_at=now)
+    what = "a one-time code" if how == "code" else "a one-time sign-in link"
     with transaction.atomic():
         if account.verify_email():
-            record_event(account, "email_verified", "Identity confirmed with a one-time code.")
+            record_event(account, "email_verified", f"Identity confirmed with {what}.")
         if new_password:
             change_password(account=account, new_password=new_password, how="code")
-        record_event(account, "signed_in", "Signed in with a one-time code.")
+        record_event(account, "signed_in", f"Signed in with {what}.")
     account.refresh_from_db()
     return account

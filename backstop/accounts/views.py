@@ -20,7 +20,7 @@ from backstop.accounts.details import (
     pending_change,
 )
 from backstop.accounts.devices import DEVICE_COOKIE, remember_device
-from backstop.accounts.forms import LoginForm, RecoverForm, SignupForm, VerifyForm
+from backstop.accounts.forms import LoginForm, RecoverForm, SignInLinkForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import retry_answer, setup_progress
 from backstop.accounts.recovery import ask_for_sign_in_code
@@ -29,9 +29,12 @@ from backstop.accounts.signin import (
     AccountDisabled,
     CodeRejected,
     InvalidCredentials,
+    LinkRejected,
     authenticate_account,
     redeem_sign_in_code,
+    redeem_sign_in_link,
     send_sign_in_code,
+    sign_in_link_is_live,
 )
 from backstop.accounts.signup import EmailTaken, signup_account, verify_email_token
 from backstop.lib import site_messages
@@ -51,6 +54,12 @@ def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> Http
 
 def _device(request: HttpRequest) -> str:
     return request.COOKIES.get(DEVICE_COOKIE, "")
+
+
+def _sign_in_refused_for_now(context: dict[str, Any], error: RateLimited) -> None:
+    """A sign-in route's 429 also names the way in that needs no waiting: a sign-in link or code (/recover)."""
+    note_rate_limited(context, error, messages.SIGN_IN_RATE_LIMITED)
+    context.update(recover_offer=messages.GET_LINK_AND_CODE)
 
 
 def signup_page(request: HttpRequest) -> HttpResponse:
@@ -86,7 +95,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
         except AccountDisabled:
             context["problem"] = messages.notice(AccountState.DISABLED, "login").text
         except RateLimited as error:
-            note_rate_limited(context, error)
+            _sign_in_refused_for_now(context, error)
         else:
             return _sign_in_and_go(request, account, "login")
     return form_page(request, "accounts/login.html", context)
@@ -140,7 +149,7 @@ def recover_page(request: HttpRequest) -> HttpResponse:
         except InvalidInput as error:  # not an address: said against the field, never "code sent"
             context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
-            note_rate_limited(context, error)
+            _sign_in_refused_for_now(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
             return redirect(f"{reverse('verify')}?{urlencode({'email': email})}")
@@ -173,10 +182,31 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         except InvalidInput as error:
             context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
-            note_rate_limited(context, error)
+            _sign_in_refused_for_now(context, error)
         else:
             return _sign_in_and_go(request, account, "recovery")
     return form_page(request, "accounts/verify.html", context)
+
+
+def sign_in_link_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The sign-in link emailed with each code. GET only shows a button (a mail scanner that opens the link uses
+    nothing); its POST signs in, as a code does, and leads where /verify leads."""
+    form = SignInLinkForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "problem": "", "errors": {}, "live": True,
+                               "title": messages.LINK_CONFIRM_TITLE, "text": messages.LINK_CONFIRM.text,
+                               "ask_again": messages.GET_LINK_AND_CODE}
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = redeem_sign_in_link(token=token, new_password=form.cleaned_data["new_password"])
+        except LinkRejected:
+            context.update(problem=messages.LINK_REJECTED.text, live=False)
+        except InvalidInput as error:
+            context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
+        else:
+            return _sign_in_and_go(request, account, "recovery")
+    elif not sign_in_link_is_live(token=token):
+        context.update(problem=messages.LINK_REJECTED.text, live=False)
+    return form_page(request, "accounts/sign_in_link.html", context)
 
 
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:

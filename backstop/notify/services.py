@@ -94,9 +94,14 @@ def _forget_secret(secret: str) -> dict[str, Any]:
     """UPDATE values that mask the message's one-time secret wherever it appears, and drop the secret itself."""
     if not secret:
         return {}
-    return {field: Replace(F(field), Value(secret), Value(SECRET_MASK)) for field in ("subject", "text", "html")} | {
-        "secret": ""
-    }
+    # Several secrets (a code and a sign-in link's token) are kept separated by spaces; each is masked.
+    masked: dict[str, Any] = {}
+    for field in ("subject", "text", "html"):
+        expression: Any = F(field)
+        for part in secret.split():
+            expression = Replace(expression, Value(part), Value(SECRET_MASK))
+        masked[field] = expression
+    return masked | {"secret": ""}
 
 
 def send_soon(message: Message) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from backstop.lib.http import rate_limit_address
+from backstop.lib.site_messages import Notice
 from backstop.ratelimits.models import Counter
 
 
@@ -17,9 +19,15 @@ class Limit:
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, notice: Notice | None = None) -> None:
         super().__init__(f"rate limited for {retry_after:.0f}s")
         self.retry_after = math.ceil(retry_after)
+        # How the answer words it ({minutes} filled in); None: the site's RATE_LIMITED.
+        self.notice = notice
+
+    def worded(self, notice: Notice) -> RateLimited:
+        """The same refusal, said with ``notice`` (a sign-in route names the way in that needs no waiting)."""
+        return RateLimited(self.retry_after, notice)
 
     @property
     def minutes(self) -> int:
@@ -31,8 +39,8 @@ def _keys(*, action: str, limit: Limit, ip: str | None, email_key: str | None) -
     """The counters an attempt at ``action`` touches, each with its (scaled) limit."""
     scale = settings.RATE_LIMIT_SCALE
     keys = []
-    if ip:
-        keys.append((f"{action}:ip:{ip}", math.ceil(limit.per_ip * scale)))
+    if ip:  # an IPv6 address counts by its /64: one network, whichever of its addresses it sends from
+        keys.append((f"{action}:ip:{rate_limit_address(ip)}", math.ceil(limit.per_ip * scale)))
     if email_key:
         # Hashed: an address (up to 254 characters, or anything typed at sign-in) always fits the key column.
         email_digest = hashlib.sha256(email_key.encode()).hexdigest()

@@ -8,12 +8,13 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from backstop.lib.site_messages import RATE_LIMITED
+from backstop.lib.site_messages import RATE_LIMITED, Notice
 from backstop.ratelimits.services import RateLimited
 
 
-def note_rate_limited(context: dict[str, Any], error: RateLimited) -> None:
-    context.update(problem=RATE_LIMITED.text.format(minutes=error.minutes), retry_after=error.retry_after)
+def note_rate_limited(context: dict[str, Any], error: RateLimited, notice: Notice = RATE_LIMITED) -> None:
+    """``notice``: the page's own wording of the refusal (sign-in pages say the way in that needs no waiting)."""
+    context.update(problem=notice.text.format(minutes=error.minutes), retry_after=error.retry_after)
 
 
 def form_page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from django.utils.html import escape
 
+from backstop.accounts import messages
 from conftest import ROOT, wait_for
 
 OWNER = {"email": "ann@example.com", "password": "correct horse battery", "phone": "+14155550100"}
@@ -84,6 +86,31 @@ def new_code(sink: Any, email: str, before: int) -> str:
     return str(codes[-1])
 
 
+def text_of(message: Any) -> str:
+    part = message.get_payload(0) if message.is_multipart() else message
+    return str(part.get_payload(decode=True).decode())
+
+
+def links_sent(sink: Any, email: str) -> list[str]:
+    """The sign-in links (paths) in the code emails sent to ``email``, oldest first."""
+    found = (re.search(r"https?://[^/\s]+(/signin/[A-Za-z0-9_-]+)", text_of(m)) for m in sink.to(email)
+             if "sign-in code" in str(m["Subject"]))
+    return [match.group(1) for match in found if match]
+
+
+def new_link(sink: Any, email: str, before: int = 0) -> str:
+    links = wait_for(lambda: links_sent(sink, email)[before:], timeout=30, message="the sign-in link never arrived")
+    return str(links[-1])
+
+
+def press_sign_in(client: httpx.Client, link: str, **fields: str) -> httpx.Response:
+    """Open the emailed link's page and press its Sign in button (with the page's CSRF token)."""
+    page = client.get(link)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text
+    return client.post(link, data={"csrfmiddlewaretoken": token.group(1), **fields})
+
+
 def test_it_lets_the_owner_with_a_known_device_sign_in_after_a_strangers_failures(
     site: Any, smtp_sink: Any
 ) -> None:
@@ -106,37 +133,141 @@ def test_it_lets_the_owner_with_a_known_device_sign_in_after_a_strangers_failure
     assert api_login(browser(site, ELSEWHERE_IP, device + "x"), OWNER["email"], OWNER["password"]).status_code == 429
 
 
-def test_it_lets_the_owner_in_with_a_fresh_code_after_a_strangers_wrong_passwords_and_codes(
+def test_it_lets_the_owner_in_with_a_fresh_codes_link_after_a_strangers_wrong_passwords_and_codes(
     site: Any, smtp_sink: Any
 ) -> None:
     statuses = stranger_fails(site, OWNER["email"], passwords=11, codes=11)
     assert statuses[-12] == 429 and 429 not in statuses[:10]
+    assert statuses[-11:] == [400] * 10 + [429]  # ten wrong codes for the account, then it is refused for a while
 
     owner = browser(site, OWNER_IP)
     before = len(wait_for(lambda: codes_sent(smtp_sink, OWNER["email"]), timeout=30))
     assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
     code = new_code(smtp_sink, OWNER["email"], before)
+    # The code's guesses are spent for browsers new to the account; the answer names the way in that is not.
+    refused = owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
+    assert refused.status_code == 429 and "/recover" in refused.json()["message"]
 
-    signed_in = owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
+    signed_in = press_sign_in(owner, new_link(smtp_sink, OWNER["email"], before))
 
-    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.status_code == 302 and signed_in.headers["location"] == "/app", signed_in.text
     assert owner.get("/api/setup").status_code == 200
     assert owner.cookies.get("bk_device")  # and from now on this browser is a known device
 
 
-def test_it_keeps_the_code_the_owner_holds_usable_through_a_strangers_guesses(site: Any, smtp_sink: Any) -> None:
-    stranger = browser(site, STRANGER_IP)
-    assert stranger.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
-    code = new_code(smtp_sink, OWNER["email"], 0)  # it went to the owner, not to the stranger
-    wrong = f"{(int(code) + 1) % 10**6:06d}"
-    guesses = [stranger.post("/api/recover/verify", json={"email": OWNER["email"], "code": wrong}).status_code
-               for _ in range(11)]
-    assert guesses == [400] * 11
-    # The stranger's address has spent its tries at this code: even the right code is refused from there.
-    assert stranger.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 400
-
+def test_it_keeps_the_email_the_owner_holds_usable_through_strangers_guesses_from_many_addresses(
+    site: Any, smtp_sink: Any
+) -> None:
     owner = browser(site, OWNER_IP)
-    assert owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 200
+    assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    code = new_code(smtp_sink, OWNER["email"], 0)
+    link = new_link(smtp_sink, OWNER["email"])
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    # Strangers at many addresses spend every guess the code has (five from each address, ten for the account).
+    guesses = [browser(site, f"127.0.0.{11 + n // 5}").post(
+        "/api/recover/verify", json={"email": OWNER["email"], "code": wrong}).status_code for n in range(15)]
+    assert guesses == [400] * 10 + [429] * 5
+    # The first stranger's address has spent its tries at this code: the rejection says so, not "you" used it up.
+    refused = browser(site, "127.0.0.11").post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
+    assert refused.status_code == 429
+    assert "five wrong tries may have used it up" not in messages.CODE_REJECTED.text
+
+    # The link in the owner's email is not guessable and so is held to none of that: it signs the owner in.
+    signed_in = press_sign_in(owner, link)
+    assert signed_in.status_code == 302 and signed_in.headers["location"] == "/app", signed_in.text
+    assert owner.get("/api/setup").status_code == 200
+    # The code went with it: the link and the code are one secret, used once.
+    known = browser(site, ELSEWHERE_IP, owner.cookies.get("bk_device") or "")
+    assert known.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 400
+
+
+def test_it_lets_the_owner_in_after_strangers_spend_every_budget_of_the_account(site: Any, smtp_sink: Any) -> None:
+    # Strangers spend the account's password budget, its five code requests and every guess at the codes.
+    owner = browser(site, OWNER_IP)  # a new browser: no device cookie
+    stranger_fails(site, OWNER["email"], passwords=10)
+    # Checked at once: the budgets' windows are aligned, so a slow machine could otherwise cross into a new one.
+    assert api_login(owner, OWNER["email"], OWNER["password"]).status_code == 429
+    for n in range(5):
+        assert browser(site, f"127.0.0.{21 + n}").post("/api/recover", json={"email": OWNER["email"]}).status_code \
+            == 202
+    codes = [new_code(smtp_sink, OWNER["email"], n) for n in range(5)]
+    for n in range(10):
+        browser(site, f"127.0.0.{31 + n}").post("/api/recover/verify", json={"email": OWNER["email"], "code": "000000"})
+
+    assert owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": codes[-1]}).status_code == 429
+    # Past the account's five code requests, one per code lifetime still goes through, so strangers can never keep
+    # the owner's inbox without a live sign-in link: the owner's request sends a fresh one, the next stranger's waits.
+    assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    assert browser(site, "127.0.0.26").post("/api/recover", json={"email": OWNER["email"]}).status_code == 429
+    fresh = new_link(smtp_sink, OWNER["email"], 5)
+
+    # The fresh link lets the owner in (and so would any live one of the strangers' requests).
+    signed_in = press_sign_in(owner, fresh, new_password="lantern orchard plum")
+    assert signed_in.status_code == 302, signed_in.text
+    assert owner.get("/api/setup").status_code == 200
+    assert api_login(browser(site, ELSEWHERE_IP), OWNER["email"], "lantern orchard plum").status_code == 429
+    assert api_login(owner, OWNER["email"], "lantern orchard plum").status_code == 200  # now a known device
+
+
+def test_it_does_not_sign_in_or_use_the_link_when_its_page_is_only_opened(site: Any, smtp_sink: Any) -> None:
+    owner = browser(site, OWNER_IP)
+    assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    link = new_link(smtp_sink, OWNER["email"])
+
+    scanner = browser(site, ELSEWHERE_IP)  # a mail scanner fetching every link in the email
+    for _ in range(3):
+        page = scanner.get(link)
+        assert page.status_code == 200 and "<form method=\"post\"" in page.text
+    assert scanner.get("/api/setup").status_code == 401
+    assert not scanner.cookies.get("sessionid")
+
+    assert press_sign_in(owner, link).status_code == 302
+    assert owner.get("/api/setup").status_code == 200
+
+
+def test_it_refuses_a_used_or_expired_link_with_a_clear_message(site: Any, smtp_sink: Any) -> None:
+    owner = browser(site, OWNER_IP)
+    assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    used = new_link(smtp_sink, OWNER["email"])
+    assert press_sign_in(owner, used).status_code == 302
+
+    other = browser(site, ELSEWHERE_IP)
+    for answer in (other.get(used), other.post(used, data={})):
+        assert answer.status_code in (400, 403), answer.text
+    again = other.get(used)
+    assert again.status_code == 400 and escape(messages.LINK_REJECTED.text) in again.text
+    assert 'href="/recover"' in again.text
+    assert other.get("/api/setup").status_code == 401
+
+    assert other.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    expired = new_link(smtp_sink, OWNER["email"], 1)
+    site.database.query("UPDATE accounts_verificationcode SET expires_at = created_at WHERE used_at IS NULL")
+    refused = press_sign_in_page_anyway(other, expired)
+    assert refused.status_code == 400 and escape(messages.LINK_REJECTED.text) in refused.text
+    assert other.get("/api/setup").status_code == 401
+    assert other.get("/signin/not-a-token").status_code == 400
+
+
+def press_sign_in_page_anyway(client: httpx.Client, link: str) -> httpx.Response:
+    """Press Sign in on a link whose page shows no button (an expired link): the POST, with a CSRF token from any
+    form page."""
+    page = client.get("/recover")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text
+    return client.post(link, data={"csrfmiddlewaretoken": token.group(1)})
+
+
+def test_it_says_the_sign_in_link_route_when_sign_in_is_refused_for_a_while(site: Any) -> None:
+    stranger_fails(site, OWNER["email"], passwords=10)
+    owner = browser(site, OWNER_IP)
+    refused = api_login(owner, OWNER["email"], OWNER["password"])
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    message = refused.json()["message"]
+    assert "minute" in message and "sign-in link or code" in message and "/recover" in message
+    page = form_login(owner, OWNER["email"], OWNER["password"])
+    assert page.status_code == 429
+    assert "minute(s), or sign in now with a sign-in link or code: ask for one at /recover." in page.text
+    assert f'<a href="/recover">{messages.GET_LINK_AND_CODE}</a>' in page.text
 
 
 def test_it_never_counts_correct_sign_ins_for_customers_or_staff(site: Any) -> None:
@@ -225,3 +356,22 @@ def test_it_tells_the_owner_by_email_and_sms_when_the_password_changes(site: Any
     texts = wait_for(sms, timeout=30, message="the owner was never sent an SMS about the password change")
     assert len(texts) == 1
     assert f"{site.url}/recover" in texts[0]
+
+
+def codes_asked_from(server: Any, forwarded: list[str]) -> list[int]:
+    """Codes asked for (each for another address, so only the per-address limit applies) from one peer, each request
+    saying it was forwarded for the given address."""
+    client = browser(server, STRANGER_IP)
+    return [client.post("/api/recover", json={"email": f"person{n}@example.com"},
+                        headers={"X-Forwarded-For": address}).status_code for n, address in enumerate(forwarded)]
+
+
+def test_it_ignores_x_forwarded_for_unless_told_how_many_proxies_to_trust(site: Any, server_factory: Any) -> None:
+    # By default the header is anyone's to write: rotating it buys no new budget.
+    assert codes_asked_from(site, [f"198.51.100.{n}" for n in range(21)]) == [202] * 20 + [429]
+
+    proxied = server_factory()
+    proxied.start(BACKSTOP_BASE_URL=proxied.url, BACKSTOP_TRUSTED_PROXY_COUNT="1")
+    # Behind our proxy every visitor comes from the proxy's address: each is counted under the one it forwarded for.
+    statuses = codes_asked_from(proxied, ["203.0.113.7"] * 21 + ["203.0.113.8", "2001:db8::1, 203.0.113.9"])
+    assert statuses == [202] * 20 + [429, 202, 202]

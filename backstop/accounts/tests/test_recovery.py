@@ -102,6 +102,11 @@ def test_it_sends_one_code_by_sms_and_email_and_stores_only_a_keyed_hash(engine_
         assert message.secret == ""
         assert code not in message.subject + message.text + message.html
         assert SECRET_MASK in message.text
+        # The email's sign-in link is masked too: only "/signin/" and the mask are left of it.
+        assert "/signin/" not in message.text or f"/signin/{SECRET_MASK}" in message.text
+    email = next(message for message in sent if message.channel == Channel.EMAIL)
+    assert f"/signin/{SECRET_MASK}" in email.text and f"/signin/{SECRET_MASK}" in email.html
+    assert record.link_hash and len(record.link_hash) == 64
 
 
 def test_it_signs_in_with_the_right_code_and_confirms_the_email(engine_db: str) -> None:

@@ -10,7 +10,7 @@ depends on the address costs (the differences the issue reported were 19 ms and 
 The first quartiles (the fastest quarter of each side) must agree as well: they are what the machine's load disturbs
 least, so a cost that depends on the address shows there even when noise hides it in the medians. On a loaded
 machine (the test suite beside other work, load far above the cores) one round can still differ from noise alone, so
-``compare`` measures up to three rounds of 40 pairs and the answers agree when one round does: a cost that depends on
+``compare`` measures up to five rounds of 40 pairs and the answers agree when one round does: a cost that depends on
 the address is there in every round, noise is not.
 """
 
@@ -90,7 +90,7 @@ def compare_interleaved(first: Callable[[int], Any], second: Callable[[int], Any
     return Comparison(first=times[0], second=times[1], answers=answers)
 
 
-ROUNDS = 3
+ROUNDS = 5  # three were not enough with two whole suites running beside it (noise both ways, 20-40%)
 
 
 def compare(first: Callable[[int], Any], second: Callable[[int], Any], *,

@@ -45,7 +45,10 @@ def test_it_emails_when_done_as_promised_although_the_case_stays_open_for_a_pers
                             BACKSTOP_SUPPORT_CYCLE_SECONDS="1").start()
     _set_faults(server, workspace="error")
     browser = _signed_up(server, "wendy@example.com")
-    time.sleep(0.5)
+    # She writes once her workspace has failed (not while it is merely under way: that is a question for a person).
+    wait_for(lambda: next(s for s in browser.get("/api/setup").json()["steps"]
+                          if s["name"] == "workspace")["attempts"] >= 1,
+             timeout=30, message="the workspace never failed")
 
     answer = browser.post("/api/support/contact", headers=_csrf(browser), timeout=60,
                           json={"email": "wendy@example.com", "message": "My workspace is not there"})

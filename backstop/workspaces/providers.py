@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -31,19 +31,21 @@ class Provisioner(Protocol):
 
 
 class HttpProvisioner:
-    def lookup(self, *, external_id: str) -> bool:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call to the workspace service with our token; a timeout or an unreachable service is a provider error."""
+        headers = {"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}", **kwargs.pop("headers", {})}
         try:
-            response = httpx.get(
-                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/workspaces/{quote(external_id, safe='')}",
-                headers={"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
-                timeout=settings.WORKSPACE_TIMEOUT,
-            )
+            return httpx.request(method, f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}{path}", headers=headers,
+                                 timeout=settings.WORKSPACE_TIMEOUT, **kwargs)
         except httpx.TimeoutException as error:
             raise ProviderTimeout(
                 f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
             ) from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+
+    def lookup(self, *, external_id: str) -> bool:
+        response = self._request("GET", f"/workspaces/{quote(external_id, safe='')}")
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
@@ -51,20 +53,8 @@ class HttpProvisioner:
         return True
 
     def provision(self, *, idempotency_key: str, name: str) -> str:
-        try:
-            response = httpx.post(
-                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/workspaces",
-                json={"name": name},
-                headers={"Idempotency-Key": idempotency_key,
-                         "Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
-                timeout=settings.WORKSPACE_TIMEOUT,
-            )
-        except httpx.TimeoutException as error:
-            raise ProviderTimeout(
-                f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
-            ) from error
-        except httpx.HTTPError as error:
-            raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+        response = self._request("POST", "/workspaces", json={"name": name},
+                                 headers={"Idempotency-Key": idempotency_key})
         if response.status_code >= 400:
             raise ProviderError(f"the workspace service refused the request (HTTP {response.status_code})")
         try:
@@ -75,18 +65,7 @@ class HttpProvisioner:
 
     def probe(self) -> None:
         """``GET /health``: the service's health endpoint, with our token, so a revoked token counts as down."""
-        try:
-            response = httpx.get(
-                f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}/health",
-                headers={"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}"},
-                timeout=settings.WORKSPACE_TIMEOUT,
-            )
-        except httpx.TimeoutException as error:
-            raise ProviderTimeout(
-                f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
-            ) from error
-        except httpx.HTTPError as error:
-            raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+        response = self._request("GET", "/health")
         if response.status_code >= 400:
             raise ProviderError(f"the workspace service's health check failed (HTTP {response.status_code})")
 

@@ -125,6 +125,10 @@ class SetupStep(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # "Try again now" was pressed after this step's last attempt began: the attempt that starts next clears it. A run
+    # that ends out of budget with it set starts the next run instead of giving up (the press landed while the final
+    # attempt was in flight, when the run had no more look at its messages).
+    retry_requested = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="one_row_per_setup_step")]

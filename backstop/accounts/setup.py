@@ -56,9 +56,9 @@ def retry_setup(*, account: Account) -> None:
     status = dispatch.workflow_status(account.setup_workflow_id)
     gave_up = SetupStep.objects.filter(account=account, status=StepStatus.FAILED).exists()
     if status in LIVE_WORKFLOW_STATUSES and not gave_up:
-        # The run's loop tries every step not done on this message, one whose budget it spent meanwhile included.
-        dispatch.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
-        return
+        if _ask_running_setup_to_retry(account):
+            return
+        gave_up = True  # the run gave up between the two looks: the next run starts below
     if status is None and _in_setup_batch(account):
         _carry_on_from_setup_batch(account)
         return
@@ -69,6 +69,22 @@ def retry_setup(*, account: Account) -> None:
         _enqueue_setup(account.pk, account.setup_run)
         return
     _start_new_setup_run(account)
+
+
+def _ask_running_setup_to_retry(account: Account) -> bool:
+    """Ask the account's running setup to try every step not done now; False when it gave up meanwhile.
+
+    The run's loop tries them on the message, a step whose budget it spent meanwhile included. But the run reads its
+    messages only between attempts: pressed while the final attempt is in flight, the message would find no reader.
+    So the press is first written on the steps, then the steps are looked at again. The give-up reads the mark under
+    the steps' lock: a run that ends out of budget after the mark starts the next run instead; one that gave up before
+    it shows here as a step given up, and the caller starts the next run.
+    """
+    SetupStep.objects.filter(account=account).exclude(status=StepStatus.DONE).update(retry_requested=True)
+    if SetupStep.objects.filter(account=account, status=StepStatus.FAILED).exists():
+        return False
+    dispatch.send(account.setup_workflow_id, RETRY_NOW, topic="setup")
+    return True
 
 
 def retry_setups_waiting_on(*, provider: str) -> int:
@@ -195,6 +211,8 @@ def attempt_setup_step(*, account_id: int, step: str, attempt: int) -> AttemptRe
     row = SetupStep.objects.select_related("account").get(account_id=account_id, name=step)
     if row.status == StepStatus.DONE:
         return _ALREADY_DONE
+    if row.retry_requested:  # this attempt answers the press; one pressed from now on waits for the next
+        SetupStep.objects.filter(pk=row.pk).update(retry_requested=False)
     result = _attempt_or_failure(row, attempt)
     _record_step_results([row], attempt, {account_id: result})
     return result
@@ -326,15 +344,25 @@ def _record_step_results(rows: list[SetupStep], attempt: int, results: dict[int,
         AccountEvent.objects.bulk_create(events)
 
 
-def give_up_setup_steps(*, account_id: int, steps: list[str]) -> list[Attention]:
-    """The retry budget is spent: record it, and return what the support desk must hear (the records the setup
-    operation raises in this transaction's stead: its give-up runs this inside its own)."""
+def give_up_setup_steps(*, account_id: int, steps: list[str], workflow_id: str) -> list[Attention]:
+    """The retry budget of the run ``workflow_id`` is spent: record it, and return what the support desk must hear
+    (the records the setup operation raises in this transaction's stead: its give-up runs this inside its own).
+
+    "Try again now" pressed during the run's final attempt starts the next run instead; a run already followed by
+    another (this give-up replayed after it started the next one) records nothing.
+    """
     account = Account.objects.get(pk=account_id)
+    if account.setup_workflow_id != workflow_id:
+        return []
     now = timezone.now()
     with transaction.atomic():
-        # Locked, so a step support completes meanwhile is not recorded as given up after it was done.
+        # Locked, so a step support completes meanwhile is not recorded as given up after it was done, and a press
+        # of "Try again now" is either seen here or finds the steps given up (``_ask_running_setup_to_retry``).
         rows = list(SetupStep.objects.select_for_update().filter(account=account, name__in=steps)
                     .exclude(status=StepStatus.DONE))
+        if any(row.retry_requested for row in rows):
+            _start_new_setup_run(account)
+            return []
         SetupStep.objects.filter(pk__in=[r.pk for r in rows]).update(
             status=StepStatus.FAILED, next_attempt_at=None, updated_at=now
         )

@@ -34,7 +34,8 @@ def _setup_step(step: str) -> Callable[[int, int], AttemptResult]:
 setup_operation = GuardedOperation(
     "setup", queue=SETUP_QUEUE, topic="setup", stranded=None,
     steps={"workspace": _setup_step("workspace"), "welcome_email": _setup_step("welcome_email")},
-    give_up=lambda account_id, steps: setup.give_up_setup_steps(account_id=account_id, steps=steps),
+    give_up=lambda account_id, steps: setup.give_up_setup_steps(account_id=account_id, steps=steps,
+                                                                workflow_id=DBOS.workflow_id or ""),
     # The names its workflows were recorded under before the recipe: a setup left pending then still replays.
     workflow_name="setup_workflow",
     step_names={"workspace": "provision_workspace", "welcome_email": "send_welcome_email",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from backstop.accounts.models import OWN_SETUP_WORKFLOW, Account, AccountEvent, 
 from backstop.accounts.validation import clean_signup
 from backstop.attention.models import AttentionKind, AttentionRecord
 from backstop.demo.models import FaultSetting
+from backstop.lib.errors import ProviderError
 from backstop.notify.models import DeliveryStatus, LocalMailboxItem, Message
 from backstop.runtime import engine
 from backstop.runtime.models import BreakerReading, BreakerState, CircuitBreaker, CircuitBreakerManager
@@ -198,6 +200,82 @@ def test_it_starts_a_new_run_on_retry_after_support_took_over(settings: Any) -> 
     setup.retry_setup(account=account)
     account.refresh_from_db()
     assert account.setup_run == 2
+
+
+def workspace_provider_answering(monkeypatch: pytest.MonkeyPatch, answers: dict[int, Any]) -> list[int]:
+    """The workspace provider's calls, numbered from 1: call n runs ``answers[n]`` (if any) before answering, and
+    answers with an error unless ``answers`` has a later call. Returns the calls made so far."""
+    calls: list[int] = []
+    provision = setup._provision
+
+    def answering(account: Account) -> None:
+        calls.append(len(calls) + 1)
+        if calls[-1] in answers:
+            answers[calls[-1]]()
+        if calls[-1] <= max(answers):
+            raise ProviderError("the workspace provider answered with an error")
+        provision(account)
+
+    monkeypatch.setattr(setup, "_provision", answering)
+    return calls
+
+
+def pressed_try_again_now(account: Account) -> None:
+    """The owner presses "Try again now" from their browser (another thread) and gets the answer."""
+    press = threading.Thread(target=lambda: setup.retry_setup(account=Account.objects.get(pk=account.pk)))
+    press.start()
+    press.join(timeout=30)
+
+
+def test_it_starts_the_next_run_when_try_again_lands_during_the_final_attempt(
+        settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run reads its messages only between attempts: this press lands while the last one is at the provider.
+    settings.SETUP_MAX_ATTEMPTS = 2
+    account = new_account("fay@example.com")
+    calls = workspace_provider_answering(monkeypatch, {2: lambda: pressed_try_again_now(account)})
+
+    assert wait_for(lambda: steps_of(account)["workspace"].status == StepStatus.DONE, timeout=30)
+    assert setup_finished(account) == {"workspace": True, "welcome_email": True}
+    account.refresh_from_db()
+    assert (account.setup_run, account.state) == (2, AccountState.ACTIVE)
+    assert calls == [1, 2, 3]
+    assert not AccountEvent.objects.filter(account=account, kind="step_gave_up").exists()
+    assert not AttentionRecord.objects.filter(account=account).exists()
+    assert not SetupStep.objects.filter(account=account, retry_requested=True).exists()
+
+
+def test_it_gives_up_when_the_attempts_a_press_asked_for_fail_too(
+        settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pressed during the second attempt: the attempt that follows answers the press, and its failure ends the run.
+    settings.SETUP_MAX_ATTEMPTS = 3
+    account = new_account("gil@example.com")
+    calls = workspace_provider_answering(monkeypatch, {2: lambda: pressed_try_again_now(account), 3: lambda: None})
+
+    assert setup_finished(account) == {"workspace": False, "welcome_email": True}
+    account.refresh_from_db()
+    assert (account.setup_run, account.state) == (1, AccountState.NEEDS_ATTENTION)
+    assert calls == [1, 2, 3]  # the third attempt, made at once for the press, was the last: no run after it
+    assert AttentionRecord.objects.filter(account=account, kind=AttentionKind.SETUP_STALLED).count() == 1
+
+
+def test_it_records_nothing_when_a_run_that_was_followed_by_another_gives_up_again(settings: Any) -> None:
+    settings.SETUP_MAX_ATTEMPTS = 1
+    FaultSetting.objects.set_modes({"workspace": "error"})
+    account = new_account("hui@example.com")
+    setup_finished(account)
+    setup.retry_setup(account=Account.objects.get(pk=account.pk))
+    setup_finished(account)
+    account.refresh_from_db()
+    assert account.setup_run == 2
+    SetupStep.objects.filter(account=account).update(status=StepStatus.RETRYING)
+    records = AttentionRecord.objects.count()
+
+    # Run 1's give-up replayed (the process died after it had started run 2, before its step was recorded).
+    assert setup.give_up_setup_steps(account_id=account.pk, steps=["workspace"], workflow_id="setup:0:1".replace(
+        "0", str(account.pk))) == []
+
+    assert steps_of(account)["workspace"].status == StepStatus.RETRYING
+    assert AttentionRecord.objects.count() == records
 
 
 def test_it_resolves_the_undelivered_email_record_once_a_retry_delivers_it(settings: Any) -> None:

@@ -78,6 +78,6 @@ def test_it_tries_again_now_the_step_that_just_spent_its_budget(server_factory: 
     retried = browser.post("/api/setup/retry", headers={"X-CSRFToken": browser.cookies.get("csrftoken") or ""})
 
     assert retried.status_code == 202, retried.text
-    wait_for(lambda: workspace()["status"] == "done", timeout=20,
+    wait_for(lambda: workspace()["status"] == "done", timeout=30,
              message="'Try again now' did not try the step whose budget was spent")
     wait_for(lambda: browser.get("/api/setup").json()["state"] == "active", timeout=20)

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "backstop.demo",
     "backstop.billing",
     "backstop.drafts",
+    "backstop.preflight",
 ]
 
 MIDDLEWARE = [

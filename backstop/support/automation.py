@@ -25,6 +25,7 @@ from backstop.runtime.models import CircuitBreaker
 from backstop.support import actions, cases, commitments, contact, messages, notifications, payments, triage
 from backstop.support.models import (
     SETUP_KINDS,
+    ActionOutcome,
     Case,
     CaseState,
     Commitment,
@@ -355,8 +356,11 @@ def resolve_settled_cases() -> int:
 
 def _resolve_by_automation(case_id: int, version: int) -> int:
     case = Case.objects.select_related("account", "incident").get(pk=case_id)
-    last_staff = (SupportAction.objects.filter(case=case, staff__isnull=False).select_related("staff")
-                  .order_by("-id").first())
+    # Only a person's click that changed something: a refused, failed or already-done one claims no fix, and must
+    # not leave the customer to a person who wrote nothing.
+    last_staff = (SupportAction.objects.filter(case=case, staff__isnull=False,
+                                               outcome__in=(ActionOutcome.DONE, ActionOutcome.STARTED))
+                  .select_related("staff").order_by("-id").first())
     now = timezone.now()
     with transaction.atomic():
         # Conditional on the version: a signal that joined since we looked keeps the case open.

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from backstop.accounts.models import Account, AccountState, StepStatus, VerificationCode
+from backstop.accounts.setup import retry_setup
 from backstop.attention.models import AttentionRecord
 from backstop.demo.models import FaultSetting
 from backstop.notify.models import Message
@@ -233,3 +234,27 @@ def test_it_sends_a_reply_once_answers_the_customer_and_keeps_it_as_a_saved_repl
     assert "It's ready now." in _page(client, case)  # the reply is on the timeline
     prefilled = html.unescape(client.get(f"/desk/cases/{case.pk}?saved={saved.pk}").content.decode())
     assert "Hello Bob Stone,\n\nIt's ready now.\n\nSam Agent" in prefilled
+
+
+@pytest.mark.usefixtures("engine_db")
+def test_it_credits_automation_not_a_refused_click_with_the_fix_and_tells_the_customer() -> None:
+    """Seen in the demo: a click the desk refused (a workspace id the provisioner does not know) changed nothing,
+    yet the case automation later fixed was closed as "fixed after a support action" by that person, counted as
+    theirs in the figures, and the customer, left to the person who "acted", was never told it was fixed."""
+    FaultSetting.objects.set_modes({"workspace": "error"})
+    account = new_account("bob@example.com")
+    setup_finished(account)
+    FaultSetting.objects.set_modes({"workspace": "ok"})
+    client = desk_client(staff_account())
+    case = Case.objects.get()
+
+    _act(client, case, "complete_workspace", external_id="i-just-made-this-up")
+    assert SupportAction.objects.get().outcome == ActionOutcome.REFUSED
+
+    retry_setup(account=account)  # the customer's own "Try again now"
+    wait_for(lambda: Account.objects.get(pk=account.pk).state == AccountState.ACTIVE, timeout=30)
+    automation.run_support_cycle()
+    case.refresh_from_db()
+    assert case.state == CaseState.RESOLVED
+    assert (case.resolution, case.resolved_by) == (Resolution.AUTOMATION, None)
+    assert Message.objects.filter(account=account, kind__in=("support_resolved", "account_ready")).exists()

@@ -357,6 +357,8 @@ class StaffAction:
     # longer applies; automation runs actions the desk would not offer (its handler refuses in its own words).
     applies: Callable[[Case], bool]
     params: tuple[Param, ...] = ()
+    # Whether it can finish what "a person will finish it" promised (a setup, a payment's access or its return).
+    finishes: bool = False
 
     @property
     def text(self) -> messages.ActionText:
@@ -422,18 +424,18 @@ def _text(**options: Any) -> forms.CharField:
 
 
 STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
-    StaffAction("retry_setup", _retry_setup, applies=_has_unfinished_setup),
-    StaffAction("complete_workspace", _complete_workspace, applies=_has_no_workspace, params=(Param(
+    StaffAction("retry_setup", _retry_setup, applies=_has_unfinished_setup, finishes=True),
+    StaffAction("complete_workspace", _complete_workspace, applies=_has_no_workspace, finishes=True, params=(Param(
         "external_id", _text(max_length=WORKSPACE_ID_MAX_LENGTH,
                              error_messages={"max_length": messages.WORKSPACE_ID_TOO_LONG}), asked=True),)),
     StaffAction("send_code_sms", _send_code_sms, applies=_has_phone),
-    StaffAction("fulfil_from_charge", _fulfil_from_charge, applies=_has_charge_without_access,
+    StaffAction("fulfil_from_charge", _fulfil_from_charge, applies=_has_charge_without_access, finishes=True,
                 params=(Param("payment_id", _text()),)),
     StaffAction("check_processor", _check_processor, applies=_has_payment_at_processor,
                 params=(Param("payment_id", _text()),)),
-    StaffAction("refund", _refund, applies=_has_paid_order,
+    StaffAction("refund", _refund, applies=_has_paid_order, finishes=True,
                 params=(Param("reference", _text()), Param("reason", _text()))),
-    StaffAction("refund_payment", _refund_payment, applies=_has_payment_to_return,
+    StaffAction("refund_payment", _refund_payment, applies=_has_payment_to_return, finishes=True,
                 params=(Param("payment_id", _text()), Param("reason", _text()))),
     StaffAction("grant_credit", _grant_credit, applies=_has_active_plan, params=(
         Param("days", forms.IntegerField(required=False, min_value=1, max_value=3650), asked=True),
@@ -441,6 +443,11 @@ STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
     StaffAction("merge", _merge, applies=_has_another_open_case, params=(Param("target", _text(), asked=True),)),
     StaffAction("close", _close, applies=_is_open, params=(Param("note", _text()),)),
 )}
+
+
+def finishing_actions() -> list[str]:
+    """The names of the actions that can finish what a person promised to finish."""
+    return [action.name for action in STAFF_ACTIONS.values() if action.finishes]
 
 
 def offered_on(case: Case) -> list[StaffAction]:

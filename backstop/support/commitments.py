@@ -21,6 +21,7 @@ from backstop.accounts import progress
 from backstop.accounts.models import STEP_PROVIDERS, Account, SetupStep, StepStatus
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.support import messages, payments
+from backstop.support.actions import finishing_actions
 from backstop.support.models import (
     ActionOutcome,
     Case,
@@ -147,7 +148,9 @@ def _kept_how(commitment: Commitment) -> tuple[dt.datetime, int | None, str] | N
     if kind == CommitmentKind.PERSON_FINISHES:
         if not _finished(case, detail):
             return None
-        last = _staff_actions_since(commitment).exclude(action__in=("reply", "close")).first()
+        # Only an action that can finish it (the registry's ``finishes``): a person who only sent a code or merged
+        # is not credited when automation finishes it.
+        last = _staff_actions_since(commitment).filter(action__in=finishing_actions()).first()
         return (timezone.now(), last.staff_id if last else None,
                 messages.KEPT_BY_FINISHING.format(who=last.staff.email if last and last.staff else "automation"))
     if kind == CommitmentKind.RETRY_AT:

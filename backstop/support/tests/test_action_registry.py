@@ -18,7 +18,7 @@ from backstop.attention.models import AttentionKind, Harm
 from backstop.attention.services import raise_once as raise_attention
 from backstop.billing.tests.conftest import buy, processor, settled  # noqa: F401
 from backstop.support import messages
-from backstop.support.actions import STAFF_ACTIONS, ActionRefused, Param, StaffAction, run_action
+from backstop.support.actions import STAFF_ACTIONS, ActionRefused, Param, StaffAction, finishing_actions, run_action
 from backstop.support.forms import ActionForm
 from backstop.support.models import ActionOutcome, Case, CaseState, SupportAction
 from backstop.support.tests.helpers import contacts_answered, desk_client, staff_account, stalled_account
@@ -189,3 +189,8 @@ def test_it_takes_an_entry_and_its_texts_to_add_an_action(monkeypatch: pytest.Mo
                                                             "Flowers are on their way.")
     assert action.params == {"colour": "red"}
 
+
+
+def test_it_marks_exactly_the_actions_that_can_finish_a_setup_or_a_payment() -> None:
+    assert set(finishing_actions()) == {"retry_setup", "complete_workspace", "fulfil_from_charge", "refund",
+                                        "refund_payment"}

@@ -259,6 +259,24 @@ def test_it_carries_what_we_promised_into_the_case_a_case_is_merged_into() -> No
     assert Commitment.objects.filter(kind=CommitmentKind.PERSON_REPLIES).count() == 2
 
 
+def test_it_credits_a_person_with_finishing_only_when_their_action_could_have_finished_it() -> None:
+    """Seen in the demo: staff sent a sign-in code, automation then finished the setup, and the desk said the
+    promise "a person will finish it" was kept by that staff member ("finished (staff@...)")."""
+    account = stalled_account("sam@example.com")
+    case = Case.objects.get()
+    _page(_signed_in(account), "/setup")  # the page says "Our support team has it": the promise
+    client = desk_client(staff_account())
+    client.post(f"/desk/cases/{case.pk}/act", {"action": "send_code_sms", "idempotency_key": "code-1"})
+    assert SupportAction.objects.get(action="send_code_sms").outcome == ActionOutcome.DONE
+
+    SetupStep.objects.filter(account=account).update(status=StepStatus.DONE)  # automation's later attempt worked
+    commitments.keep_commitments(case_ids=[case.pk])
+
+    promise = Commitment.objects.get(case=case, kind=CommitmentKind.PERSON_FINISHES)
+    assert promise.is_kept and promise.kept_by is None
+    assert promise.kept_how == "finished (automation)"
+
+
 def test_it_holds_the_setup_pages_our_support_team_has_it_as_a_promise_on_the_case() -> None:
     account = stalled_account("max@example.com")
     case = Case.objects.get()

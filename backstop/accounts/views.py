@@ -43,7 +43,6 @@ from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 from backstop.web.pages import form_page, note_rate_limited
 
-
 # The desk's own permission, named as a string: the desk's app sits above accounts in the layers.
 DESK_PERMISSION = "support.view_case"
 

@@ -25,6 +25,7 @@ from backstop.support.models import (
     CaseNote,
     CaseState,
     Commitment,
+    CommitmentKind,
     Contact,
     Incident,
     Resolution,
@@ -108,9 +109,20 @@ def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
     return due
 
 
-def _suggestion_for(case: Case, failing: dict[str, CircuitBreaker]) -> triage.Suggestion:
+def _suggestion_for(case: Case, failing: dict[str, CircuitBreaker], *, person_promised: bool) -> triage.Suggestion:
     account = case.account
-    return triage.suggest(kinds=case.kinds, failing=failing, has_phone=bool(account and account.phone))
+    suggestion = triage.suggest(kinds=case.kinds, failing=failing, has_phone=bool(account and account.phone))
+    if suggestion.action == "wait" and person_promised:
+        # "No action needed" would contradict what the customer was told (a person finishes it): automation still
+        # retries, and the person owes them word of where it stands.
+        return triage.Suggestion("reply", messages.SUGGESTION_REASONS["reply_person_promised"])
+    return suggestion
+
+
+def _person_promised(case_ids: list[int]) -> set[int]:
+    """The cases holding an open "a person will finish it"."""
+    return set(Commitment.objects.filter(case_id__in=case_ids, kind=CommitmentKind.PERSON_FINISHES,
+                                         kept_at__isnull=True).values_list("case_id", flat=True))
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,9 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     queue = Case.objects.queue()
     cases = list(queue.select_related("account")[:QUEUE_PAGE])
     promises = _promises_due(cases, now)
-    rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
+    promised = _person_promised([c.pk for c in cases])
+    rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm],
+                     suggestion=_suggestion_for(c, failing, person_promised=c.pk in promised),
                      age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
@@ -272,7 +286,8 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
                    .order_by("-id")[:100])
     message_rows = [MessageRow(m, m.get_status_display(), m.status == "sent") for m in _messages_for(case, account)]
     money = payments.payments_for(email=case.email, account=account)
-    suggestion = _suggestion_for(case, failing) if case.is_open else triage.Suggestion("close", "")
+    suggestion = (_suggestion_for(case, failing, person_promised=bool(_person_promised([case.pk])))
+                  if case.is_open else triage.Suggestion("close", ""))
     saved = SavedReply.objects.filter(pk=saved_reply_id).first() if saved_reply_id else None
     subject, body = draft_reply(case=case, staff=staff, signals=signals, actions=actions, saved=saved)
     offered = offered_on(case)

@@ -104,6 +104,9 @@ SUGGESTION_REASONS = {
     "reply": "they wrote to us and automation could not answer it",
     "close": "everything is fixed; close it (or reply first)",
     "wait": "automation is retrying; no action needed",
+    # Instead of "wait" when the customer was told a person will finish it (support.desk._suggestion_for).
+    "reply_person_promised": ("automation is retrying while the provider is down, but we told them a person will "
+                              "finish it: tell them where it stands"),
 }
 ACTION_FAILED = "That didn't work: {error}. Nothing else was changed."
 # Our own code failed: staff get a reference an engineer can find in the log, not an exception's name.

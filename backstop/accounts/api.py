@@ -11,7 +11,13 @@ from ninja.security import SessionAuth
 
 from backstop.accounts import messages
 from backstop.accounts.details import ChangeRejected, changed_text, confirm_detail_change, kept_text, pending_change
-from backstop.accounts.devices import DEVICE_COOKIE, remember_device
+from backstop.accounts.devices import (
+    CODE_BROWSER_COOKIE,
+    DEVICE_COOKIE,
+    code_browser_token,
+    remember_code_browser,
+    remember_device,
+)
 from backstop.accounts.models import Account
 from backstop.accounts.progress import retry_answer, setup_progress
 from backstop.accounts.recovery import ask_for_sign_in_code
@@ -206,11 +212,13 @@ def setup_retry(request: HttpRequest) -> Status[dict[str, Any]]:
 
 
 @router.post("/recover", response={202: MessageOut, 400: ErrorOut, 429: ErrorOut})
-def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
+def recover(request: HttpRequest, response: HttpResponse, payload: RecoverIn) -> Status[dict[str, str]]:
+    browser = code_browser_token(request.COOKIES)
     try:
-        ask_for_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request))
+        ask_for_sign_in_code(email=payload.email, ip=client_ip(request), device=_device(request), browser=browser)
     except RateLimited as error:
         raise error.worded(messages.SIGN_IN_RATE_LIMITED) from None
+    remember_code_browser(response, token=browser)
     return Status(202, {"message": messages.RECOVERY_SENT.text})
 
 
@@ -218,7 +226,8 @@ def recover(request: HttpRequest, payload: RecoverIn) -> Status[dict[str, str]]:
 def recover_verify(request: HttpRequest, response: HttpResponse, payload: VerifyIn) -> Status[dict[str, Any]]:
     try:
         account = redeem_sign_in_code(email=payload.email, code=payload.code, ip=client_ip(request),
-                                      new_password=payload.new_password, device=_device(request))
+                                      new_password=payload.new_password, device=_device(request),
+                                      browser=request.COOKIES.get(CODE_BROWSER_COOKIE, ""))
     except RateLimited as error:
         raise error.worded(messages.SIGN_IN_RATE_LIMITED) from None
     except CodeRejected:

@@ -8,6 +8,8 @@ than a stranger's address.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,29 @@ def read_device_token(*, token: str, account_id: int | None) -> KnownDevice | No
     if not isinstance(value, dict) or value.get("a") != account_id or not isinstance(value.get("d"), str):
         return None
     return KnownDevice(account_id=account_id, device_id=value["d"])
+
+
+# The browser that asked for a sign-in code: a random token (no account in it), whose hash is kept on each code that
+# browser asked for. A code typed in the browser that asked for it has tries of its own there (allauth binds a code to
+# the session that asked for it): strangers who spent the account's budget for wrong codes cannot stop it.
+CODE_BROWSER_COOKIE = "bk_code_browser"
+_CODE_BROWSER_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+
+
+def code_browser_token(cookies: dict[str, str]) -> str:
+    """The browser's code-asking token from its cookies, or a new one when it has none (or not one of ours)."""
+    token = cookies.get(CODE_BROWSER_COOKIE, "")
+    return token if _CODE_BROWSER_TOKEN.match(token) else secrets.token_urlsafe(24)
+
+
+def hash_code_browser(token: str) -> str:
+    """What a code keeps of the browser that asked for it ("" for none, or a token not of our making)."""
+    return hashlib.sha256(token.encode()).hexdigest() if _CODE_BROWSER_TOKEN.match(token) else ""
+
+
+def remember_code_browser(response: Any, *, token: str) -> None:
+    response.set_cookie(CODE_BROWSER_COOKIE, token, max_age=settings.VERIFICATION_CODE_TTL_SECONDS, httponly=True,
+                        samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
 
 
 def remember_device(response: Any, *, account_id: int) -> None:

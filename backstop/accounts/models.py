@@ -128,7 +128,7 @@ class SetupStep(models.Model):
     # "Try again now" was pressed after this step's last attempt began: the attempt that starts next clears it. A run
     # that ends out of budget with it set starts the next run instead of giving up (the press landed while the final
     # attempt was in flight, when the run had no more look at its messages).
-    retry_requested = models.BooleanField(default=False)
+    retry_requested = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="one_row_per_setup_step")]
@@ -173,6 +173,9 @@ class VerificationCode(models.Model):
     code_hash = models.CharField(max_length=64)
     # SHA-256 of the link's random token (32 bytes): unguessable, so it is looked up directly and never rate-limited.
     link_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # ``devices.hash_code_browser`` of the browser that asked for the code ("" when none did: a code sent to the
+    # signed-in owner from an API client without cookies). Typed there, the code has tries of its own.
+    browser_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     expires_at = models.DateTimeField()
     tries = models.IntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)

@@ -15,6 +15,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
+from backstop.accounts.devices import hash_code_browser
 from backstop.accounts.signin import count_code_request, send_code_to_owner
 from backstop.accounts.validation import clean_email
 from backstop.lib.email_identity import email_key
@@ -28,9 +29,10 @@ OPERATION = "sign_in_code"
 logger = logging.getLogger(__name__)
 
 
-def ask_for_sign_in_code(*, email: str, ip: str, device: str = "") -> str:
+def ask_for_sign_in_code(*, email: str, ip: str, device: str = "", browser: str = "") -> str:
     """Someone typed an address and asks for a code: validate it (InvalidInput for what is not an address), count
-    the attempt, write the request down and start its workflow once it commits. Returns the address as cleaned."""
+    the attempt, write the request down and start its workflow once it commits. Returns the address as cleaned.
+    ``browser``: the asking browser's token (``devices.code_browser_token``), where the code has tries of its own."""
     errors: dict[str, str] = {}
     email = clean_email(email, errors)
     if errors:
@@ -40,7 +42,8 @@ def ask_for_sign_in_code(*, email: str, ip: str, device: str = "") -> str:
     count_code_request(email_key=email_key(email), ip=ip, device=device)
     with transaction.atomic():
         intent = GuardedIntent.objects.create(operation=OPERATION, key=uuid.uuid4().hex,
-                                              payload={"email_key": email_key(email)})
+                                              payload={"email_key": email_key(email),
+                                                       "browser_hash": hash_code_browser(browser)})
         code_by_address.start_after_commit(intent.pk, intent.key)
     return email
 
@@ -50,7 +53,8 @@ def _send(intent_id: int, attempt: int) -> AttemptResult:
         with transaction.atomic():
             intent = GuardedIntent.objects.select_for_update().get(pk=intent_id)
             if intent.state != IntentState.DONE:
-                send_code_to_owner(email_key=str(intent.payload.get("email_key", "")))
+                send_code_to_owner(email_key=str(intent.payload.get("email_key", "")),
+                                   browser_hash=str(intent.payload.get("browser_hash", "")))
                 # Done in the transaction that made the code: a step run again sends nothing more. The address is
                 # forgotten once it has served.
                 GuardedIntent.objects.filter(pk=intent_id).update(

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backstop.accounts.devices import KnownDevice, read_device_token
+from backstop.accounts.devices import KnownDevice, hash_code_browser, read_device_token
 from backstop.accounts.models import Account, AccountState, VerificationCode
 from backstop.accounts.passwords import change_password
 from backstop.accounts.timeline import record_event
@@ -35,8 +35,9 @@ from backstop.ratelimits.services import (
 
 # The rate-limit model (docs/decisions.md, "Rate limits that protect owners"): only failures spend a budget; an
 # address's failures slow that address; an account's failures slow only browsers that never signed in to it; a known
-# device spends its own budget. Wrong codes are bounded per account too; the owner's way back in that strangers cannot
-# spend is the sign-in link in the same email, which cannot be guessed and so is held to no budget.
+# device spends its own budget. Wrong codes are bounded per account too, except in the browser that asked for the code,
+# which has tries of its own at it (CODE_BROWSER_TRIES); and the sign-in link in the same email cannot be guessed, so
+# no budget holds it. Strangers cannot spend the owner's way back in.
 # Failed passwords: per address (all accounts alike, so a 429 never tells staff from customers) and per account.
 LOGIN_LIMIT = Limit(per_ip=60, per_email=10, window_seconds=900)
 # Staff accounts keep their own per-account budget, under their own name: customers' traffic never spends it.
@@ -56,6 +57,11 @@ VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 STAFF_VERIFY_LIMIT = Limit(per_ip=30, per_email=10, window_seconds=3600)
 # The window of the per-address tries at one code: longer than any code lives, so one code has one count.
 CODE_TRIES_WINDOW_SECONDS = 24 * 3600
+# Wrong codes typed in the browser that asked for them, per account and code lifetime (an aligned 10-minute window):
+# room for typos, and no more. A stranger gets such tries only at codes they asked for (sent to the owner, not to
+# them), so at most RECOVER_LIMIT's requests an hour, each with these tries: about 1 in 7,000 an hour of guessing
+# a 6-digit code, beside the account budget's 1 in 20,000 (docs/decisions.md).
+CODE_BROWSER_TRIES = 5
 # A real Argon2 hash to check against when the email is unknown, so both answers take as long.
 _TIMING_DECOY = make_password(secrets.token_urlsafe(16))
 
@@ -153,16 +159,18 @@ def count_code_request(*, email_key: str, ip: str, device: str = "") -> None:
                 raise
 
 
-def send_sign_in_code(*, email: str, ip: str, device: str = "") -> None:
+def send_sign_in_code(*, email: str, ip: str, device: str = "", browser: str = "") -> None:
     """Send a one-time code by SMS and email, now: for the signed-in owner and staff. A code asked for by a typed
-    address goes through ``accounts.recovery.ask_for_sign_in_code``, whose timing says nothing about the address."""
+    address goes through ``accounts.recovery.ask_for_sign_in_code``, whose timing says nothing about the address.
+    ``browser``: the asking browser's token (``devices.code_browser_token``)."""
     key = email_key(email)
     count_code_request(email_key=key, ip=ip, device=device)
-    send_code_to_owner(email_key=key)
+    send_code_to_owner(email_key=key, browser_hash=hash_code_browser(browser))
 
 
-def send_code_to_owner(*, email_key: str) -> None:
-    """The code, to the account's phone and email, when the address has a usable account."""
+def send_code_to_owner(*, email_key: str, browser_hash: str = "") -> None:
+    """The code, to the account's phone and email, when the address has a usable account. ``browser_hash``: of the
+    browser that asked for it, where it has tries of its own."""
     account = Account.objects.by_email_key(email_key) if email_key else None
     if account is None or account.state == AccountState.DISABLED:
         return
@@ -171,6 +179,7 @@ def send_code_to_owner(*, email_key: str) -> None:
     with transaction.atomic():
         record = VerificationCode.objects.create(
             account=account, code_hash=_hash_code(account.pk, code), link_hash=_hash_link_token(token),
+            browser_hash=browser_hash,
             expires_at=timezone.now() + dt.timedelta(seconds=settings.VERIFICATION_CODE_TTL_SECONDS),
         )
         context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify",
@@ -187,16 +196,22 @@ def send_code_to_owner(*, email_key: str) -> None:
             notify.send_soon(message)
 
 
-def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "", device: str = "") -> Account:
+def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "", device: str = "",
+                        browser: str = "") -> Account:
     """Check a code (10 minutes, once). A correct code proves the person: email verified.
 
-    Wrong codes slow the address they come from and, for browsers that never signed in to the account, the account
-    (VERIFY_LIMIT: brute force stays hopeless); one address has VERIFICATION_CODE_MAX_TRIES at one code. A known device
-    spends only its own budget. When strangers have spent the account's budget, the owner's way in is the sign-in link
-    sent with every code (``redeem_sign_in_link``), which no budget holds.
+    Typed in the browser that asked for it (``browser``, its token), a code has CODE_BROWSER_TRIES of its own there,
+    whatever strangers did: a code the owner holds is usable within its lifetime. Elsewhere, wrong codes slow the
+    address they come from and, for browsers that never signed in to the account, the account (VERIFY_LIMIT: brute
+    force stays hopeless); one address has VERIFICATION_CODE_MAX_TRIES at one code. A known device spends only its own
+    budget. The sign-in link sent with every code (``redeem_sign_in_link``) is held to no budget at all.
     """
     key = email_key(email)
     account = Account.objects.by_email_key(key) if key else None
+    asked_here = _codes_asked_for_here(account, browser)
+    if asked_here:
+        return _redeem(account=account, email=email, code=code, ip=ip, new_password=new_password,
+                       asked_here=asked_here)
     known = _known_device(device, account)
     action, limit = _verify_budget(account)
     if known is None:
@@ -211,6 +226,22 @@ def redeem_sign_in_code(*, email: str, code: str, ip: str, new_password: str = "
             count_failure(action="verify", limit=VERIFY_LIMIT, ip=ip)
             count_failure(action=action, limit=limit, email_key=key)
         raise
+
+
+def _codes_asked_for_here(account: Account | None, browser: str) -> list[VerificationCode]:
+    """The account's live codes this browser asked for, while it has tries left at them in this code lifetime (the
+    try is taken here: a guess that follows counts, right or wrong). Empty otherwise: the guess then goes under the
+    address's and the account's budgets like any other."""
+    browser_hash = hash_code_browser(browser)
+    if account is None or not browser_hash:
+        return []
+    asked = list(VerificationCode.objects.filter(account=account, browser_hash=browser_hash, used_at__isnull=True,
+                                                 expires_at__gt=timezone.now())
+                 .order_by("-created_at")[:LIVE_CODES_CHECKED])
+    if not asked or not claim_attempt(key=f"code-browser:{account.pk}:{browser_hash}", limit=CODE_BROWSER_TRIES,
+                                      window_seconds=settings.VERIFICATION_CODE_TTL_SECONDS):
+        return []
+    return asked
 
 
 def _verify_budget(account: Account | None) -> tuple[str, Limit]:
@@ -258,7 +289,10 @@ def _claim_guess(*, record: VerificationCode, ip: str) -> bool:
     return per_address
 
 
-def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_password: str) -> Account:
+def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_password: str,
+            asked_here: list[VerificationCode] | None = None) -> Account:
+    """``asked_here``: the codes the browser asked for, its try at them taken (``_codes_asked_for_here``); otherwise
+    the guess takes one of the address's tries at the newest live code."""
     new_password = normalise_password(new_password)
     if new_password:
         errors: dict[str, str] = {}
@@ -271,9 +305,10 @@ def _redeem(*, account: Account | None, email: str, code: str, ip: str, new_pass
     # Every code sent in the last 10 minutes works, not only the newest: an SMS that arrives late, after the person
     # asked again, must not send them round in a circle. The tries are counted on the newest code, so asking again
     # gives new tries, never tries per code still live.
-    live = list(VerificationCode.objects.filter(account=account, used_at__isnull=True, expires_at__gt=now)
-                .order_by("-created_at")[:LIVE_CODES_CHECKED])
-    if not live or not _claim_guess(record=live[0], ip=ip):
+    live = asked_here or list(VerificationCode.objects.filter(account=account, used_at__isnull=True,
+                                                              expires_at__gt=now)
+                              .order_by("-created_at")[:LIVE_CODES_CHECKED])
+    if not live or (not asked_here and not _claim_guess(record=live[0], ip=ip)):
         raise CodeRejected
     hashed = _hash_code(account.pk, code.strip())
     match = next((record for record in live if hmac.compare_digest(record.code_hash, hashed)), None)

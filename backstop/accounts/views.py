@@ -19,7 +19,13 @@ from backstop.accounts.details import (
     kept_text,
     pending_change,
 )
-from backstop.accounts.devices import DEVICE_COOKIE, remember_device
+from backstop.accounts.devices import (
+    CODE_BROWSER_COOKIE,
+    DEVICE_COOKIE,
+    code_browser_token,
+    remember_code_browser,
+    remember_device,
+)
 from backstop.accounts.forms import LoginForm, RecoverForm, SignInLinkForm, SignupForm, VerifyForm
 from backstop.accounts.models import Account, AccountState
 from backstop.accounts.progress import retry_answer, setup_progress
@@ -153,16 +159,19 @@ def recover_page(request: HttpRequest) -> HttpResponse:
         context.update(errors={"email": messages.FIELD_ERRORS["email_required"]},
                        problem=site_messages.INVALID_INPUT.text)
     elif request.method == "POST" and form.is_valid():
+        browser = code_browser_token(request.COOKIES)
         try:
             email = ask_for_sign_in_code(email=form.cleaned_data["email"], ip=client_ip(request),
-                                         device=_device(request))
+                                         device=_device(request), browser=browser)
         except InvalidInput as error:  # not an address: said against the field, never "code sent"
             context.update(errors=error.errors, problem=site_messages.INVALID_INPUT.text)
         except RateLimited as error:
             _sign_in_refused_for_now(context, error)
         else:
             request.session["last_notice"] = messages.RECOVERY_SENT.text
-            return redirect(f"{reverse('verify')}?{urlencode({'email': email})}")
+            response = redirect(f"{reverse('verify')}?{urlencode({'email': email})}")
+            remember_code_browser(response, token=browser)
+            return response
     return form_page(request, "accounts/recover.html", context)
 
 
@@ -171,13 +180,16 @@ def recover_page(request: HttpRequest) -> HttpResponse:
 def send_code_page(request: HttpRequest) -> HttpResponse:
     """The banner's "get a code by SMS instead": the same code as recovery, sent to the signed-in account."""
     account = Account.objects.signed_in(request.user)
+    browser = code_browser_token(request.COOKIES)
     try:
-        send_sign_in_code(email=account.email, ip=client_ip(request), device=_device(request))
+        send_sign_in_code(email=account.email, ip=client_ip(request), device=_device(request), browser=browser)
     except RateLimited as error:
         request.session["last_notice"] = site_messages.RATE_LIMITED.text.format(minutes=error.minutes)
     else:
         request.session["last_notice"] = messages.RECOVERY_SENT.text
-    return redirect(f"{reverse('verify')}?{urlencode({'email': account.email})}")
+    response = redirect(f"{reverse('verify')}?{urlencode({'email': account.email})}")
+    remember_code_browser(response, token=browser)
+    return response
 
 
 def verify_page(request: HttpRequest) -> HttpResponse:
@@ -186,7 +198,8 @@ def verify_page(request: HttpRequest) -> HttpResponse:
                                "notice": request.session.pop("last_notice", "")}
     if request.method == "POST" and form.is_valid():
         try:
-            account = redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request), device=_device(request))
+            account = redeem_sign_in_code(**form.cleaned_data, ip=client_ip(request), device=_device(request),
+                                          browser=request.COOKIES.get(CODE_BROWSER_COOKIE, ""))
         except CodeRejected:
             context["problem"] = messages.CODE_REJECTED.text
         except InvalidInput as error:

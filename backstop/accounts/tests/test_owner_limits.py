@@ -133,26 +133,54 @@ def test_it_lets_the_owner_with_a_known_device_sign_in_after_a_strangers_failure
     assert api_login(browser(site, ELSEWHERE_IP, device + "x"), OWNER["email"], OWNER["password"]).status_code == 429
 
 
-def test_it_lets_the_owner_in_with_a_fresh_codes_link_after_a_strangers_wrong_passwords_and_codes(
+def test_it_lets_the_owner_in_with_the_code_they_asked_for_after_a_strangers_wrong_passwords_and_codes(
     site: Any, smtp_sink: Any
 ) -> None:
-    statuses = stranger_fails(site, OWNER["email"], passwords=11, codes=11)
-    assert statuses[-12] == 429 and 429 not in statuses[:10]
-    assert statuses[-11:] == [400] * 10 + [429]  # ten wrong codes for the account, then it is refused for a while
+    statuses = stranger_fails(site, OWNER["email"], passwords=11, codes=16)
+    assert statuses[-17] == 429 and 429 not in statuses[:10]
+    # Five tries in the stranger's browser at the code it asked for, then ten wrong codes for the account (and five
+    # for the address at that code), then it is refused for a while.
+    assert statuses[-16:] == [400] * 15 + [429]
 
-    owner = browser(site, OWNER_IP)
+    owner = browser(site, OWNER_IP)  # a new browser, at an address of its own
     before = len(wait_for(lambda: codes_sent(smtp_sink, OWNER["email"]), timeout=30))
     assert owner.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
     code = new_code(smtp_sink, OWNER["email"], before)
-    # The code's guesses are spent for browsers new to the account; the answer names the way in that is not.
-    refused = owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
+    # The account's guesses are spent for browsers new to it: typed anywhere else, the code is refused for now, and
+    # the answer names the way in that is not (the link).
+    refused = browser(site, ELSEWHERE_IP).post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
     assert refused.status_code == 429 and "/recover" in refused.json()["message"]
+    # In the browser that asked for it, the code the owner holds works: strangers cannot spend its tries.
+    typo = owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": f"{(int(code) + 1) % 10**6:06d}"})
+    assert typo.status_code == 400
 
-    signed_in = press_sign_in(owner, new_link(smtp_sink, OWNER["email"], before))
+    signed_in = owner.post("/api/recover/verify", json={"email": OWNER["email"], "code": code})
 
-    assert signed_in.status_code == 302 and signed_in.headers["location"] == "/app", signed_in.text
+    assert signed_in.status_code == 200, signed_in.text
     assert owner.get("/api/setup").status_code == 200
     assert owner.cookies.get("bk_device")  # and from now on this browser is a known device
+
+
+def test_it_gives_the_browser_that_asked_for_codes_five_tries_of_its_own_and_no_more(
+    site: Any, smtp_sink: Any
+) -> None:
+    stranger = browser(site, STRANGER_IP)
+    assert stranger.post("/api/recover", json={"email": OWNER["email"]}).status_code == 202
+    code = new_code(smtp_sink, OWNER["email"], 0)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+
+    tries = [stranger.post("/api/recover/verify", json={"email": OWNER["email"], "code": wrong}).status_code
+             for _ in range(16)]
+
+    # The asking browser's five, then the address's five at the code, then the account's budget (ten) runs out.
+    assert tries == [400] * 15 + [429]
+    assert stranger.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 429
+    # A new cookie jar is a new browser, but one that asked for no code: nothing of its own to spend.
+    fresh_jar = browser(site, STRANGER_IP)
+    assert fresh_jar.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 429
+    # A forged cookie names no code either.
+    fresh_jar.cookies.set("bk_code_browser", "A" * 32)
+    assert fresh_jar.post("/api/recover/verify", json={"email": OWNER["email"], "code": code}).status_code == 429
 
 
 def test_it_keeps_the_email_the_owner_holds_usable_through_strangers_guesses_from_many_addresses(

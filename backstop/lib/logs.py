@@ -112,8 +112,11 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, object]:
 
 
 def use_root_handlers(logger_name: str) -> None:
-    """Make a library's logger that installed its own handler write through the root handlers instead."""
+    """Make a library's logger write through the root handlers, and keep it from installing a console handler of its
+    own later: such libraries (the workflow engine) add one only while the logger has none, so it gets a handler
+    that drops everything, and its records still reach the root handlers by propagating."""
     logger = logging.getLogger(logger_name)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
+    logger.addHandler(logging.NullHandler())
     logger.propagate = True

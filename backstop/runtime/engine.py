@@ -140,8 +140,8 @@ def launch(*, role: str) -> str:
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
         # The engine's writers queue for the file's write lock in arrival order, as Django's do (lib.sqlite_gate).
         config["db_engine_kwargs"] = {"connect_args": {"factory": _EngineFileConnection, "timeout": 30}}
-    DBOS(config=config)
     engine_logs_through_ours()
+    DBOS(config=config)
     DBOS.launch()
     _state["executor_id"] = this_executor
     _state["queues"] = {

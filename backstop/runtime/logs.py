@@ -18,6 +18,6 @@ def name_workflows_in_logs() -> None:
 
 
 def engine_logs_through_ours() -> None:
-    """Once the engine is set up: its logger gave itself a handler of its own (another format, no ids); its lines go
-    through the site's handler instead, so every line of the process has one shape."""
+    """Before the engine starts: its logger would give itself a console handler of its own (another format, no ids);
+    its lines go through the site's handler instead, so every line of the process has one shape."""
     use_root_handlers("dbos")

@@ -42,14 +42,14 @@ def _system_rows() -> Iterator[tuple[Any, str]]:
     url = settings.DBOS_SYSTEM_DATABASE_URL
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_SECONDS)) as conn:
-            yield conn.cursor(), STATUS_TABLE
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_SECONDS)) as lite:
+            yield lite.cursor(), STATUS_TABLE
         return
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True,
-                         connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn, conn.cursor() as cursor:
-        yield cursor, f"dbos.{STATUS_TABLE}"
+                         connect_timeout=CONNECT_TIMEOUT_SECONDS) as postgres:
+        yield postgres.cursor(), f"dbos.{STATUS_TABLE}"
 
 
 def workflow_counts() -> list[WorkflowCount]:

@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
+from dbos import DBOSClient
 from django.test import Client
 
-from backstop.runtime import dispatch, engine
+from backstop.runtime import engine
 from backstop.runtime.models import Executor
 from conftest import wait_for
 
@@ -48,9 +49,13 @@ def test_it_is_ready_while_a_worker_beats_and_nothing_waits_long(beating_engine:
 @pytest.mark.usefixtures("beating_engine")
 def test_it_is_not_ready_when_the_oldest_queued_workflow_waits_too_long(settings: Any) -> None:
     settings.READY_MAX_QUEUE_LAG_SECONDS = 0.5
-    dispatch._client().enqueue(
-        {"workflow_name": "never_picked_up", "queue_name": IDLE_QUEUE, "workflow_id": f"idle-{uuid.uuid4().hex}",
-         "app_version": engine.APPLICATION_VERSION})
+    # A client of its own, closed at once: a connection left open would keep the test database from being dropped.
+    client = DBOSClient(system_database_url=settings.DBOS_SYSTEM_DATABASE_URL, application_name="backstop")
+    try:
+        client.enqueue({"workflow_name": "never_picked_up", "queue_name": IDLE_QUEUE,
+                        "workflow_id": f"idle-{uuid.uuid4().hex}", "app_version": engine.APPLICATION_VERSION})
+    finally:
+        client.destroy()
 
     response = wait_for(lambda: (answer := Client().get("/readyz")).status_code == 503 and answer, timeout=10,
                         message="/readyz stayed ready with a workflow waiting past the threshold")

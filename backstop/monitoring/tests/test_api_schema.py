@@ -27,6 +27,8 @@ from backstop.api import api
 # Generated requests per operation and mode (valid, then invalid): enough to try each field empty, absurd and of the
 # wrong type, bounded so the run stays well under a minute on a busy machine (16 operations). A deeper run by hand:
 # BACKSTOP_FUZZ_EXAMPLES=200 pytest backstop/monitoring/tests/test_api_schema.py
+# A fresh database's migrations take a minute and more on a busy 2-core machine.
+STARTUP_SECONDS = 180
 EXAMPLES_PER_OPERATION = int(os.environ.get("BACKSTOP_FUZZ_EXAMPLES", "10"))
 
 
@@ -49,7 +51,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 def test_it_answers_generated_requests_as_its_schema_says(server_factory: Any) -> None:
     # Workflows inside the web process: signups it accepts finish on their own, nothing else needs starting.
-    server = server_factory(BACKSTOP_SERVE_WORKFLOWS="inside").start()
+    server = server_factory(BACKSTOP_SERVE_WORKFLOWS="inside").start(wait=False)
+    server.wait_until_up(timeout=STARTUP_SECONDS)
     schema = schemathesis.openapi.from_url(f"{server.url}/api/openapi.json")
     session = requests.Session()
     failures: dict[str, list[str]] = defaultdict(list)

@@ -13,6 +13,7 @@ from backstop.runtime.tests.test_serve_worker import account_state, signup
 from conftest import SmtpSink, wait_for
 
 TOKEN = "served-metrics-token-" + "y" * 30
+STARTUP_SECONDS = 180  # a fresh database's migrations take a minute and more on a busy 2-core machine
 BANNER_PREFIXES = ("Backstop serving on", "Backstop worker")  # the start-up line a person reads, printed, not logged
 
 
@@ -42,12 +43,12 @@ def test_it_carries_signups_through_two_web_and_two_worker_processes_and_is_unre
     # One process migrates first, as a deploy does before it starts the others (docs/deploy.md): several migrating
     # one empty database at once would race to create the same tables.
     workers[0].start()
-    wait_for(lambda: _has_reported_in(workers[0], "worker-1"), timeout=60,
+    wait_for(lambda: _has_reported_in(workers[0], "worker-1"), timeout=STARTUP_SECONDS,
              message=f"the first worker never reported in:\n{workers[0].log()}")
     for process in (workers[1], *webs):
         process.start(wait=False)
     for web in webs:
-        web.wait_until_up()
+        web.wait_until_up(timeout=STARTUP_SECONDS)
     emails = [f"owner{n}@example.com" for n in range(4)]
 
     for n, email in enumerate(emails):

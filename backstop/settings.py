@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backstop.monitoring.middleware.LivenessMiddleware",
     "backstop.web.proxies.TrustedProxyMiddleware",
     "backstop.web.request_ids.RequestIdMiddleware",
     "backstop.monitoring.middleware.RequestMetricsMiddleware",

@@ -19,7 +19,8 @@ from backstop.monitoring.metrics import render_metrics
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness: this process answers. It reads no database, so a database outage does not get every web process
-    restarted by its supervisor (which would not bring the database back)."""
+    restarted by its supervisor (which would not bring the database back). monitoring.middleware answers it first,
+    whatever the Host; this view is the route's own answer (and its name in the URLconf)."""
     return JsonResponse({"status": "alive"})
 
 

@@ -24,7 +24,15 @@ def test_it_answers_healthz_without_touching_the_database() -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "alive"}
-    assert "no-cache" in response["Cache-Control"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_it_answers_healthz_to_a_probe_asking_by_the_machines_address() -> None:
+    # The site allows only its own names; a probe asking by address must still hear that the process is alive.
+    response = Client().get("/healthz", HTTP_HOST="10.1.2.3:8001")
+
+    assert response.status_code == 200
+    assert Client().get("/readyz", HTTP_HOST="10.1.2.3:8001").status_code == 400  # readiness is the site's own
 
 
 @pytest.fixture

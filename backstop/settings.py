@@ -76,7 +76,7 @@ TEMPLATES = [
                 "backstop.demo.context.demo_mode",
             ],
             # Every page can turn "write to us" into a link to the contact page without loading anything.
-            "builtins": ["backstop.web.contact_links"],
+            "builtins": ["backstop.web.contact_links", "backstop.web.local_times"],
         },
     }
 ]

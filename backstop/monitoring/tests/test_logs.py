@@ -57,9 +57,9 @@ def test_it_keeps_a_trusted_request_id_and_names_it_on_the_requests_lines(settin
 @pytest.mark.django_db
 def test_it_gives_its_own_id_when_the_offered_one_is_untrusted_or_malformed(settings: Any) -> None:
     settings.TRUST_REQUEST_ID = False
-    untrusted = Client().get("/healthz", HTTP_X_REQUEST_ID="made-up-by-a-client")
+    untrusted = Client().get("/api/openapi.json", HTTP_X_REQUEST_ID="made-up-by-a-client")
     settings.TRUST_REQUEST_ID = True
-    malformed = Client().get("/healthz", HTTP_X_REQUEST_ID='{"forged": "line"}')
+    malformed = Client().get("/api/openapi.json", HTTP_X_REQUEST_ID='{"forged": "line"}')
 
     for response in (untrusted, malformed):
         assert len(response["X-Request-ID"]) == 32 and response["X-Request-ID"] != "made-up-by-a-client"

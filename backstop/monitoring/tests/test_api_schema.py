@@ -28,6 +28,9 @@ from backstop.api import api
 # Generated requests per operation and mode (valid, then invalid): enough to try each field empty, absurd and of the
 # wrong type, bounded so the run stays well under a minute on a busy machine (16 operations). A deeper run by hand:
 # BACKSTOP_FUZZ_EXAMPLES=200 pytest backstop/monitoring/tests/test_api_schema.py
+# schemathesis's own strategies draw from `random`, which hypothesis warns of once per example.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+
 # A fresh database's migrations take a minute and more on a busy 2-core machine.
 STARTUP_SECONDS = 180
 EXAMPLES_PER_OPERATION = int(os.environ.get("BACKSTOP_FUZZ_EXAMPLES", "10"))

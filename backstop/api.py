@@ -44,8 +44,33 @@ class JsonObjectParser(Parser):
         return data
 
 
-api = NinjaAPI(title="Backstop", version="1", docs_url="/docs", openapi_url="/openapi.json", urls_namespace="api",
-               parser=JsonObjectParser())
+# What any operation can answer besides what its route declares: the handlers below answer them all in the error shape.
+ANSWERS_OF_EVERY_OPERATION = {"500": "Internal Server Error: something failed on our side (the body has a reference)"}
+ANSWERS_OF_EVERY_INPUT = {"400": "Bad Request: a parameter or the body is not what the operation takes"}
+ANSWERS_OF_EVERY_BODY = {"415": "Unsupported Media Type: the body was not sent as application/json"}
+
+
+class BackstopApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: DictStrAny | None = None) -> Any:
+        """The routes' schema, with the answers every operation (or every one that takes a body) can give: a client
+        generated from it, or a fuzzer checking it, learns of every status code the API can answer."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.setdefault("responses", {})
+                body = "requestBody" in operation
+                extra = {**ANSWERS_OF_EVERY_OPERATION, **(ANSWERS_OF_EVERY_BODY if body else {}),
+                         **(ANSWERS_OF_EVERY_INPUT if body or operation.get("parameters") else {})}
+                declared = {str(status) for status in answers}  # ninja keys them by int until it writes JSON
+                for status, description in extra.items():
+                    if status not in declared:
+                        answers[int(status)] = {"description": description, "content": error}
+        return schema
+
+
+api = BackstopApi(title="Backstop", version="1", docs_url="/docs", openapi_url="/openapi.json", urls_namespace="api",
+                  parser=JsonObjectParser())
 
 
 def error_response(request: HttpRequest, status: int, code: str, message: str, **extra: Any) -> HttpResponse:

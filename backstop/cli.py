@@ -29,12 +29,23 @@ def _setup_django() -> None:
     django.setup()
 
 
+def _check_settings(call_command: Callable[..., object]) -> None:
+    """The system checks, refusing to start on an error; their report goes to the log (one record, so one JSON line
+    when the logs are JSON), and only when it says something."""
+    import io
+
+    report = io.StringIO()
+    call_command("check", fail_level="ERROR", stdout=report)
+    if "no issues" not in report.getvalue():
+        logging.getLogger("backstop.cli").warning("%s", report.getvalue().strip())
+
+
 def _prepare(*, migrate: bool) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
-    call_command("check", fail_level="ERROR")
+    _check_settings(call_command)
     if migrate:
         call_command("migrate", interactive=False, verbosity=0)
     if settings.INITIAL_FAULTS:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -42,6 +42,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     """What Django refuses before any view reads it: a form too large or with too many fields, or a request it
     finds suspect (an unknown Host header, say)."""
     too_large = isinstance(exception, (RequestDataTooBig, TooManyFieldsSent))
+    if request.path.startswith(API_PREFIX):  # an API client reads the API's error shape, not a page
+        code, notice = (("body_too_large", site_messages.BODY_TOO_LARGE) if too_large
+                        else ("malformed_request", site_messages.MALFORMED_REQUEST))
+        return JsonResponse({"code": code, "message": notice.text}, status=400)
     return render(request, "errors/problem.html", {
         "title": site_messages.NOT_SENT_TITLE,
         "text": (site_messages.FORM_UNREADABLE if too_large else site_messages.REQUEST_UNREADABLE).text,

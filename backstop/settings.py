@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 
 from backstop.lib.env import env_bool, env_choice, env_float, env_int, env_path, env_str, env_time_range
+from backstop.lib.logs import logging_config
 from backstop.lib.sqlite_gate import GatedConnection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,10 +41,14 @@ INSTALLED_APPS = [
     "backstop.billing",
     "backstop.drafts",
     "backstop.preflight",
+    "backstop.monitoring",
 ]
 
 MIDDLEWARE = [
+    "backstop.monitoring.middleware.LivenessMiddleware",
     "backstop.web.proxies.TrustedProxyMiddleware",
+    "backstop.web.request_ids.RequestIdMiddleware",
+    "backstop.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,7 +76,7 @@ TEMPLATES = [
                 "backstop.demo.context.demo_mode",
             ],
             # Every page can turn "write to us" into a link to the contact page without loading anything.
-            "builtins": ["backstop.web.contact_links"],
+            "builtins": ["backstop.web.contact_links", "backstop.web.local_times"],
         },
     }
 ]
@@ -269,9 +274,16 @@ DRAFT_MAX_CHARS = env_int("BACKSTOP_DRAFT_MAX_CHARS", 50_000, minimum=1000)
 DRAFT_MAX_PER_OWNER = env_int("BACKSTOP_DRAFT_MAX_PER_OWNER", 200, minimum=1)
 
 LOG_LEVEL = env_str("BACKSTOP_LOG_LEVEL", "WARNING").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# One JSON object a line (what a log shipper reads) in production, plain text for a person at a terminal otherwise;
+# both name the request or workflow on every line (backstop.lib.logs).
+LOG_FORMAT = env_choice("BACKSTOP_LOG_FORMAT", "json" if MODE == "production" else "text", {"json", "text"})
+LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_FORMAT == "json")
+# X-Request-ID from the client is kept only behind proxies of our own (they set it); otherwise every request gets a
+# new id. Either way the response names it.
+TRUST_REQUEST_ID = env_bool("BACKSTOP_TRUST_REQUEST_ID", TRUSTED_PROXY_COUNT > 0)
+
+# --- Operations ------------------------------------------------------------------------------------
+# A bearer token that may read /metrics (staff may too, signed in). Empty: staff only. backstop.monitoring checks it.
+METRICS_TOKEN = env_str("BACKSTOP_METRICS_TOKEN", "")
+# /readyz answers 503 when the oldest queued workflow has waited longer than this (0: queue lag not checked).
+READY_MAX_QUEUE_LAG_SECONDS = env_float("BACKSTOP_READY_MAX_QUEUE_LAG_SECONDS", 300.0, minimum=0)

@@ -29,6 +29,7 @@ from django.db import connections
 
 from backstop.lib.sqlite_gate import GatedConnection, defer_to_foreground
 from backstop.runtime import registry, wakeup
+from backstop.runtime.logs import engine_logs_through_ours
 from backstop.runtime.models import Executor
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def launch(*, role: str) -> str:
     if settings.DBOS_SYSTEM_DATABASE_URL.startswith("sqlite:///"):
         # The engine's writers queue for the file's write lock in arrival order, as Django's do (lib.sqlite_gate).
         config["db_engine_kwargs"] = {"connect_args": {"factory": _EngineFileConnection, "timeout": 30}}
+    engine_logs_through_ours()
     DBOS(config=config)
     DBOS.launch()
     _state["executor_id"] = this_executor

@@ -276,18 +276,60 @@ class Database:
         return rows[0][0] if rows else None
 
 
-@pytest.fixture
-def server_database(tmp_path: Path) -> Iterator[Database]:
+def _admin_url(base_url: str) -> str:
+    return base_url.rsplit("/", 1)[0] + "/postgres"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One database migrated once per test run, which each server process's database starts as a copy of: a served
+    test then pays a file copy (SQLite) or a template copy (PostgreSQL), not every migration (seconds each time).
+    ``@pytest.mark.unmigrated_database`` gives a test an empty database instead."""
     base_url = os.environ.get("DATABASE_URL", "")
+    data_dir = tmp_path_factory.mktemp("migrated-template")
+    url = ""
+    if base_url:
+        import psycopg
+
+        name = f"backstop_e2e_template_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    template = Database(data_dir=data_dir, url=url)
+    subprocess.run([sys.executable, "-m", "backstop.cli", "migrate", "--verbosity", "0"], cwd=ROOT, check=True,
+                   env={**os.environ, "BACKSTOP_DATA_DIR": str(data_dir), "DATABASE_URL": url}, timeout=600,
+                   capture_output=True)
+    yield template
+    if base_url:
+        import psycopg
+
+        with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def server_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    base_url = os.environ.get("DATABASE_URL", "")
+    template = None if request.node.get_closest_marker("unmigrated_database") else \
+        request.getfixturevalue("migrated_template")
     if not base_url:
+        if template is not None:
+            import sqlite3
+
+            with sqlite3.connect(template.data_dir / "backstop.sqlite3") as source, \
+                    sqlite3.connect(tmp_path / "backstop.sqlite3") as copy:
+                source.backup(copy)
         yield Database(data_dir=tmp_path, url="")
         return
     import psycopg
 
     name = f"backstop_e2e_{uuid.uuid4().hex[:10]}"
-    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
+    admin_url = _admin_url(base_url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if template is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.url.rsplit("/", 1)[1]}"')
     try:
         yield Database(data_dir=tmp_path, url=base_url.rsplit("/", 1)[0] + f"/{name}")
     finally:

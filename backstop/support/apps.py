@@ -18,6 +18,7 @@ class SupportConfig(AppConfig):
         from backstop.accounts import progress
         from backstop.attention import hooks
         from backstop.runtime import registry
+        from backstop.support import checks  # noqa: F401  (registers the search index check)
         from backstop.support.commitments import record_setup_promise
         from backstop.support.models import Case, Signal
 
@@ -29,6 +30,16 @@ class SupportConfig(AppConfig):
         hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
         # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
         progress.on_setup_promise(record_setup_promise)
+        # The search box finds a case by the customer's orders and details, which billing and accounts write.
+        from django.db.models.signals import post_save
+
+        from backstop.accounts.models import Account
+        from backstop.billing.models import Order, PurchaseAttempt
+        from backstop.support import search
+
+        post_save.connect(search.on_buyer_row_saved, sender=Order, dispatch_uid="support-search-order")
+        post_save.connect(search.on_buyer_row_saved, sender=PurchaseAttempt, dispatch_uid="support-search-attempt")
+        post_save.connect(search.on_account_saved, sender=Account, dispatch_uid="support-search-account")
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,

@@ -23,6 +23,7 @@ from backstop.support.models import (
     Signal,
     SignalKind,
 )
+from backstop.support.search import index_case
 
 
 def _open_case(*, customer_key: str, email: str, account: Account | None) -> Case:
@@ -150,6 +151,8 @@ def refresh_case(*, case_id: int) -> None:
         cause=causes.pop() if len(causes) == 1 else "",
         summary=summary[:500], updated_at=timezone.now(),
     )
+    # Every signal that joins or clears passes here: the search box finds the case by what it says now.
+    index_case(case_id=case_id)
 
 
 def clear_signals(*, signal_ids: list[int], how: str) -> int:

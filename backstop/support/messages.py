@@ -469,3 +469,16 @@ CLOSE_UNKEPT = (
 CLOSE_ANYWAY = "Close anyway"
 # A resolved case shows that it is resolved, not the harm or the incident it had while open.
 CASE_RESOLVED_BADGE = "Resolved"
+
+# --- The desk's search box (support.search) --------------------------------------------------------------
+SEARCH_PLACEHOLDER = "Find a customer or case: address, name, company, phone, BK-… reference, payment id, words"
+SEARCH_TOO_SHORT = "Type at least {count} characters."
+SEARCH_NOTHING = "No customer or case matches “{query}”."
+SEARCH_OPEN = "Open: {harm}"
+SEARCH_RESOLVED = "Resolved {when}: {resolution}{note}"
+SEARCH_RESOLVED_PLAIN = "resolved"
+SEARCH_TRIGRAM_MISSING = ("The desk's search has no trigram index: the pg_trgm extension could not be created, so "
+                          "partial addresses and names are found by scanning every case's entry (slower past ~50k "
+                          "cases).")
+SEARCH_TRIGRAM_HINT = ("Run CREATE EXTENSION pg_trgm as a superuser, then `backstop migrate support 0011` and "
+                       "`backstop migrate` to add the index.")

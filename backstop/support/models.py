@@ -365,6 +365,24 @@ class CaseNote(models.Model):
         return f"note on case {self.case_id}"
 
 
+class CaseSearchEntry(models.Model):
+    """What the desk's search box finds a case by (``support.search``): one row per case, rewritten by the services
+    that change what it says. The case's state and outcome are read from the case itself, so closing it leaves this
+    row alone. On PostgreSQL a trigram index serves fragments of ``identity`` and a full-text index ``body``; on
+    SQLite an FTS5 table (trigram tokenizer) mirrors both through triggers (migration 0012)."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="search_entry")
+    # Lower-cased: the address and its key, name, company, phone (as typed and digits only), order references and
+    # payment ids, the references the customer quoted and the ones we gave them.
+    identity = models.TextField(default="")
+    # What they wrote to us, what we learned (signal summaries) and staff's internal notes.
+    body = models.TextField(default="")
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"search entry of case {self.case_id}"
+
+
 class Urgency(models.TextChoices):
     IMMEDIATE = "immediate", "now (money at risk)"
     DIGEST = "digest", "in the next digest"

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
@@ -25,6 +25,7 @@ from backstop.support.contact import owner_wait_seconds, receive_contact, wait_f
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm, form_problem
 from backstop.support.models import ActionOutcome, Case, Incident
 from backstop.support.replies import send_reply
+from backstop.support.search import search_cases
 from backstop.web.pages import form_page, note_rate_limited
 
 View = Callable[..., HttpResponse]
@@ -82,7 +83,8 @@ def _staff(request: HttpRequest) -> Account:
 
 @staff_only(VIEW_PERMISSION)
 def desk_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY})
+    return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY,
+                                                 "search_placeholder": messages.SEARCH_PLACEHOLDER})
 
 
 @staff_only(VIEW_PERMISSION)
@@ -95,6 +97,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "view": view, "case": view.case, "click_key": uuid.uuid4().hex, "case_version": view.case.version,
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
         "confirm_close": request.session.pop("desk_confirm_close", False) and view.case.is_open,
+        "search_placeholder": messages.SEARCH_PLACEHOLDER,
     })
 
 
@@ -174,4 +177,17 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(request, "support/incident.html", {
         "incident": incident, "text": desk.incident_card_text(incident), "cases": desk.incident_cases(incident),
+        "search_placeholder": messages.SEARCH_PLACEHOLDER,
     })
+
+
+@staff_only(VIEW_PERMISSION)
+@require_GET
+def desk_search(request: HttpRequest) -> HttpResponse:
+    """The search box's answer: the page (a plain form submit), or only its results (``partial``, as you type)."""
+    query = request.GET.get("q", "")
+    answer = search_cases(query=query)
+    context = {"answer": answer, "search_query": answer.query, "search_placeholder": messages.SEARCH_PLACEHOLDER}
+    if request.GET.get("partial"):
+        return render(request, "support/search_results.html", context)
+    return render(request, "support/search.html", context)

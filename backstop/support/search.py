@@ -29,7 +29,6 @@ DEFAULT_LIMIT = 20
 # A customer with hundreds of orders is still one row; the newest references are the ones quoted.
 MAX_REFERENCES = 200
 MAX_BODY_CHARS = 100_000
-FTS_TABLE = "support_casesearch_fts"
 TRIGRAM_INDEX = "support_casesearch_identity_trgm"
 BODY_INDEX = "support_casesearch_body_fts"
 
@@ -135,24 +134,43 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 
 
+# Each word a prefix ("refun" finds "refund" while it is being typed), or the query as PostgreSQL's parser reads it:
+# it keeps "lee@example.com" one word, which the split into words could not find.
+_PG_SEARCH = """
+    SELECT e.case_id
+    FROM support_casesearchentry e JOIN support_case c ON c.id = e.case_id
+    WHERE e.identity LIKE %(like)s
+       OR to_tsvector('simple', e.body) @@ (plainto_tsquery('simple', %(query)s)
+                                            || to_tsquery('simple', %(tsquery)s))
+    ORDER BY (c.customer_key = %(key)s) DESC, (e.identity LIKE %(like)s) DESC, (c.state = 'open') DESC,
+             ts_rank(to_tsvector('simple', e.body), (plainto_tsquery('simple', %(query)s)
+                                                     || to_tsquery('simple', %(tsquery)s))) DESC,
+             c.updated_at DESC, c.id DESC
+    LIMIT %(limit)s"""
+# A query without a word character ("+-@") can only be a fragment of the identity.
+_PG_SEARCH_IDENTITY = """
+    SELECT e.case_id
+    FROM support_casesearchentry e JOIN support_case c ON c.id = e.case_id
+    WHERE e.identity LIKE %(like)s
+    ORDER BY (c.customer_key = %(key)s) DESC, (c.state = 'open') DESC, c.updated_at DESC, c.id DESC
+    LIMIT %(limit)s"""
+# The trigram tokenizer matches fragments of three characters or more, in either column; bm25 weighs identity x10.
+_SQLITE_SEARCH = """
+    SELECT e.case_id
+    FROM support_casesearch_fts f JOIN support_casesearchentry e ON e.case_id = f.rowid
+         JOIN support_case c ON c.id = e.case_id
+    WHERE support_casesearch_fts MATCH %s
+    ORDER BY (c.customer_key = %s) DESC, (instr(e.identity, %s) > 0) DESC, (c.state = 'open') DESC,
+             bm25(support_casesearch_fts, 10.0, 1.0), c.updated_at DESC, c.id DESC
+    LIMIT %s"""
+
+
 def _case_ids_postgresql(query: str, key: str, limit: int) -> list[int]:
     words = _words(query)
-    # Each word a prefix ("refun" finds "refund" while it is being typed), or the query as PostgreSQL's parser reads
-    # it: it keeps "lee@example.com" one word, which the split into words could not find.
     tsquery = " & ".join(f"{word}:*" for word in words)
-    both = "(plainto_tsquery('simple', %(query)s) || to_tsquery('simple', %(tsquery)s))"
-    body_match = f"to_tsvector('simple', e.body) @@ {both}" if words else "FALSE"
-    sql = f"""
-        SELECT e.case_id
-        FROM support_casesearchentry e JOIN support_case c ON c.id = e.case_id
-        WHERE e.identity LIKE %(like)s OR {body_match}
-        ORDER BY (c.customer_key = %(key)s) DESC, (e.identity LIKE %(like)s) DESC, (c.state = 'open') DESC,
-                 {f"ts_rank(to_tsvector('simple', e.body), {both}) DESC," if words else ""}
-                 c.updated_at DESC, c.id DESC
-        LIMIT %(limit)s"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"like": _like_pattern(query), "query": query, "tsquery": tsquery, "key": key,
-                             "limit": limit})
+        cursor.execute(_PG_SEARCH if words else _PG_SEARCH_IDENTITY, {
+            "like": _like_pattern(query), "query": query, "tsquery": tsquery, "key": key, "limit": limit})
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -161,21 +179,13 @@ def _fts5_phrase(text: str) -> str:
 
 
 def _case_ids_sqlite(query: str, key: str, limit: int) -> list[int]:
-    # The trigram tokenizer matches fragments of three characters or more; shorter words cannot narrow anything.
+    # Words shorter than a trigram cannot narrow anything: left out.
     terms = [term for term in query.split() if len(term) >= MIN_QUERY_LENGTH]
     if not terms:
         return []
     match = " ".join(_fts5_phrase(term) for term in terms)
-    sql = f"""
-        SELECT e.case_id
-        FROM {FTS_TABLE} f JOIN support_casesearchentry e ON e.case_id = f.rowid
-             JOIN support_case c ON c.id = e.case_id
-        WHERE {FTS_TABLE} MATCH %s
-        ORDER BY (c.customer_key = %s) DESC, (instr(e.identity, %s) > 0) DESC, (c.state = 'open') DESC,
-                 bm25({FTS_TABLE}, 10.0, 1.0), c.updated_at DESC, c.id DESC
-        LIMIT %s"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [match, key, query, limit])
+        cursor.execute(_SQLITE_SEARCH, [match, key, query, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -225,7 +235,8 @@ def search_cases(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchAnswer:
     for case_id in case_ids:
         case = cases[case_id]
         account = case.account
-        hits.append(SearchHit(case=case, name=account.name if account else "", company=account.company if account else "",
+        hits.append(SearchHit(case=case, name=account.name if account else "",
+                              company=account.company if account else "",
                               matched=_matched(entries.get(case_id), lowered), outcome=_outcome(case)))
     return SearchAnswer(query=query, hits=hits, note="" if hits else messages.SEARCH_NOTHING.format(query=query))
 

@@ -6,6 +6,7 @@ from django.apps import AppConfig
 
 if TYPE_CHECKING:
     from backstop.attention.models import AttentionRecord
+    from backstop.support.models import Signal
 
 
 class SupportConfig(AppConfig):
@@ -40,6 +41,12 @@ class SupportConfig(AppConfig):
         post_save.connect(search.on_buyer_row_saved, sender=Order, dispatch_uid="support-search-order")
         post_save.connect(search.on_buyer_row_saved, sender=PurchaseAttempt, dispatch_uid="support-search-attempt")
         post_save.connect(search.on_account_saved, sender=Account, dispatch_uid="support-search-account")
+        # A case put aside wakes when anything new about the customer joins it, and when its snooze ends.
+        from backstop.support.cases import on_signal_joined
+
+        on_signal_joined(_wake_on_signal)
+        registry.register_periodic("snooze-wake", _wake_snoozes_that_ended,
+                                   every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,
@@ -58,6 +65,18 @@ def _run_support_cycle() -> None:
     from backstop.support.automation import run_support_cycle
 
     run_support_cycle()
+
+
+def _wake_on_signal(signal: Signal) -> None:
+    from backstop.support.wakeups import wake_on_signal
+
+    wake_on_signal(signal)
+
+
+def _wake_snoozes_that_ended() -> None:
+    from backstop.support.wakeups import wake_snoozes_that_ended
+
+    wake_snoozes_that_ended()
 
 
 def _run_support_cycle_on_recovery(provider: str) -> None:

@@ -6,6 +6,7 @@ conditional UPDATEs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,6 +25,14 @@ from backstop.support.models import (
     SignalKind,
 )
 from backstop.support.search import index_case
+
+# Called with each signal that has just joined its case (support.wakeups registers the wake-up of a case put aside).
+_joined_hooks: list[Callable[[Signal], None]] = []
+
+
+def on_signal_joined(hook: Callable[[Signal], None]) -> None:
+    if hook not in _joined_hooks:
+        _joined_hooks.append(hook)
 
 
 def _open_case(*, customer_key: str, email: str, account: Account | None) -> Case:
@@ -67,6 +76,8 @@ def _join(
         except IntegrityError:  # the same source joined from another process first
             return Signal.objects.get(source=source, cleared_at__isnull=True)
         refresh_case(case_id=case.pk)
+        for hook in _joined_hooks:
+            hook(signal)
     return signal
 
 

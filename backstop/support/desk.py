@@ -137,7 +137,7 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     now = now or timezone.now()
     failing = triage.failing_providers()
     queue = Case.objects.queue()
-    cases = list(queue.select_related("account")[:QUEUE_PAGE])
+    cases = list(queue.select_related("account", "assigned_to")[:QUEUE_PAGE])
     promises = _promises_due(cases, now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
                      age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
@@ -262,7 +262,7 @@ class CaseView:
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
-    case = Case.objects.select_related("account", "incident", "resolved_by").get(pk=case_id)
+    case = Case.objects.select_related("account", "incident", "resolved_by", "assigned_to").get(pk=case_id)
     account = case.account
     failing = triage.failing_providers()
     signals = list(Signal.objects.filter(case=case).order_by("cleared_at", "-harm", "id"))

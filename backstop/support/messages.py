@@ -90,6 +90,14 @@ ACTIONS: dict[str, ActionText] = {
                         {"target": InputText("case number", "Merge into case number")}),
     "close": ActionText("Close case", "Case closed.", "Already resolved (at {when}); nothing changed.",
                         {"note": InputText("note (optional)", "Closing note")}),
+    "assign_to_me": ActionText("Assign to me", "Assigned to you.", "Already assigned to you; nothing changed."),
+    "wait_on_customer": ActionText(
+        "Waiting on customer", "Out of the queue until the customer writes (or anything new about them joins).",
+        "Already waiting on the customer; nothing changed."),
+    "snooze": ActionText(
+        "Snooze", "Snoozed until {until}; it comes back then, or sooner if the customer writes.",
+        "Already snoozed; nothing changed.", {"hours": InputText("hours (24 if empty)", "Snooze for how many hours")}),
+    "wake": ActionText("Back to the queue", "Back in the queue.", "Not put aside: it was already in the queue."),
     "reply": ActionText("Send reply", "Reply sent; it is on the timeline below.", "That reply was already sent."),
     "wait": ActionText("No action needed", "", ""),
 }
@@ -482,3 +490,14 @@ SEARCH_TRIGRAM_MISSING = ("The desk's search has no trigram index: the pg_trgm e
                           "cases).")
 SEARCH_TRIGRAM_HINT = ("Run CREATE EXTENSION pg_trgm as a superuser, then `backstop migrate support 0011` and "
                        "`backstop migrate` to add the index.")
+
+# --- Working states (support.working_states, support.wakeups) ------------------------------------------
+ASSIGNED_FROM = "Assigned to you (it was {who}'s)."
+WOKEN_BECAUSE = "Back in the queue: {why}"
+WAKE_WHY_SIGNAL = "new about the customer: {summary}"
+WAKE_WHY_SNOOZE_OVER = "the snooze ended."
+STATE_ASSIGNED = "Assigned to {who}"
+STATE_WAITING = "Waiting on the customer since {since}"
+STATE_SNOOZED = "Snoozed until {until}"
+STATE_SNOOZE_OVER = "Snooze ended at {until}"
+DESK_SLEEPING = "Put aside"

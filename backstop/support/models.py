@@ -35,8 +35,16 @@ class CaseManager(models.Manager["Case"]):
         return self.filter(customer_key=customer_key, state=CaseState.OPEN).first()
 
     def queue(self) -> models.QuerySet[Case]:
-        """Open cases that need a human: not waiting on an incident, worst harm first, then oldest."""
-        return self.filter(state=CaseState.OPEN, incident__isnull=True).order_by("-harm", "opened_at", "id")
+        """Open cases that need a human: not waiting on an incident, nor on the customer, nor snoozed (a snooze past
+        its time is awake, whether or not the sweep has cleared it yet), worst harm first, then oldest."""
+        return (self.filter(state=CaseState.OPEN, incident__isnull=True, waiting_since__isnull=True)
+                .exclude(snoozed_until__gt=timezone.now()).order_by("-harm", "opened_at", "id"))
+
+    def sleeping(self) -> models.QuerySet[Case]:
+        """Open cases put aside by staff: waiting on the customer, or snoozed until a time still to come."""
+        return (self.filter(state=CaseState.OPEN)
+                .filter(Q(waiting_since__isnull=False) | Q(snoozed_until__gt=timezone.now()))
+                .order_by("snoozed_until", "waiting_since", "id"))
 
     def accounts_waiting_on_an_incident(self, account_ids: Collection[int]) -> set[int]:
         """Of these accounts, those whose open case waits on an incident (not in the queue): the desk says automation
@@ -81,6 +89,12 @@ class Case(models.Model):
     )
     resolution_note = models.CharField(max_length=500, blank=True, default="")
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Working states (support.working_states): who has it, and whether it is put aside until the customer answers
+    # or until a time. Anything new about the customer (a signal joining: they wrote, a payment failed) wakes it.
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
 
     objects = CaseManager()
 

@@ -99,11 +99,12 @@ def index_case(*, case_id: int) -> None:
 
 def reindex_all() -> int:
     """Every case's entry again (after a bulk load, or when the gathering rules change)."""
-    count = 0
-    for case_id in Case.objects.order_by("pk").values_list("pk", flat=True).iterator():
-        index_case(case_id=case_id)
-        count += 1
-    return count
+    case_ids = list(Case.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(case_ids), 500):  # a commit per 500: one per case is a disk sync each on SQLite
+        with transaction.atomic():
+            for case_id in case_ids[start:start + 500]:
+                index_case(case_id=case_id)
+    return len(case_ids)
 
 
 # --- Asking ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from backstop.lib import site_messages
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
-from backstop.support import commitments, desk, messages
+from backstop.support import commitments, desk, messages, working_states
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
@@ -84,7 +84,9 @@ def _staff(request: HttpRequest) -> Account:
 @staff_only(VIEW_PERMISSION)
 def desk_page(request: HttpRequest) -> HttpResponse:
     return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY,
-                                                 "search_placeholder": messages.SEARCH_PLACEHOLDER})
+                                                 "search_placeholder": messages.SEARCH_PLACEHOLDER,
+                                                 "sleeping": working_states.sleeping_cases(),
+                                                 "sleeping_title": messages.DESK_SLEEPING})
 
 
 @staff_only(VIEW_PERMISSION)
@@ -98,6 +100,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
         "confirm_close": request.session.pop("desk_confirm_close", False) and view.case.is_open,
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
+        "working_state": working_states.state_text(view.case) if view.case.is_open else "",
     })
 
 

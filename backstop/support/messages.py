@@ -501,3 +501,12 @@ STATE_WAITING = "Waiting on the customer since {since}"
 STATE_SNOOZED = "Snoozed until {until}"
 STATE_SNOOZE_OVER = "Snooze ended at {until}"
 DESK_SLEEPING = "Put aside"
+
+# --- Collision detection (support.presence) --------------------------------------------------------------
+PRESENCE_COLLEAGUE = "{who} has this case open too."
+PRESENCE_OWN_TAB = "You have this case open in another tab too."
+NEWER_CONTACT = "{who} wrote at {when}"
+NEWER_REPLY = "{who} replied at {when}"
+PRESENCE_NEWER = "Since this page was drawn: {what}. Reload to read it before you reply."
+REPLY_NEWER_EXISTS = ("Not sent: since you opened this case, {what}. Read it below; your reply is kept in the form. "
+                      "Send it again if it still fits.")

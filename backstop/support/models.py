@@ -397,6 +397,24 @@ class CaseSearchEntry(models.Model):
         return f"search entry of case {self.case_id}"
 
 
+class CasePresence(models.Model):
+    """A case page open in one tab of one member of staff, as its last heartbeat said (support.presence): the other
+    tabs on the case say so, live. Rows older than the freshness window mean nothing and are removed as met."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The tab's own id (made by the page, kept for its life): a second tab of the same person is another row.
+    tab = models.CharField(max_length=40)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "staff", "tab"], name="one_presence_per_tab")]
+        indexes = [models.Index(fields=["case", "seen_at"], name="support_presence_case")]
+
+    def __str__(self) -> str:
+        return f"staff {self.staff_id} on case {self.case_id} ({self.tab})"
+
+
 class Urgency(models.TextChoices):
     IMMEDIATE = "immediate", "now (money at risk)"
     DIGEST = "digest", "in the next digest"

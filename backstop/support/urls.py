@@ -10,5 +10,6 @@ urlpatterns = [
     path("desk/cases/<int:case_id>/act", views.case_action, name="desk-case-action"),
     path("desk/cases/<int:case_id>/reply", views.case_reply, name="desk-case-reply"),
     path("desk/cases/<int:case_id>/note", views.case_note, name="desk-case-note"),
+    path("desk/cases/<int:case_id>/presence", views.case_presence, name="desk-case-presence"),
     path("desk/incidents/<int:incident_id>", views.incident_page, name="desk-incident"),
 ]

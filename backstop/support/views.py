@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -18,7 +18,7 @@ from backstop.lib import site_messages
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
-from backstop.support import commitments, desk, messages, working_states
+from backstop.support import commitments, desk, messages, presence, working_states
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
@@ -101,6 +101,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "confirm_close": request.session.pop("desk_confirm_close", False) and view.case.is_open,
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
         "working_state": working_states.state_text(view.case) if view.case.is_open else "",
+        "seen_through": presence.timeline_marker(case_id=case_id), "heartbeat_ms": presence.HEARTBEAT_SECONDS * 1000,
     })
 
 
@@ -143,6 +144,10 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
         request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
+    if newer := presence.newer_than(case_id=case_id, marker=data["seen_through"]):
+        # Asked first: the page comes back with the newer message shown, the typed reply kept by its draft.
+        request.session["desk_problem"] = messages.REPLY_NEWER_EXISTS.format(what="; ".join(newer))
+        return redirect(reverse("desk-case", args=[case_id]) + "#reply")
     try:
         result = send_reply(case_id=case_id, staff=_staff(request), key=reply_key(
                                 case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
@@ -194,3 +199,18 @@ def desk_search(request: HttpRequest) -> HttpResponse:
     if request.GET.get("partial"):
         return render(request, "support/search_results.html", context)
     return render(request, "support/search.html", context)
+
+
+@staff_only(VIEW_PERMISSION)
+@require_POST
+def case_presence(request: HttpRequest, case_id: int) -> HttpResponse:
+    """The case page's heartbeat (or its goodbye, ``leave``): who else is on the case, and what is newer."""
+    get_object_or_404(Case, pk=case_id)
+    tab = request.POST.get("tab", "")
+    if request.POST.get("leave"):
+        presence.leave(case_id=case_id, staff=_staff(request), tab=tab)
+        return JsonResponse({"others": [], "newer": ""})
+    answer = presence.mark_present(case_id=case_id, staff=_staff(request), tab=tab,
+                                   seen_through=request.POST.get("seen_through", ""))
+    newer = messages.PRESENCE_NEWER.format(what="; ".join(answer.newer)) if answer.newer else ""
+    return JsonResponse({"others": answer.others, "newer": newer})

@@ -18,6 +18,7 @@ from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, commitments, messages, payments, triage
 from backstop.support.actions import StaffAction, offered_on
+from backstop.support.first_answer import FirstAnswer, first_answers
 from backstop.support.models import (
     SETUP_KINDS,
     ActionOutcome,
@@ -93,6 +94,8 @@ class QueueRow:
     age: str
     # The first promise to this customer not kept yet, due soonest (empty when none).
     promise: str = ""
+    # How long they have waited for a first answer from a person, and whether past the target for the harm.
+    first_answer: FirstAnswer | None = None
 
 
 def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
@@ -139,8 +142,10 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     queue = Case.objects.queue()
     cases = list(queue.select_related("account", "assigned_to")[:QUEUE_PAGE])
     promises = _promises_due(cases, now)
+    answers = first_answers(cases, now=now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm], suggestion=_suggestion_for(c, failing),
-                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
+                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, ""), first_answer=answers[c.pk])
+            for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
                     runner_warning=runner_warning(now=now))

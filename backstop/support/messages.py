@@ -510,3 +510,9 @@ NEWER_REPLY = "{who} replied at {when}"
 PRESENCE_NEWER = "Since this page was drawn: {what}. Reload to read it before you reply."
 REPLY_NEWER_EXISTS = ("Not sent: since you opened this case, {what}. Read it below; your reply is kept in the form. "
                       "Send it again if it still fits.")
+
+# --- First answer (support.first_answer) -----------------------------------------------------------------
+FIRST_ANSWER_WAITING = "no answer yet: waiting {waited} (target {target})"
+FIRST_ANSWER_GIVEN = "first answer after {waited} (target {target})"
+SHORTCUTS_HELP = ("Keys: / search · j / k move in the queue · Enter or o open · n next case · r reply · c close "
+                  "(then Enter) · ? this list")

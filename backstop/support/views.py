@@ -86,7 +86,8 @@ def desk_page(request: HttpRequest) -> HttpResponse:
     return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY,
                                                  "search_placeholder": messages.SEARCH_PLACEHOLDER,
                                                  "sleeping": working_states.sleeping_cases(),
-                                                 "sleeping_title": messages.DESK_SLEEPING})
+                                                 "sleeping_title": messages.DESK_SLEEPING,
+                                                 "shortcuts_help": messages.SHORTCUTS_HELP})
 
 
 @staff_only(VIEW_PERMISSION)
@@ -102,6 +103,8 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
         "working_state": working_states.state_text(view.case) if view.case.is_open else "",
         "seen_through": presence.timeline_marker(case_id=case_id), "heartbeat_ms": presence.HEARTBEAT_SECONDS * 1000,
+        "shortcuts_help": messages.SHORTCUTS_HELP,
+        "next_case_id": Case.objects.queue().exclude(pk=case_id).values_list("pk", flat=True).first(),
     })
 
 

@@ -12,7 +12,7 @@ from backstop.support import messages
 from backstop.support.contact import answer_contact, receive_contact
 from backstop.support.models import Case, CasePresence, SupportAction
 from backstop.support.presence import FRESH_SECONDS, mark_present, timeline_marker
-from backstop.support.tests.helpers import desk_client, stalled_account, staff_account
+from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
 
 
 @pytest.mark.django_db

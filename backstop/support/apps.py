@@ -47,6 +47,8 @@ class SupportConfig(AppConfig):
         on_signal_joined(_wake_on_signal)
         registry.register_periodic("snooze-wake", _wake_snoozes_that_ended,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
+        # Last week's figures to staff, once per week (the pass is hourly; the email's key makes it once).
+        registry.register_periodic("support-weekly", _send_weekly_summary, every_seconds=lambda: 3600)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,
@@ -77,6 +79,14 @@ def _wake_snoozes_that_ended() -> None:
     from backstop.support.wakeups import wake_snoozes_that_ended
 
     wake_snoozes_that_ended()
+
+
+def _send_weekly_summary() -> None:
+    from django.utils import timezone
+
+    from backstop.support.weekly import send_weekly_summary
+
+    send_weekly_summary(now=timezone.now())
 
 
 def _run_support_cycle_on_recovery(provider: str) -> None:

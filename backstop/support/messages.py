@@ -516,3 +516,6 @@ FIRST_ANSWER_WAITING = "no answer yet: waiting {waited} (target {target})"
 FIRST_ANSWER_GIVEN = "first answer after {waited} (target {target})"
 SHORTCUTS_HELP = ("Keys: / search · j / k move in the queue · Enter or o open · n next case · r reply · c close "
                   "(then Enter) · ? this list")
+
+# --- The weekly summary to staff (support.weekly) ---------------------------------------------------------
+WEEKLY_LABEL = "week {week} of {year} ({start:%-d %b} to {last:%-d %b})"

@@ -17,7 +17,7 @@ from backstop.support.actions import run_action
 from backstop.support.first_answer import FIRST_ANSWER_TARGETS, first_answers
 from backstop.support.models import Case
 from backstop.support.replies import send_reply
-from backstop.support.tests.helpers import desk_client, new_account, stalled_account, staff_account
+from backstop.support.tests.helpers import desk_client, new_account, staff_account, stalled_account
 
 
 def test_it_has_a_first_answer_target_for_every_harm() -> None:

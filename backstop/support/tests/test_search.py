@@ -102,6 +102,8 @@ def test_it_finds_resolved_cases_with_their_outcome() -> None:
     hit = search_cases(query="finn@").hits[0]
     assert hit.case.pk == case.pk
     assert hit.outcome.startswith("Resolved ") and "closed by staff" in hit.outcome
+    assert "Refunded by hand" in hit.outcome
+    assert _found("refunded by hand") == ["finn@example.com"]  # the closing note is searched too
 
 
 @pytest.mark.django_db

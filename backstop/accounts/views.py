@@ -43,18 +43,11 @@ from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
 from backstop.web.pages import form_page, note_rate_limited
 
-# The support desk, named by its route and permission: accounts sends staff there without importing support.
-DESK_ROUTE = "desk"
-DESK_PERMISSION = "support.view_case"
-
 
 def _sign_in_and_go(request: HttpRequest, account: Account, action: str) -> HttpResponseRedirect:
     login(request, account, backend="django.contrib.auth.backends.ModelBackend")
     request.session["last_notice"] = messages.notice(account.state, action).text
-    if account.is_staff and account.has_perm(DESK_PERMISSION):
-        response = redirect(DESK_ROUTE)  # staff work at the desk, not in a customer's /app
-    else:
-        response = redirect("app" if account.state == AccountState.ACTIVE else "setup")
+    response = redirect("app" if account.state == AccountState.ACTIVE else "setup")
     remember_device(response, account_id=account.pk)
     return response
 

@@ -1,4 +1,4 @@
-"""The small things used every day: staff land on the desk, a refusal is a page, the audit reads as changes, the
+"""The small things used every day: a refusal is a page, the audit reads as changes, the
 queue says how long each customer has waited for a first answer against a target per harm, keys are listed."""
 
 from __future__ import annotations
@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
-from backstop.accounts.staff import ensure_staff_account
 from backstop.attention.models import Harm
 from backstop.lib import site_messages
 from backstop.support import messages
@@ -23,14 +21,6 @@ from backstop.support.tests.helpers import desk_client, new_account, staff_accou
 def test_it_has_a_first_answer_target_for_every_harm() -> None:
     assert set(FIRST_ANSWER_TARGETS) == set(Harm.values)
     assert list(FIRST_ANSWER_TARGETS.values()) == sorted(FIRST_ANSWER_TARGETS.values())  # worse harm, sooner
-
-
-@pytest.mark.django_db
-def test_it_lands_staff_on_the_desk_after_signing_in() -> None:
-    ensure_staff_account(email="sam@backstop.localhost", password="a long staff passphrase")
-    client = Client()
-    answer = client.post("/login", {"email": "sam@backstop.localhost", "password": "a long staff passphrase"})
-    assert answer.status_code == 302 and answer["Location"] == "/desk"
 
 
 @pytest.mark.django_db

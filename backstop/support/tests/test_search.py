@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from backstop.accounts.models import Account
@@ -15,6 +16,7 @@ from backstop.billing.tests.conftest import annual_plan
 from backstop.support import messages
 from backstop.support.actions import run_action
 from backstop.support.case_notes import add_case_note
+from backstop.support.checks import check_search_indexes
 from backstop.support.contact import answer_contact, receive_contact
 from backstop.support.models import Case, CaseSearchEntry
 from backstop.support.search import reindex_all, search_cases, trigram_index_missing
@@ -132,3 +134,15 @@ def test_it_answers_the_page_and_the_typing_box_to_staff_only() -> None:
 
     customer = desk_client(Account.objects.get(email="hana@example.com"))
     assert customer.get("/desk/search", {"q": "hana@"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_it_warns_when_postgresql_has_no_trigram_index() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigram index is PostgreSQL's; SQLite searches through FTS5")
+    assert check_search_indexes(databases=["default"]) == []
+    with connection.cursor() as cursor:  # rolled back with the test's transaction (PostgreSQL's DDL is transactional)
+        cursor.execute("DROP INDEX support_casesearch_identity_trgm")
+    assert [warning.id for warning in check_search_indexes(databases=["default"])] == ["backstop.W201"]
+    stalled_account("ivy@example.com")
+    assert _found("ivy@exa") == ["ivy@example.com"]  # still found, by a scan

@@ -512,8 +512,8 @@ REPLY_NEWER_EXISTS = ("Not sent: since you opened this case, {what}. Read it bel
                       "Send it again if it still fits.")
 
 # --- First answer (support.first_answer) -----------------------------------------------------------------
-FIRST_ANSWER_WAITING = "no answer yet: waiting {waited} (target {target})"
-FIRST_ANSWER_GIVEN = "first answer after {waited} (target {target})"
+FIRST_ANSWER_WAITING = "unanswered for {waited} (target {target})"
+FIRST_ANSWER_GIVEN = "answered after {waited} (target {target})"
 SHORTCUTS_HELP = ("Keys: / search · j / k move in the queue · Enter or o open · n next case · r reply · c close "
                   "(then Enter) · ? this list")
 

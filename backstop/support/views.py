@@ -24,7 +24,7 @@ from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm, form_problem
 from backstop.support.models import ActionOutcome, Case, Incident
-from backstop.support.replies import send_reply
+from backstop.support.replies import reply_already_sent, send_reply
 from backstop.support.search import search_cases
 from backstop.web.pages import form_page, note_rate_limited
 
@@ -147,15 +147,18 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
         request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
-    if newer := presence.newer_than(case_id=case_id, marker=data["seen_through"]):
-        # Asked first: the page comes back with the newer message shown, the typed reply kept by its draft.
+    staff = _staff(request)
+    key = reply_key(case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
+                    subject=data["subject"], body=data["body"])
+    # A repeat of a reply already sent (a second tab, the same words) is told so below; anything else newer than the
+    # page asks first: the page comes back with it shown, the typed reply kept by its draft.
+    if not reply_already_sent(staff=staff, key=key) and (
+            newer := presence.newer_than(case_id=case_id, marker=data["seen_through"])):
         request.session["desk_problem"] = messages.REPLY_NEWER_EXISTS.format(what="; ".join(newer))
         return redirect(reverse("desk-case", args=[case_id]) + "#reply")
     try:
-        result = send_reply(case_id=case_id, staff=_staff(request), key=reply_key(
-                                case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
-                                subject=data["subject"], body=data["body"]),
-                            subject=data["subject"], body=data["body"], save_as=data["save_as"])
+        result = send_reply(case_id=case_id, staff=staff, key=key, subject=data["subject"], body=data["body"],
+                            save_as=data["save_as"])
     except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:

@@ -53,6 +53,15 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     }, status=400)
 
 
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A signed-in person without the permission a page needs (a customer at /desk, staff without the desk's): a page
+    that says so, with the way back, never Django's bare 403."""
+    return render(request, "errors/problem.html", {
+        "title": site_messages.NOT_ALLOWED_TITLE, "text": site_messages.NOT_ALLOWED.text,
+        "back": _page_before(request),
+    }, status=403)
+
+
 class ApiErrorShapeMiddleware:
     """An /api/ path that does not exist, or a method it does not take, answers in the API's error shape too."""
 

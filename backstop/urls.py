@@ -8,6 +8,7 @@ from backstop.drafts import views as drafts
 from backstop.workspaces import views as workspaces
 
 handler400 = "backstop.errors.bad_request"
+handler403 = "backstop.errors.permission_denied"
 
 urlpatterns = [
     path("", accounts.home, name="home"),

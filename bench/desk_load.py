@@ -1,9 +1,11 @@
 """Support desk under load: p50/p95 of the desk queue and of a case page through a real `backstop serve` process.
 
 Seeds 10,000 customers with 10,000 cases (7,000 open, one incident holding 300 of them, 3,000 resolved this week)
-and 100,000 account timeline events, signs in as staff, then fetches /desk and random /desk/cases/<id> pages,
-one client at a time and then from several clients at once. The support cycle is parked during the measurement
-(steady state: what a person opening the desk waits for).
+and 100,000 account timeline events (every third customer with an order, every fourth with a message), signs in as
+staff, then fetches /desk, random /desk/cases/<id> pages and the search box's answers as typed (fragments of
+addresses, names, order references, payment ids, words of messages), one client at a time and then from several
+clients at once. Targets: p95 under 200 ms for the pages, under 100 ms for search. The support cycle is parked
+during the measurement (steady state: what a person opening the desk waits for).
 
     .venv/bin/python bench/desk_load.py [--cases 10000] [--events 100000] [--requests 200] [--clients 4]
     .venv/bin/python bench/desk_load.py --database-url postgres://USER@HOST:PORT/ANY_DB
@@ -30,6 +32,9 @@ from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 200.0
+SEARCH_TARGET_P95_MS = 100.0
+MESSAGE_WORDS = ["invoice", "refund", "workspace", "password", "locked", "charged", "twice", "export", "billing",
+                 "address", "upgrade", "cancel", "receipt", "login", "error", "slow", "missing", "team"]
 STAFF_EMAIL = "bench-staff@backstop.localhost"
 STAFF_PASSWORD = "bench staff passphrase"
 
@@ -50,11 +55,13 @@ def seed(cases: int, events: int) -> None:
     from backstop.accounts.models import Account, AccountEvent, AccountState, SetupStep, StepName, StepStatus
     from backstop.accounts.staff import ensure_staff_account
     from backstop.attention.models import AttentionKind, Harm
+    from backstop.billing.models import FulfilledBy, Order, Product, PurchaseAttempt
     from backstop.notify.models import DeliveryStatus, Message
     from backstop.support.models import (
         ActionOutcome,
         Case,
         CaseState,
+        Contact,
         Incident,
         IncidentState,
         Resolution,
@@ -62,6 +69,7 @@ def seed(cases: int, events: int) -> None:
         SignalKind,
         SupportAction,
     )
+    from backstop.support.search import reindex_all
 
     call_command("migrate", interactive=False, verbosity=0)
     ensure_staff_account(email=STAFF_EMAIL, password=STAFF_PASSWORD)
@@ -132,6 +140,30 @@ def seed(cases: int, events: int) -> None:
                       after={"case": {"state": "open"}}, created_at=c.opened_at, finished_at=c.opened_at)
         for c in created[::5]
     ], batch_size=batch)
+    plan = Product.objects.get(code="annual")
+    buyers = accounts[::3]
+    PurchaseAttempt.objects.bulk_create([
+        PurchaseAttempt(idempotency_key=f"bench:{a.pk}", request_fingerprint="bench", product=plan, amount_cents=24900,
+                        currency="usd", email=a.email, email_key=a.email_key, account=a,
+                        payment_method="pm_card_visa", reference=f"BA-{a.pk:06d}", payment_id=f"pi_bench{a.pk:06d}")
+        for a in buyers
+    ], batch_size=batch)
+    attempts = {t.account_id: t for t in PurchaseAttempt.objects.filter(idempotency_key__startswith="bench:")}
+    Order.objects.bulk_create([
+        Order(reference=f"BK-{a.pk:06d}", attempt=attempts[a.pk], product=plan, email=a.email, email_key=a.email_key,
+              account=a, amount_cents=24900, currency="usd", payment_id=f"pi_bench{a.pk:06d}",
+              payment_created_at=a.created_at, fulfilled_by=FulfilledBy.CHECKOUT)
+        for a in buyers
+    ], batch_size=batch)
+    Contact.objects.bulk_create([
+        Contact(case=c, email=c.email, customer_key=c.customer_key, account_id=c.account_id,
+                text=" ".join(rng.choice(MESSAGE_WORDS) for _ in range(30)), our_reference=f"S-{c.pk:07d}",
+                public_reply="", private_reply="", needs_human=True, created_at=c.opened_at, answered_at=c.opened_at)
+        for c in created[::4]
+    ], batch_size=batch)
+    started = time.monotonic()
+    reindex_all()  # the search entries the services write one by one, for the bulk-inserted rows
+    print(f"search entries written in {time.monotonic() - started:.0f} s", flush=True)
     print(f"seeded {len(accounts):,} customers, {len(created):,} cases, "
           f"{AccountEvent.objects.count():,} timeline events", flush=True)
 
@@ -230,10 +262,11 @@ class Result:
     page: str
     clients: int
     latencies_ms: list[float]
+    target_ms: float = TARGET_P95_MS
 
     def row(self) -> str:
         p95 = percentile(self.latencies_ms, 95)
-        verdict = "ok" if p95 < TARGET_P95_MS else "OVER"
+        verdict = "ok" if p95 < self.target_ms else "OVER"
         return (f"| {self.page:<22} | {self.clients:>7} | {len(self.latencies_ms):>8} | "
                 f"{percentile(self.latencies_ms, 50):>8.1f} | {p95:>8.1f} | {max(self.latencies_ms):>8.1f} | "
                 f"{verdict:<7} |")
@@ -250,14 +283,36 @@ def timed_gets(client: httpx.Client, paths: list[str]) -> list[float]:
     return latencies
 
 
-def measure(url: str, page: str, paths: list[str], clients: int) -> Result:
+def measure(url: str, page: str, paths: list[str], clients: int, target_ms: float = TARGET_P95_MS) -> Result:
     sessions = [signed_in_client(url) for _ in range(clients)]
     for session in sessions:
         timed_gets(session, paths[:5])  # warm-up: connections, template caches
     share = [paths[i::clients] for i in range(clients)]
     with ThreadPoolExecutor(max_workers=clients) as pool:
         latencies = [ms for part in pool.map(timed_gets, sessions, share) for ms in part]
-    return Result(page=page, clients=clients, latencies_ms=latencies)
+    return Result(page=page, clients=clients, latencies_ms=latencies, target_ms=target_ms)
+
+
+def search_queries(rng: random.Random, args: argparse.Namespace) -> list[str]:
+    """What an agent types, in the shares one might: address fragments (each prefix of it, as results come while
+    typing), names, order references, payment ids, words of messages, and the very address."""
+    queries: list[str] = []
+    while len(queries) < args.requests:
+        n = rng.randrange(1, args.cases + 1)
+        kind = rng.choice(["fragment", "name", "order", "payment", "words", "address"])
+        if kind == "fragment":
+            queries += [f"customer{n}"[:size] for size in range(3, len(f"customer{n}") + 1)][-3:]
+        elif kind == "name":
+            queries.append(f"Customer {n}")
+        elif kind == "order":
+            queries.append(f"BK-{n:06d}"[:rng.randrange(5, 10)])
+        elif kind == "payment":
+            queries.append(f"pi_bench{n:06d}")
+        elif kind == "words":
+            queries.append(" ".join(rng.sample(MESSAGE_WORDS, 2)))
+        else:
+            queries.append(f"customer{n}@example.com")
+    return [query.replace(" ", "+").replace("@", "%40") for query in queries[:args.requests]]
 
 
 def main() -> None:
@@ -284,18 +339,21 @@ def main() -> None:
             ids = list(range(1, args.cases + 1))  # a fresh database numbers the seeded cases from 1
             desk_paths = ["/desk"] * args.requests
             case_paths = [f"/desk/cases/{rng.choice(ids)}" for _ in range(args.requests)]
+            search_paths = [f"/desk/search?partial=1&q={query}" for query in search_queries(rng, args)]
             results = [measure(url, "GET /desk", desk_paths, 1),
                        measure(url, "GET /desk/cases/<id>", case_paths, 1),
                        measure(url, "GET /desk", desk_paths, args.clients),
-                       measure(url, "GET /desk/cases/<id>", case_paths, args.clients)]
+                       measure(url, "GET /desk/cases/<id>", case_paths, args.clients),
+                       measure(url, "search as typed", search_paths, 1, SEARCH_TARGET_P95_MS),
+                       measure(url, "search as typed", search_paths, args.clients, SEARCH_TARGET_P95_MS)]
     print()
     print(f"Desk load on {database.label}: {args.cases:,} cases, {args.events:,} timeline events, "
-          f"target p95 < {TARGET_P95_MS:.0f} ms")
+          f"target p95 < {TARGET_P95_MS:.0f} ms (search < {SEARCH_TARGET_P95_MS:.0f} ms)")
     print("| page                   | clients | requests |  p50 ms  |  p95 ms  |  max ms  | target  |")
     print("|------------------------|---------|----------|----------|----------|----------|---------|")
     for result in results:
         print(result.row())
-    if any(percentile(r.latencies_ms, 95) >= TARGET_P95_MS for r in results if r.clients == 1):
+    if any(percentile(r.latencies_ms, 95) >= r.target_ms for r in results if r.clients == 1):
         sys.exit(1)
 
 

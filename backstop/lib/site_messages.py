@@ -42,6 +42,9 @@ FORM_EXPIRED = Notice(
 )
 FORM_EXPIRED_TITLE = "Form expired"
 NOT_SENT_TITLE = "Not sent"
+NOT_ALLOWED_TITLE = "Not allowed"
+NOT_ALLOWED = Notice("Your account isn't allowed to open this page.", "Nothing has been changed.",
+                     "If you need it, ask whoever runs your support desk to give your account access, then reload.")
 REQUEST_UNREADABLE = Notice("We couldn't read that request.", "Nothing has been saved.",
                             "Go back to the page you were on and try again.")
 FORM_UNREADABLE = Notice("We couldn't read that form: it was larger than we accept.", "Nothing has been saved.",

@@ -27,7 +27,7 @@ from backstop.accounts.timeline import record_event
 from backstop.attention.models import AttentionRecord
 from backstop.lib.errors import ProviderError
 from backstop.ratelimits.services import RateLimited
-from backstop.support import messages, payments
+from backstop.support import messages, payments, working_states
 from backstop.support.cases import clear_fixed_attention, refresh_case
 from backstop.support.models import (
     ActionOutcome,
@@ -65,9 +65,12 @@ class ActionResult:
 
 def snapshot(case_id: int) -> dict[str, Any]:
     """What the audit keeps before and after an action: the case, the account, its setup and its money."""
-    case = Case.objects.select_related("account").get(pk=case_id)
+    case = Case.objects.select_related("account", "assigned_to").get(pk=case_id)
     state: dict[str, Any] = {
-        "case": {"state": case.state, "harm": case.harm, "kinds": case.kinds, "incident": case.incident_id},
+        "case": {"state": case.state, "harm": case.harm, "kinds": case.kinds, "incident": case.incident_id,
+                 "assigned_to": case.assigned_to.email if case.assigned_to else None,
+                 "waiting_since": case.waiting_since.isoformat() if case.waiting_since else None,
+                 "snoozed_until": case.snoozed_until.isoformat() if case.snoozed_until else None},
     }
     account = case.account
     if account is not None:
@@ -442,6 +445,11 @@ STAFF_ACTIONS: dict[str, StaffAction] = {action.name: action for action in (
         Param("reason", _text()))),
     StaffAction("merge", _merge, applies=_has_another_open_case, params=(Param("target", _text(), asked=True),)),
     StaffAction("close", _close, applies=_is_open, params=(Param("note", _text()),)),
+    StaffAction("assign_to_me", working_states.assign_to_me, applies=working_states.applies_assign),
+    StaffAction("wait_on_customer", working_states.wait_on_customer, applies=working_states.applies_put_aside),
+    StaffAction("snooze", working_states.snooze, applies=working_states.applies_put_aside, params=(
+        Param("hours", forms.IntegerField(required=False, min_value=1, max_value=working_states.MAX_SNOOZE_HOURS)),)),
+    StaffAction("wake", working_states.wake, applies=working_states.applies_wake),
 )}
 
 

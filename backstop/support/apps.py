@@ -6,6 +6,7 @@ from django.apps import AppConfig
 
 if TYPE_CHECKING:
     from backstop.attention.models import AttentionRecord
+    from backstop.support.models import Signal
 
 
 class SupportConfig(AppConfig):
@@ -18,6 +19,7 @@ class SupportConfig(AppConfig):
         from backstop.accounts import progress
         from backstop.attention import hooks
         from backstop.runtime import registry
+        from backstop.support import checks  # noqa: F401  (registers the search index check)
         from backstop.support.commitments import record_setup_promise
         from backstop.support.models import Case, Signal
 
@@ -29,6 +31,24 @@ class SupportConfig(AppConfig):
         hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
         # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
         progress.on_setup_promise(record_setup_promise)
+        # The search box finds a case by the customer's orders and details, which billing and accounts write.
+        from django.db.models.signals import post_save
+
+        from backstop.accounts.models import Account
+        from backstop.billing.models import Order, PurchaseAttempt
+        from backstop.support import search
+
+        post_save.connect(search.on_buyer_row_saved, sender=Order, dispatch_uid="support-search-order")
+        post_save.connect(search.on_buyer_row_saved, sender=PurchaseAttempt, dispatch_uid="support-search-attempt")
+        post_save.connect(search.on_account_saved, sender=Account, dispatch_uid="support-search-account")
+        # A case put aside wakes when anything new about the customer joins it, and when its snooze ends.
+        from backstop.support.cases import on_signal_joined
+
+        on_signal_joined(_wake_on_signal)
+        registry.register_periodic("snooze-wake", _wake_snoozes_that_ended,
+                                   every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
+        # Last week's figures to staff, once per week (the pass is hourly; the email's key makes it once).
+        registry.register_periodic("support-weekly", _send_weekly_summary, every_seconds=lambda: 3600)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,
@@ -47,6 +67,26 @@ def _run_support_cycle() -> None:
     from backstop.support.automation import run_support_cycle
 
     run_support_cycle()
+
+
+def _wake_on_signal(signal: Signal) -> None:
+    from backstop.support.wakeups import wake_on_signal
+
+    wake_on_signal(signal)
+
+
+def _wake_snoozes_that_ended() -> None:
+    from backstop.support.wakeups import wake_snoozes_that_ended
+
+    wake_snoozes_that_ended()
+
+
+def _send_weekly_summary() -> None:
+    from django.utils import timezone
+
+    from backstop.support.weekly import send_weekly_summary
+
+    send_weekly_summary(now=timezone.now())
 
 
 def _run_support_cycle_on_recovery(provider: str) -> None:

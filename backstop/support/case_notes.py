@@ -8,6 +8,7 @@ from backstop.accounts.models import Account
 from backstop.support import messages
 from backstop.support.actions import ActionRefused
 from backstop.support.models import Case, CaseNote
+from backstop.support.search import index_case
 
 MAX_NOTE_LENGTH = 20_000
 
@@ -21,7 +22,9 @@ def add_case_note(*, case_id: int, staff: Account, key: str, body: str) -> CaseN
     scoped_key = f"staff:{staff.pk}:note:{key}"[:120]
     try:
         with transaction.atomic():
-            return CaseNote.objects.create(case=case, staff=staff, body=body[:MAX_NOTE_LENGTH],
+            note = CaseNote.objects.create(case=case, staff=staff, body=body[:MAX_NOTE_LENGTH],
                                            idempotency_key=scoped_key)
     except IntegrityError:
         return CaseNote.objects.get(idempotency_key=scoped_key)
+    index_case(case_id=case_id)
+    return note

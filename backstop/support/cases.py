@@ -6,6 +6,7 @@ conditional UPDATEs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -23,6 +24,15 @@ from backstop.support.models import (
     Signal,
     SignalKind,
 )
+from backstop.support.search import index_case
+
+# Called with each signal that has just joined its case (support.wakeups registers the wake-up of a case put aside).
+_joined_hooks: list[Callable[[Signal], None]] = []
+
+
+def on_signal_joined(hook: Callable[[Signal], None]) -> None:
+    if hook not in _joined_hooks:
+        _joined_hooks.append(hook)
 
 
 def _open_case(*, customer_key: str, email: str, account: Account | None) -> Case:
@@ -66,6 +76,8 @@ def _join(
         except IntegrityError:  # the same source joined from another process first
             return Signal.objects.get(source=source, cleared_at__isnull=True)
         refresh_case(case_id=case.pk)
+        for hook in _joined_hooks:
+            hook(signal)
     return signal
 
 
@@ -150,6 +162,8 @@ def refresh_case(*, case_id: int) -> None:
         cause=causes.pop() if len(causes) == 1 else "",
         summary=summary[:500], updated_at=timezone.now(),
     )
+    # Every signal that joins or clears passes here: the search box finds the case by what it says now.
+    index_case(case_id=case_id)
 
 
 def clear_signals(*, signal_ids: list[int], how: str) -> int:

@@ -28,6 +28,7 @@ from backstop.support import commitments, messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
 from backstop.support.models import ActionOutcome, Case, Contact, Finding, Signal, SignalKind, StrangerNotice
+from backstop.support.search import index_case
 
 # Strangers (anyone not signed in as the address's owner) are counted by where they write from, never by the address
 # they write about: a per-address count that strangers fill would lock its owner out (docs/decisions.md, "Contact rate
@@ -224,6 +225,7 @@ def _join_contact(*, contact: Contact, account: Account | None) -> Signal:
             source=f"contact:{contact.our_reference}",
         )
         Contact.objects.filter(pk=contact.pk).update(case_id=signal.case_id, account=account)
+        index_case(case_id=signal.case_id)  # the contact's text and references, now that it is the case's
     return signal
 
 

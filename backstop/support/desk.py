@@ -18,6 +18,7 @@ from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, commitments, messages, payments, triage
 from backstop.support.actions import StaffAction, offered_on
+from backstop.support.first_answer import FirstAnswer, first_answers
 from backstop.support.models import (
     SETUP_KINDS,
     ActionOutcome,
@@ -94,6 +95,8 @@ class QueueRow:
     age: str
     # The first promise to this customer not kept yet, due soonest (empty when none).
     promise: str = ""
+    # How long they have waited for a first answer from a person, and whether past the target for the harm.
+    first_answer: FirstAnswer | None = None
 
 
 def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
@@ -149,12 +152,14 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     now = now or timezone.now()
     failing = triage.failing_providers()
     queue = Case.objects.queue()
-    cases = list(queue.select_related("account")[:QUEUE_PAGE])
+    cases = list(queue.select_related("account", "assigned_to")[:QUEUE_PAGE])
     promises = _promises_due(cases, now)
     promised = _person_promised([c.pk for c in cases])
+    answers = first_answers(cases, now=now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm],
                      suggestion=_suggestion_for(c, failing, person_promised=c.pk in promised),
-                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, "")) for c in cases]
+                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, ""), first_answer=answers[c.pk])
+            for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),
                     runner_warning=runner_warning(now=now))
@@ -276,7 +281,7 @@ class CaseView:
 
 
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
-    case = Case.objects.select_related("account", "incident", "resolved_by").get(pk=case_id)
+    case = Case.objects.select_related("account", "incident", "resolved_by", "assigned_to").get(pk=case_id)
     account = case.account
     failing = triage.failing_providers()
     signals = list(Signal.objects.filter(case=case).order_by("cleared_at", "-harm", "id"))

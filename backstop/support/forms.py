@@ -62,3 +62,5 @@ class ReplyForm(forms.Form):
     subject = forms.CharField(required=False, max_length=300, label="Subject")
     body = forms.CharField(required=False, strip=False, label="Message")
     save_as = forms.CharField(required=False, max_length=100, label="Reply template name")
+    # What of the conversation the page showed (support.presence.timeline_marker): a newer message asks first.
+    seen_through = forms.CharField(required=False, max_length=40)

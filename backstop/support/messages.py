@@ -90,6 +90,14 @@ ACTIONS: dict[str, ActionText] = {
                         {"target": InputText("case number", "Merge into case number")}),
     "close": ActionText("Close case", "Case closed.", "Already resolved (at {when}); nothing changed.",
                         {"note": InputText("note (optional)", "Closing note")}),
+    "assign_to_me": ActionText("Assign to me", "Assigned to you.", "Already assigned to you; nothing changed."),
+    "wait_on_customer": ActionText(
+        "Waiting on customer", "Out of the queue until the customer writes (or anything new about them joins).",
+        "Already waiting on the customer; nothing changed."),
+    "snooze": ActionText(
+        "Snooze", "Snoozed until {until}; it comes back then, or sooner if the customer writes.",
+        "Already snoozed; nothing changed.", {"hours": InputText("hours (24 if empty)", "Snooze for how many hours")}),
+    "wake": ActionText("Back to the queue", "Back in the queue.", "Not put aside: it was already in the queue."),
     "reply": ActionText("Send reply", "Reply sent; it is on the timeline below.", "That reply was already sent."),
     "wait": ActionText("No action needed", "", ""),
 }
@@ -472,3 +480,45 @@ CLOSE_UNKEPT = (
 CLOSE_ANYWAY = "Close anyway"
 # A resolved case shows that it is resolved, not the harm or the incident it had while open.
 CASE_RESOLVED_BADGE = "Resolved"
+
+# --- The desk's search box (support.search) --------------------------------------------------------------
+SEARCH_PLACEHOLDER = "Find a customer or case: address, name, company, phone, BK-… reference, payment id, words"
+SEARCH_TOO_SHORT = "Type at least {count} characters."
+SEARCH_NOTHING = "No customer or case matches “{query}”."
+SEARCH_OPEN = "Open: {harm}"
+SEARCH_RESOLVED = "Resolved {when}: {resolution}{note}"
+SEARCH_RESOLVED_PLAIN = "resolved"
+SEARCH_TRIGRAM_MISSING = ("The desk's search has no trigram index: the pg_trgm extension could not be created, so "
+                          "partial addresses and names are found by scanning every case's entry (slower past ~50k "
+                          "cases).")
+SEARCH_TRIGRAM_HINT = ("Run CREATE EXTENSION pg_trgm as a superuser, then `backstop migrate support 0011` and "
+                       "`backstop migrate` to add the index.")
+
+# --- Working states (support.working_states, support.wakeups) ------------------------------------------
+ASSIGNED_FROM = "Assigned to you (it was {who}'s)."
+WOKEN_BECAUSE = "Back in the queue: {why}"
+WAKE_WHY_SIGNAL = "new about the customer: {summary}"
+WAKE_WHY_SNOOZE_OVER = "the snooze ended."
+STATE_ASSIGNED = "Assigned to {who}"
+STATE_WAITING = "Waiting on the customer since {since}"
+STATE_SNOOZED = "Snoozed until {until}"
+STATE_SNOOZE_OVER = "Snooze ended at {until}"
+DESK_SLEEPING = "Put aside"
+
+# --- Collision detection (support.presence) --------------------------------------------------------------
+PRESENCE_COLLEAGUE = "{who} has this case open too."
+PRESENCE_OWN_TAB = "You have this case open in another tab too."
+NEWER_CONTACT = "{who} wrote at {when}"
+NEWER_REPLY = "{who} replied at {when}"
+PRESENCE_NEWER = "Since this page was drawn: {what}. Reload to read it before you reply."
+REPLY_NEWER_EXISTS = ("Not sent: since you opened this case, {what}. Read it below; your reply is kept in the form. "
+                      "Send it again if it still fits.")
+
+# --- First answer (support.first_answer) -----------------------------------------------------------------
+FIRST_ANSWER_WAITING = "unanswered for {waited} (target {target})"
+FIRST_ANSWER_GIVEN = "answered after {waited} (target {target})"
+SHORTCUTS_HELP = ("Keys: / search · j / k move in the queue · Enter or o open · n next case · r reply · c close "
+                  "(then Enter) · ? this list")
+
+# --- The weekly summary to staff (support.weekly) ---------------------------------------------------------
+WEEKLY_LABEL = "week {week} of {year} ({start:%-d %b} to {last:%-d %b})"

@@ -35,8 +35,16 @@ class CaseManager(models.Manager["Case"]):
         return self.filter(customer_key=customer_key, state=CaseState.OPEN).first()
 
     def queue(self) -> models.QuerySet[Case]:
-        """Open cases that need a human: not waiting on an incident, worst harm first, then oldest."""
-        return self.filter(state=CaseState.OPEN, incident__isnull=True).order_by("-harm", "opened_at", "id")
+        """Open cases that need a human: not waiting on an incident, nor on the customer, nor snoozed (a snooze past
+        its time is awake, whether or not the sweep has cleared it yet), worst harm first, then oldest."""
+        return (self.filter(state=CaseState.OPEN, incident__isnull=True, waiting_since__isnull=True)
+                .exclude(snoozed_until__gt=timezone.now()).order_by("-harm", "opened_at", "id"))
+
+    def sleeping(self) -> models.QuerySet[Case]:
+        """Open cases put aside by staff: waiting on the customer, or snoozed until a time still to come."""
+        return (self.filter(state=CaseState.OPEN)
+                .filter(Q(waiting_since__isnull=False) | Q(snoozed_until__gt=timezone.now()))
+                .order_by("snoozed_until", "waiting_since", "id"))
 
     def accounts_waiting_on_an_incident(self, account_ids: Collection[int]) -> set[int]:
         """Of these accounts, those whose open case waits on an incident (not in the queue): the desk says automation
@@ -81,6 +89,12 @@ class Case(models.Model):
     )
     resolution_note = models.CharField(max_length=500, blank=True, default="")
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Working states (support.working_states): who has it, and whether it is put aside until the customer answers
+    # or until a time. Anything new about the customer (a signal joining: they wrote, a payment failed) wakes it.
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
 
     objects = CaseManager()
 
@@ -363,6 +377,42 @@ class CaseNote(models.Model):
 
     def __str__(self) -> str:
         return f"note on case {self.case_id}"
+
+
+class CaseSearchEntry(models.Model):
+    """What the desk's search box finds a case by (``support.search``): one row per case, rewritten by the services
+    that change what it says. The case's state and outcome are read from the case itself, so closing it leaves this
+    row alone. On PostgreSQL a trigram index serves fragments of ``identity`` and a full-text index ``body``; on
+    SQLite an FTS5 table (trigram tokenizer) mirrors both through triggers (migration 0012)."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="search_entry")
+    # Lower-cased: the address and its key, name, company, phone (as typed and digits only), order references and
+    # payment ids, the references the customer quoted and the ones we gave them.
+    identity = models.TextField(default="")
+    # What they wrote to us, what we learned (signal summaries) and staff's internal notes.
+    body = models.TextField(default="")
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"search entry of case {self.case_id}"
+
+
+class CasePresence(models.Model):
+    """A case page open in one tab of one member of staff, as its last heartbeat said (support.presence): the other
+    tabs on the case say so, live. Rows older than the freshness window mean nothing and are removed as met."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The tab's own id (made by the page, kept for its life): a second tab of the same person is another row.
+    tab = models.CharField(max_length=40)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "staff", "tab"], name="one_presence_per_tab")]
+        indexes = [models.Index(fields=["case", "seen_at"], name="support_presence_case")]
+
+    def __str__(self) -> str:
+        return f"staff {self.staff_id} on case {self.case_id} ({self.tab})"
 
 
 class Urgency(models.TextChoices):

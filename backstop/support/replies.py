@@ -24,7 +24,7 @@ def send_reply(
     to = case.account.email if case.account is not None else case.email
     if not to or case.customer_key.startswith("unmatched:"):
         raise ActionRefused(messages.NO_REPLY_ADDRESS)
-    scoped_key = f"staff:{staff.pk}:{key}"[:120]
+    scoped_key = _scoped_key(staff, key)
     try:
         with transaction.atomic():
             record = SupportAction.objects.create(
@@ -49,6 +49,15 @@ def send_reply(
     commitments.keep_commitments(case_ids=[case_id])
     record.refresh_from_db()
     return ActionResult(record, repeated=False)
+
+
+def _scoped_key(staff: Account, key: str) -> str:
+    return f"staff:{staff.pk}:{key}"[:120]
+
+
+def reply_already_sent(*, staff: Account, key: str) -> bool:
+    """This intent (the same words from the same page, in another tab) was sent: the answer is that first send."""
+    return SupportAction.objects.filter(idempotency_key=_scoped_key(staff, key)).exists()
 
 
 def _generalise(body: str, case: Case, staff: Account) -> str:

@@ -142,7 +142,7 @@ def _staff_cell(state: str, action: str) -> str:
     parts = [f"done: {text.done}"] if text.done else []
     if text.already:
         parts.append(f"already: {text.already}")
-    return "; ".join(parts).format(target="N", answers="…", when="HH:MM UTC")
+    return "; ".join(parts).format(target="N", answers="…", when="HH:MM UTC", until="HH:MM UTC, D Mon")
 
 
 # --- What a contact finds x who asks --------------------------------------------------------------------

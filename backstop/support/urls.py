@@ -5,9 +5,11 @@ from backstop.support import views
 urlpatterns = [
     path("support/contact", views.contact_page, name="support-contact"),
     path("desk", views.desk_page, name="desk"),
+    path("desk/search", views.desk_search, name="desk-search"),
     path("desk/cases/<int:case_id>", views.case_page, name="desk-case"),
     path("desk/cases/<int:case_id>/act", views.case_action, name="desk-case-action"),
     path("desk/cases/<int:case_id>/reply", views.case_reply, name="desk-case-reply"),
     path("desk/cases/<int:case_id>/note", views.case_note, name="desk-case-note"),
+    path("desk/cases/<int:case_id>/presence", views.case_presence, name="desk-case-presence"),
     path("desk/incidents/<int:incident_id>", views.incident_page, name="desk-incident"),
 ]

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
@@ -18,13 +18,14 @@ from backstop.lib import site_messages
 from backstop.lib.errors import InvalidInput
 from backstop.lib.http import client_ip
 from backstop.ratelimits.services import RateLimited
-from backstop.support import commitments, desk, messages
+from backstop.support import commitments, desk, messages, presence, working_states
 from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_action
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm, form_problem
 from backstop.support.models import ActionOutcome, Case, Incident
-from backstop.support.replies import send_reply
+from backstop.support.replies import reply_already_sent, send_reply
+from backstop.support.search import search_cases
 from backstop.web.pages import form_page, note_rate_limited
 
 View = Callable[..., HttpResponse]
@@ -82,7 +83,11 @@ def _staff(request: HttpRequest) -> Account:
 
 @staff_only(VIEW_PERMISSION)
 def desk_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY})
+    return render(request, "support/desk.html", {"home": desk.desk_home(), "empty_text": messages.DESK_EMPTY,
+                                                 "search_placeholder": messages.SEARCH_PLACEHOLDER,
+                                                 "sleeping": working_states.sleeping_cases(),
+                                                 "sleeping_title": messages.DESK_SLEEPING,
+                                                 "shortcuts_help": messages.SHORTCUTS_HELP})
 
 
 @staff_only(VIEW_PERMISSION)
@@ -95,6 +100,11 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "view": view, "case": view.case, "click_key": uuid.uuid4().hex, "case_version": view.case.version,
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
         "confirm_close": request.session.pop("desk_confirm_close", False) and view.case.is_open,
+        "search_placeholder": messages.SEARCH_PLACEHOLDER,
+        "working_state": working_states.state_text(view.case) if view.case.is_open else "",
+        "seen_through": presence.timeline_marker(case_id=case_id), "heartbeat_ms": presence.HEARTBEAT_SECONDS * 1000,
+        "shortcuts_help": messages.SHORTCUTS_HELP,
+        "next_case_id": Case.objects.queue().exclude(pk=case_id).values_list("pk", flat=True).first(),
     })
 
 
@@ -137,11 +147,18 @@ def case_reply(request: HttpRequest, case_id: int) -> HttpResponse:
         request.session["desk_problem"] = form_problem(form)
         return redirect("desk-case", case_id=case_id)
     data = form.cleaned_data
+    staff = _staff(request)
+    key = reply_key(case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
+                    subject=data["subject"], body=data["body"])
+    # A repeat of a reply already sent (a second tab, the same words) is told so below; anything else newer than the
+    # page asks first: the page comes back with it shown, the typed reply kept by its draft.
+    if not reply_already_sent(staff=staff, key=key) and (
+            newer := presence.newer_than(case_id=case_id, marker=data["seen_through"])):
+        request.session["desk_problem"] = messages.REPLY_NEWER_EXISTS.format(what="; ".join(newer))
+        return redirect(reverse("desk-case", args=[case_id]) + "#reply")
     try:
-        result = send_reply(case_id=case_id, staff=_staff(request), key=reply_key(
-                                case_id=case_id, click=data["idempotency_key"], case_version=data["case_version"],
-                                subject=data["subject"], body=data["body"]),
-                            subject=data["subject"], body=data["body"], save_as=data["save_as"])
+        result = send_reply(case_id=case_id, staff=staff, key=key, subject=data["subject"], body=data["body"],
+                            save_as=data["save_as"])
     except ActionRefused as refused:
         request.session["desk_problem"] = str(refused)
     else:
@@ -174,4 +191,32 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(request, "support/incident.html", {
         "incident": incident, "text": desk.incident_card_text(incident), "cases": desk.incident_cases(incident),
+        "search_placeholder": messages.SEARCH_PLACEHOLDER,
     })
+
+
+@staff_only(VIEW_PERMISSION)
+@require_GET
+def desk_search(request: HttpRequest) -> HttpResponse:
+    """The search box's answer: the page (a plain form submit), or only its results (``partial``, as you type)."""
+    query = request.GET.get("q", "")
+    answer = search_cases(query=query)
+    context = {"answer": answer, "search_query": answer.query, "search_placeholder": messages.SEARCH_PLACEHOLDER}
+    if request.GET.get("partial"):
+        return render(request, "support/search_results.html", context)
+    return render(request, "support/search.html", context)
+
+
+@staff_only(VIEW_PERMISSION)
+@require_POST
+def case_presence(request: HttpRequest, case_id: int) -> HttpResponse:
+    """The case page's heartbeat (or its goodbye, ``leave``): who else is on the case, and what is newer."""
+    get_object_or_404(Case, pk=case_id)
+    tab = request.POST.get("tab", "")
+    if request.POST.get("leave"):
+        presence.leave(case_id=case_id, staff=_staff(request), tab=tab)
+        return JsonResponse({"others": [], "newer": ""})
+    answer = presence.mark_present(case_id=case_id, staff=_staff(request), tab=tab,
+                                   seen_through=request.POST.get("seen_through", ""))
+    newer = messages.PRESENCE_NEWER.format(what="; ".join(answer.newer)) if answer.newer else ""
+    return JsonResponse({"others": answer.others, "newer": newer})

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django import forms
 from django.test import Client
+from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.attention.models import AttentionKind, Harm
@@ -57,7 +58,8 @@ def _contact(email: str, text: str) -> Case:
 
 def test_it_has_every_entry_complete() -> None:
     assert list(STAFF_ACTIONS) == ["retry_setup", "complete_workspace", "send_code_sms", "fulfil_from_charge",
-                                   "check_processor", "refund", "refund_payment", "grant_credit", "merge", "close"]
+                                   "check_processor", "refund", "refund_payment", "grant_credit", "merge", "close",
+                                   "assign_to_me", "wait_on_customer", "snooze", "wake"]
     for name, action in STAFF_ACTIONS.items():
         assert action.name == name
         assert callable(action.handler), name
@@ -121,11 +123,18 @@ def test_it_offers_an_action_on_the_desk_only_where_it_applies() -> None:
     unmatched = Case.objects.get(email="fay@example.com")
     client = desk_client(staff_account())
 
-    assert _applies(stalled) == {"retry_setup", "complete_workspace", "send_code_sms", "merge", "close"}
-    assert _applies(paid) == {"check_processor", "refund", "grant_credit", "merge", "close"}
-    assert _applies(stranger) == {"merge", "close"}  # no refund, credit or fulfilment without a payment
+    # Working states apply to every open case in the queue (support.working_states).
+    working = {"assign_to_me", "wait_on_customer", "snooze"}
+    assert _applies(stalled) == {"retry_setup", "complete_workspace", "send_code_sms", "merge", "close"} | working
+    assert _applies(paid) == {"check_processor", "refund", "grant_credit", "merge", "close"} | working
+    assert _applies(stranger) == {"merge", "close"} | working  # no refund, credit or fulfilment without a payment
     # No order to refund there: the payment itself goes back (refund_payment), as the desk suggests.
-    assert _applies(unmatched) == {"fulfil_from_charge", "check_processor", "refund_payment", "merge", "close"}
+    assert _applies(unmatched) == {"fulfil_from_charge", "check_processor", "refund_payment", "merge",
+                                   "close"} | working
+    # Put aside (waiting on the customer): back to the queue is offered, putting it aside again is not.
+    Case.objects.filter(pk=stranger.pk).update(waiting_since=timezone.now())
+    stranger.refresh_from_db()
+    assert _applies(stranger) == {"merge", "close", "assign_to_me", "wake"}
 
     for case in (stalled, paid, stranger, unmatched):
         offered = _offered_on_page(client, case)
@@ -133,10 +142,10 @@ def test_it_offers_an_action_on_the_desk_only_where_it_applies() -> None:
         for name, inputs in offered.items():
             assert inputs == {param.name for param in STAFF_ACTIONS[name].params}, name
 
-    # Every action is offered somewhere above, and all but closing are withheld somewhere.
+    # Every action is offered somewhere above, and all but closing, merging and assigning are withheld somewhere.
     every = [_applies(case) for case in (stalled, paid, stranger, unmatched)]
     assert set().union(*every) == set(STAFF_ACTIONS)
-    assert set.intersection(*every) == {"merge", "close"}
+    assert set.intersection(*every) == {"merge", "close", "assign_to_me"}
 
     # Alone in the queue, a case has nothing to merge into.
     for case in (paid, stranger, unmatched):

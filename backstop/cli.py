@@ -168,6 +168,15 @@ def _start_demo_fakepay(
     return child
 
 
+def _record_start_up() -> None:
+    """The deploy on the incidents' timeline, and the status page's file written fresh (it may predate the code)."""
+    from backstop.incidents.deploys import record_serve_start
+    from backstop.incidents.status_page import write_status_file
+
+    record_serve_start()
+    write_status_file()
+
+
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
     _prepare(migrate=args.migrate)
@@ -183,6 +192,7 @@ def run_serve(args: argparse.Namespace) -> None:
     if settings.SERVE_WORKFLOWS == "process":
         worker = WorkerProcess(executor_id=f"{engine.default_executor_id('web')}-workflows")
         worker.start()
+    _record_start_up()
     print(f"Backstop serving on http://{args.host}:{args.port} (workflows: {settings.SERVE_WORKFLOWS})", flush=True)
     _stop_on_sigterm()
 

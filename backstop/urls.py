@@ -33,6 +33,7 @@ urlpatterns = [
     path("drafts-sw.js", drafts.service_worker, name="drafts-worker"),
     path("api/", api.urls),
     path("", include("backstop.support.urls")),
+    path("", include("backstop.incidents.urls")),
 ]
 
 if settings.DEMO_PAGES:

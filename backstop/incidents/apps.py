@@ -1,0 +1,26 @@
+from django.apps import AppConfig
+
+
+class IncidentsConfig(AppConfig):
+    name = "backstop.incidents"
+    label = "incidents"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from backstop.runtime import registry
+
+        # An incident opens within one probe interval of its breaker opening, and follows it to recovery.
+        registry.register_periodic("incidents-watch", _watch, every_seconds=lambda: settings.BREAKER_PROBE_SECONDS)
+        registry.register_recovery_hook("incidents", _on_recovery)
+
+
+def _watch() -> None:
+    # Imported when first run: start-up must not load detection into every process.
+    from backstop.incidents.detection import watch_breakers
+
+    watch_breakers()
+
+
+def _on_recovery(provider: str) -> None:
+    _watch()

@@ -1,0 +1,145 @@
+"""Incidents follow the breakers: run once per probe interval by the supervisor, and at once on each recovery.
+
+One pass: a provider whose breaker is open gets a live incident (opened from the breaker's measured start); each live
+incident's affected customers are brought up to date (a sample for the chart, the peak, the severity by the rule);
+a breaker closed again mitigates its incident; a mitigated incident resolves once its capability has worked for
+INCIDENT_RESOLVE_AFTER_SECONDS and no customer waits on it any more. Every step is a keyed insert or a conditional
+update, safe in several processes at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from backstop.accounts.models import STEP_PROVIDERS, AccountState, SetupStep, StepName, StepStatus
+from backstop.attention.models import AttentionRecord, Harm, provider_cause, provider_of_cause
+from backstop.incidents import lifecycle, messages, severity, status_page
+from backstop.incidents.models import (
+    AffectedCustomer,
+    AffectedSample,
+    EventKind,
+    Incident,
+    IncidentState,
+    OpenedBy,
+    Severity,
+)
+from backstop.runtime.models import BreakerState, CircuitBreaker
+
+# What a customer whose setup step waits on the provider cannot do, and how badly that hurts (as the desk says:
+# an unfinished workspace locks the customer out, an unsent welcome email only degrades).
+STEP_HARM: dict[str, int] = {StepName.WORKSPACE: Harm.LOCKED_OUT, StepName.WELCOME_EMAIL: Harm.DEGRADED}
+WAITING_STATUSES = (StepStatus.PENDING, StepStatus.RETRYING, StepStatus.WAITING, StepStatus.FAILED)
+
+
+def watch_breakers(now: dt.datetime | None = None) -> None:
+    now = now or timezone.now()
+    changed = open_breaker_incidents()
+    for incident in Incident.objects.live().exclude(cause=""):
+        changed |= follow_incident(incident, now=now)
+    if changed:
+        status_page.write_after_commit()
+
+
+def open_breaker_incidents() -> bool:
+    opened = False
+    for breaker in CircuitBreaker.objects.exclude(state=BreakerState.CLOSED).exclude(opened_at__isnull=True):
+        cause = provider_cause(breaker.provider)
+        live = Incident.objects.live().filter(cause=cause).first()
+        if live is not None:
+            if live.state == IncidentState.MITIGATED:  # it failed again before we called it over
+                lifecycle.advance_incident(incident_id=live.pk, to_state=IncidentState.INVESTIGATING)
+                opened = True
+            continue
+        assert breaker.opened_at is not None
+        started = breaker.failing_since or breaker.opened_at
+        incident, new = lifecycle.open_incident(
+            title=messages.AUTO_TITLE.format(capability=messages.capability_name(breaker.provider)),
+            capability=breaker.provider, cause=cause, opened_by=OpenedBy.BREAKER, started_at=started,
+            last_error=breaker.last_error)
+        if not new:
+            continue
+        opened = True
+        source = f"breaker:{breaker.provider}"
+        lifecycle.record_event(incident=incident, kind=EventKind.FIRST_FAILURE, source=source, at=started,
+                               text=messages.FIRST_FAILURE.format(provider=breaker.provider))
+        lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_OPENED, source=source, at=breaker.opened_at,
+                               text=messages.BREAKER_OPENED.format(provider=breaker.provider,
+                                                                   error=breaker.last_error or "-"))
+    return opened
+
+
+def affected_now(provider: str) -> dict[int, tuple[str, int]]:
+    """Accounts the provider's failure hurts right now: {account id: (what they lost, harm)}."""
+    found: dict[int, tuple[str, int]] = {}
+    steps = [step for step, step_provider in STEP_PROVIDERS.items() if step_provider == provider]
+    for account_id, step in (SetupStep.objects.filter(name__in=steps, status__in=WAITING_STATUSES)
+                             .exclude(account__state=AccountState.DISABLED).values_list("account_id", "name")):
+        found[account_id] = (step, STEP_HARM.get(step, Harm.DEGRADED))
+    for account_id, kind, harm in (AttentionRecord.objects.filter(cause=provider_cause(provider),
+                                                                  resolved_at__isnull=True, account__isnull=False)
+                                   .values_list("account_id", "kind", "harm")):
+        if account_id not in found or found[account_id][1] < harm:
+            found[account_id] = (kind, harm)
+    return found
+
+
+def follow_incident(incident: Incident, *, now: dt.datetime) -> bool:
+    provider = provider_of_cause(incident.cause)
+    changed = _count_affected(incident, provider, now=now)
+    breaker = CircuitBreaker.objects.filter(pk=provider).first()
+    recovered = (breaker is not None and breaker.state == BreakerState.CLOSED and breaker.recovered_at is not None
+                 and breaker.recovered_at >= incident.started_at)
+    if recovered and incident.state in (IncidentState.DETECTED, IncidentState.INVESTIGATING):
+        assert breaker is not None and breaker.recovered_at is not None
+        source = f"breaker:{provider}"
+        lifecycle.record_event(incident=incident, kind=EventKind.FIRST_RECOVERY, source=source,
+                               at=breaker.recovered_at, text=messages.FIRST_RECOVERY.format(provider=provider))
+        lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_CLOSED, source=source,
+                               at=breaker.recovered_at, text=BreakerState.CLOSED.label)
+        lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.MITIGATED, at=breaker.recovered_at)
+        return True
+    incident.refresh_from_db()
+    if incident.state == IncidentState.MITIGATED and recovered and incident.mitigated_at is not None:
+        calm = now - incident.mitigated_at >= dt.timedelta(seconds=settings.INCIDENT_RESOLVE_AFTER_SECONDS)
+        if calm and not AffectedCustomer.objects.filter(incident=incident, recovered_at__isnull=True).exists():
+            lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.RESOLVED)
+            return True
+    return changed
+
+
+def _count_affected(incident: Incident, provider: str, *, now: dt.datetime) -> bool:
+    hurt = affected_now(provider)
+    known = dict(AffectedCustomer.objects.filter(incident=incident).values_list("account_id", "recovered_at"))
+    for account_id, (lost, harm) in hurt.items():
+        if account_id not in known:
+            try:
+                with transaction.atomic():
+                    AffectedCustomer.objects.create(incident=incident, account_id=account_id, lost=lost, harm=harm,
+                                                    first_seen_at=now)
+            except IntegrityError:
+                pass  # another process counted them first
+        elif known[account_id] is not None:  # hurt again
+            AffectedCustomer.objects.filter(incident=incident, account_id=account_id).update(recovered_at=None)
+    AffectedCustomer.objects.filter(incident=incident, recovered_at__isnull=True).exclude(
+        account_id__in=list(hurt)).update(recovered_at=now)
+    current = len(hurt)
+    last = AffectedSample.objects.filter(incident=incident).order_by("-at", "-id").first()
+    changed = last is None or last.customers != current
+    if changed:
+        AffectedSample.objects.create(incident=incident, at=now, customers=current)
+    total = AffectedCustomer.objects.filter(incident=incident).count()
+    if total > incident.customers_affected:
+        Incident.objects.filter(pk=incident.pk, customers_affected__lt=total).update(customers_affected=total)
+        changed = True
+    worst = AffectedCustomer.objects.filter(incident=incident).aggregate(worst=Max("harm"))["worst"]
+    by_rule = severity.severity_for(worst_harm=worst, customers=total, sev1_customers=settings.INCIDENT_SEV1_CUSTOMERS,
+                                    sev2_customers=settings.INCIDENT_SEV2_CUSTOMERS)
+    if by_rule < incident.severity and not incident.severity_set_by_staff:
+        lifecycle.set_severity(incident_id=incident.pk, severity=Severity(by_rule))
+        changed = True
+    return changed

@@ -1,0 +1,70 @@
+"""Every sentence the incidents app shows: the status page, the banner, the desk's drafted updates."""
+
+from __future__ import annotations
+
+from backstop.incidents.models import IncidentState
+
+# Customers read the capability, not our provider's name.
+CAPABILITY_NAMES: dict[str, str] = {
+    "workspace": "Workspace creation",
+    "email": "Email delivery",
+    "sms": "Text messages",
+    "payments": "Payments",
+}
+
+
+def capability_name(capability: str) -> str:
+    return CAPABILITY_NAMES.get(capability, capability.replace("_", " ").capitalize() or "Backstop")
+
+
+STATE_LABELS: dict[str, str] = {
+    IncidentState.DETECTED: "Detected",
+    IncidentState.INVESTIGATING: "Investigating",
+    IncidentState.MITIGATED: "Mitigated, monitoring",
+    IncidentState.RESOLVED: "Resolved",
+}
+
+AUTO_TITLE = "{capability} is failing"
+
+SEVERITY_RULE = (
+    "SEV-1: a customer lost money, or {sev1} or more customers are affected. "
+    "SEV-2: a customer is locked out (cannot sign in, or waits for a workspace), or {sev2} or more are affected. "
+    "SEV-3: anything else. The rule only raises a live incident's severity; staff may set it by hand."
+)
+
+# The drafted update for each state, one click from posted (staff may edit the text first).
+DRAFTED_UPDATES: dict[str, str] = {
+    IncidentState.DETECTED: (
+        "{capability} is not working right now. We noticed at {detected}. Nothing you did caused this; "
+        "what you already started is kept and will finish by itself once it works again."
+    ),
+    IncidentState.INVESTIGATING: (
+        "We are investigating why {capability} is failing ({customers} customers affected so far). "
+        "Your data is safe; we will post the next update here."
+    ),
+    IncidentState.MITIGATED: (
+        "{capability} works again since {mitigated}. We are finishing what waited on it and watching it closely."
+    ),
+    IncidentState.RESOLVED: (
+        "{capability} has worked normally since {mitigated}. Everything that waited on it has been finished. "
+        "We are sorry for the disruption."
+    ),
+}
+
+STATUS_ALL_GOOD = "All systems working"
+STATUS_PROBLEM = "Some things are not working"
+BANNER_TEXT = "{capability}: {state}. {body}"
+STATUS_LINK = "Service status"
+
+TRANSITION_REFUSED = "An incident that is {current} cannot become {target}."
+STAFF_OPENED = "Opened by {staff}"
+STATE_CHANGED = "{old} -> {new}"
+SEVERITY_CHANGED = "Severity {old} -> {new} ({why})"
+SEVERITY_BY_RULE = "by the rule"
+SEVERITY_BY_STAFF = "set by {staff}"
+BREAKER_OPENED = "The {provider} breaker opened after repeated failures: {error}"
+FIRST_FAILURE = "First failed call to {provider}"
+FIRST_RECOVERY = "First call to {provider} that succeeded again"
+DEPLOY = "Deploy: {count} migrations applied{names}"
+UPDATE_EMPTY = "Write what customers should read."
+STATUS_LINK_TEXT = "Is something not working? See the service status"

@@ -90,6 +90,6 @@ def write_status_file() -> Path:
 def read_status_file() -> dict[str, Any] | None:
     """The last status written, or None when none was written yet (a fresh install that never had an incident)."""
     try:
-        return json.loads(status_file().read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads(status_file().read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None

@@ -13,6 +13,8 @@ class IncidentsConfig(AppConfig):
         # An incident opens within one probe interval of its breaker opening, and follows it to recovery.
         registry.register_periodic("incidents-watch", _watch, every_seconds=lambda: settings.BREAKER_PROBE_SECONDS)
         registry.register_recovery_hook("incidents", _on_recovery)
+        # The 30-day review of a post-mortem's action items: a reminder, once.
+        registry.register_periodic("incident-review-reminders", _remind, every_seconds=lambda: 3600.0)
 
 
 def _watch() -> None:
@@ -24,3 +26,9 @@ def _watch() -> None:
 
 def _on_recovery(provider: str) -> None:
     _watch()
+
+
+def _remind() -> None:
+    from backstop.incidents.followup import send_review_reminders
+
+    send_review_reminders()

@@ -68,3 +68,31 @@ FIRST_RECOVERY = "First call to {provider} that succeeded again"
 DEPLOY = "Deploy: {count} migrations applied{names}"
 UPDATE_EMPTY = "Write what customers should read."
 STATUS_LINK_TEXT = "Is something not working? See the service status"
+SEVERITY_RULE_SHORT = "SEV-1 money lost or many customers, SEV-2 locked out or several, SEV-3 the rest"
+# What a customer lost, by the affected row's ``lost`` (a setup step or an attention record's kind).
+LOST_NAMES: dict[str, str] = {
+    "workspace": "creating their workspace (they could not use the product)",
+    "welcome_email": "receiving their welcome email",
+    "setup_stalled": "their account setup (it ran out of retries)",
+    "email_undelivered": "an email we owed them",
+    "payment_unresolved": "a payment that could not be settled",
+}
+PRIORITY_UNKNOWN = "Choose P0, P1 or P2."
+OWNER_NOT_STAFF = "The owner must be one of the team."
+REVIEW_REMINDER_SUBJECT = "30 days on: review the action items of \"{title}\""
+REVIEW_REMINDER = (
+    "Hello {name},\n\n"
+    "It is 30 days since \"{title}\". {open_count} of its action items are still open; yours:\n{items}\n\n"
+    "Are they still worth doing? Finish, drop or defer them on the desk."
+)
+AMENDS_SUBJECT = "What the {capability} outage cost you, and what we are doing about it"
+AMENDS_TEXT = (
+    "Hello {name},\n\n"
+    "On {start} UTC, {capability} stopped working for us, until {end} UTC. You were affected from {since}: "
+    "you waited {minutes} minutes for {lost}. {finished}\n\n"
+    "{credit}That was our failure, not yours, and we are sorry. The full account is on our status page."
+)
+AMENDS_FINISHED = "It finished by itself at {at}; nothing of what you had done was lost."
+AMENDS_NOT_FINISHED = "It has not finished yet: our support team has it and will write to you when it has."
+AMENDS_CREDIT = "We have added {days} days to your plan, at no cost. "
+AMENDS_CREDIT_REASON = "amends for the incident \"{incident}\""

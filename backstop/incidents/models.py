@@ -155,3 +155,75 @@ class AffectedCustomer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id}: account {self.account_id}"
+
+
+# --- Post-mortem ------------------------------------------------------------------------------------------
+
+class Priority(models.TextChoices):
+    P0 = "P0", "P0: before anything else"
+    P1 = "P1", "P1: this quarter"
+    P2 = "P2", "P2: when there is room"
+
+
+class TeamCapacity(models.Model):
+    """Set once (one row): what the team can give follow-up work, so the post-mortem can say when it is too much."""
+
+    people = models.PositiveIntegerField()
+    hours_per_week = models.PositiveIntegerField()  # each person's hours a week for incident follow-up
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.people} people x {self.hours_per_week} h/week"
+
+
+class ActionItem(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="action_items")
+    title = models.CharField(max_length=300)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    priority = models.CharField(max_length=2, choices=Priority.choices)
+    due = models.DateField()
+    estimate_hours = models.PositiveIntegerField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["done_at", "priority", "due", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.priority} {self.title}"
+
+
+class PostMortem(models.Model):
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    markdown = models.TextField()
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # The action items are reviewed 30 days after the incident: the reminder is sent once.
+    review_due_at = models.DateTimeField()
+    review_reminded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"post-mortem of {self.incident_id}"
+
+
+# --- Amends -------------------------------------------------------------------------------------------------
+
+class AmendsAction(models.Model):
+    """One staff click that told each affected customer what they lost (and credited the paying ones): audited, and
+    its counts shown on the incident. The click's key makes a double click one action; each customer's message and
+    credit have their own keys, so even two separate clicks tell and credit each customer once."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="amends")
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    credit_days = models.PositiveIntegerField(default=0)
+    messages_sent = models.IntegerField(default=0)
+    credits_granted = models.IntegerField(default=0)
+    already_done = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"amends {self.pk} of incident {self.incident_id}"

@@ -29,6 +29,11 @@ class SupportConfig(AppConfig):
         hooks.answer_waiting_on_an_incident(Case.objects.accounts_waiting_on_an_incident)
         # What the setup page promises (a next-try time, "our support team has it") is a promise on the open case.
         progress.on_setup_promise(record_setup_promise)
+        # An incident's post-mortem names the customers who wrote in during it, and what they wrote.
+        from backstop.incidents import hooks as incident_hooks
+        from backstop.support.incident_facts import contacts_between
+
+        incident_hooks.answer_contacts_between(contacts_between)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,

@@ -51,3 +51,19 @@ def staff(email: str = "oncall@backstop.localhost") -> Account:
     account.user_permissions.add(Permission.objects.get(content_type__app_label="incidents",
                                                         codename="change_incident"))
     return Account.objects.get(pk=account.pk)
+
+
+def make_paying(account: Account) -> None:
+    """The customer holds a paid annual plan (an order and its running entitlement), as checkout leaves it."""
+    from backstop.billing.models import AttemptState, Entitlement, Order, PurchaseAttempt
+    from backstop.billing.tests.conftest import annual_plan
+
+    now = timezone.now()
+    attempt = PurchaseAttempt.objects.create(
+        idempotency_key=f"paying-{account.pk}", request_fingerprint="x", product=annual_plan(), amount_cents=24900,
+        currency="usd", email=account.email, payment_method="pm_card_visa", state=AttemptState.FULFILLED)
+    order = Order.objects.create(reference=attempt.reference, attempt=attempt, product=attempt.product,
+                                 email=account.email, account=account, amount_cents=24900, currency="usd",
+                                 payment_id=f"pi_paying_{account.pk}", payment_created_at=now, fulfilled_by="checkout")
+    Entitlement.objects.create(order=order, product=attempt.product, email=account.email, account=account,
+                               starts_at=now, ends_at=now + dt.timedelta(days=365))

@@ -56,7 +56,9 @@ def open_breaker_incidents() -> bool:
                 opened = True
             continue
         assert breaker.opened_at is not None
-        started = breaker.failing_since or breaker.opened_at
+        # The run's first failure, unless the breaker's record of it is later than the opening (a failure counted
+        # by another process after a reset): the outage began no later than the breaker opened.
+        started = min(breaker.failing_since or breaker.opened_at, breaker.opened_at)
         incident, new = lifecycle.open_incident(
             title=messages.AUTO_TITLE.format(capability=messages.capability_name(breaker.provider)),
             capability=breaker.provider, cause=cause, opened_by=OpenedBy.BREAKER, started_at=started,
@@ -100,7 +102,7 @@ def follow_incident(incident: Incident, *, now: dt.datetime) -> bool:
         lifecycle.record_event(incident=incident, kind=EventKind.FIRST_RECOVERY, source=source,
                                at=breaker.recovered_at, text=messages.FIRST_RECOVERY.format(provider=provider))
         lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_CLOSED, source=source,
-                               at=breaker.recovered_at, text=BreakerState.CLOSED.label)
+                               at=breaker.recovered_at, text=messages.BREAKER_CLOSED.format(provider=provider))
         lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.MITIGATED, at=breaker.recovered_at)
         return True
     incident.refresh_from_db()

@@ -96,3 +96,4 @@ AMENDS_FINISHED = "It finished by itself at {at}; nothing of what you had done w
 AMENDS_NOT_FINISHED = "It has not finished yet: our support team has it and will write to you when it has."
 AMENDS_CREDIT = "We have added {days} days to your plan, at no cost. "
 AMENDS_CREDIT_REASON = "amends for the incident \"{incident}\""
+BREAKER_CLOSED = "The {provider} breaker closed: calls go through again"

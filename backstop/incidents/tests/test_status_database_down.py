@@ -36,8 +36,8 @@ def _signed_in(base_url: str) -> httpx.Client:
     page = client.get("/login")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert token
-    answer = client.post("/login", data={"email": STAFF["email"], "password": STAFF["password"],
-                                         "csrfmiddlewaretoken": token.group(1)}, headers={"Referer": f"{base_url}/login"})
+    answer = client.post("/login", headers={"Referer": f"{base_url}/login"}, data={
+        "email": STAFF["email"], "password": STAFF["password"], "csrfmiddlewaretoken": token.group(1)})
     assert answer.status_code == 302 and "sessionid" in client.cookies
     return client
 

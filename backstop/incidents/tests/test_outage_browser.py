@@ -132,7 +132,9 @@ def test_it_replays_an_outage_from_detection_to_amends(browser: Browser, server_
     expect(desk.locator("#amends-preview-summary")).to_have_text(
         f"{STRANDED} customers get one message each; {PAYING} paying customers get 14 days.")
     desk.locator("#amends-send button").dblclick()
-    expect(desk.locator("#amends-counts")).to_contain_text(f"{STRANDED} messages sent, {PAYING} credits granted")
+    # The 50 messages are written in the request (docs/decisions.md, "Incidents"): allow a loaded machine its time.
+    expect(desk.locator("#amends-counts")).to_contain_text(f"{STRANDED} messages sent, {PAYING} credits granted",
+                                                           timeout=60_000)
     assert database.scalar("SELECT COUNT(*) FROM incidents_amendsaction") == 1
     assert database.scalar("SELECT COUNT(*) FROM billing_credit") == PAYING
 

@@ -13,7 +13,7 @@
     }
     if (!banner) {
       banner = document.createElement("div");
-      banner.className = "banner";
+      banner.className = "incident-banner";
       banner.id = "incident-banner";
       banner.setAttribute("role", "status");
       var main = document.querySelector("main") || document.body;

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from backstop.billing.credits import NotCreditable, active_plan, grant_credit
 from backstop.incidents import messages
-from backstop.incidents.models import AffectedCustomer, AmendsAction, Incident
+from backstop.incidents.lifecycle import record_event, staff_source
+from backstop.incidents.models import AffectedCustomer, AmendsAction, EventKind, Incident
 from backstop.notify import services as notify
 from backstop.notify.models import Message
 
@@ -89,6 +90,9 @@ def make_amends(*, incident_id: int, credit_days: int, staff: Any, idempotency_k
     AmendsAction.objects.filter(pk=action.pk).update(messages_sent=sent, credits_granted=credited,
                                                       already_done=already, finished_at=timezone.now())
     action.refresh_from_db()
+    record_event(incident=incident, kind=EventKind.AMENDS_SENT, source=staff_source(staff), at=action.finished_at,
+                 text=messages.AMENDS_EVENT.format(sent=sent, credited=credited, days=credit_days, already=already),
+                 detail={"action": action.pk})
     return action
 
 

@@ -97,3 +97,4 @@ AMENDS_NOT_FINISHED = "It has not finished yet: our support team has it and will
 AMENDS_CREDIT = "We have added {days} days to your plan, at no cost. "
 AMENDS_CREDIT_REASON = "amends for the incident \"{incident}\""
 BREAKER_CLOSED = "The {provider} breaker closed: calls go through again"
+AMENDS_EVENT = "Amends: {sent} messages sent, {credited} credits of {days} days granted ({already} already told)"

@@ -99,6 +99,7 @@ class EventKind(models.TextChoices):
     STATE_CHANGED = "state_changed", "state changed"
     SEVERITY_CHANGED = "severity_changed", "severity changed"
     UPDATE_POSTED = "update_posted", "update posted"
+    AMENDS_SENT = "amends_sent", "amends sent"
     DEPLOY = "deploy", "deploy"
 
 

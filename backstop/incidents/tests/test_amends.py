@@ -12,7 +12,7 @@ from django.test import Client
 from backstop.billing.models import Credit
 from backstop.incidents import amends
 from backstop.incidents.detection import watch_breakers
-from backstop.incidents.models import AmendsAction, Incident
+from backstop.incidents.models import AmendsAction, EventKind, Incident, IncidentEvent
 from backstop.incidents.tests.helpers import (
     break_provider,
     finish_waiting,
@@ -76,4 +76,6 @@ def test_it_tells_and_credits_each_customer_once_however_often_it_is_clicked() -
     assert (first.messages_sent, first.credits_granted, first.staff_id) == (4, 2, person.pk)
     assert (second.messages_sent, second.credits_granted, second.already_done) == (0, 0, 4)
     assert amends.amends_counts(incident) == {"messages": 4, "credits": 2, "actions": 2}
+    assert [e.source for e in IncidentEvent.objects.filter(incident=incident, kind=EventKind.AMENDS_SENT)] == [
+        f"staff:{person.email}"] * 2  # on the timeline, each click with who made it
     assert "4 messages sent, 2 credits granted" in desk.get(f"/desk/incidents/record/{incident.pk}").content.decode()

@@ -83,9 +83,11 @@ def test_it_serves_the_same_page_through_django_where_the_front_is_absent() -> N
     assert response.status_code == 200 and b"We are looking into failed workspace creation." in response.content
 
 
-def test_it_links_the_contact_and_checkout_pages_to_the_status_page() -> None:
-    for path in ("/support/contact", "/checkout"):
-        response = Client().get(path)
+def test_it_links_the_setup_contact_and_checkout_pages_to_the_status_page() -> None:
+    client = Client()
+    client.force_login(waiting_customer(), backend="django.contrib.auth.backends.ModelBackend")
+    for path in ("/setup", "/support/contact", "/checkout"):
+        response = client.get(path)
         assert response.status_code == 200, path
         assert re.search(rb'<a href="/status">', response.content), path
         assert b'<script src="/status/banner.js" defer>' in response.content, path

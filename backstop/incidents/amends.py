@@ -57,17 +57,30 @@ def preview_amends(*, incident_id: int, credit_days: int) -> list[Amend]:
     return [amend_for(incident, row, credit_days=credit_days, now=now) for row in rows]
 
 
-def make_amends(*, incident_id: int, credit_days: int, staff: Any, idempotency_key: str) -> AmendsAction:
-    """Tell (and credit) every affected customer once. A second click with the same key is the first one's result."""
+def request_amends(*, incident_id: int, credit_days: int, staff: Any, idempotency_key: str) -> AmendsAction:
+    """Write the click down (once per key) and hand it to its workflow (``incidents.workflows``) once committed: the
+    request answers at once however many customers there are. A second click with the same key is the first one."""
+    from backstop.incidents.workflows import amends_operation
+
     try:
         with transaction.atomic():
             action = AmendsAction.objects.create(incident_id=incident_id, idempotency_key=idempotency_key,
                                                  staff=staff, credit_days=credit_days)
     except IntegrityError:
         return AmendsAction.objects.get(idempotency_key=idempotency_key)
-    incident = action.incident
+    amends_operation.start_after_commit(action.pk, idempotency_key)
+    return action
+
+
+def carry_out_amends(*, action_id: int) -> AmendsAction:
+    """Tell (and credit) every affected customer of the action's incident once: each message and credit has its
+    customer's key, so a run interrupted half-way and run again, or another action, tells nobody twice."""
+    action = AmendsAction.objects.select_related("incident", "staff").get(pk=action_id)
+    if action.finished_at is not None:
+        return action
+    incident, staff, credit_days = action.incident, action.staff, action.credit_days
     sent = credited = already = 0
-    for amend in preview_amends(incident_id=incident_id, credit_days=credit_days):
+    for amend in preview_amends(incident_id=incident.pk, credit_days=credit_days):
         account = amend.customer.account
         key = message_key(incident, account.pk)
         if Message.objects.filter(key=key).exists():
@@ -87,13 +100,22 @@ def make_amends(*, incident_id: int, credit_days: int, staff: Any, idempotency_k
                                          key=f"incident-credit:{incident.pk}:{account.pk}")
             except NotCreditable:
                 pass  # the plan ended between the preview and the click: nothing to extend
-    AmendsAction.objects.filter(pk=action.pk).update(messages_sent=sent, credits_granted=credited,
-                                                      already_done=already, finished_at=timezone.now())
+    finished = timezone.now()
+    if AmendsAction.objects.filter(pk=action.pk, finished_at__isnull=True).update(
+            messages_sent=sent, credits_granted=credited, already_done=already, finished_at=finished):
+        record_event(incident=incident, kind=EventKind.AMENDS_SENT, source=staff_source(staff), at=finished,
+                     text=messages.AMENDS_EVENT.format(sent=sent, credited=credited, days=credit_days,
+                                                       already=already),
+                     detail={"action": action.pk})
     action.refresh_from_db()
-    record_event(incident=incident, kind=EventKind.AMENDS_SENT, source=staff_source(staff), at=action.finished_at,
-                 text=messages.AMENDS_EVENT.format(sent=sent, credited=credited, days=credit_days, already=already),
-                 detail={"action": action.pk})
     return action
+
+
+def unfinished_amends(grace_seconds: float) -> list[tuple[int, str]]:
+    """Clicks whose workflow may never have started (the process stopped after the commit): the sweep starts them."""
+    before = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    return list(AmendsAction.objects.filter(finished_at__isnull=True, created_at__lt=before)
+                .order_by("created_at").values_list("pk", "idempotency_key")[:200])
 
 
 def amends_counts(incident: Incident) -> dict[str, int]:

@@ -221,7 +221,7 @@ def amends_page(request: HttpRequest, incident_id: int) -> HttpResponse:
     if request.method == "POST":
         form = AmendsForm(request.POST)
         if form.is_valid():
-            amends.make_amends(incident_id=incident.pk, credit_days=form.cleaned_data["credit_days"] or 0,
+            amends.request_amends(incident_id=incident.pk, credit_days=form.cleaned_data["credit_days"] or 0,
                                staff=request.user, idempotency_key=form.cleaned_data["idempotency_key"])
         return redirect("desk-incident-amends", incident_id=incident.pk)
     try:
@@ -234,4 +234,5 @@ def amends_page(request: HttpRequest, incident_id: int) -> HttpResponse:
         "paying": sum(1 for amend in preview if amend.paying), "credit_days": credit_days,
         "key": uuid.uuid4().hex, "counts": amends.amends_counts(incident),
         "actions": incident.amends.select_related("staff").order_by("-created_at"),
+        "in_progress": incident.amends.filter(finished_at__isnull=True).exists(),
     })

@@ -67,8 +67,14 @@ def test_it_tells_and_credits_each_customer_once_however_often_it_is_clicked() -
     key = page.split('name="idempotency_key" value="')[1].split('"')[0]
     for _ in range(2):  # a double click
         desk.post(f"/desk/incidents/record/{incident.pk}/amends", {"credit_days": "14", "idempotency_key": key})
+    assert AmendsAction.objects.count() == 1
+    assert not Message.objects.filter(kind="incident_amends").exists()  # the click only wrote the intent down
+    assert "Amends are being sent" in desk.get(f"/desk/incidents/record/{incident.pk}/amends").content.decode()
+    amends.carry_out_amends(action_id=AmendsAction.objects.get().pk)  # the workflow's work
+    amends.carry_out_amends(action_id=AmendsAction.objects.get().pk)  # ... replayed: nothing more
     # ... and a second, separate click later: nobody is told or credited twice.
     desk.post(f"/desk/incidents/record/{incident.pk}/amends", {"credit_days": "14", "idempotency_key": "another"})
+    amends.carry_out_amends(action_id=AmendsAction.objects.get(idempotency_key="another").pk)
     sent = Message.objects.filter(kind="incident_amends")
     assert sorted(sent.values_list("to", flat=True)) == sorted(c.email for c in customers)
     assert Credit.objects.count() == 2 and all(credit.days == 14 for credit in Credit.objects.all())
@@ -79,3 +85,11 @@ def test_it_tells_and_credits_each_customer_once_however_often_it_is_clicked() -
     assert [e.source for e in IncidentEvent.objects.filter(incident=incident, kind=EventKind.AMENDS_SENT)] == [
         f"staff:{person.email}"] * 2  # on the timeline, each click with who made it
     assert "4 messages sent, 2 credits granted" in desk.get(f"/desk/incidents/record/{incident.pk}").content.decode()
+
+
+def test_it_leaves_an_unfinished_click_to_the_sweep() -> None:
+    incident, _ = _incident_with_customers()
+    action = amends.request_amends(incident_id=incident.pk, credit_days=0, staff=staff(), idempotency_key="k")
+    assert amends.unfinished_amends(grace_seconds=0) == [(action.pk, "k")]
+    amends.carry_out_amends(action_id=action.pk)
+    assert amends.unfinished_amends(grace_seconds=0) == []

@@ -8,6 +8,7 @@ class IncidentsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from backstop.incidents import checks  # noqa: F401  (registers the incident settings checks)
         from backstop.runtime import registry
 
         # An incident opens within one probe interval of its breaker opening, and follows it to recovery.

@@ -266,6 +266,8 @@ INCIDENTS_STATUS_FILE = env_path("BACKSTOP_INCIDENTS_STATUS_FILE", DATA_DIR / "s
 # The severity rule's counts (incidents/severity.py): customers affected that make an incident SEV-1 and SEV-2.
 INCIDENT_SEV1_CUSTOMERS = env_int("BACKSTOP_INCIDENT_SEV1_CUSTOMERS", 50, minimum=2)
 INCIDENT_SEV2_CUSTOMERS = env_int("BACKSTOP_INCIDENT_SEV2_CUSTOMERS", 5, minimum=1)
+# Customers hurt by one provider that is failing (before its breaker opens) that open an incident by themselves.
+INCIDENT_OPEN_AT_CUSTOMERS = env_int("BACKSTOP_INCIDENT_OPEN_AT_CUSTOMERS", 3, minimum=1)
 # A mitigated incident resolves by itself once its capability has worked this long and no customer waits on it.
 INCIDENT_RESOLVE_AFTER_SECONDS = env_float("BACKSTOP_INCIDENT_RESOLVE_AFTER_SECONDS", 300.0, minimum=0)
 # How often the banner script asks for the status (it is one small file read per request).

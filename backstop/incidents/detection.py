@@ -39,6 +39,7 @@ WAITING_STATUSES = (StepStatus.PENDING, StepStatus.RETRYING, StepStatus.WAITING,
 def watch_breakers(now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     changed = open_breaker_incidents()
+    changed |= open_incidents_by_failures()
     for incident in Incident.objects.live().exclude(cause=""):
         changed |= follow_incident(incident, now=now)
     if changed:
@@ -75,6 +76,30 @@ def open_breaker_incidents() -> bool:
     return opened
 
 
+def open_incidents_by_failures() -> bool:
+    """The error-rate trigger: a provider failing right now (failures counted on its breaker, not yet open) that
+    already hurts INCIDENT_OPEN_AT_CUSTOMERS customers is an incident before the breaker says so."""
+    opened = False
+    failing = CircuitBreaker.objects.filter(state=BreakerState.CLOSED, consecutive_failures__gt=0)
+    for breaker in failing:
+        cause = provider_cause(breaker.provider)
+        if Incident.objects.live().filter(cause=cause).exists():
+            continue
+        if len(affected_now(breaker.provider)) < settings.INCIDENT_OPEN_AT_CUSTOMERS:
+            continue
+        started = breaker.failing_since or timezone.now()
+        incident, new = lifecycle.open_incident(
+            title=messages.AUTO_TITLE.format(capability=messages.capability_name(breaker.provider)),
+            capability=breaker.provider, cause=cause, opened_by=OpenedBy.FAILURES, started_at=started,
+            last_error=breaker.last_error)
+        if new:
+            lifecycle.record_event(incident=incident, kind=EventKind.FIRST_FAILURE,
+                                   source=f"breaker:{breaker.provider}", at=started,
+                                   text=messages.FIRST_FAILURE.format(provider=breaker.provider))
+            opened = True
+    return opened
+
+
 def affected_now(provider: str) -> dict[int, tuple[str, int]]:
     """Accounts the provider's failure hurts right now: {account id: (what they lost, harm)}."""
     found: dict[int, tuple[str, int]] = {}
@@ -94,16 +119,16 @@ def follow_incident(incident: Incident, *, now: dt.datetime) -> bool:
     provider = provider_of_cause(incident.cause)
     changed = _count_affected(incident, provider, now=now)
     breaker = CircuitBreaker.objects.filter(pk=provider).first()
-    recovered = (breaker is not None and breaker.state == BreakerState.CLOSED and breaker.recovered_at is not None
-                 and breaker.recovered_at >= incident.started_at)
-    if recovered and incident.state in (IncidentState.DETECTED, IncidentState.INVESTIGATING):
-        assert breaker is not None and breaker.recovered_at is not None
+    recovered_at = _recovered_at(incident, breaker)
+    recovered = recovered_at is not None
+    if recovered_at is not None and incident.state in (IncidentState.DETECTED, IncidentState.INVESTIGATING):
         source = f"breaker:{provider}"
         lifecycle.record_event(incident=incident, kind=EventKind.FIRST_RECOVERY, source=source,
-                               at=breaker.recovered_at, text=messages.FIRST_RECOVERY.format(provider=provider))
-        lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_CLOSED, source=source,
-                               at=breaker.recovered_at, text=messages.BREAKER_CLOSED.format(provider=provider))
-        lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.MITIGATED, at=breaker.recovered_at)
+                               at=recovered_at, text=messages.FIRST_RECOVERY.format(provider=provider))
+        if breaker is not None and breaker.recovered_at == recovered_at:  # it had opened: it closed
+            lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_CLOSED, source=source,
+                                   at=recovered_at, text=messages.BREAKER_CLOSED.format(provider=provider))
+        lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.MITIGATED, at=recovered_at)
         return True
     incident.refresh_from_db()
     if incident.state == IncidentState.MITIGATED and recovered and incident.mitigated_at is not None:
@@ -112,6 +137,18 @@ def follow_incident(incident: Incident, *, now: dt.datetime) -> bool:
             lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.RESOLVED)
             return True
     return changed
+
+
+def _recovered_at(incident: Incident, breaker: CircuitBreaker | None) -> dt.datetime | None:
+    """When the provider worked again: the success that closed its open breaker, or, for an incident its failures
+    opened before the breaker did, the success that reset their count (the breaker's last change)."""
+    if breaker is None or breaker.state != BreakerState.CLOSED:
+        return None
+    if breaker.recovered_at is not None and breaker.recovered_at >= incident.started_at:
+        return breaker.recovered_at
+    if incident.opened_by == OpenedBy.FAILURES and breaker.consecutive_failures == 0:
+        return max(breaker.updated_at, incident.started_at)
+    return None
 
 
 def _count_affected(incident: Incident, provider: str, *, now: dt.datetime) -> bool:

@@ -29,6 +29,7 @@ class Severity(models.IntegerChoices):
 
 class OpenedBy(models.TextChoices):
     BREAKER = "breaker", "a provider's circuit breaker opened"
+    FAILURES = "failures", "customers failing on one provider before its breaker opened"
     STAFF = "staff", "opened by staff"
 
 

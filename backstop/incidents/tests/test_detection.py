@@ -138,3 +138,25 @@ def test_it_records_a_deploy_at_serve_start_up_naming_the_migrations_applied_sin
     deploys = list(IncidentEvent.objects.filter(kind=EventKind.DEPLOY).order_by("at"))
     assert len(deploys) == 2
     assert deploys[1].detail["migrations"] == ["incidents.9999_pretend"]
+
+
+def test_it_opens_an_incident_when_enough_customers_fail_before_the_breaker_opens(settings: Any) -> None:
+    settings.INCIDENT_OPEN_AT_CUSTOMERS = 3
+    from backstop.runtime.models import CircuitBreaker
+
+    CircuitBreaker.objects.create(provider="workspace", consecutive_failures=2, last_error="timeout",
+                                  failing_since=timezone.now() - dt.timedelta(minutes=2))
+    waiting_customer()
+    waiting_customer()
+    watch_breakers()
+    assert not Incident.objects.exists()  # two customers: not yet an incident
+    waiting_customer()
+    watch_breakers()
+    incident = Incident.objects.get()
+    assert (incident.opened_by, incident.customers_affected) == (OpenedBy.FAILURES, 3)
+    CircuitBreaker.objects.record_success("workspace")  # a call succeeds: the count of failures resets
+    watch_breakers()
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.MITIGATED
+    assert IncidentEvent.objects.filter(incident=incident, kind=EventKind.FIRST_RECOVERY).count() == 1
+    assert not IncidentEvent.objects.filter(incident=incident, kind=EventKind.BREAKER_CLOSED).exists()

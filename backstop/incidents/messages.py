@@ -76,6 +76,11 @@ LOST_NAMES: dict[str, str] = {
     "setup_stalled": "their account setup (it ran out of retries)",
     "email_undelivered": "an email we owed them",
     "payment_unresolved": "a payment that could not be settled",
+    "payment_unmatched": "a payment we took without giving them what they paid for",
+    "order_without_payment": "an order whose payment we could not find",
+    "refund_partial": "part of a refund",
+    "refund_unconfirmed": "a refund the processor has not confirmed",
+    "email_key_shared": "their account's address, which another account shares",
 }
 PRIORITY_UNKNOWN = "Choose P0, P1 or P2."
 OWNER_NOT_STAFF = "The owner must be one of the team."

@@ -123,3 +123,18 @@ def test_it_keeps_the_desk_pages_to_staff() -> None:
     client = Client()
     client.force_login(customer, backend="django.contrib.auth.backends.ModelBackend")
     assert client.get("/desk/incidents/").status_code == 403
+
+
+def test_it_lets_staff_open_an_incident_by_hand_from_the_desk(status_file: Path,
+                                                              django_capture_on_commit_callbacks: Any) -> None:
+    desk = Client()
+    person = staff()
+    desk.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = desk.post("/desk/incidents/open", {"title": "Exports fail after the 14:00 deploy",
+                                                      "capability": "Exports", "severity": "2"})
+    incident = Incident.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/desk/incidents/record/{incident.pk}"
+    assert (incident.opened_by, incident.opened_by_staff_id, incident.capability, incident.severity) == (
+        "staff", person.pk, "exports", 2)
+    assert json.loads(status_file.read_text())["live"][0]["title"] == "Exports fail after the 14:00 deploy"

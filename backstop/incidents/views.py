@@ -75,6 +75,10 @@ def incidents_page(request: HttpRequest) -> HttpResponse:
         "live": Incident.objects.live(),
         "history": Incident.objects.filter(state=IncidentState.RESOLVED).order_by("-started_at")[:100],
         "form": OpenIncidentForm(), "severity_rule": _severity_rule(),
+        # Tracked here until done, across incidents, against what the team can give.
+        "open_items": ActionItem.objects.filter(done_at__isnull=True).select_related("owner", "incident")
+        .order_by("priority", "due"),
+        "capacity": postmortem_facts.capacity_check(),
     })
 
 

@@ -170,11 +170,16 @@ def _start_demo_fakepay(
 
 def _record_start_up() -> None:
     """The deploy on the incidents' timeline, and the status page's file written fresh (it may predate the code)."""
+    from django.db import DatabaseError
+
     from backstop.incidents.deploys import record_serve_start
     from backstop.incidents.status_page import write_status_file
 
-    record_serve_start()
-    write_status_file()
+    try:
+        record_serve_start()
+        write_status_file()
+    except (DatabaseError, OSError):  # the record is for people; serving must not wait on it
+        logging.getLogger("backstop.cli").exception("the deploy or the status file could not be recorded")
 
 
 def run_serve(args: argparse.Namespace) -> None:

@@ -56,6 +56,10 @@ def test_it_replays_an_outage_from_detection_to_amends(browser: Browser, server_
     database = server.database
     _create_staff(server)
     assert "All systems working" in httpx.get(f"{server.url}/status", timeout=10).text
+    # `serve --migrate` recorded its deploy, naming the migrations it applied.
+    deploy = database.query("SELECT source, text FROM incidents_incidentevent WHERE kind = 'deploy'")
+    assert len(deploy) == 1 and deploy[0][0].startswith("serve@")
+    assert re.match(r"Deploy: [1-9]\d* migrations applied: ", deploy[0][1])
 
     # A customer has the contact page open; the workspace provider goes down while 50 people sign up.
     customer = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 800}).new_page()

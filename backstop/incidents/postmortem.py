@@ -97,9 +97,10 @@ def draft_postmortem(incident: Incident) -> str:
     if states:
         lines.append("- Their accounts now: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
     paying = Order.objects.filter(account__in=accounts, status=OrderStatus.PAID)
-    money = paying.aggregate(total=Sum("amount_cents"))["total"] or 0
+    by_currency = paying.values("currency").annotate(total=Sum("amount_cents")).order_by("currency")
+    money = ", ".join(f"{row['total'] / 100:.2f} {row['currency'].upper()}" for row in by_currency) or "0.00"
     lines.append(f"- Money at risk: {paying.values('account').distinct().count()} paying customers, "
-                 f"{money / 100:.2f} in paid orders")
+                 f"{money} in paid orders")
     emails = Message.objects.filter(created_at__gte=start, created_at__lte=end)
     by_status = Counter(emails.values_list("status", flat=True))
     lines.append(f"- Emails and texts during the incident: {sum(by_status.values())} "

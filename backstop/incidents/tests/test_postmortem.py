@@ -67,7 +67,7 @@ def test_it_fills_in_every_known_fact_and_asks_the_rest() -> None:
     assert f"{incident.started_at:%Y-%m-%d %H:%M:%S} UTC" in text
     assert f"resolved at {incident.resolved_at:%Y-%m-%d %H:%M:%S} UTC" in text
     assert "3 customers were affected" in text and "3 customers could not finish: creating their workspace" in text
-    assert "Money at risk: 1 paying customers, 249.00 in paid orders" in text
+    assert "Money at risk: 1 paying customers, 249.00 USD in paid orders" in text
     assert f'{customers[1].email}: "Where is my workspace?"' in text
     assert 'last error was "workspace API answered 503"' in text
     assert "ada@backstop.localhost" in text

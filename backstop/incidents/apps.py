@@ -15,7 +15,8 @@ class IncidentsConfig(AppConfig):
         # Amends run in a workflow of their own (incidents.workflows), on a queue of their own.
         registry.register_workflows("backstop.incidents.workflows")
         registry.register_queue("incidents", concurrency=lambda: 2, poll_seconds=lambda: settings.QUEUE_POLL_SECONDS)
-        registry.register_periodic("incidents-watch", _watch, every_seconds=lambda: settings.BREAKER_PROBE_SECONDS)
+        registry.register_periodic("incidents-follow-breakers", _watch,
+                                   every_seconds=lambda: settings.BREAKER_PROBE_SECONDS)
         registry.register_recovery_hook("incidents", _on_recovery)
         # The 30-day review of a post-mortem's action items: a reminder, once.
         registry.register_periodic("incident-review-reminders", _remind, every_seconds=lambda: 3600.0)

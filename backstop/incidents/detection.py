@@ -24,6 +24,7 @@ from backstop.incidents.models import (
     AffectedSample,
     EventKind,
     Incident,
+    IncidentEvent,
     IncidentState,
     OpenedBy,
     Severity,
@@ -49,30 +50,32 @@ def watch_breakers(now: dt.datetime | None = None) -> None:
 def open_breaker_incidents() -> bool:
     opened = False
     for breaker in CircuitBreaker.objects.exclude(state=BreakerState.CLOSED).exclude(opened_at__isnull=True):
-        cause = provider_cause(breaker.provider)
-        live = Incident.objects.live().filter(cause=cause).first()
-        if live is not None:
-            if live.state == IncidentState.MITIGATED:  # it failed again before we called it over
-                lifecycle.advance_incident(incident_id=live.pk, to_state=IncidentState.INVESTIGATING)
-                opened = True
-            continue
         assert breaker.opened_at is not None
-        # The run's first failure, unless the breaker's record of it is later than the opening (a failure counted
-        # by another process after a reset): the outage began no later than the breaker opened.
-        started = min(breaker.failing_since or breaker.opened_at, breaker.opened_at)
-        incident, new = lifecycle.open_incident(
-            title=messages.AUTO_TITLE.format(capability=messages.capability_name(breaker.provider)),
-            capability=breaker.provider, cause=cause, opened_by=OpenedBy.BREAKER, started_at=started,
-            last_error=breaker.last_error)
-        if not new:
-            continue
-        opened = True
+        cause = provider_cause(breaker.provider)
         source = f"breaker:{breaker.provider}"
-        lifecycle.record_event(incident=incident, kind=EventKind.FIRST_FAILURE, source=source, at=started,
-                               text=messages.FIRST_FAILURE.format(provider=breaker.provider))
-        lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_OPENED, source=source, at=breaker.opened_at,
-                               text=messages.BREAKER_OPENED.format(provider=breaker.provider,
-                                                                   error=breaker.last_error or "-"))
+        incident = Incident.objects.live().filter(cause=cause).first()
+        if incident is not None:
+            if incident.state == IncidentState.MITIGATED:  # it failed again before we called it over
+                lifecycle.advance_incident(incident_id=incident.pk, to_state=IncidentState.INVESTIGATING)
+                opened = True
+        else:
+            # The run's first failure, unless the breaker's record of it is later than the opening (a failure
+            # counted by another process after a reset): the outage began no later than the breaker opened.
+            started = min(breaker.failing_since or breaker.opened_at, breaker.opened_at)
+            incident, new = lifecycle.open_incident(
+                title=messages.AUTO_TITLE.format(capability=messages.capability_name(breaker.provider)),
+                capability=breaker.provider, cause=cause, opened_by=OpenedBy.BREAKER, started_at=started,
+                last_error=breaker.last_error)
+            if new:
+                opened = True
+                lifecycle.record_event(incident=incident, kind=EventKind.FIRST_FAILURE, source=source, at=started,
+                                       text=messages.FIRST_FAILURE.format(provider=breaker.provider))
+        # Each opening is on the timeline, also of an incident its failures opened before the breaker did.
+        if not IncidentEvent.objects.filter(incident=incident, kind=EventKind.BREAKER_OPENED,
+                                            at=breaker.opened_at).exists():
+            lifecycle.record_event(incident=incident, kind=EventKind.BREAKER_OPENED, source=source,
+                                   at=breaker.opened_at, text=messages.BREAKER_OPENED.format(
+                                       provider=breaker.provider, error=breaker.last_error or "-"))
     return opened
 
 

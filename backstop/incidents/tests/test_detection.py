@@ -160,3 +160,20 @@ def test_it_opens_an_incident_when_enough_customers_fail_before_the_breaker_open
     assert incident.state == IncidentState.MITIGATED
     assert IncidentEvent.objects.filter(incident=incident, kind=EventKind.FIRST_RECOVERY).count() == 1
     assert not IncidentEvent.objects.filter(incident=incident, kind=EventKind.BREAKER_CLOSED).exists()
+
+
+def test_it_puts_the_breaker_opening_on_the_timeline_of_an_incident_its_failures_opened_first(settings: Any) -> None:
+    settings.INCIDENT_OPEN_AT_CUSTOMERS = 1
+    from backstop.runtime.models import CircuitBreaker
+
+    CircuitBreaker.objects.create(provider="workspace", consecutive_failures=1, last_error="timeout",
+                                  failing_since=timezone.now() - dt.timedelta(minutes=2))
+    waiting_customer()
+    watch_breakers()
+    incident = Incident.objects.get()
+    breaker = break_provider("workspace", minutes_ago=1)
+    watch_breakers()
+    watch_breakers()
+    assert list(IncidentEvent.objects.filter(incident=incident, kind=EventKind.BREAKER_OPENED)
+                .values_list("at", flat=True)) == [breaker.opened_at]
+    assert Incident.objects.count() == 1

@@ -34,10 +34,10 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert [spec.name for spec in registry.queues()] == [
         "setup", "setup-batch", "delivery", "support", "incidents", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
-    assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
+    assert [name for name, _ in registry.loops()] == [
+        "setup-dispatcher", "incidents-follow-breakers", "purchase-starter"]
     assert [job.name for job in registry.periodic_jobs()] == [
-        "breaker-probes", "support-cycle", "incident-watch", "incidents-follow-breakers", "incident-review-reminders",
-        "draft-cleanup"]
+        "breaker-probes", "support-cycle", "incident-watch", "incident-review-reminders", "draft-cleanup"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
     assert sorted(registry.probes()) == ["email", "sms", "workspace"]
     assert [name for name, _ in registry.recovery_hooks()] == ["setup", "support-incidents", "incidents"]

@@ -179,6 +179,20 @@ def _start_demo_fakepay(
     return child
 
 
+def _record_start_up() -> None:
+    """The deploy on the incidents' timeline, and the status page's file written fresh (it may predate the code)."""
+    from django.db import DatabaseError
+
+    from backstop.incidents.deploys import record_serve_start
+    from backstop.incidents.status_page import write_status_file
+
+    try:
+        record_serve_start()
+        write_status_file()
+    except (DatabaseError, OSError):  # the record is for people; serving must not wait on it
+        logging.getLogger("backstop.cli").exception("the deploy or the status file could not be recorded")
+
+
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
     _prepare(migrate=args.migrate)
@@ -194,6 +208,7 @@ def run_serve(args: argparse.Namespace) -> None:
     if settings.SERVE_WORKFLOWS == "process":
         worker = WorkerProcess(executor_id=f"{engine.default_executor_id('web')}-workflows")
         worker.start()
+    _record_start_up()
     print(f"Backstop serving on http://{args.host}:{args.port} (workflows: {settings.SERVE_WORKFLOWS})", flush=True)
     _stop_on_sigterm()
 

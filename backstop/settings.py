@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "backstop.notify",
     "backstop.attention",
     "backstop.support",
+    "backstop.incidents",
     "backstop.demo",
     "backstop.billing",
     "backstop.drafts",
@@ -263,6 +264,19 @@ SUPPORT_INCIDENT_MIN_CASES = env_int("BACKSTOP_SUPPORT_INCIDENT_MIN_CASES", 3, m
 SUPPORT_INCIDENT_SETTLE_SECONDS = env_float("BACKSTOP_SUPPORT_INCIDENT_SETTLE_SECONDS", 900.0, minimum=1)
 # How long the contact form watches a retried setup before answering "still running".
 SUPPORT_CONTACT_WAIT_SECONDS = env_float("BACKSTOP_SUPPORT_CONTACT_WAIT_SECONDS", 5.0, minimum=0)
+
+# --- Incidents (backstop/incidents) ---------------------------------------------------------------
+# The public status page's file, written at each change and read without the database (docs/decisions.md).
+INCIDENTS_STATUS_FILE = env_path("BACKSTOP_INCIDENTS_STATUS_FILE", DATA_DIR / "status.json")
+# The severity rule's counts (incidents/severity.py): customers affected that make an incident SEV-1 and SEV-2.
+INCIDENT_SEV1_CUSTOMERS = env_int("BACKSTOP_INCIDENT_SEV1_CUSTOMERS", 50, minimum=2)
+INCIDENT_SEV2_CUSTOMERS = env_int("BACKSTOP_INCIDENT_SEV2_CUSTOMERS", 5, minimum=1)
+# Customers hurt by one provider that is failing (before its breaker opens) that open an incident by themselves.
+INCIDENT_OPEN_AT_CUSTOMERS = env_int("BACKSTOP_INCIDENT_OPEN_AT_CUSTOMERS", 3, minimum=1)
+# A mitigated incident resolves by itself once its capability has worked this long and no customer waits on it.
+INCIDENT_RESOLVE_AFTER_SECONDS = env_float("BACKSTOP_INCIDENT_RESOLVE_AFTER_SECONDS", 300.0, minimum=0)
+# How often the banner script asks for the status (it is one small file read per request).
+INCIDENT_BANNER_POLL_SECONDS = env_float("BACKSTOP_INCIDENT_BANNER_POLL_SECONDS", 15.0, minimum=0.5)
 
 # --- Drafts ---------------------------------------------------------------------------------------
 # A draft nobody touched for this long is deleted (a visitor's draft cookie lasts as long); sent ones go at once.

@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("backstop.support.urls")),
     path("", include("backstop.monitoring.urls")),
+    path("", include("backstop.incidents.urls")),
 ]
 
 if settings.DEMO_PAGES:

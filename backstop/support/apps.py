@@ -49,6 +49,11 @@ class SupportConfig(AppConfig):
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         # Last week's figures to staff, once per week (the pass is hourly; the email's key makes it once).
         registry.register_periodic("support-weekly", _send_weekly_summary, every_seconds=lambda: 3600)
+        # An incident's post-mortem names the customers who wrote in during it, and what they wrote.
+        from backstop.incidents import hooks as incident_hooks
+        from backstop.support.incident_facts import contacts_between
+
+        incident_hooks.answer_contacts_between(contacts_between)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,

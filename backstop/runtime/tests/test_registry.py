@@ -30,15 +30,17 @@ def registered() -> dict[str, list[Any]]:
 def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert registry.workflow_modules() == [
         "backstop.accounts.workflows", "backstop.accounts.recovery", "backstop.notify.workflows",
-        "backstop.support.workflows", "backstop.billing.workflows"]
-    assert [spec.name for spec in registry.queues()] == ["setup", "setup-batch", "delivery", "support", "purchase"]
+        "backstop.support.workflows", "backstop.incidents.workflows", "backstop.billing.workflows"]
+    assert [spec.name for spec in registry.queues()] == [
+        "setup", "setup-batch", "delivery", "support", "incidents", "purchase"]
     assert [name for name, _ in registry.launch_steps()] == ["reconcile-schedule"]
-    assert [name for name, _ in registry.loops()] == ["setup-dispatcher", "purchase-starter"]
+    assert [name for name, _ in registry.loops()] == [
+        "setup-dispatcher", "incidents-follow-breakers", "purchase-starter"]
     assert [job.name for job in registry.periodic_jobs()] == [
-        "breaker-probes", "support-cycle", "incident-watch", "draft-cleanup"]
+        "breaker-probes", "support-cycle", "incident-watch", "incident-review-reminders", "draft-cleanup"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
     assert sorted(registry.probes()) == ["email", "sms", "workspace"]
-    assert [name for name, _ in registry.recovery_hooks()] == ["setup", "support-incidents"]
+    assert [name for name, _ in registry.recovery_hooks()] == ["setup", "support-incidents", "incidents"]
 
 
 def test_it_registers_message_delivery_sweep_when_the_engine_loads_the_workflows() -> None:

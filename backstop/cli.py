@@ -29,14 +29,19 @@ def _setup_django() -> None:
     django.setup()
 
 
-def _prepare(*, migrate: bool) -> None:
+def _prepare(*, migrate: bool, command: str) -> None:
     from django.conf import settings
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
 
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
     call_command("check", fail_level="ERROR")
     if migrate:
-        call_command("migrate", interactive=False, verbosity=0)
+        # `backstop migrate` is behind the deploy guard (backstop/preflight/guard.py): in production it refuses a plan
+        # no recent preflight passed, and the process does not start on a schema it was not cleared to change.
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        except CommandError as refused:
+            raise SystemExit(f"backstop {command} --migrate: {refused}") from refused
     if settings.INITIAL_FAULTS:
         from backstop.demo.faults import parse_faults
         from backstop.demo.models import FaultSetting
@@ -95,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> None:
     # Before Django reads its settings: the web process must be pointed at the fakepay this demo starts.
     fakepay_socket = _demo_fakepay_socket(args.fakepay_port)
     _setup_django()
-    _prepare(migrate=True)
+    _prepare(migrate=True, command="demo")
     from backstop.accounts.staff import ensure_staff_account
     from backstop.runtime import engine
 
@@ -170,7 +175,7 @@ def _start_demo_fakepay(
 
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
-    _prepare(migrate=args.migrate)
+    _prepare(migrate=args.migrate, command="serve")
     from django.conf import settings
 
     from backstop.runtime import engine
@@ -262,7 +267,7 @@ def run_worker(args: argparse.Namespace) -> None:
     _setup_django()
     if args.exit_with_parent:
         _exit_when_parent_dies()
-    _prepare(migrate=args.migrate)
+    _prepare(migrate=args.migrate, command="worker")
     from backstop.runtime import engine
 
     executor = engine.launch(role="worker")
@@ -327,11 +332,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--threads", type=int, default=16)
-    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     serve.set_defaults(run=run_serve)
 
     worker = commands.add_parser("worker", help="workflow runner only")
-    worker.add_argument("--migrate", action="store_true", help="apply migrations first")
+    worker.add_argument("--migrate", action="store_true", help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     worker.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     worker.set_defaults(run=run_worker)
 

@@ -204,8 +204,9 @@ def take_snapshot(*, using: str = DEFAULT_DB_ALIAS, target: str | None = None, s
     if sanitize:
         secret = key or settings.SNAPSHOT_SECRET.encode() or secrets.token_bytes(32)
         with snapshot_connection(config) as alias:
-            masked = sanitize_database(using=alias, key=secret, progress=say)
-            _compact(alias)
+            masked_tables = sanitize_database(using=alias, key=secret, progress=say)
+            _compact(alias, tables=[table for table, count in masked_tables.items() if count])
+            masked = sum(masked_tables.values())
         say(f"masked {masked} values")
     return SnapshotResult(target=target, vendor=connection.vendor, data_taken_at=taken_at, sanitized=sanitize,
                           masked_values=masked)
@@ -261,34 +262,28 @@ def _copy_postgresql(*, using: str, target: str) -> dt.datetime:
 
 
 @contextlib.contextmanager
-def snapshot_connection(config: dict[str, Any]) -> Iterator[str]:
+def snapshot_connection(config: dict[str, Any], *, alias: str = SNAPSHOT_ALIAS) -> Iterator[str]:
     """A database alias for the copy, in this thread, for as long as the block runs (never in settings.DATABASES:
     nothing else may find it)."""
-    connections[SNAPSHOT_ALIAS] = load_backend(config["ENGINE"]).DatabaseWrapper(config, SNAPSHOT_ALIAS)
+    connections[alias] = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
     try:
-        yield SNAPSHOT_ALIAS
+        yield alias
     finally:
-        connections[SNAPSHOT_ALIAS].close()
-        del connections[SNAPSHOT_ALIAS]
+        connections[alias].close()
+        del connections[alias]
 
 
-def _compact(alias: str) -> None:
-    """Rewrite the copy's files so no free page still holds a value the masking replaced."""
+def _compact(alias: str, *, tables: list[str]) -> None:
+    """Rewrite the copy's files (on PostgreSQL, the ``tables`` masked) so no free page still holds a value the masking
+    replaced."""
     connection = connections[alias]
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA journal_mode=DELETE")
             cursor.execute("VACUUM")
         else:
-            for model in _personal_models():
-                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(model._meta.db_table)}")
-
-
-def _personal_models() -> list[type[models.Model]]:
-    seen: dict[str, type[models.Model]] = {}
-    for entry in PERSONAL_FIELDS:
-        seen.setdefault(entry.model, apps.get_model(entry.model))
-    return list(seen.values())
+            for table in tables:
+                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
 
 
 def mask_value(value: Any, *, kind: Kind, key: bytes, salt: int = 0) -> Any:
@@ -310,20 +305,20 @@ def _mask_json(value: Any, *, key: bytes) -> Any:
     return value
 
 
-def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None] | None = None) -> int:
-    """Mask every registered column of the database ``using`` in place; the number of values changed."""
+def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Mask every registered column of the database ``using`` in place; the values changed, per table."""
     say = progress or (lambda line: None)
     by_model: dict[str, list[PersonalField]] = {}
     for entry in PERSONAL_FIELDS:
         by_model.setdefault(entry.model, []).append(entry)
     existing = set(connections[using].introspection.table_names())
-    changed = 0
+    changed: dict[str, int] = {}
     for label, entries in by_model.items():
         model = apps.get_model(label)
         if model._meta.db_table not in existing:
             continue
-        changed += _sanitize_model(model, entries, using=using, key=key)
-        say(f"masked {label}")
+        changed[model._meta.db_table] = _sanitize_model(model, entries, using=using, key=key)
+        say(f"masked {changed[model._meta.db_table]} values of {label}")
     return changed
 
 

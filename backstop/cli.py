@@ -332,11 +332,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--threads", type=int, default=16)
-    serve.add_argument("--migrate", action="store_true", help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
+    serve.add_argument("--migrate", action="store_true",
+                       help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     serve.set_defaults(run=run_serve)
 
     worker = commands.add_parser("worker", help="workflow runner only")
-    worker.add_argument("--migrate", action="store_true", help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
+    worker.add_argument("--migrate", action="store_true",
+                        help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     worker.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     worker.set_defaults(run=run_worker)
 

@@ -1,4 +1,4 @@
-"""``backstop snapshot``: a copy of the database, its personal data masked (``--sanitize``), for staging and the preflight.
+"""``backstop snapshot``: a copy of the database, its personal data masked (``--sanitize``), for staging and preflights.
 
 Which columns hold personal data is a registry, ``PERSONAL_FIELDS`` (model, field, kind), beside ``NOT_PERSONAL``, the
 text columns declared free of it; a test fails while any text or JSON column of any model is in neither, so a new
@@ -324,7 +324,7 @@ def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None]
 
 def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, using: str, key: bytes) -> int:
     names = [entry.field for entry in entries]
-    unique = {entry.field for entry in entries if model._meta.get_field(entry.field).unique}
+    unique = {entry.field for entry in entries if getattr(model._meta.get_field(entry.field), "unique", False)}
     taken: dict[str, dict[str, Any]] = {name: {} for name in unique}
     changed = 0
     batch: list[models.Model] = []

@@ -97,13 +97,13 @@ def test_it_refuses_a_stale_failed_or_other_plans_preflight(production: str, rec
     _record_preflight(production, **record)
     verdict = check_plan(using=production)
     assert not verdict.allowed and verdict.plan == PENDING
-    with pytest.raises(CommandError, match="Refused: .*backstop preflight"):
+    with pytest.raises(CommandError, match=r"Refused: .*backstop preflight"):
         call_command("migrate", database=production, verbosity=0)
     assert _pending(production) == PENDING
 
 
 def test_it_applies_with_force_and_a_reason_and_records_who_and_why(production: str) -> None:
-    with pytest.raises(CommandError, match="--force needs --reason"):
+    with pytest.raises(CommandError, match=r"--force needs --reason"):
         call_command("migrate", database=production, force=True, verbosity=0)
     assert not GuardOverride.objects.using(production).exists()
     call_command("migrate", database=production, force=True, reason="hotfix for incident 42", verbosity=0)

@@ -119,7 +119,7 @@ def test_it_writes_a_sanitized_copy_with_the_same_shapes(copy_target: str, tmp_p
         accounts = {account.pk: account for account in Account.objects.using(alias).all()}
         copied_texts = "\n".join(str(value) for value in copied.values())
     for email, name, company, phone in CUSTOMERS:
-        for original in (email, email_key(email), name, phone):
+        for original in (email, email_key(email), name, company, phone):
             if original:
                 assert original not in copied_texts
     acme, other_acme = accounts[customers[0].pk], accounts[customers[1].pk]

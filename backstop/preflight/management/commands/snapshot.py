@@ -15,8 +15,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--sanitize", action="store_true",
-                            help="mask emails, names, phones and free text in the copy (keyed: BACKSTOP_SNAPSHOT_SECRET,"
-                                 " else a new random key per snapshot)")
+                            help="mask emails, names, phones and free text in the copy (keyed: "
+                                 "BACKSTOP_SNAPSHOT_SECRET, else a new random key per snapshot)")
         parser.add_argument("--out", default=None,
                             help="SQLite: the new file (default: snapshot-<time>.sqlite3 in the data directory); "
                                  "PostgreSQL: the new database's name (default: <database>_snapshot_<time>)")

@@ -47,7 +47,7 @@ NO_PASSWORD = "!seeded-production-shape"
 COMPANY_SPELLINGS: tuple[tuple[str, ...], ...] = (
     ("Acme Corp", "ACME Corp", "acme corp", "Acme corp", "ACME CORP"),
     ("Straße Logistik AG", "STRASSE LOGISTIK AG", "strasse logistik ag"),
-    ("İstanbul Yazılım", "istanbul yazılım", "İSTANBUL YAZILIM"),
+    ("\u0130stanbul Yaz\u0131l\u0131m", "istanbul yaz\u0131l\u0131m", "\u0130STANBUL YAZILIM"),  # dotted and dotless i
     ("Ünicorn 🦄 GmbH", "ünicorn 🦄 gmbh", "ÜNICORN 🦄 GMBH"),
     ("חברת שלום בע״מ",),
     ("شركة الأمل للتقنية",),
@@ -155,7 +155,8 @@ def _setups(accounts: list[Account], *, pick: random.Random, now: dt.datetime, u
     steps, events, workspaces = [], [], []
     for index, account in enumerate(accounts):
         for offset, step in enumerate(StepName.values):
-            status = StepStatus.DONE if account.state == AccountState.ACTIVE else statuses[(index + offset) % len(statuses)]
+            active = account.state == AccountState.ACTIVE
+            status = StepStatus.DONE if active else statuses[(index + offset) % len(statuses)]
             steps.append(SetupStep(
                 account_id=account.pk, name=step, status=status, attempts=0 if status == StepStatus.PENDING else
                 pick.randint(1, 8), last_error="" if status == StepStatus.DONE else "provider timed out after 10 s",
@@ -163,8 +164,8 @@ def _setups(accounts: list[Account], *, pick: random.Random, now: dt.datetime, u
         events.append(AccountEvent(account_id=account.pk, kind="signup", text=f"Signed up as {account.email}",
                                    created_at=account.created_at))
         if account.state == AccountState.ACTIVE:
-            workspaces.append(Workspace(account_id=account.pk, name=account.company, external_id=f"ws-shape-{account.pk}",
-                                        created_at=account.created_at))
+            workspaces.append(Workspace(account_id=account.pk, name=account.company,
+                                        external_id=f"ws-shape-{account.pk}", created_at=account.created_at))
     _insert(SetupStep, steps, using=using, report=report)
     _insert(AccountEvent, events, using=using, report=report)
     _insert(Workspace, workspaces, using=using, report=report)
@@ -233,7 +234,8 @@ def _orphans(*, product: Product, now: dt.datetime, using: str, report: ShapeRep
     """Rows whose account a past bug deleted while foreign-key checks were off (the schema forbids them today)."""
     connection = connections[using]
     missing = (Account.objects.using(using).aggregate(models.Max("pk"))["pk__max"] or 0) + 1_000_000
-    rows = [SetupStep(account_id=missing + n, name=StepName.WORKSPACE, status=StepStatus.FAILED) for n in range(3)]
+    rows: list[models.Model] = [
+        SetupStep(account_id=missing + n, name=StepName.WORKSPACE, status=StepStatus.FAILED) for n in range(3)]
     rows += [AccountEvent(account_id=missing + n, kind="signup", text="orphaned by a past bug") for n in range(3)]
     if connection.vendor == "sqlite":
         if connection.in_atomic_block:
@@ -249,7 +251,7 @@ def _orphans(*, product: Product, now: dt.datetime, using: str, report: ShapeRep
             # Foreign keys are triggers on PostgreSQL; as a replica the session fires none (needs a superuser).
             cursor.execute("SET LOCAL session_replication_role = replica")
             _write_orphans(rows, using=using, report=report)
-    except Exception as error:  # noqa: BLE001 - any refusal (permissions, a managed database) only skips the orphans
+    except Exception as error:  # any refusal (permissions, a managed database) only skips the orphans
         report.skipped.append(f"orphaned rows: PostgreSQL refused to write them with foreign keys off ({error})")
 
 

@@ -1,4 +1,4 @@
-"""`backstop seed --shape production --customers N [--seed S]`: production-shaped customers (backstop/demo/shapes.py)."""
+"""`backstop seed --shape production --customers N [--seed S]`: production-shaped customers (demo/shapes.py)."""
 
 from __future__ import annotations
 

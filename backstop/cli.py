@@ -314,8 +314,8 @@ def run_fakepay(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser() -> argparse.ArgumentParser:
+    """The command's own subcommands (the docs' commands are checked against it: docs/runbooks/)."""
     parser = argparse.ArgumentParser(prog="backstop", description=__doc__)
     commands = parser.add_subparsers(dest="command")
 
@@ -353,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     fakepay.add_argument("--allow-reset", action="store_true", help="enable POST /_fakepay/reset")
     fakepay.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     fakepay.set_defaults(run=run_fakepay)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
     if argv and argv[0] not in {"demo", "serve", "worker", "fakepay", "-h", "--help"}:
         _setup_django()
         from django.core.management import execute_from_command_line

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 import psycopg
 from django.db import connections
+from django.db.utils import load_backend
 from django.utils import timezone
 
 # progress(stage, done, total): the command draws it as a bar on stderr.
@@ -64,16 +65,17 @@ def _vendor(settings_dict: dict[str, Any]) -> str:
 
 
 def _register_alias(alias: str, settings_dict: dict[str, Any]) -> None:
+    """Open the copy under ``alias`` in this thread only: DATABASES is not changed, no other code can reach it."""
     # configure_settings fills in every key Django expects (it insists on a "default" entry, hence the name).
-    connections.settings[alias] = connections.configure_settings({"default": dict(settings_dict)})["default"]
+    configured = connections.configure_settings({"default": dict(settings_dict)})["default"]
+    connections[alias] = load_backend(configured["ENGINE"]).DatabaseWrapper(configured, alias)
 
 
 def _unregister_alias(alias: str) -> None:
     with suppress(Exception):
         connections[alias].close()
     with suppress(AttributeError):
-        delattr(connections._connections, alias)  # type: ignore[attr-defined]
-    connections.settings.pop(alias, None)
+        del connections[alias]
 
 
 @contextmanager
@@ -197,6 +199,9 @@ def _postgresql_copy(
     try:
         admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(scratch_name)))
         created = True
+        # The copy is thrown away: no need to wait for its writes to reach the disk.
+        admin.execute(psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
+            psycopg.sql.Identifier(scratch_name)))
         with psycopg.connect(_conninfo(settings_dict)) as source:
             # The snapshot every byte of the copy is read from. READ ONLY: the copy cannot write production.
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -212,6 +217,7 @@ def _postgresql_copy(
                 # plan's own checks run on the tables it touches, which are all here with their neighbours.
                 target.execute("SET session_replication_role = replica")
                 _copy_rows(source, target, chosen, progress=progress)
+                _copy_sequences(source, target)
                 target.execute("SET session_replication_role = DEFAULT")
                 target.execute("ANALYZE")
             source.rollback()
@@ -248,11 +254,23 @@ def _restore_schema(settings_dict: dict[str, Any], *, snapshot: str, scratch_nam
     if dump.returncode != 0:
         raise RuntimeError(f"pg_dump --schema-only failed: {dump.stderr.decode(errors='replace').strip()}")
     restore = subprocess.run(
-        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", scratch_name],
+        ["psql", "--quiet", "--no-psqlrc", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--dbname", scratch_name],
         input=dump.stdout, env=env, capture_output=True, check=False,
     )
     if restore.returncode != 0:
         raise RuntimeError(f"restoring the schema failed: {restore.stderr.decode(errors='replace').strip()}")
+
+
+SEQUENCES_SQL = """
+SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences
+WHERE schemaname = current_schema() AND last_value IS NOT NULL
+"""
+
+
+def _copy_sequences(source: psycopg.Connection[Any], target: psycopg.Connection[Any]) -> None:
+    """Ids the copy hands out continue production's: a new row on the copy never collides with a copied one."""
+    for sequence, last_value in source.execute(SEQUENCES_SQL).fetchall():
+        target.execute("SELECT setval(%s::regclass, %s)", (sequence, last_value))
 
 
 def _copy_rows(

@@ -8,6 +8,7 @@ Production is read (a snapshot) and written once: the PreflightRun row.
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from backstop.preflight.plan import pending_plan, plan_fingerprint, plan_names
 APPLIED = "applied"
 FAILED = "failed"
 NOT_RUN = "not_run"
+LOCK_SAMPLE_SECONDS = 0.005
 
 # The operations whose tables we can name; anything else (RunPython, RunSQL, a custom operation) may read or write
 # any table, so the copy then holds every table's rows.
@@ -192,35 +194,63 @@ class _LockLog:
 LOCKS_SQL = """
 SELECT c.oid::regclass::text, l.mode
 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+WHERE l.pid = %s AND l.locktype = 'relation' AND l.granted
   AND c.relnamespace <> 'pg_catalog'::regnamespace
+  AND c.relname NOT LIKE 'django\\_migrations%%'  -- the row recording the migration: not the migration's doing
 """
 
 
 @contextmanager
 def _recording_locks(connection: BaseDatabaseWrapper) -> Iterator[_LockLog]:
-    """After each statement of the migration, read the locks its transaction holds (from inside it: exact).
+    """The locks the migration's transaction takes, and from when: a lock is held until the transaction ends.
 
-    A lock is held until the migration's transaction ends, so "how long" is from the statement that took it to the
-    end of the migration. Reading from inside the transaction, rather than sampling from a second connection, misses
-    no lock however short the statement.
+    Two readers. After each statement, from inside the transaction: exact, however short the statement. And a second
+    connection sampling every few milliseconds, because a statement that fails aborts the transaction and releases its
+    locks at once: on a large table (where it matters) the sampler sees what the failing statement held while it ran.
     """
     log = _LockLog()
     if connection.vendor != "postgresql":
         log.whole_database = True
         yield log
         return
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    pid = raw.info.backend_pid  # type: ignore[union-attr]
+    current_statement = [""]
+
+    def read(cursor: Any) -> None:
+        now = time.monotonic()
+        cursor.execute(LOCKS_SQL, (pid,))
+        for relation, mode in cursor.fetchall():
+            log.first_seen.setdefault((relation, mode), (now, current_statement[0]))
 
     def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        current_statement[0] = " ".join(str(sql).split())[:200]
         result = execute(sql, params, many, context)
-        now = time.monotonic()
-        raw = context["connection"].connection
-        if raw is not None and not raw.autocommit:
-            with raw.cursor() as cursor:
-                cursor.execute(LOCKS_SQL)
-                for relation, mode in cursor.fetchall():
-                    log.first_seen.setdefault((relation, mode), (now, " ".join(str(sql).split())[:200]))
+        if not raw.autocommit:  # type: ignore[union-attr]
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                read(cursor)
         return result
 
-    with connection.execute_wrapper(record):
-        yield log
+    stop = threading.Event()
+    settings_dict = connection.settings_dict
+    observer = psycopg.connect(dbname=settings_dict["NAME"], host=settings_dict["HOST"] or None,
+                               port=settings_dict["PORT"] or None, user=settings_dict["USER"] or None,
+                               password=settings_dict["PASSWORD"] or None, autocommit=True)
+
+    def sample() -> None:
+        with observer.cursor() as cursor:
+            while not stop.wait(LOCK_SAMPLE_SECONDS):
+                read(cursor)
+
+    sampler = threading.Thread(target=sample, name="preflight-lock-sampler", daemon=True)
+    sampler.start()
+    try:
+        with connection.execute_wrapper(record):
+            yield log
+    finally:
+        stop.set()
+        sampler.join()
+        observer.close()

@@ -175,7 +175,7 @@ def child_preflight(work_dir: str) -> dict[str, Any]:
         "run_seconds": round(ended - copy_ended, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "window": [started, ended],
-        "migrations": [{key: entry.get(key) for key in ("name", "status", "seconds")}
+        "migrations": [{key: entry.get(key) for key in ("migration", "status", "seconds")}
                        for entry in run.report.get("migrations", [])],
         "error": run.report.get("error"),
     }

@@ -194,7 +194,8 @@ def run_child(role: str, env: dict[str, str], *args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default="", help="a PostgreSQL server to create the bench database on")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server to create the bench database on (named <its database>_bench_<id>)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("child_args", nargs="*", help=argparse.SUPPRESS)
@@ -210,8 +211,10 @@ def main() -> None:
     env = {**os.environ, "BACKSTOP_DATA_DIR": str(work), "BACKSTOP_LOG_LEVEL": "ERROR", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("DATABASE_URL", None)
     admin_url = ""
-    name = f"preflight_bench_{uuid.uuid4().hex[:8]}"
+    name = ""
     if args.database_url:
+        # Named after the database the URL gives, so scratch databases are recognisably whose.
+        name = f"{args.database_url.rsplit('/', 1)[1] or 'backstop'}_bench_{uuid.uuid4().hex[:8]}"
         import psycopg
 
         admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"

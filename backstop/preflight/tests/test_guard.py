@@ -146,3 +146,39 @@ def test_it_keeps_serve_from_starting_on_an_unchecked_plan(production: str,
     assert started.returncode != 0
     assert "backstop serve --migrate: Refused: no preflight has run" in started.stderr
     assert _pending(production) == PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_trusts_the_verdicts_a_real_preflight_records(tmp_path: Path, settings: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.accounts.models import Account
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    settings.MIGRATION_GUARD = "on"
+    Account.objects.create(email="ann@example.com", email_key="ann@example.com", name="Ann", company="Acme Corp")
+    shouting = Account.objects.create(email="cy@example.com", email_key="cy@example.com", name="Cy",
+                                      company="ACME CORP")
+    with pytest.raises(CommandError, match="no preflight has run"):
+        call_command("migrate", verbosity=0)
+
+    assert not run_preflight().passed
+    with pytest.raises(CommandError, match="did not pass"):
+        call_command("migrate", verbosity=0)
+
+    Account.objects.filter(pk=shouting.pk).update(company="Globex")  # the data fixed, as the runbook says
+    passed = run_preflight()
+    assert passed.passed
+    verdict = check_plan()
+    assert verdict.allowed and verdict.run == passed and verdict.plan == ["accounts.9001_company_casefold_unique"]
+
+
+def test_it_warns_when_production_turns_the_guard_off() -> None:
+    from backstop.checks import check_production_settings
+
+    with override_settings(MODE="production", MIGRATION_GUARD="off"):
+        assert "backstop.W004" in [problem.id for problem in check_production_settings()]
+    with override_settings(MODE="production", MIGRATION_GUARD="on"):
+        assert "backstop.W004" not in [problem.id for problem in check_production_settings()]

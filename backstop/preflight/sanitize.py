@@ -327,23 +327,25 @@ def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, 
     unique = {entry.field for entry in entries if getattr(model._meta.get_field(entry.field), "unique", False)}
     taken: dict[str, dict[str, Any]] = {name: {} for name in unique}
     changed = 0
-    batch: list[models.Model] = []
-    rows = model._base_manager.using(using).order_by("pk").values_list("pk", *names)
-    for pk, *values in rows.iterator(chunk_size=BATCH_SIZE):
-        masked: dict[str, Any] = {}
-        for entry, value in zip(entries, values, strict=True):
-            if entry.field in unique:
-                masked[entry.field] = _mask_unique(value, kind=entry.kind, key=key, taken=taken[entry.field])
-            else:
-                masked[entry.field] = mask_value(value, kind=entry.kind, key=key)
-        changed += sum(1 for value, new in zip(values, masked.values(), strict=True) if new != value)
-        batch.append(model(pk=pk, **masked))
-        if len(batch) >= BATCH_SIZE:
-            model._base_manager.using(using).bulk_update(batch, names)
-            batch = []
-    if batch:
+    rows = model._base_manager.using(using).order_by("pk")
+    last = None
+    while True:
+        # Pages by primary key, no cursor left open across the updates (SQLite would read rows it just rewrote).
+        page = list((rows if last is None else rows.filter(pk__gt=last)).values_list("pk", *names)[:BATCH_SIZE])
+        if not page:
+            return changed
+        batch: list[models.Model] = []
+        for pk, *values in page:
+            masked: dict[str, Any] = {}
+            for entry, value in zip(entries, values, strict=True):
+                if entry.field in unique:
+                    masked[entry.field] = _mask_unique(value, kind=entry.kind, key=key, taken=taken[entry.field])
+                else:
+                    masked[entry.field] = mask_value(value, kind=entry.kind, key=key)
+            changed += sum(1 for value, new in zip(values, masked.values(), strict=True) if new != value)
+            batch.append(model(pk=pk, **masked))
         model._base_manager.using(using).bulk_update(batch, names)
-    return changed
+        last = page[-1][0]
 
 
 def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[str, Any]) -> Any:

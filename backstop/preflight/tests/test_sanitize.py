@@ -137,7 +137,33 @@ def test_it_writes_a_sanitized_copy_with_the_same_shapes(copy_target: str, tmp_p
 def test_it_refuses_to_overwrite_and_says_where_it_wrote(copy_target: str, capsys: pytest.CaptureFixture[str]) -> None:
     _make_customers()
     call_command("snapshot", "--sanitize", "--out", copy_target)
-    assert f"sanitized snapshot: {copy_target}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"sanitized snapshot: {copy_target}" in out and "backstop preflight --source " in out
     if connection.vendor == "sqlite":
         with pytest.raises(Exception, match="never overwrites"):
             call_command("snapshot", "--out", copy_target)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_a_staging_preflight_find_the_case_only_duplicates_without_the_names(
+    copy_target: str, tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    _make_customers()  # "ACME Corp" and "Acme Corp": production's case-only duplicate
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    params = connection.settings_dict
+    source = copy_target if connection.vendor == "sqlite" else (
+        f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/"
+        f"{copy_target}")
+
+    run = run_preflight(source=source)
+
+    assert not run.passed
+    (duplicates,) = run.report["migrations"][0]["checks"]
+    companies = sorted(row["values"]["company"] for row in duplicates["rows"])
+    assert len(companies) == 2 and companies[0].lower() == companies[1].lower()
+    assert "acme corp" not in {company.lower() for company in companies}  # masked: the real name never shows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from backstop.preflight.sanitize import take_snapshot
 
@@ -31,3 +32,13 @@ class Command(BaseCommand):
         what = "sanitized snapshot" if result.sanitized else "snapshot (NOT sanitized: it holds personal data)"
         self.stdout.write(f"{what}: {result.target} ({result.vendor}, data as of "
                           f"{result.data_taken_at:%Y-%m-%d %H:%M:%S} UTC, {result.masked_values} values masked)")
+        self.stdout.write(f"try the pending plan on it: backstop preflight --source {_source(result.target, options)}")
+
+
+def _source(target: str, options: dict[str, Any]) -> str:
+    """What `backstop preflight --source` takes for the copy: the file, or the copy's URL (never with a password)."""
+    config = connections[options["database"]].settings_dict
+    if connections[options["database"]].vendor == "sqlite":
+        return target
+    host, port = config.get("HOST") or "localhost", config.get("PORT") or 5432
+    return f"postgres://{config.get('USER') or ''}@{host}:{port}/{target}"

@@ -36,7 +36,7 @@ from common import percentile
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"end_to_end_seconds": 120.0, "writer_max_wait_ms": 50.0}
 WRITE_EVERY_SECONDS = 0.005
-BASELINE_SECONDS = 1.0
+BASELINE_SECONDS = 3.0
 ROWS_PER_BATCH = 20_000
 PENDING_PACKAGE = "bench_pending_accounts"
 PENDING_MIGRATION = """from django.db import migrations, models
@@ -113,7 +113,12 @@ def child_prepare(rows: int) -> dict[str, Any]:
                       "company": f"Company {number % 50_000}"}
             batch.append([values[field.name] for field in fields])
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, batch)
+            if connection.vendor == "postgresql":  # COPY: a million rows in seconds rather than minutes
+                with cursor.cursor.copy(f"COPY accounts_account ({columns}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(sql, batch)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE accounts_account")
@@ -123,24 +128,32 @@ def child_prepare(rows: int) -> dict[str, Any]:
 def child_writer(stop_file: str, result_file: str) -> dict[str, Any]:
     """Production's traffic: an update and an insert per transaction, every few milliseconds, each one timed."""
     _django()
-    from django.db import connection, transaction
+    from django.db import OperationalError, connection, transaction
     from django.utils import timezone
 
     from backstop.accounts.models import Account
 
-    # (when it began on the machine's monotonic clock, which every process shares; how long it took in ms)
-    waits: list[tuple[float, float]] = []
+    # (when it began on the machine's monotonic clock, which every process shares; how long it took in ms; whether it
+    # gave up waiting for a lock). A write's time mixes lock waits with CPU and disk contention on a shared machine;
+    # the lock timeout below singles out the first: a write that waits more than 50 ms for a lock fails and is counted.
+    waits: list[tuple[float, float, bool]] = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '50ms'" if connection.vendor == "postgresql" else "PRAGMA busy_timeout = 50")
     number = 0
     while not Path(stop_file).exists():
         number += 1
         began = time.monotonic()
-        with transaction.atomic():
-            Account.objects.filter(pk=number % 1000 + 1).update(setup_run=number)
-            Account.objects.create(email=f"writer{number}-{uuid.uuid4().hex[:6]}@example.com",
-                                   email_key=f"writer{number}-{uuid.uuid4().hex[:6]}@example.com", name="Writer",
-                                   company="Writer Co", password="!bench", created_at=timezone.now())
+        lock_timeout = False
+        try:
+            with transaction.atomic():
+                Account.objects.filter(pk=number % 1000 + 1).update(setup_run=number)
+                address = f"writer{number}-{uuid.uuid4().hex[:6]}@example.com"
+                Account.objects.create(email=address, email_key=address, name="Writer", company="Writer Co",
+                                       password="!bench", created_at=timezone.now())
+        except OperationalError:  # lock_timeout (PostgreSQL) or "database is locked" after busy_timeout (SQLite)
+            lock_timeout = True
         ended = time.monotonic()
-        waits.append((began, (ended - began) * 1000))
+        waits.append((began, (ended - began) * 1000, lock_timeout))
         time.sleep(max(0.0, WRITE_EVERY_SECONDS - (time.monotonic() - ended)))
     connection.close()
     Path(result_file).write_text(json.dumps(waits))
@@ -150,9 +163,8 @@ def child_writer(stop_file: str, result_file: str) -> dict[str, Any]:
 def child_preflight(work_dir: str) -> dict[str, Any]:
     _django()
     pending = _use_pending_migration(Path(work_dir))
-    from backstop.preflight.runner import run_preflight
-
     from backstop.preflight.plan import pending_plan, plan_names
+    from backstop.preflight.runner import run_preflight
 
     assert plan_names(pending_plan()) == [pending], plan_names(pending_plan())
     marks: dict[str, float] = {}
@@ -228,7 +240,7 @@ def main() -> None:
         stop_file, waits_file = work / "stop", work / "waits.json"
         writer = subprocess.Popen([sys.executable, __file__, "--child", "writer", str(stop_file), str(waits_file)],
                                   env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(BASELINE_SECONDS + 2)  # the writer's Django start, then a baseline
+        time.sleep(BASELINE_SECONDS + 3)  # the writer's Django start, then a baseline
         preflight = run_child("preflight", env, str(work))
         time.sleep(0.5)
         stop_file.touch()
@@ -241,6 +253,7 @@ def main() -> None:
         results["met"] = {
             "end_to_end": preflight["preflight_seconds"] <= TARGETS["end_to_end_seconds"],
             "writer_max_wait": results["writer"]["during_max_ms"] <= TARGETS["writer_max_wait_ms"],
+            "no_lock_wait_over_50_ms": results["writer"].get("during_lock_waits_over_50_ms") == 0,
         }
     finally:
         if writer is not None and writer.poll() is None:
@@ -255,21 +268,23 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
-def summarize(writes: list[list[float]], *, window: list[float]) -> dict[str, Any]:
+def summarize(writes: list[list[Any]], *, window: list[float]) -> dict[str, Any]:
     """The writes before the preflight (the baseline) and those that began while it ran."""
-    if not writes:
-        return {"writes": 0, "during_max_ms": float("inf")}
-    during = [wait for at, wait in writes if window[0] <= at <= window[1]]
-    before = [wait for at, wait in writes if at < window[0]]
+    during = [(wait, locked) for at, wait, locked in writes if window[0] <= at <= window[1]]
+    before = [wait for at, wait, _ in writes if at < window[0]]
     if not during:
         return {"writes": len(writes), "during_max_ms": float("inf")}
+    times = [wait for wait, _ in during]
     return {
         "writes": len(writes),
+        "baseline_writes": len(before),
         "baseline_max_ms": round(max(before), 1) if before else None,
         "during_writes": len(during),
-        "during_p50_ms": round(percentile(during, 50), 2),
-        "during_p99_ms": round(percentile(during, 99), 2),
-        "during_max_ms": round(max(during), 1),
+        "during_p50_ms": round(percentile(times, 50), 2),
+        "during_p99_ms": round(percentile(times, 99), 2),
+        "during_max_ms": round(max(times), 1),
+        "during_over_50_ms": sum(1 for wait in times if wait > 50),
+        "during_lock_waits_over_50_ms": sum(1 for _, locked in during if locked),
     }
 
 

@@ -86,7 +86,8 @@ def _long(text: str, length: int) -> str:
     return (text * (length // len(text) + 1))[:length]
 
 
-def seed_production_shape(*, customers: int, seed: int = 0, using: str = DEFAULT_DB_ALIAS) -> ShapeReport:
+def seed_production_shape(*, customers: int, seed: int = 0, using: str = DEFAULT_DB_ALIAS,
+                          orphans: bool = True) -> ShapeReport:
     """Add ``customers`` production-shaped customers (and their setups, checkouts, orders, messages) to ``using``."""
     pick = random.Random(seed)
     report = ShapeReport()
@@ -105,7 +106,8 @@ def seed_production_shape(*, customers: int, seed: int = 0, using: str = DEFAULT
         _setups(accounts, pick=pick, now=now, using=using, report=report)
         _checkouts(accounts, product=product, pick=pick, now=now, using=using, report=report)
         _messages(accounts, pick=pick, now=now, using=using, report=report)
-    _orphans(product=product, now=now, using=using, report=report)
+    if orphans:
+        _orphans(product=product, now=now, using=using, report=report)
     return report
 
 

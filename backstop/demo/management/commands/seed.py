@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--shape", choices=["production"], required=True, help="the kind of data to make")
         parser.add_argument("--customers", type=int, default=1000, help="how many customers (default 1000)")
         parser.add_argument("--seed", type=int, default=0, help="the same seed makes the same data")
+        parser.add_argument("--without-orphans", action="store_true",
+                            help="leave out the orphaned rows (on SQLite they make every migration fail its foreign "
+                                 "key check)")
         parser.add_argument("--database", default="default")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -29,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError("--customers must be at least 1")
         started = time.monotonic()
         report = seed_production_shape(customers=options["customers"], seed=options["seed"],
-                                       using=options["database"])
+                                       using=options["database"], orphans=not options["without_orphans"])
         for line in report.lines():
             self.stdout.write(line)
         self.stdout.write(f"seeded {options['customers']:,} production-shaped customers in "

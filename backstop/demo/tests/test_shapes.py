@@ -70,3 +70,9 @@ def test_it_never_seeds_production(settings: Any) -> None:
     with override_settings(MODE="production"), pytest.raises(CommandError, match="never runs"):
         call_command("seed", "--shape", "production", "--customers", "10")
     assert not Account.objects.exists()
+
+
+def test_it_leaves_the_orphans_out_when_asked() -> None:
+    call_command("seed", "--shape", "production", "--customers", "20", "--without-orphans")
+    assert not SetupStep.objects.exclude(account_id__in=Account.objects.values("pk")).exists()
+    assert SetupStep.objects.count() == 40

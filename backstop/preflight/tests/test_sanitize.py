@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 
 from backstop.accounts.models import Account
+from backstop.drafts.models import Draft
 from backstop.lib.email_identity import email_key
 from backstop.notify.models import Message
 from backstop.preflight.masking import character_class, mask
@@ -99,6 +100,7 @@ def test_it_writes_a_sanitized_copy_with_the_same_shapes(copy_target: str, tmp_p
     customers = _make_customers()
     Message.objects.create(to=CUSTOMERS[0][0], key="welcome:1", channel="email", kind="welcome",
                            subject="Welcome, Ada Lovelace", text="Hello Ada Lovelace, call +44 20 7946 0958")
+    draft = Draft.objects.create(owner="user:1", surface="contact", fields={"body": "Ada Lovelace here", "tries": 2})
     source_before = _all_personal_values("default")
 
     result = take_snapshot(target=copy_target, sanitize=True, key=KEY)
@@ -117,6 +119,9 @@ def test_it_writes_a_sanitized_copy_with_the_same_shapes(copy_target: str, tmp_p
             elif isinstance(original, str):
                 assert masked != original and len(masked) == len(original), where
         accounts = {account.pk: account for account in Account.objects.using(alias).all()}
+        masked_draft = Draft.objects.using(alias).get(pk=draft.pk).fields
+        assert masked_draft["tries"] == 2 and set(masked_draft) == {"body", "tries"}  # keys and numbers kept
+        assert len(masked_draft["body"]) == len("Ada Lovelace here") and "Lovelace" not in masked_draft["body"]
         copied_texts = "\n".join(str(value) for value in copied.values())
     for email, name, company, phone in CUSTOMERS:
         for original in (email, email_key(email), name, company, phone):

@@ -174,11 +174,3 @@ def test_it_trusts_the_verdicts_a_real_preflight_records(tmp_path: Path, setting
     verdict = check_plan()
     assert verdict.allowed and verdict.run == passed and verdict.plan == ["accounts.9001_company_casefold_unique"]
 
-
-def test_it_warns_when_production_turns_the_guard_off() -> None:
-    from backstop.checks import check_production_settings
-
-    with override_settings(MODE="production", MIGRATION_GUARD="off"):
-        assert "backstop.W004" in [problem.id for problem in check_production_settings()]
-    with override_settings(MODE="production", MIGRATION_GUARD="on"):
-        assert "backstop.W004" not in [problem.id for problem in check_production_settings()]

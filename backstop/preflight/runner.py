@@ -60,7 +60,8 @@ def run_preflight(
                 run.vendor = copy.vendor
                 report["copy"] = {"vendor": copy.vendor, "taken_at": copy.taken_at.isoformat(),
                                   "tables_with_rows": copy.tables_with_rows, "notes": copy.notes}
-                run.passed = _try_plan(copy, names, report, progress=progress)
+                with _only_the_copy(copy.alias, aliases={DEFAULT_DB_ALIAS, using}):
+                    run.passed = _try_plan(copy, names, report, progress=progress)
         except Exception as error:  # the copy itself failed: a preflight that could not run has not passed
             report["error"] = f"{type(error).__name__}: {error}"
             report["traceback"] = traceback.format_exc(limit=8)
@@ -69,6 +70,28 @@ def run_preflight(
     run.report = report
     run.save(using=using)
     return run
+
+
+@contextmanager
+def _only_the_copy(copy_alias: str, *, aliases: set[str]) -> Iterator[None]:
+    """In this thread, ``aliases`` (production) lead to the copy while the plan runs there.
+
+    A RunPython that calls ``Model.objects`` (not ``.using(schema_editor.connection.alias)``), or reaches for
+    ``django.db.connection``, would otherwise write production: most data migrations do. Swapping the connection
+    objects in this thread sends every query of the run to the copy; other threads keep production.
+    """
+    saved = {alias: getattr(connections._connections, alias, None) for alias in aliases}  # type: ignore[attr-defined]
+    copy_connection = connections[copy_alias]
+    for alias in aliases:
+        connections[alias] = copy_connection
+    try:
+        yield
+    finally:
+        for alias, wrapper in saved.items():
+            if wrapper is None:
+                del connections[alias]
+            else:
+                connections[alias] = wrapper
 
 
 def tables_the_plan_touches(plan: list[Migration], *, using: str) -> set[str] | None:

@@ -73,9 +73,9 @@ def _check_operation(
     operation: ops.base.Operation, app_label: str, before: ProjectState, after: ProjectState, *, alias: str
 ) -> list[Finding]:
     described = operation.describe()
-    if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, models.UniqueConstraint):
-        model = before.apps.get_model(app_label, operation.model_name)
-        constraint = operation.constraint
+    constraint = getattr(operation, "constraint", None)
+    if isinstance(operation, ops.AddConstraint) and isinstance(constraint, models.UniqueConstraint):
+        model = before.apps.get_model(app_label, getattr(operation, "model_name"))  # noqa: B009 (untyped in stubs)
         keys: list[Any] = list(constraint.fields) or list(constraint.expressions)
         return _duplicates(model, keys, condition=constraint.condition,
                            nulls_distinct=constraint.nulls_distinct is not False, alias=alias, operation=described)
@@ -90,9 +90,9 @@ def _check_operation(
         return found
     if isinstance(operation, ops.AlterField):
         model = before.apps.get_model(app_label, operation.model_name)
-        old_field = model._meta.get_field(operation.name)
+        old_field: Any = model._meta.get_field(operation.name)
         new_model = after.apps.get_model(app_label, operation.model_name)
-        new_field = new_model._meta.get_field(operation.name)
+        new_field: Any = new_model._meta.get_field(operation.name)
         return _altered_field(model, old_field, new_field, alias=alias, operation=described)
     return []
 
@@ -138,9 +138,14 @@ def _finding(
 def _referenced_fields(model: type[models.Model], key: Any) -> list[str]:
     """The concrete columns (attnames) a constraint key reads: a field name, or the F()s inside an expression."""
     if isinstance(key, str):
-        return [model._meta.get_field(key).attname]
+        return [_attname(model, key)]
     names = [node.name for node in key.flatten() if isinstance(node, F)]
-    return [model._meta.get_field(name.split("__")[0]).attname for name in names]
+    return [_attname(model, name.split("__")[0]) for name in names]
+
+
+def _attname(model: type[models.Model], name: str) -> str:
+    field: Any = model._meta.get_field(name)
+    return str(field.attname)
 
 
 def _duplicates(
@@ -183,15 +188,16 @@ def _orphans(model: type[models.Model], old: Any, new: Any, *, alias: str, opera
     table = model._meta.db_table
     target_table = new.related_model._meta.db_table
     target_column = new.target_field.column
-    pk_column = model._meta.pk.column  # type: ignore[union-attr]
-    where = (f"FROM {quote(table)} t WHERE t.{quote(old.column)} IS NOT NULL AND NOT EXISTS "
+    pk_column = model._meta.pk.column
+    # Names only, each quoted by the backend; no value is interpolated.
+    where = (f"FROM {quote(table)} t WHERE t.{quote(old.column)} IS NOT NULL AND NOT EXISTS "  # noqa: S608
              f"(SELECT 1 FROM {quote(target_table)} p WHERE p.{quote(target_column)} = t.{quote(old.column)})")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) {where}")  # noqa: S608 (names quoted by the backend; no values)
+        cursor.execute(f"SELECT count(*) {where}")
         count = cursor.fetchone()[0]
         if not count:
             return []
-        cursor.execute(f"SELECT t.{quote(pk_column)}, t.{quote(old.column)} {where} "  # noqa: S608
+        cursor.execute(f"SELECT t.{quote(pk_column)}, t.{quote(old.column)} {where} "
                        f"ORDER BY 1 LIMIT {SAMPLE_ROWS}")
         rows = [{"pk": pk, "values": {old.column: value}} for pk, value in cursor.fetchall()]
     return [Finding(check="orphans", table=table, what=f"{old.column} -> {target_table}.{target_column}",

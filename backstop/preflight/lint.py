@@ -81,9 +81,9 @@ def _rules_for(
         old = before.apps.get_model(app_label, operation.model_name)._meta.get_field(operation.name)
         new = after.apps.get_model(app_label, operation.model_name)._meta.get_field(operation.name)
         found: list[tuple[str, str]] = []
-        if old.null and not new.null:  # type: ignore[union-attr]
+        if old.null and not new.null:
             found.append(("set_not_null", ERROR))
-        if old.db_type(connection) != new.db_type(connection) and not _widens(old, new):  # type: ignore[union-attr]
+        if old.db_type(connection) != new.db_type(connection) and not _widens(old, new):
             found.append(("change_column_type", ERROR))
         return found
     if isinstance(operation, ops.RunPython) and not operation.reversible:

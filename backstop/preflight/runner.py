@@ -72,6 +72,11 @@ def run_preflight(
     return run
 
 
+def applied_state(executor: MigrationExecutor) -> ProjectState:
+    """The project state of the migrations applied to the executor's database (what ``migrate`` starts from)."""
+    return executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+
+
 @contextmanager
 def _only_the_copy(copy_alias: str, *, aliases: set[str]) -> Iterator[None]:
     """In this thread, ``aliases`` (production) lead to the copy while the plan runs there.
@@ -99,14 +104,13 @@ def tables_the_plan_touches(plan: list[Migration], *, using: str) -> set[str] | 
 
     None when an operation could touch anything (RunPython, RunSQL): then every table's rows are copied.
     """
-    executor = MigrationExecutor(connections[using])
-    state = executor._create_project_state(with_applied_migrations=True)
+    state = applied_state(MigrationExecutor(connections[using]))
     tables: set[str] = set()
     for migration in plan:
         for operation in migration.operations:
             if not isinstance(operation, _NAMED_TABLE_OPERATIONS):
                 return None
-            model_name = getattr(operation, "model_name", None) or operation.name
+            model_name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
             for candidate in (model_name, getattr(operation, "old_name", None)):
                 model_state = state.models.get((migration.app_label, str(candidate).lower())) if candidate else None
                 if model_state is not None:
@@ -138,7 +142,7 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         report["notes"].append(messages.LINT_SKIPPED_ON_SQLITE)
     elif not lint_squawk:
         report["notes"].append(messages.LINT_SKIPPED_NO_SQUAWK)
-    state = executor._create_project_state(with_applied_migrations=True)
+    state = applied_state(executor)
     passed = True
     failed = False
     for position, migration in enumerate(copy_plan, start=1):
@@ -156,7 +160,7 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         entry["checks"] = [finding.as_dict() for finding in findings]
         lint = compatibility_findings(migration, state, connection)
         if lint_squawk:
-            statements = executor.loader.collect_sql([(migration, False)])
+            statements = executor.loader.collect_sql([(migration, False)])  # type: ignore[attr-defined]
             lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
                                     pg_version=_server_version(connection))
         entry["lint"] = [finding.as_dict() for finding in lint]
@@ -173,7 +177,7 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         entry["seconds"] = round(finished - started, 4)
         entry["locks"] = locks.held_until(finished, started=started)
         if failed:
-            state = executor._create_project_state(with_applied_migrations=True)
+            state = applied_state(executor)
             # The rows that broke it: the checks' findings name them, compared the way the database compares.
             entry["offending_rows"] = [{"check": finding.check, "table": finding.table, "what": finding.what,
                                         "count": finding.count, "rows": finding.rows} for finding in findings]
@@ -240,7 +244,7 @@ def _recording_locks(connection: BaseDatabaseWrapper) -> Iterator[_LockLog]:
 
     connection.ensure_connection()
     raw = connection.connection
-    pid = raw.info.backend_pid  # type: ignore[union-attr]
+    pid = raw.info.backend_pid
     current_statement = [""]
 
     def read(cursor: Any) -> None:
@@ -252,8 +256,8 @@ def _recording_locks(connection: BaseDatabaseWrapper) -> Iterator[_LockLog]:
     def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         current_statement[0] = " ".join(str(sql).split())[:200]
         result = execute(sql, params, many, context)
-        if not raw.autocommit:  # type: ignore[union-attr]
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
+        if not raw.autocommit:
+            with raw.cursor() as cursor:
                 read(cursor)
         return result
 

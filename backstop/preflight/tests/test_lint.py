@@ -10,16 +10,17 @@ from django.db.migrations.migration import Migration
 
 from backstop.preflight import messages
 from backstop.preflight.lint import LintFinding, compatibility_findings, squawk_findings, squawk_path
+from backstop.preflight.runner import applied_state
 
 pytestmark = pytest.mark.django_db
 
 
 def lint(*operations: ops.base.Operation, accept: dict[str, str] | None = None) -> list[LintFinding]:
     migration = Migration("9001_test", "accounts")
-    migration.operations = list(operations)
+    migration.operations = list(operations)  # type: ignore[misc]
     if accept is not None:
         migration.preflight_accept = accept  # type: ignore[attr-defined]
-    state = MigrationExecutor(connection)._create_project_state(with_applied_migrations=True)
+    state = applied_state(MigrationExecutor(connection))
     return compatibility_findings(migration, state, connection)
 
 

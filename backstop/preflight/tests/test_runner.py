@@ -10,8 +10,8 @@ from django.db import connection
 
 from backstop.accounts.models import Account
 from backstop.preflight.models import PreflightRun
-from backstop.preflight.runner import run_preflight, tables_the_plan_touches
 from backstop.preflight.plan import pending_plan
+from backstop.preflight.runner import run_preflight, tables_the_plan_touches
 from backstop.preflight.tests.pending_migrations import make_pending
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +101,9 @@ def test_it_fails_on_data_a_migration_would_accept_on_sqlite_but_not_trust(
     assert not run.passed
 
 
-def test_it_reports_accepted_lint_without_failing(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_reports_accepted_lint_without_failing(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_pending(tmp_path, settings, monkeypatch, ("9001_drop_phone", DROP_PHONE))
 
     run = run_preflight()

@@ -68,7 +68,11 @@ def run_preflight(
             run.passed = False
     run.finished_at = timezone.now()
     run.report = report
-    run.save(using=using)
+    if PreflightRun._meta.db_table in connections[using].introspection.table_names():
+        run.save(using=using)
+    else:
+        # The first deploy of this app: its own table is in the plan. The verdict is reported, not kept.
+        report["notes"].append(messages.NOT_SAVED)
     return run
 
 

@@ -32,6 +32,7 @@ Progress = Callable[[str, int, int], None]
 COPY_ALIAS_PREFIX = "preflight_copy_"
 SQLITE_PAGES_PER_STEP = 4096  # 16 MiB at SQLite's default page size: a redraw every few hundred milliseconds
 COPY_REDRAW_BYTES = 4 << 20
+LOCK_WAIT_MILLISECONDS = 2000  # the longest the copy waits for a lock on production before giving up
 
 
 @dataclass
@@ -207,7 +208,7 @@ def _postgresql_copy(
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # A reader of a table that a concurrent DDL waits on would make every writer queue behind that DDL: give up
             # rather than wait for a lock (the preflight can be run again; production cannot wait).
-            source.execute("SET LOCAL lock_timeout = '2s'")
+            source.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MILLISECONDS}")
             snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             taken_at = timezone.now()
             chosen = tables_to_copy(source, tables)
@@ -247,7 +248,9 @@ def _postgresql_copy(
 def _restore_schema(settings_dict: dict[str, Any], *, snapshot: str, scratch_name: str) -> None:
     env = _libpq_env(settings_dict)
     dump = subprocess.run(
+        # pg_dump takes ACCESS SHARE on every table it dumps, like the copy: it gives up rather than queue.
         ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
+         f"--lock-wait-timeout={LOCK_WAIT_MILLISECONDS}",
          "--dbname", settings_dict["NAME"]],
         env=env, capture_output=True, check=False,
     )

@@ -181,7 +181,6 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         entry["seconds"] = round(finished - started, 4)
         entry["locks"] = locks.held_until(finished, started=started)
         if failed:
-            state = applied_state(executor)
             # The rows that broke it: the checks' findings name them, compared the way the database compares.
             entry["offending_rows"] = [{"check": finding.check, "table": finding.table, "what": finding.what,
                                         "count": finding.count, "rows": finding.rows} for finding in findings]
@@ -198,7 +197,7 @@ def _server_version(connection: BaseDatabaseWrapper) -> str:
 
 
 def _describe_error(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip()
+    text = " ".join(f"{type(error).__name__}: {error}".split())  # one line: the table report indents it
     diag = getattr(error.__cause__, "diag", None)
     detail = getattr(diag, "message_detail", None)
     if detail and detail not in text:

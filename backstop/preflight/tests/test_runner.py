@@ -155,3 +155,11 @@ def test_it_saves_a_failed_verdict_when_the_copy_cannot_be_made(
 def test_it_names_the_tables_a_plan_touches(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
     assert tables_the_plan_touches(pending_plan(), using="default") == {"accounts_account"}
+
+
+def test_it_passes_an_empty_plan_without_copying() -> None:
+    run = run_preflight()
+
+    assert run.passed and run.plan == [] and run.report["migrations"] == []
+    assert run.report["copy"] == {}
+    assert "nothing to try" in run.report["notes"][0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import connections, models
+from django.db import DatabaseError, connections, models, transaction
 from django.db.migrations import operations as ops
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
@@ -79,6 +79,9 @@ def _check_operation(
         keys: list[Any] = list(constraint.fields) or list(constraint.expressions)
         return _duplicates(model, keys, condition=constraint.condition,
                            nulls_distinct=constraint.nulls_distinct is not False, alias=alias, operation=described)
+    if isinstance(operation, ops.AddField) and operation.field.unique and not operation.field.primary_key:
+        return _one_default_for_every_row(before.apps.get_model(app_label, operation.model_name), operation.field,
+                                          alias=alias, operation=described)
     if isinstance(operation, ops.AlterUniqueTogether):
         model = before.apps.get_model(app_label, operation.name)
         old = {tuple(fields) for fields in (model._meta.unique_together or ())}
@@ -122,6 +125,22 @@ def _altered_field(model: type[models.Model], old: Any, new: Any, *, alias: str,
             offending = offending.exclude(**{old.name: ""})
         found += _finding("outside_choices", table, old.column, offending, [old.attname], operation=operation)
     return found
+
+
+def _one_default_for_every_row(model: type[models.Model], field: Any, *, alias: str, operation: str) -> list[Finding]:
+    """A new unique column filled with one default: every existing row gets the same value (NULLs never collide)."""
+    has_default = field.has_default() or getattr(field, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
+    if field.null and not has_default:
+        return []
+    rows = model._base_manager.using(alias).order_by("pk")
+    count = rows.count()
+    if count < 2:
+        return []
+    sample = [{"pk": pk, "values": {}, "key": ["(the default)"]}
+              for pk in rows.values_list("pk", flat=True)[:SAMPLE_ROWS]]
+    return [Finding(check="duplicates", table=model._meta.db_table,
+                    what=f"{field.name} (the one default every existing row gets; {count} rows)", count=1,
+                    operation=operation, rows=sample)]
 
 
 def _finding(
@@ -208,10 +227,15 @@ def check_preconditions(migration: Migration, *, alias: str) -> list[Finding]:
     """``Migration.preconditions = [("why", "SQL that must return no rows"), ...]``: each, run on the copy."""
     found: list[Finding] = []
     for why, sql in getattr(migration, "preconditions", ()):
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql)
-            names = [column[0] for column in cursor.description or ()]
-            returned = cursor.fetchmany(SAMPLE_ROWS + 1)
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(sql)
+                names = [column[0] for column in cursor.description or ()]
+                returned = cursor.fetchmany(SAMPLE_ROWS + 1)
+        except DatabaseError as error:  # a precondition that cannot run proves nothing
+            found.append(Finding(check="check_failed", table="", what=why, count=1, operation="preconditions",
+                                 error=" ".join(str(error).split())))
+            continue
         if returned:
             rows = [{"pk": row[0], "values": dict(zip(names, row, strict=False))} for row in returned[:SAMPLE_ROWS]]
             count = len(returned)  # at least: the query is the author's, we do not rewrite it into a count

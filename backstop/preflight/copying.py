@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class DatabaseCopy:
     alias: str
     vendor: str
     taken_at: dt.datetime  # when the source's snapshot was read
+    seconds: float = 0.0  # how long making the copy took
     tables_with_rows: list[str] | None = None  # None: every table (SQLite copies the whole file)
     notes: list[str] = field(default_factory=list)
 
@@ -90,11 +92,14 @@ def copy_database(
     """
     settings_dict = source_settings(using=using, source=source)
     alias = COPY_ALIAS_PREFIX + secrets.token_hex(4)
+    started = time.monotonic()
     if _vendor(settings_dict) == "sqlite":
         with _sqlite_copy(settings_dict, alias=alias, progress=progress) as copy:
+            copy.seconds = round(time.monotonic() - started, 3)
             yield copy
     else:
         with _postgresql_copy(settings_dict, alias=alias, tables=tables, progress=progress) as copy:
+            copy.seconds = round(time.monotonic() - started, 3)
             yield copy
 
 

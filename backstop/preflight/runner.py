@@ -58,7 +58,7 @@ def run_preflight(
             with copy_database(using=using, source=source, tables=tables, progress=progress) as copy:
                 run.data_taken_at = copy.taken_at
                 run.vendor = copy.vendor
-                report["copy"] = {"vendor": copy.vendor, "taken_at": copy.taken_at.isoformat(),
+                report["copy"] = {"vendor": copy.vendor, "taken_at": copy.taken_at.isoformat(), "seconds": copy.seconds,
                                   "tables_with_rows": copy.tables_with_rows, "notes": copy.notes}
                 with _only_the_copy(copy.alias, aliases={DEFAULT_DB_ALIAS, using}):
                     run.passed = _try_plan(copy, names, report, progress=progress)

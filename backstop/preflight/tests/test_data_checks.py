@@ -136,8 +136,19 @@ def test_it_reports_a_check_that_cannot_run_instead_of_passing() -> None:
     account("a@example.com")
 
     (found,) = findings_for(ops.AddConstraint("account", models.UniqueConstraint(Lower("no_such_field"), name="u")))
-
     assert found.check == "check_failed" and found.error
+
+    (broken,) = findings_for(preconditions=[("reads a table that is not there", "SELECT id FROM no_such_table")])
+    assert (broken.check, broken.what) == ("check_failed", "reads a table that is not there")
+    assert Account.objects.count() == 1  # the failed query left the connection usable
+
+
+def test_it_finds_a_new_unique_column_that_one_default_would_fill() -> None:
+    first, second = account("a@example.com"), account("b@example.com")
+
+    (found,) = findings_for(ops.AddField("account", "slug", models.CharField(max_length=20, default="", unique=True)))
+    assert (found.check, [row["pk"] for row in found.rows]) == ("duplicates", [first.pk, second.pk])
+    assert findings_for(ops.AddField("account", "slug", models.CharField(max_length=20, null=True, unique=True))) == []
 
 
 def test_it_has_complete_texts_for_every_check() -> None:

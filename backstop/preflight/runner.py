@@ -147,6 +147,7 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
     elif not lint_squawk:
         report["notes"].append(messages.LINT_SKIPPED_NO_SQUAWK)
     state = applied_state(executor)
+    running_models = set(state.models)  # what the release running during the deploy knows
     passed = True
     failed = False
     for position, migration in enumerate(copy_plan, start=1):
@@ -162,7 +163,7 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         state.apps  # noqa: B018 (render the historical models once, before checks and migration share them)
         findings = check_migration(migration, state, alias=copy.alias)
         entry["checks"] = [finding.as_dict() for finding in findings]
-        lint = compatibility_findings(migration, state, connection)
+        lint = compatibility_findings(migration, state, connection, running_models=running_models)
         if lint_squawk:
             statements = executor.loader.collect_sql([(migration, False)])  # type: ignore[attr-defined]
             lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],

@@ -58,6 +58,18 @@ def test_it_warns_of_code_that_cannot_be_reversed() -> None:
     assert lint(ops.RunPython(lambda apps, editor: None, ops.RunPython.noop)) == []
 
 
+def test_it_leaves_alone_a_model_the_running_release_does_not_have() -> None:
+    migration = Migration("9001_test", "accounts")
+    migration.operations = [  # type: ignore[misc]
+        ops.CreateModel("Badge", [("id", models.BigAutoField(primary_key=True))]),
+        ops.AddField("badge", "label", models.CharField(max_length=10, default="x")),
+    ]
+    state = applied_state(MigrationExecutor(connection))
+
+    assert compatibility_findings(migration, state, connection, running_models=set(state.models)) == []
+    assert rules(compatibility_findings(migration, state, connection)) == [("not_null_without_db_default", "error")]
+
+
 def test_it_keeps_an_accepted_finding_with_its_reason() -> None:
     (accepted,) = lint(ops.RemoveField("account", "phone"), accept={"drop_column": "unused since release 41"})
     assert (accepted.severity, accepted.detail) == ("accepted", "unused since release 41")

@@ -26,7 +26,14 @@ from django.utils import timezone
 from backstop.preflight import messages
 from backstop.preflight.checks import check_migration
 from backstop.preflight.copying import DatabaseCopy, Progress, copy_database
-from backstop.preflight.lint import ERROR, compatibility_findings, squawk_findings, squawk_path
+from backstop.preflight.lint import (
+    ERROR,
+    WARNING,
+    LintFinding,
+    compatibility_findings,
+    squawk_findings,
+    squawk_path,
+)
 from backstop.preflight.models import PreflightRun
 from backstop.preflight.plan import pending_plan, plan_fingerprint, plan_names
 
@@ -53,8 +60,8 @@ def run_preflight(
         report["notes"].append(messages.NOTHING_PENDING)
         run.passed = True
     else:
-        tables = tables_the_plan_touches(plan, using=using)
         try:
+            tables = tables_the_plan_touches(plan, using=using)
             with copy_database(using=using, source=source, tables=tables, progress=progress) as copy:
                 run.data_taken_at = copy.taken_at
                 run.vendor = copy.vendor
@@ -165,9 +172,14 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         entry["checks"] = [finding.as_dict() for finding in findings]
         lint = compatibility_findings(migration, state, connection, running_models=running_models)
         if lint_squawk:
-            statements = executor.loader.collect_sql([(migration, False)])  # type: ignore[attr-defined]
-            lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
-                                    pg_version=_server_version(connection))
+            try:
+                statements = executor.loader.collect_sql([(migration, False)])  # type: ignore[attr-defined]
+            except Exception as error:  # sqlmigrate cannot write every operation as SQL; the run itself still can
+                lint.append(LintFinding(rule="squawk", severity=WARNING, operation=entry["migration"],
+                                        detail=f"its SQL could not be collected: {_describe_error(error)}"))
+            else:
+                lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
+                                        pg_version=_server_version(connection))
         entry["lint"] = [finding.as_dict() for finding in lint]
         with _recording_locks(connection) as locks:
             started = time.monotonic()

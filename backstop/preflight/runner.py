@@ -8,6 +8,7 @@ Production is read (a snapshot) and written once: the PreflightRun row.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import operations as ops
 from django.db.migrations.executor import MigrationExecutor
@@ -24,7 +25,7 @@ from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from backstop.preflight import messages
-from backstop.preflight.checks import check_migration
+from backstop.preflight.checks import SAMPLE_ROWS, check_migration
 from backstop.preflight.copying import DatabaseCopy, Progress, copy_database
 from backstop.preflight.lint import (
     ERROR,
@@ -181,12 +182,14 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
                 lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
                                         pg_version=_server_version(connection))
         entry["lint"] = [finding.as_dict() for finding in lint]
+        failure: BaseException | None = None
         with _recording_locks(connection) as locks:
             started = time.monotonic()
             try:
                 state = executor.apply_migration(state, migration)
                 entry["status"] = APPLIED
             except Exception as error:
+                failure = error
                 entry["status"] = FAILED
                 entry["error"] = _describe_error(error)
                 failed = True
@@ -197,11 +200,50 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
             # The rows that broke it: the checks' findings name them, compared the way the database compares.
             entry["offending_rows"] = [{"check": finding.check, "table": finding.table, "what": finding.what,
                                         "count": finding.count, "rows": finding.rows} for finding in findings]
+            if not findings and failure is not None:  # nothing foreseen it (RunSQL, a custom operation): ask the DB
+                entry["offending_rows"] = rows_named_by_the_error(failure, alias=copy.alias)
         if findings or failed or any(finding.severity == ERROR for finding in lint):
             passed = False
     if progress is not None:
         progress("migrate", len(copy_plan), len(copy_plan))
     return passed
+
+
+# PostgreSQL's detail for a unique or foreign-key violation: Key (lower(company::text))=(acme corp) is duplicated.
+_KEY_DETAIL = re.compile(r"^Key \((?P<expression>.+)\)=\((?P<value>.*)\) (is duplicated|is not present in table .*)\.$")
+
+
+def rows_named_by_the_error(error: BaseException, *, alias: str) -> list[dict[str, Any]]:
+    """The rows a PostgreSQL constraint error names, read back from the copy (its transaction was rolled back).
+
+    A unique or foreign-key violation names one key and its value: the rows whose key, compared as text, equals it.
+    A NOT NULL violation names the column: the rows holding NULL there. Only the key is reported, no other column.
+    """
+    diag = getattr(error.__cause__, "diag", None)
+    table = getattr(diag, "table_name", None)
+    if diag is None or not table:
+        return []
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        pk = connection.introspection.get_primary_key_column(cursor, table) or "ctid"
+    key_match = _KEY_DETAIL.match(getattr(diag, "message_detail", None) or "")
+    if diag.sqlstate in ("23505", "23503") and key_match and "," not in key_match["expression"]:
+        what, where, params = key_match["expression"], f"({key_match['expression']})::text = %s", [key_match["value"]]
+    elif diag.sqlstate == "23502" and diag.column_name:
+        what, where, params = diag.column_name, f"{quote(diag.column_name)} IS NULL", []
+    else:
+        return []
+    try:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            # The expression is PostgreSQL's own text of the key it could not build, run on the copy only.
+            cursor.execute(f"SELECT {quote(pk)}, ({what})::text FROM {quote(table)} WHERE {where} "  # noqa: S608
+                           f"ORDER BY 1 LIMIT {SAMPLE_ROWS}", params)
+            rows = [{"pk": row_pk, "values": {what: value}} for row_pk, value in cursor.fetchall()]
+    except DatabaseError:
+        return []
+    return [{"check": "database", "table": table, "what": diag.message_detail or diag.message_primary,
+             "count": len(rows), "rows": rows}]
 
 
 def _server_version(connection: BaseDatabaseWrapper) -> str:

@@ -40,6 +40,11 @@ SHORTER_COMPANY = """    operations = [
         migrations.AlterField(model_name="account", name="company", field=models.CharField(max_length=4)),
     ]
 """
+RAW_CASEFOLD_INDEX = """    operations = [migrations.RunSQL(
+        'CREATE UNIQUE INDEX raw_company_casefolded ON accounts_account (lower(company))',
+        'DROP INDEX raw_company_casefolded',
+    )]
+"""
 DROP_PHONE = """    preflight_accept = {"drop_column": "the phone moved to DetailsChange in release 12"}
     operations = [migrations.RemoveField(model_name="account", name="phone")]
 """
@@ -163,3 +168,22 @@ def test_it_passes_an_empty_plan_without_copying() -> None:
     assert run.passed and run.plan == [] and run.report["migrations"] == []
     assert run.report["copy"] == {}
     assert "nothing to try" in run.report["notes"][0]
+
+
+def test_it_names_the_rows_of_a_failure_no_check_foresaw(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the rows are read back from PostgreSQL's error detail; SQLite's errors name no key")
+    make_pending(tmp_path, settings, monkeypatch, ("9001_raw_casefold_index", RAW_CASEFOLD_INDEX))
+    acme = account("a@example.com", "Acme")
+    shouting = account("b@example.com", "ACME")
+    account("c@example.com", "Globex")
+
+    run = run_preflight()
+
+    (entry,) = run.report["migrations"]
+    assert (entry["status"], entry["checks"]) == ("failed", [])
+    (named,) = entry["offending_rows"]
+    assert named["table"] == "accounts_account" and "is duplicated" in named["what"]
+    assert [row["pk"] for row in named["rows"]] == [acme.pk, shouting.pk]

@@ -26,6 +26,10 @@ FILL_CASE_DUPLICATES = """
                 account.company = f"{account.company} ({account.pk})"
                 account.save(update_fields=["company"])
             seen.add(account.company.lower())
+        # Data migrations reach for the default connection too; on the copy, that must be the copy.
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE accounts_account SET name = 'Renamed by the migration'")
 
     operations = [migrations.RunPython(rename_case_duplicates, migrations.RunPython.noop)]
 """
@@ -74,7 +78,8 @@ def test_it_checks_each_migration_on_the_data_the_earlier_ones_left(
     if connection.vendor == "postgresql":  # a RunPython may read any table: every table's rows were copied
         assert "workspaces_workspace" in run.report["copy"]["tables_with_rows"]
     assert PreflightRun.objects.get(pk=run.pk).passed
-    assert sorted(Account.objects.values_list("company", flat=True)) == ["ACME", "Acme"]  # production untouched
+    # Production untouched, by the ORM (Model.objects) and by raw SQL on django.db.connection alike.
+    assert sorted(Account.objects.values_list("company", "name")) == [("ACME", "Ann"), ("Acme", "Ann")]
 
 
 def test_it_stops_the_plan_at_the_first_failure(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:

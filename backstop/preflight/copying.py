@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -252,6 +253,10 @@ def _postgresql_copy(
 
 def _restore_schema(settings_dict: dict[str, Any], *, snapshot: str, scratch_name: str) -> None:
     env = _libpq_env(settings_dict)
+    missing = [tool for tool in ("pg_dump", "psql") if shutil.which(tool, path=env.get("PATH")) is None]
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} not found: a PostgreSQL copy needs the PostgreSQL client "
+                           "programs, of the server's major version or newer")
     dump = subprocess.run(
         # pg_dump takes ACCESS SHARE on every table it dumps, like the copy: it gives up rather than queue.
         ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",

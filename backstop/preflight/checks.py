@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import connections, models
+from django.db import DatabaseError, connections, models, transaction
 from django.db.migrations import operations as ops
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
@@ -73,12 +73,15 @@ def _check_operation(
     operation: ops.base.Operation, app_label: str, before: ProjectState, after: ProjectState, *, alias: str
 ) -> list[Finding]:
     described = operation.describe()
-    if isinstance(operation, ops.AddConstraint) and isinstance(operation.constraint, models.UniqueConstraint):
-        model = before.apps.get_model(app_label, operation.model_name)
-        constraint = operation.constraint
+    constraint = getattr(operation, "constraint", None)
+    if isinstance(operation, ops.AddConstraint) and isinstance(constraint, models.UniqueConstraint):
+        model = before.apps.get_model(app_label, getattr(operation, "model_name"))  # noqa: B009 (untyped in stubs)
         keys: list[Any] = list(constraint.fields) or list(constraint.expressions)
         return _duplicates(model, keys, condition=constraint.condition,
                            nulls_distinct=constraint.nulls_distinct is not False, alias=alias, operation=described)
+    if isinstance(operation, ops.AddField) and operation.field.unique and not operation.field.primary_key:
+        return _one_default_for_every_row(before.apps.get_model(app_label, operation.model_name), operation.field,
+                                          alias=alias, operation=described)
     if isinstance(operation, ops.AlterUniqueTogether):
         model = before.apps.get_model(app_label, operation.name)
         old = {tuple(fields) for fields in (model._meta.unique_together or ())}
@@ -90,9 +93,9 @@ def _check_operation(
         return found
     if isinstance(operation, ops.AlterField):
         model = before.apps.get_model(app_label, operation.model_name)
-        old_field = model._meta.get_field(operation.name)
+        old_field: Any = model._meta.get_field(operation.name)
         new_model = after.apps.get_model(app_label, operation.model_name)
-        new_field = new_model._meta.get_field(operation.name)
+        new_field: Any = new_model._meta.get_field(operation.name)
         return _altered_field(model, old_field, new_field, alias=alias, operation=described)
     return []
 
@@ -124,6 +127,22 @@ def _altered_field(model: type[models.Model], old: Any, new: Any, *, alias: str,
     return found
 
 
+def _one_default_for_every_row(model: type[models.Model], field: Any, *, alias: str, operation: str) -> list[Finding]:
+    """A new unique column filled with one default: every existing row gets the same value (NULLs never collide)."""
+    has_default = field.has_default() or getattr(field, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
+    if field.null and not has_default:
+        return []
+    rows = model._base_manager.using(alias).order_by("pk")
+    count = rows.count()
+    if count < 2:
+        return []
+    sample = [{"pk": pk, "values": {}, "key": ["(the default)"]}
+              for pk in rows.values_list("pk", flat=True)[:SAMPLE_ROWS]]
+    return [Finding(check="duplicates", table=model._meta.db_table,
+                    what=f"{field.name} (the one default every existing row gets; {count} rows)", count=1,
+                    operation=operation, rows=sample)]
+
+
 def _finding(
     check: str, table: str, what: str, offending: models.QuerySet[Any], columns: list[str], *, operation: str
 ) -> list[Finding]:
@@ -138,9 +157,14 @@ def _finding(
 def _referenced_fields(model: type[models.Model], key: Any) -> list[str]:
     """The concrete columns (attnames) a constraint key reads: a field name, or the F()s inside an expression."""
     if isinstance(key, str):
-        return [model._meta.get_field(key).attname]
+        return [_attname(model, key)]
     names = [node.name for node in key.flatten() if isinstance(node, F)]
-    return [model._meta.get_field(name.split("__")[0]).attname for name in names]
+    return [_attname(model, name.split("__")[0]) for name in names]
+
+
+def _attname(model: type[models.Model], name: str) -> str:
+    field: Any = model._meta.get_field(name)
+    return str(field.attname)
 
 
 def _duplicates(
@@ -183,15 +207,16 @@ def _orphans(model: type[models.Model], old: Any, new: Any, *, alias: str, opera
     table = model._meta.db_table
     target_table = new.related_model._meta.db_table
     target_column = new.target_field.column
-    pk_column = model._meta.pk.column  # type: ignore[union-attr]
-    where = (f"FROM {quote(table)} t WHERE t.{quote(old.column)} IS NOT NULL AND NOT EXISTS "
+    pk_column = model._meta.pk.column
+    # Names only, each quoted by the backend; no value is interpolated.
+    where = (f"FROM {quote(table)} t WHERE t.{quote(old.column)} IS NOT NULL AND NOT EXISTS "  # noqa: S608
              f"(SELECT 1 FROM {quote(target_table)} p WHERE p.{quote(target_column)} = t.{quote(old.column)})")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) {where}")  # noqa: S608 (names quoted by the backend; no values)
+        cursor.execute(f"SELECT count(*) {where}")
         count = cursor.fetchone()[0]
         if not count:
             return []
-        cursor.execute(f"SELECT t.{quote(pk_column)}, t.{quote(old.column)} {where} "  # noqa: S608
+        cursor.execute(f"SELECT t.{quote(pk_column)}, t.{quote(old.column)} {where} "
                        f"ORDER BY 1 LIMIT {SAMPLE_ROWS}")
         rows = [{"pk": pk, "values": {old.column: value}} for pk, value in cursor.fetchall()]
     return [Finding(check="orphans", table=table, what=f"{old.column} -> {target_table}.{target_column}",
@@ -202,10 +227,15 @@ def check_preconditions(migration: Migration, *, alias: str) -> list[Finding]:
     """``Migration.preconditions = [("why", "SQL that must return no rows"), ...]``: each, run on the copy."""
     found: list[Finding] = []
     for why, sql in getattr(migration, "preconditions", ()):
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql)
-            names = [column[0] for column in cursor.description or ()]
-            returned = cursor.fetchmany(SAMPLE_ROWS + 1)
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(sql)
+                names = [column[0] for column in cursor.description or ()]
+                returned = cursor.fetchmany(SAMPLE_ROWS + 1)
+        except DatabaseError as error:  # a precondition that cannot run proves nothing
+            found.append(Finding(check="check_failed", table="", what=why, count=1, operation="preconditions",
+                                 error=" ".join(str(error).split())))
+            continue
         if returned:
             rows = [{"pk": row[0], "values": dict(zip(names, row, strict=False))} for row in returned[:SAMPLE_ROWS]]
             count = len(returned)  # at least: the query is the author's, we do not rewrite it into a count

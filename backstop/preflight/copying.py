@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ Progress = Callable[[str, int, int], None]
 COPY_ALIAS_PREFIX = "preflight_copy_"
 SQLITE_PAGES_PER_STEP = 4096  # 16 MiB at SQLite's default page size: a redraw every few hundred milliseconds
 COPY_REDRAW_BYTES = 4 << 20
+LOCK_WAIT_MILLISECONDS = 2000  # the longest the copy waits for a lock on production before giving up
 
 
 @dataclass
@@ -41,6 +44,7 @@ class DatabaseCopy:
     alias: str
     vendor: str
     taken_at: dt.datetime  # when the source's snapshot was read
+    seconds: float = 0.0  # how long making the copy took
     tables_with_rows: list[str] | None = None  # None: every table (SQLite copies the whole file)
     notes: list[str] = field(default_factory=list)
 
@@ -89,11 +93,14 @@ def copy_database(
     """
     settings_dict = source_settings(using=using, source=source)
     alias = COPY_ALIAS_PREFIX + secrets.token_hex(4)
+    started = time.monotonic()
     if _vendor(settings_dict) == "sqlite":
         with _sqlite_copy(settings_dict, alias=alias, progress=progress) as copy:
+            copy.seconds = round(time.monotonic() - started, 3)
             yield copy
     else:
         with _postgresql_copy(settings_dict, alias=alias, tables=tables, progress=progress) as copy:
+            copy.seconds = round(time.monotonic() - started, 3)
             yield copy
 
 
@@ -207,7 +214,7 @@ def _postgresql_copy(
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # A reader of a table that a concurrent DDL waits on would make every writer queue behind that DDL: give up
             # rather than wait for a lock (the preflight can be run again; production cannot wait).
-            source.execute("SET LOCAL lock_timeout = '2s'")
+            source.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MILLISECONDS}")
             snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             taken_at = timezone.now()
             chosen = tables_to_copy(source, tables)
@@ -246,8 +253,14 @@ def _postgresql_copy(
 
 def _restore_schema(settings_dict: dict[str, Any], *, snapshot: str, scratch_name: str) -> None:
     env = _libpq_env(settings_dict)
+    missing = [tool for tool in ("pg_dump", "psql") if shutil.which(tool, path=env.get("PATH")) is None]
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} not found: a PostgreSQL copy needs the PostgreSQL client "
+                           "programs, of the server's major version or newer")
     dump = subprocess.run(
+        # pg_dump takes ACCESS SHARE on every table it dumps, like the copy: it gives up rather than queue.
         ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
+         f"--lock-wait-timeout={LOCK_WAIT_MILLISECONDS}",
          "--dbname", settings_dict["NAME"]],
         env=env, capture_output=True, check=False,
     )

@@ -134,6 +134,10 @@ PLAN_MISMATCH = (
 )
 NOTHING_PENDING = "No migration is pending: there is nothing to try."
 NOT_RUN = "not run: an earlier migration of the plan failed"
+NOT_SAVED = (
+    "This database has no preflight table yet (the plan creates it), so this verdict was not saved: the deploy guard "
+    "cannot rely on it."
+)
 
 
 # --- The deploy guard (guard.py): each verdict says what happened and what to do ----------------------------------

@@ -35,6 +35,11 @@ def _verdict(run: PreflightRun) -> str:
     return "PASSED" if run.passed else "FAILED"
 
 
+def _copy_time(run: PreflightRun) -> str:
+    seconds = run.report.get("copy", {}).get("seconds")
+    return "" if seconds is None else f"  (copied in {seconds:.1f}s)"
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
 
@@ -68,7 +73,7 @@ def _problems(entry: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]
 def _table(run: PreflightRun) -> str:
     report = run.report
     lines = [f"preflight {_verdict(run)}  plan {run.plan_fingerprint[:12]}  {run.vendor}  data taken at "
-             f"{run.data_taken_at:%Y-%m-%d %H:%M:%S} UTC"]
+             f"{run.data_taken_at:%Y-%m-%d %H:%M:%S} UTC{_copy_time(run)}"]
     if report.get("error"):
         lines.append(f"error: {report['error']}")
     migrations = report.get("migrations", [])
@@ -97,7 +102,7 @@ def _markdown(run: PreflightRun) -> str:
     report = run.report
     lines = [f"## Migration preflight: {_verdict(run)}", "",
              f"Plan `{run.plan_fingerprint[:12]}` on {run.vendor}, data taken at "
-             f"{run.data_taken_at:%Y-%m-%d %H:%M:%S} UTC.", ""]
+             f"{run.data_taken_at:%Y-%m-%d %H:%M:%S} UTC{_copy_time(run)}.", ""]
     if report.get("error"):
         lines += [f"**Error:** {_cell(report['error'])}", ""]
     migrations = report.get("migrations", [])

@@ -8,6 +8,7 @@ Production is read (a snapshot) and written once: the PreflightRun row.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import operations as ops
 from django.db.migrations.executor import MigrationExecutor
@@ -24,9 +25,16 @@ from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from backstop.preflight import messages
-from backstop.preflight.checks import check_migration
+from backstop.preflight.checks import SAMPLE_ROWS, check_migration
 from backstop.preflight.copying import DatabaseCopy, Progress, copy_database
-from backstop.preflight.lint import ERROR, compatibility_findings, squawk_findings, squawk_path
+from backstop.preflight.lint import (
+    ERROR,
+    WARNING,
+    LintFinding,
+    compatibility_findings,
+    squawk_findings,
+    squawk_path,
+)
 from backstop.preflight.models import PreflightRun
 from backstop.preflight.plan import pending_plan, plan_fingerprint, plan_names
 
@@ -53,22 +61,54 @@ def run_preflight(
         report["notes"].append(messages.NOTHING_PENDING)
         run.passed = True
     else:
-        tables = tables_the_plan_touches(plan, using=using)
         try:
+            tables = tables_the_plan_touches(plan, using=using)
             with copy_database(using=using, source=source, tables=tables, progress=progress) as copy:
                 run.data_taken_at = copy.taken_at
                 run.vendor = copy.vendor
-                report["copy"] = {"vendor": copy.vendor, "taken_at": copy.taken_at.isoformat(),
+                report["copy"] = {"vendor": copy.vendor, "taken_at": copy.taken_at.isoformat(), "seconds": copy.seconds,
                                   "tables_with_rows": copy.tables_with_rows, "notes": copy.notes}
-                run.passed = _try_plan(copy, names, report, progress=progress)
+                with _only_the_copy(copy.alias, aliases={DEFAULT_DB_ALIAS, using}):
+                    run.passed = _try_plan(copy, names, report, progress=progress)
         except Exception as error:  # the copy itself failed: a preflight that could not run has not passed
             report["error"] = f"{type(error).__name__}: {error}"
             report["traceback"] = traceback.format_exc(limit=8)
             run.passed = False
     run.finished_at = timezone.now()
     run.report = report
-    run.save(using=using)
+    if PreflightRun._meta.db_table in connections[using].introspection.table_names():
+        run.save(using=using)
+    else:
+        # The first deploy of this app: its own table is in the plan. The verdict is reported, not kept.
+        report["notes"].append(messages.NOT_SAVED)
     return run
+
+
+def applied_state(executor: MigrationExecutor) -> ProjectState:
+    """The project state of the migrations applied to the executor's database (what ``migrate`` starts from)."""
+    return executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _only_the_copy(copy_alias: str, *, aliases: set[str]) -> Iterator[None]:
+    """In this thread, ``aliases`` (production) lead to the copy while the plan runs there.
+
+    A RunPython that calls ``Model.objects`` (not ``.using(schema_editor.connection.alias)``), or reaches for
+    ``django.db.connection``, would otherwise write production: most data migrations do. Swapping the connection
+    objects in this thread sends every query of the run to the copy; other threads keep production.
+    """
+    saved = {alias: getattr(connections._connections, alias, None) for alias in aliases}  # type: ignore[attr-defined]
+    copy_connection = connections[copy_alias]
+    for alias in aliases:
+        connections[alias] = copy_connection
+    try:
+        yield
+    finally:
+        for alias, wrapper in saved.items():
+            if wrapper is None:
+                del connections[alias]
+            else:
+                connections[alias] = wrapper
 
 
 def tables_the_plan_touches(plan: list[Migration], *, using: str) -> set[str] | None:
@@ -76,14 +116,13 @@ def tables_the_plan_touches(plan: list[Migration], *, using: str) -> set[str] | 
 
     None when an operation could touch anything (RunPython, RunSQL): then every table's rows are copied.
     """
-    executor = MigrationExecutor(connections[using])
-    state = executor._create_project_state(with_applied_migrations=True)
+    state = applied_state(MigrationExecutor(connections[using]))
     tables: set[str] = set()
     for migration in plan:
         for operation in migration.operations:
             if not isinstance(operation, _NAMED_TABLE_OPERATIONS):
                 return None
-            model_name = getattr(operation, "model_name", None) or operation.name
+            model_name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
             for candidate in (model_name, getattr(operation, "old_name", None)):
                 model_state = state.models.get((migration.app_label, str(candidate).lower())) if candidate else None
                 if model_state is not None:
@@ -115,7 +154,8 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         report["notes"].append(messages.LINT_SKIPPED_ON_SQLITE)
     elif not lint_squawk:
         report["notes"].append(messages.LINT_SKIPPED_NO_SQUAWK)
-    state = executor._create_project_state(with_applied_migrations=True)
+    state = applied_state(executor)
+    running_models = set(state.models)  # what the release running during the deploy knows
     passed = True
     failed = False
     for position, migration in enumerate(copy_plan, start=1):
@@ -131,18 +171,25 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         state.apps  # noqa: B018 (render the historical models once, before checks and migration share them)
         findings = check_migration(migration, state, alias=copy.alias)
         entry["checks"] = [finding.as_dict() for finding in findings]
-        lint = compatibility_findings(migration, state, connection)
+        lint = compatibility_findings(migration, state, connection, running_models=running_models)
         if lint_squawk:
-            statements = executor.loader.collect_sql([(migration, False)])
-            lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
-                                    pg_version=_server_version(connection))
+            try:
+                statements = executor.loader.collect_sql([(migration, False)])  # type: ignore[attr-defined]
+            except Exception as error:  # sqlmigrate cannot write every operation as SQL; the run itself still can
+                lint.append(LintFinding(rule="squawk", severity=WARNING, operation=entry["migration"],
+                                        detail=f"its SQL could not be collected: {_describe_error(error)}"))
+            else:
+                lint += squawk_findings(statements, atomic=migration.atomic, label=entry["migration"],
+                                        pg_version=_server_version(connection))
         entry["lint"] = [finding.as_dict() for finding in lint]
+        failure: BaseException | None = None
         with _recording_locks(connection) as locks:
             started = time.monotonic()
             try:
                 state = executor.apply_migration(state, migration)
                 entry["status"] = APPLIED
             except Exception as error:
+                failure = error
                 entry["status"] = FAILED
                 entry["error"] = _describe_error(error)
                 failed = True
@@ -150,15 +197,53 @@ def _try_plan(copy: DatabaseCopy, names: list[str], report: dict[str, Any], *, p
         entry["seconds"] = round(finished - started, 4)
         entry["locks"] = locks.held_until(finished, started=started)
         if failed:
-            state = executor._create_project_state(with_applied_migrations=True)
             # The rows that broke it: the checks' findings name them, compared the way the database compares.
             entry["offending_rows"] = [{"check": finding.check, "table": finding.table, "what": finding.what,
                                         "count": finding.count, "rows": finding.rows} for finding in findings]
+            if not findings and failure is not None:  # nothing foreseen it (RunSQL, a custom operation): ask the DB
+                entry["offending_rows"] = rows_named_by_the_error(failure, alias=copy.alias)
         if findings or failed or any(finding.severity == ERROR for finding in lint):
             passed = False
     if progress is not None:
         progress("migrate", len(copy_plan), len(copy_plan))
     return passed
+
+
+# PostgreSQL's detail for a unique or foreign-key violation: Key (lower(company::text))=(acme corp) is duplicated.
+_KEY_DETAIL = re.compile(r"^Key \((?P<expression>.+)\)=\((?P<value>.*)\) (is duplicated|is not present in table .*)\.$")
+
+
+def rows_named_by_the_error(error: BaseException, *, alias: str) -> list[dict[str, Any]]:
+    """The rows a PostgreSQL constraint error names, read back from the copy (its transaction was rolled back).
+
+    A unique or foreign-key violation names one key and its value: the rows whose key, compared as text, equals it.
+    A NOT NULL violation names the column: the rows holding NULL there. Only the key is reported, no other column.
+    """
+    diag = getattr(error.__cause__, "diag", None)
+    table = getattr(diag, "table_name", None)
+    if diag is None or not table:
+        return []
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        pk = connection.introspection.get_primary_key_column(cursor, table) or "ctid"
+    key_match = _KEY_DETAIL.match(getattr(diag, "message_detail", None) or "")
+    if diag.sqlstate in ("23505", "23503") and key_match and "," not in key_match["expression"]:
+        what, where, params = key_match["expression"], f"({key_match['expression']})::text = %s", [key_match["value"]]
+    elif diag.sqlstate == "23502" and diag.column_name:
+        what, where, params = diag.column_name, f"{quote(diag.column_name)} IS NULL", []
+    else:
+        return []
+    try:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            # The expression is PostgreSQL's own text of the key it could not build, run on the copy only.
+            cursor.execute(f"SELECT {quote(pk)}, ({what})::text FROM {quote(table)} WHERE {where} "  # noqa: S608
+                           f"ORDER BY 1 LIMIT {SAMPLE_ROWS}", params)
+            rows = [{"pk": row_pk, "values": {what: value}} for row_pk, value in cursor.fetchall()]
+    except DatabaseError:
+        return []
+    return [{"check": "database", "table": table, "what": diag.message_detail or diag.message_primary,
+             "count": len(rows), "rows": rows}]
 
 
 def _server_version(connection: BaseDatabaseWrapper) -> str:
@@ -167,7 +252,7 @@ def _server_version(connection: BaseDatabaseWrapper) -> str:
 
 
 def _describe_error(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip()
+    text = " ".join(f"{type(error).__name__}: {error}".split())  # one line: the table report indents it
     diag = getattr(error.__cause__, "diag", None)
     detail = getattr(diag, "message_detail", None)
     if detail and detail not in text:
@@ -217,7 +302,7 @@ def _recording_locks(connection: BaseDatabaseWrapper) -> Iterator[_LockLog]:
 
     connection.ensure_connection()
     raw = connection.connection
-    pid = raw.info.backend_pid  # type: ignore[union-attr]
+    pid = raw.info.backend_pid
     current_statement = [""]
 
     def read(cursor: Any) -> None:
@@ -229,8 +314,8 @@ def _recording_locks(connection: BaseDatabaseWrapper) -> Iterator[_LockLog]:
     def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         current_statement[0] = " ".join(str(sql).split())[:200]
         result = execute(sql, params, many, context)
-        if not raw.autocommit:  # type: ignore[union-attr]
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
+        if not raw.autocommit:
+            with raw.cursor() as cursor:
                 read(cursor)
         return result
 

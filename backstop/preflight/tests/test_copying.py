@@ -35,13 +35,13 @@ def write_from_another_connection(email: str) -> float:
                            "setup_run, setup_batch, is_staff, is_superuser, created_at) VALUES ('', %s, %s, 'W', "
                            "'Writer', '', 'active', 1, '', false, false, now())", (email, email))
     else:
-        writer = sqlite3.connect(settings_dict["NAME"], timeout=WRITER_WAIT_LIMIT_SECONDS, isolation_level=None)
+        lite = sqlite3.connect(settings_dict["NAME"], timeout=WRITER_WAIT_LIMIT_SECONDS, isolation_level=None)
         try:
-            writer.execute("INSERT INTO accounts_account (password, email, email_key, name, company, phone, state, "
+            lite.execute("INSERT INTO accounts_account (password, email, email_key, name, company, phone, state, "
                            "setup_run, setup_batch, is_staff, is_superuser, created_at) VALUES ('', ?, ?, 'W', "
                            "'Writer', '', 'active', 1, '', 0, 0, datetime('now'))", (email, email))
         finally:
-            writer.close()
+            lite.close()
     return time.monotonic() - started
 
 

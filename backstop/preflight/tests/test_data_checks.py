@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from backstop.accounts.models import Account, AccountState, EmailKeyCollision
 from backstop.preflight import messages
 from backstop.preflight.checks import Finding, check_migration
+from backstop.preflight.runner import applied_state
 
 pytestmark = pytest.mark.django_db
 
@@ -25,15 +26,16 @@ def account(email: str, company: str = "Acme", **fields: Any) -> Account:
 
 def findings_for(*operations: ops.base.Operation, preconditions: list[tuple[str, str]] | None = None) -> list[Finding]:
     migration = Migration("9001_test", "accounts")
-    migration.operations = list(operations)
+    migration.operations = list(operations)  # type: ignore[misc]
     if preconditions is not None:
         migration.preconditions = preconditions  # type: ignore[attr-defined]
-    state = MigrationExecutor(connection)._create_project_state(with_applied_migrations=True)
+    state = applied_state(MigrationExecutor(connection))
     return check_migration(migration, state, alias="default")
 
 
 def test_it_finds_case_only_duplicates_before_a_case_folded_unique_constraint() -> None:
-    acme, shouting, other = account("a@example.com", "Acme"), account("b@example.com", "ACME"), account("c@x.com", "Zed")
+    acme, shouting = account("a@example.com", "Acme"), account("b@example.com", "ACME")
+    other = account("c@example.com", "Zed")
 
     (found,) = findings_for(ops.AddConstraint("account", models.UniqueConstraint(Lower("company"), name="u")))
 
@@ -134,8 +136,19 @@ def test_it_reports_a_check_that_cannot_run_instead_of_passing() -> None:
     account("a@example.com")
 
     (found,) = findings_for(ops.AddConstraint("account", models.UniqueConstraint(Lower("no_such_field"), name="u")))
-
     assert found.check == "check_failed" and found.error
+
+    (broken,) = findings_for(preconditions=[("reads a table that is not there", "SELECT id FROM no_such_table")])
+    assert (broken.check, broken.what) == ("check_failed", "reads a table that is not there")
+    assert Account.objects.count() == 1  # the failed query left the connection usable
+
+
+def test_it_finds_a_new_unique_column_that_one_default_would_fill() -> None:
+    first, second = account("a@example.com"), account("b@example.com")
+
+    (found,) = findings_for(ops.AddField("account", "slug", models.CharField(max_length=20, default="", unique=True)))
+    assert (found.check, [row["pk"] for row in found.rows]) == ("duplicates", [first.pk, second.pk])
+    assert findings_for(ops.AddField("account", "slug", models.CharField(max_length=20, null=True, unique=True))) == []
 
 
 def test_it_has_complete_texts_for_every_check() -> None:

@@ -10,16 +10,17 @@ from django.db.migrations.migration import Migration
 
 from backstop.preflight import messages
 from backstop.preflight.lint import LintFinding, compatibility_findings, squawk_findings, squawk_path
+from backstop.preflight.runner import applied_state
 
 pytestmark = pytest.mark.django_db
 
 
 def lint(*operations: ops.base.Operation, accept: dict[str, str] | None = None) -> list[LintFinding]:
     migration = Migration("9001_test", "accounts")
-    migration.operations = list(operations)
+    migration.operations = list(operations)  # type: ignore[misc]
     if accept is not None:
         migration.preflight_accept = accept  # type: ignore[attr-defined]
-    state = MigrationExecutor(connection)._create_project_state(with_applied_migrations=True)
+    state = applied_state(MigrationExecutor(connection))
     return compatibility_findings(migration, state, connection)
 
 
@@ -55,6 +56,18 @@ def test_it_refuses_set_not_null_and_type_changes_but_not_a_wider_varchar() -> N
 def test_it_warns_of_code_that_cannot_be_reversed() -> None:
     assert rules(lint(ops.RunPython(lambda apps, editor: None))) == [("irreversible", "warning")]
     assert lint(ops.RunPython(lambda apps, editor: None, ops.RunPython.noop)) == []
+
+
+def test_it_leaves_alone_a_model_the_running_release_does_not_have() -> None:
+    migration = Migration("9001_test", "accounts")
+    migration.operations = [  # type: ignore[misc]
+        ops.CreateModel("Badge", [("id", models.BigAutoField(primary_key=True))]),
+        ops.AddField("badge", "label", models.CharField(max_length=10, default="x")),
+    ]
+    state = applied_state(MigrationExecutor(connection))
+
+    assert compatibility_findings(migration, state, connection, running_models=set(state.models)) == []
+    assert rules(compatibility_findings(migration, state, connection)) == [("not_null_without_db_default", "error")]
 
 
 def test_it_keeps_an_accepted_finding_with_its_reason() -> None:

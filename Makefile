@@ -8,7 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
 IMPORT_CONTRACTS ?= enforce
 CONTRACTS_FAIL := $(if $(filter report,$(IMPORT_CONTRACTS)),-,)
 
-.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench clean
+.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench clean preflight-shaped
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,11 @@ test-postgres: install browser
 	  DATABASE_URL=$(PG_URL) $(BIN)/pytest; \
 	else echo "no PostgreSQL on 127.0.0.1:5432: suite ran on SQLite only"; fi
 
-test: lint test-sqlite test-postgres
+# This branch's new migrations tried by `backstop preflight` on production-shaped data (.ci/preflight-shaped).
+preflight-shaped: install
+	.ci/preflight-shaped main
+
+test: lint test-sqlite test-postgres preflight-shaped
 
 bench: install
 	$(BIN)/python bench/signup_latency.py

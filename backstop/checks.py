@@ -46,6 +46,10 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
             "database file's write lock", hint="Use inside on SQLite, or set DATABASE_URL (PostgreSQL).",
             id="backstop.W002"))
     problems += _probe_interval_problems()
+    if production and settings.MIGRATION_GUARD == "off":
+        problems.append(Warning(
+            "the migration guard is off in production: migrate applies plans no preflight has tried",
+            hint="Unset BACKSTOP_MIGRATION_GUARD (on by default in production).", id="backstop.W004"))
     if production:
         fakes = [name for name, value in (("BACKSTOP_EMAIL", settings.EMAIL_PROVIDER == "mailbox"),
                                           ("BACKSTOP_SMS", settings.SMS_PROVIDER == "mailbox"),

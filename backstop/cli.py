@@ -40,14 +40,19 @@ def _check_settings(call_command: Callable[..., object]) -> None:
         logging.getLogger("backstop.cli").warning("%s", report.getvalue().strip())
 
 
-def _prepare(*, migrate: bool) -> None:
+def _prepare(*, migrate: bool, command: str) -> None:
     from django.conf import settings
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
 
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
     _check_settings(call_command)
     if migrate:
-        call_command("migrate", interactive=False, verbosity=0)
+        # `backstop migrate` is behind the deploy guard (backstop/preflight/guard.py): in production it refuses a plan
+        # no recent preflight passed, and the process does not start on a schema it was not cleared to change.
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        except CommandError as refused:
+            raise SystemExit(f"backstop {command} --migrate: {refused}") from refused
     if settings.INITIAL_FAULTS:
         from backstop.demo.faults import parse_faults
         from backstop.demo.models import FaultSetting
@@ -106,7 +111,7 @@ def run_demo(args: argparse.Namespace) -> None:
     # Before Django reads its settings: the web process must be pointed at the fakepay this demo starts.
     fakepay_socket = _demo_fakepay_socket(args.fakepay_port)
     _setup_django()
-    _prepare(migrate=True)
+    _prepare(migrate=True, command="demo")
     from backstop.accounts.staff import ensure_staff_account
     from backstop.runtime import engine
 
@@ -193,9 +198,25 @@ def _record_start_up() -> None:
         logging.getLogger("backstop.cli").exception("the deploy or the status file could not be recorded")
 
 
+def _record_migrations(*, since: float) -> None:
+    """`backstop migrate` went through: the migrations it applied, as a deploy on the incidents' timeline."""
+    import datetime as dt
+
+    from django.db import DatabaseError
+
+    from backstop.incidents.deploys import migrations_applied_since, record_deploy
+
+    try:
+        applied = migrations_applied_since(dt.datetime.fromtimestamp(since, tz=dt.UTC))
+        if applied:
+            record_deploy(migrations=applied, source="migrate")
+    except DatabaseError:  # the record is for people; the migration itself went through
+        logging.getLogger("backstop.cli").exception("the migrations applied could not be recorded as a deploy")
+
+
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
-    _prepare(migrate=args.migrate)
+    _prepare(migrate=args.migrate, command="serve")
     from django.conf import settings
 
     from backstop.runtime import engine
@@ -288,7 +309,7 @@ def run_worker(args: argparse.Namespace) -> None:
     _setup_django()
     if args.exit_with_parent:
         _exit_when_parent_dies()
-    _prepare(migrate=args.migrate)
+    _prepare(migrate=args.migrate, command="worker")
     from backstop.runtime import engine
 
     executor = engine.launch(role="worker")
@@ -335,8 +356,8 @@ def run_fakepay(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser() -> argparse.ArgumentParser:
+    """The command's own subcommands (the docs' commands are checked against it: docs/runbooks/)."""
     parser = argparse.ArgumentParser(prog="backstop", description=__doc__)
     commands = parser.add_subparsers(dest="command")
 
@@ -353,11 +374,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--threads", type=int, default=16)
-    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument("--migrate", action="store_true",
+                       help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     serve.set_defaults(run=run_serve)
 
     worker = commands.add_parser("worker", help="workflow runner only")
-    worker.add_argument("--migrate", action="store_true", help="apply migrations first")
+    worker.add_argument("--migrate", action="store_true",
+                        help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
     worker.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     worker.set_defaults(run=run_worker)
 
@@ -372,12 +395,20 @@ def main(argv: list[str] | None = None) -> None:
     fakepay.add_argument("--allow-reset", action="store_true", help="enable POST /_fakepay/reset")
     fakepay.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     fakepay.set_defaults(run=run_fakepay)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
     if argv and argv[0] not in {"demo", "serve", "worker", "fakepay", "-h", "--help"}:
         _setup_django()
         from django.core.management import execute_from_command_line
 
+        started = time.time()
         execute_from_command_line(["backstop", *argv])
+        if argv[0] == "migrate" and "--plan" not in argv and "--check" not in argv:
+            _record_migrations(since=started)
         return
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

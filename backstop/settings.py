@@ -287,6 +287,15 @@ DRAFT_CLEANUP_SECONDS = env_float("BACKSTOP_DRAFT_CLEANUP_SECONDS", 3600.0, mini
 DRAFT_MAX_CHARS = env_int("BACKSTOP_DRAFT_MAX_CHARS", 50_000, minimum=1000)
 DRAFT_MAX_PER_OWNER = env_int("BACKSTOP_DRAFT_MAX_PER_OWNER", 200, minimum=1)
 
+# --- Migrations: the deploy guard and snapshots (docs/decisions.md, "Deploy guard and sanitized snapshots") ----
+# "on": `backstop migrate` (and `serve --migrate`, `worker --migrate`) applies a plan only after a passing
+# `backstop preflight` of exactly that plan; production's default. "off": development, the demo and the tests.
+MIGRATION_GUARD = env_choice("BACKSTOP_MIGRATION_GUARD", "on" if MODE == "production" else "off", {"on", "off"})
+# How old the data a passing preflight ran on may be when the guard trusts it.
+PREFLIGHT_MAX_AGE_HOURS = env_float("BACKSTOP_PREFLIGHT_MAX_AGE_HOURS", 24.0, minimum=0.01)
+# The key of `backstop snapshot --sanitize`'s masks; empty: a new random key per snapshot.
+SNAPSHOT_SECRET = env_str("BACKSTOP_SNAPSHOT_SECRET", "")
+
 LOG_LEVEL = env_str("BACKSTOP_LOG_LEVEL", "WARNING").upper()
 # One JSON object a line (what a log shipper reads) in production, plain text for a person at a terminal otherwise;
 # both name the request or workflow on every line (backstop.lib.logs).

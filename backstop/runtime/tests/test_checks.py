@@ -29,6 +29,7 @@ CLEAN_PRODUCTION = {
     "BREAKER_PROBE_SECONDS": 10.0,
     "HEARTBEAT_SECONDS": 5.0,
     "SUPPORT_INCIDENT_SETTLE_SECONDS": 900.0,
+    "MIGRATION_GUARD": "on",  # production's default (settings.py); the tests run in development mode, where it is off
 }
 
 
@@ -64,6 +65,7 @@ def test_it_passes_the_development_defaults(settings: Any) -> None:
     ({"EMAIL_PROVIDER": "mailbox"}, ["backstop.W001"]),
     ({"SMS_PROVIDER": "mailbox", "TWILIO_AUTH_TOKEN": ""}, ["backstop.W001"]),
     ({"WORKSPACE_PROVIDER": "local", "WORKSPACE_PROVISIONER_URL": ""}, ["backstop.W001"]),
+    ({"MIGRATION_GUARD": "off"}, ["backstop.W004"]),
 ])
 def test_it_refuses_a_production_misconfiguration(settings: Any, overrides: dict[str, Any],
                                                    expected: list[str]) -> None:

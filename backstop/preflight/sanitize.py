@@ -1,0 +1,360 @@
+"""``backstop snapshot``: a copy of the database, its personal data masked (``--sanitize``), for staging and preflights.
+
+Which columns hold personal data is a registry, ``PERSONAL_FIELDS`` (model, field, kind), beside ``NOT_PERSONAL``, the
+text columns declared free of it; a test fails while any text or JSON column of any model is in neither, so a new
+column is classified by whoever adds it. The models are named by label, never imported: this app knows no domain.
+
+The copy: on SQLite, the backup API into a new file (a consistent copy made page by page; writers wait only for the
+page being copied); on PostgreSQL, a new database on the same server filled by ``pg_dump | psql`` (one repeatable-read
+snapshot that takes no lock a writer waits for). The masking then rewrites the copy, never the source, and the copy is
+vacuumed so the rows it replaced leave no trace in its free pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.utils import load_backend
+from django.utils import timezone
+
+from backstop.preflight.masking import mask
+
+SNAPSHOT_ALIAS = "preflight_snapshot"
+BATCH_SIZE = 1000
+# A unique column whose masks keep colliding after this many salts has values too short to mask apart.
+MAX_SALTS = 50
+
+
+class Kind(enum.StrEnum):
+    EMAIL = "email"  # an address, or a key made from one (every table masks one address alike, so joins still join)
+    NAME = "name"  # a person's, a company's or a workspace's name
+    PHONE = "phone"
+    TEXT = "text"  # free text a person typed or that quotes one (messages, notes, errors that echo an address)
+    SECRET = "secret"  # hashes and tokens: useless outside production, masked so a copy cannot sign anyone in
+    JSON = "json"  # every string inside the document is masked as text; keys and numbers are kept
+
+
+@dataclass(frozen=True)
+class PersonalField:
+    model: str  # "app_label.ModelName"
+    field: str
+    kind: Kind
+
+
+def _fields(model: str, kind: Kind, *names: str) -> list[PersonalField]:
+    return [PersonalField(model, name, kind) for name in names]
+
+
+PERSONAL_FIELDS: tuple[PersonalField, ...] = (
+    *_fields("sessions.Session", Kind.SECRET, "session_key", "session_data"),
+    *_fields("runtime.GuardedIntent", Kind.TEXT, "key", "last_error"),
+    *_fields("runtime.GuardedIntent", Kind.JSON, "payload"),
+    *_fields("ratelimits.Counter", Kind.TEXT, "key"),  # keys name the address or the IP they limit
+    *_fields("accounts.Account", Kind.SECRET, "password"),
+    *_fields("accounts.Account", Kind.EMAIL, "email", "email_key"),
+    *_fields("accounts.Account", Kind.NAME, "name", "company"),
+    *_fields("accounts.Account", Kind.PHONE, "phone"),
+    *_fields("accounts.SetupStep", Kind.TEXT, "last_error"),
+    *_fields("accounts.AccountEvent", Kind.TEXT, "text"),
+    *_fields("accounts.VerificationCode", Kind.SECRET, "code_hash", "link_hash"),
+    *_fields("accounts.EmailKeyCollision", Kind.EMAIL, "email", "old_key", "new_key"),
+    *_fields("accounts.EmailKeyCollision", Kind.TEXT, "what_was_done"),
+    *_fields("accounts.DetailsChange", Kind.NAME, "name", "company"),
+    *_fields("accounts.DetailsChange", Kind.PHONE, "phone"),
+    *_fields("accounts.DetailsChange", Kind.SECRET, "code_hash"),
+    *_fields("workspaces.Workspace", Kind.NAME, "name"),
+    *_fields("workspaces.LocalProvisionedWorkspace", Kind.NAME, "name"),
+    *_fields("workspaces.Note", Kind.TEXT, "title", "body"),
+    *_fields("notify.Message", Kind.EMAIL, "to", "to_key"),
+    *_fields("notify.Message", Kind.TEXT, "subject", "text", "html", "last_error"),
+    *_fields("notify.Message", Kind.SECRET, "secret"),
+    *_fields("notify.LocalMailboxItem", Kind.EMAIL, "to", "to_key"),
+    *_fields("notify.LocalMailboxItem", Kind.TEXT, "subject", "text", "html"),
+    *_fields("attention.AttentionRecord", Kind.TEXT, "summary", "resolution"),
+    *_fields("attention.AttentionRecord", Kind.JSON, "detail"),
+    *_fields("support.Case", Kind.EMAIL, "customer_key", "email"),
+    *_fields("support.Case", Kind.TEXT, "summary", "resolution_note"),
+    *_fields("support.Signal", Kind.TEXT, "summary", "cleared_how"),
+    *_fields("support.Signal", Kind.JSON, "detail"),
+    *_fields("support.Contact", Kind.EMAIL, "email", "customer_key"),
+    *_fields("support.Contact", Kind.TEXT, "text", "reference", "public_reply", "private_reply", "page_reply"),
+    *_fields("support.StrangerNotice", Kind.EMAIL, "customer_key"),
+    *_fields("support.Incident", Kind.TEXT, "last_error"),
+    *_fields("support.SupportAction", Kind.TEXT, "note"),
+    *_fields("support.SupportAction", Kind.JSON, "params", "before", "after"),
+    *_fields("support.CaseNote", Kind.TEXT, "body"),
+    *_fields("support.StaffNotice", Kind.TEXT, "text"),
+    *_fields("support.Commitment", Kind.TEXT, "text", "kept_how"),
+    *_fields("support.Commitment", Kind.JSON, "detail"),
+    *_fields("billing.PurchaseAttempt", Kind.EMAIL, "email", "email_key"),
+    *_fields("billing.PurchaseAttempt", Kind.TEXT, "plan_claim", "decline_message", "last_error"),
+    *_fields("billing.Order", Kind.EMAIL, "email", "email_key"),
+    *_fields("billing.Entitlement", Kind.EMAIL, "email", "email_key"),
+    *_fields("billing.KnownRefund", Kind.TEXT, "source"),  # a staff member's name when they refunded
+    *_fields("billing.RefundRequest", Kind.TEXT, "requested_by"),
+    *_fields("billing.Credit", Kind.TEXT, "reason", "actor"),
+    *_fields("billing.AuditEntry", Kind.TEXT, "actor"),
+    *_fields("billing.AuditEntry", Kind.JSON, "before", "after"),
+    *_fields("drafts.Draft", Kind.JSON, "fields"),
+)
+
+# Text and JSON columns that hold nothing about a person: choices, codes our software makes, providers' ids,
+# references, hashes of requests, and the staff's own saved replies.
+NOT_PERSONAL: dict[str, tuple[str, ...]] = {
+    "auth.Permission": ("name", "codename"),
+    "auth.Group": ("name",),
+    "contenttypes.ContentType": ("app_label", "model"),
+    "runtime.Executor": ("id", "role", "hostname", "taken_over_by"),
+    "runtime.CircuitBreaker": ("provider", "state", "last_error"),
+    "runtime.GuardedIntent": ("operation", "state"),
+    "accounts.Account": ("state", "setup_batch"),
+    "accounts.SetupStep": ("name", "status"),
+    "accounts.AccountEvent": ("kind",),
+    "accounts.EmailKeyCollision": ("table", "account_ids"),
+    "workspaces.Workspace": ("external_id",),
+    "workspaces.LocalProvisionedWorkspace": ("idempotency_key",),
+    "workspaces.Note": ("created_key", "last_key"),
+    "notify.Message": ("key", "channel", "kind", "status"),
+    "notify.LocalMailboxItem": ("channel", "message_id"),
+    "attention.AttentionRecord": ("kind", "subject", "cause"),
+    "support.Case": ("state", "kinds", "cause", "resolution"),
+    "support.Signal": ("kind", "cause", "source"),
+    "support.Contact": ("our_reference", "finding", "submission_key"),
+    "support.Incident": ("cause", "provider", "state"),
+    "support.SupportAction": ("idempotency_key", "action", "outcome"),
+    "support.SavedReply": ("title", "body"),
+    "support.CaseNote": ("idempotency_key",),
+    "support.StaffNotice": ("key", "urgency", "batch_key"),
+    "support.Commitment": ("kind", "made_in"),
+    "demo.FaultSetting": ("provider", "mode"),
+    "billing.Product": ("code", "name", "currency"),
+    "billing.PurchaseAttempt": ("reference", "idempotency_key", "request_fingerprint", "currency", "payment_method",
+                                "state", "payment_id", "decline_code", "buyer_saw"),
+    "billing.Order": ("reference", "currency", "payment_id", "status", "fulfilled_by", "refund_id"),
+    "billing.Entitlement": ("state",),
+    "billing.ProcessorStatus": ("payment_id", "status", "currency", "learnt_from"),
+    "billing.ProcessedWebhookEvent": ("event_id", "type", "payment_id", "outcome"),
+    "billing.KnownRefund": ("payment_id",),
+    "billing.RefundRequest": ("idempotency_key", "payment_id", "reference", "outcome", "refund_id"),
+    "billing.ReconciliationWatermark": ("name", "last_summary"),
+    "billing.Credit": ("key",),
+    "billing.AuditEntry": ("action", "reference", "payment_id"),
+    "drafts.Draft": ("owner", "surface", "device"),
+    "preflight.PreflightRun": ("plan_fingerprint", "plan", "vendor", "report"),
+    "preflight.GuardOverride": ("plan_fingerprint", "plan", "reason", "by"),
+}
+
+
+def classified_field_types() -> tuple[type[models.Field[Any, Any]], ...]:
+    """The column types the registry must cover (EmailField and SlugField are CharFields)."""
+    return (models.CharField, models.TextField, models.JSONField)
+
+
+@dataclass
+class SnapshotResult:
+    target: str  # the file (SQLite) or the database name (PostgreSQL) written
+    vendor: str
+    data_taken_at: dt.datetime
+    sanitized: bool
+    masked_values: int
+
+
+def default_target(*, using: str = DEFAULT_DB_ALIAS, now: dt.datetime | None = None) -> str:
+    stamp = (now or timezone.now()).strftime("%Y%m%dT%H%M%SZ")
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        return str(Path(settings.DATA_DIR) / f"snapshot-{stamp}.sqlite3")
+    return f"{connection.settings_dict['NAME']}_snapshot_{stamp.lower()}"
+
+
+def take_snapshot(*, using: str = DEFAULT_DB_ALIAS, target: str | None = None, sanitize: bool = True,
+                  key: bytes | None = None, progress: Callable[[str], None] | None = None) -> SnapshotResult:
+    """Copy the database ``using`` to ``target`` (a new SQLite file, or a new PostgreSQL database on the same server)
+    and, with ``sanitize``, mask its personal data with ``key`` (the configured snapshot secret, else a new random
+    one: then not even we can tell two snapshots' masks apart from two customers)."""
+    say = progress or (lambda line: None)
+    connection = connections[using]
+    target = target or default_target(using=using)
+    if connection.vendor == "sqlite":
+        taken_at = _copy_sqlite(using=using, target=Path(target))
+        config = {**connection.settings_dict, "NAME": target}
+    elif connection.vendor == "postgresql":
+        taken_at = _copy_postgresql(using=using, target=target)
+        config = {**connection.settings_dict, "NAME": target}
+        # The copy gets one plain connection; the production pool's settings are for production's traffic.
+        config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    else:
+        raise ValueError(f"backstop snapshot knows SQLite and PostgreSQL, not {connection.vendor}")
+    say(f"copied the database to {target} (data as of {taken_at:%Y-%m-%d %H:%M:%S} UTC)")
+    masked = 0
+    if sanitize:
+        secret = key or settings.SNAPSHOT_SECRET.encode() or secrets.token_bytes(32)
+        with snapshot_connection(config) as alias:
+            masked_tables = sanitize_database(using=alias, key=secret, progress=say)
+            _compact(alias, tables=[table for table, count in masked_tables.items() if count])
+            masked = sum(masked_tables.values())
+        say(f"masked {masked} values")
+    return SnapshotResult(target=target, vendor=connection.vendor, data_taken_at=taken_at, sanitized=sanitize,
+                          masked_values=masked)
+
+
+def _copy_sqlite(*, using: str, target: Path) -> dt.datetime:
+    if target.exists():
+        raise FileExistsError(f"{target} exists; a snapshot never overwrites a file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    connection = connections[using]
+    connection.ensure_connection()
+    taken_at = timezone.now()
+    destination = sqlite3.connect(target)
+    try:
+        # Pages in steps, the source's lock let go between them: a writer waits for one step at most.
+        connection.connection.backup(destination, pages=256)
+    finally:
+        destination.close()
+    return taken_at
+
+
+def _postgres_environment(config: dict[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    for variable, key in (("PGHOST", "HOST"), ("PGPORT", "PORT"), ("PGUSER", "USER"), ("PGPASSWORD", "PASSWORD")):
+        if config.get(key):
+            env[variable] = str(config[key])
+    return env
+
+
+def _copy_postgresql(*, using: str, target: str) -> dt.datetime:
+    connection = connections[using]
+    source = connection.settings_dict["NAME"]
+    quoted = connection.ops.quote_name(target)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {quoted}")
+    env = _postgres_environment(connection.settings_dict)
+    taken_at = timezone.now()
+    # pg_dump reads every table in one repeatable-read transaction and takes only ACCESS SHARE locks, which no
+    # insert, update or delete waits for. The workflow engine's schema stays behind: staging runs its own workflows.
+    dump = subprocess.Popen(["pg_dump", "--no-owner", "--no-privileges", "--exclude-schema=dbos", source],
+                            stdout=subprocess.PIPE, env=env)
+    restore = subprocess.run(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", target],
+                             stdin=dump.stdout, capture_output=True, env=env, check=False)
+    assert dump.stdout is not None
+    dump.stdout.close()
+    dumped = dump.wait()
+    if dumped or restore.returncode:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        raise RuntimeError(f"copying {source} to {target} failed (pg_dump {dumped}, psql {restore.returncode}): "
+                           f"{restore.stderr.decode(errors='replace')[-2000:]}")
+    return taken_at
+
+
+@contextlib.contextmanager
+def snapshot_connection(config: dict[str, Any], *, alias: str = SNAPSHOT_ALIAS) -> Iterator[str]:
+    """A database alias for the copy, in this thread, for as long as the block runs (never in settings.DATABASES:
+    nothing else may find it)."""
+    connections[alias] = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
+    try:
+        yield alias
+    finally:
+        connections[alias].close()
+        del connections[alias]
+
+
+def _compact(alias: str, *, tables: list[str]) -> None:
+    """Rewrite the copy's files (on PostgreSQL, the ``tables`` masked) so no free page still holds a value the masking
+    replaced."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA journal_mode=DELETE")
+            cursor.execute("VACUUM")
+        else:
+            for table in tables:
+                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
+
+
+def mask_value(value: Any, *, kind: Kind, key: bytes, salt: int = 0) -> Any:
+    """The masked value of one column: NULL stays NULL, "" stays "", a JSON document keeps its structure."""
+    if value is None:
+        return None
+    if kind is Kind.JSON:
+        return _mask_json(value, key=key)
+    return mask(str(value), key=key, salt=salt)
+
+
+def _mask_json(value: Any, *, key: bytes) -> Any:
+    if isinstance(value, str):
+        return mask(value, key=key)
+    if isinstance(value, list):
+        return [_mask_json(item, key=key) for item in value]
+    if isinstance(value, dict):
+        return {name: _mask_json(item, key=key) for name, item in value.items()}
+    return value
+
+
+def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Mask every registered column of the database ``using`` in place; the values changed, per table."""
+    say = progress or (lambda line: None)
+    by_model: dict[str, list[PersonalField]] = {}
+    for entry in PERSONAL_FIELDS:
+        by_model.setdefault(entry.model, []).append(entry)
+    existing = set(connections[using].introspection.table_names())
+    changed: dict[str, int] = {}
+    for label, entries in by_model.items():
+        model = apps.get_model(label)
+        if model._meta.db_table not in existing:
+            continue
+        changed[model._meta.db_table] = _sanitize_model(model, entries, using=using, key=key)
+        say(f"masked {changed[model._meta.db_table]} values of {label}")
+    return changed
+
+
+def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, using: str, key: bytes) -> int:
+    names = [entry.field for entry in entries]
+    unique = {entry.field for entry in entries if getattr(model._meta.get_field(entry.field), "unique", False)}
+    taken: dict[str, dict[str, Any]] = {name: {} for name in unique}
+    changed = 0
+    rows = model._base_manager.using(using).order_by("pk")
+    last = None
+    while True:
+        # Pages by primary key, no cursor left open across the updates (SQLite would read rows it just rewrote).
+        page = list((rows if last is None else rows.filter(pk__gt=last)).values_list("pk", *names)[:BATCH_SIZE])
+        if not page:
+            return changed
+        batch: list[models.Model] = []
+        for pk, *values in page:
+            masked: dict[str, Any] = {}
+            for entry, value in zip(entries, values, strict=True):
+                if entry.field in unique:
+                    masked[entry.field] = _mask_unique(value, kind=entry.kind, key=key, taken=taken[entry.field])
+                else:
+                    masked[entry.field] = mask_value(value, kind=entry.kind, key=key)
+            changed += sum(1 for value, new in zip(values, masked.values(), strict=True) if new != value)
+            batch.append(model(pk=pk, **masked))
+        model._base_manager.using(using).bulk_update(batch, names)
+        last = page[-1][0]
+
+
+def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[str, Any]) -> Any:
+    """A unique column's mask, salted again while another value already masked to it (short values can collide)."""
+    if value is None:
+        return None
+    for salt in range(MAX_SALTS):
+        candidate = mask_value(value, kind=kind, key=key, salt=salt)
+        owner = taken.setdefault(json.dumps(candidate), value)
+        if owner == value:
+            return candidate
+    raise ValueError(f"cannot mask {len(str(value))}-character values of a unique column apart")

@@ -1,0 +1,174 @@
+"""`backstop snapshot --sanitize`: a copy with no original email, name or phone, and the shapes of the original."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection, connections
+
+from backstop.accounts.models import Account
+from backstop.drafts.models import Draft
+from backstop.lib.email_identity import email_key
+from backstop.notify.models import Message
+from backstop.preflight.masking import character_class, mask
+from backstop.preflight.sanitize import (
+    NOT_PERSONAL,
+    PERSONAL_FIELDS,
+    Kind,
+    classified_field_types,
+    snapshot_connection,
+    take_snapshot,
+)
+
+KEY = b"test-snapshot-key"
+
+CUSTOMERS = [
+    # email, name, company, phone
+    ("Ada.Lovelace@Analytical.example", "Ada Lovelace", "ACME Corp", "+44 20 7946 0958"),
+    ("grace.hopper@navy.example", "Grace Hopper", "Acme Corp", "+1 (555) 010-7788"),
+    ("david@שלום.example", "דוד כהן", "חברת שלום בע״מ", "+972 52-123-4567"),
+    ("layla@example.ae", "ليلى العربي", "شركة الأمل", "+971 50 765 4321"),
+    ("zoe.unicorn@example.com", "Zoë 🦄🚀 Ünicorn", "Ünicorn 🦄 GmbH", ""),
+    ("w" * 60 + "@long.example", "Wolfeschlegelsteinhausenbergerdorff " * 4, "A" * 150, "0049 30 1234567"),
+]
+
+
+def _make_customers() -> list[Account]:
+    return [
+        Account.objects.create(email=email, email_key=email_key(email), name=name, company=company, phone=phone,
+                               password="argon2$not-a-real-hash")
+        for email, name, company, phone in CUSTOMERS
+    ]
+
+
+def test_it_masks_each_character_by_one_of_its_class() -> None:
+    for value in ("Ada.Lovelace@Analytical.example", "דוד כהן", "ليلى العربي", "Zoë 🦄🚀 Ünicorn", "+44 20 7946 0958",
+                  "山田 太郎", "Ирина Петрова", "٠١٢٣ رقم"):
+        masked = mask(value, key=KEY)
+        assert masked != value
+        assert len(masked) == len(value) and len(masked.encode()) == len(value.encode())
+        for before, after in zip(value, masked, strict=True):
+            assert unicodedata.bidirectional(after) == unicodedata.bidirectional(before), (value, masked)
+            assert character_class(after)[1:] == character_class(before)[1:], (before, after)
+            if not before.isalnum() and unicodedata.category(before) != "So":
+                assert after == before  # structure: @ . + spaces, punctuation
+
+
+def test_it_keeps_case_only_duplicates_case_only_and_others_apart() -> None:
+    upper, lower, other = mask("ACME Corp", key=KEY), mask("Acme Corp", key=KEY), mask("Acme Corq", key=KEY)
+    assert upper != lower and upper.lower() == lower.lower()
+    assert [char.isupper() for char in upper] == [char.isupper() for char in "ACME Corp"]
+    assert [char.isupper() for char in lower] == [char.isupper() for char in "Acme Corp"]
+    assert other.lower() != lower.lower()
+    assert mask("Acme Corp", key=KEY) == lower  # deterministic
+    assert mask("Acme Corp", key=b"another key") != lower  # and keyed
+
+
+def test_it_classifies_every_text_column_of_every_model() -> None:
+    personal = {(entry.model, entry.field) for entry in PERSONAL_FIELDS}
+    declared = {(model, field) for model, fields in NOT_PERSONAL.items() for field in fields}
+    assert not personal & declared, "a column is both personal and not"
+    columns = {
+        (model._meta.label, field.name)
+        for model in apps.get_models() for field in model._meta.get_fields()
+        if isinstance(field, classified_field_types())
+    }
+    assert columns - personal - declared == set(), "classify these in backstop/preflight/sanitize.py"
+    assert (personal | declared) - columns == set(), "the registry names columns no model has"
+    for entry in PERSONAL_FIELDS:
+        assert isinstance(entry.kind, Kind)
+
+
+def _all_personal_values(using: str) -> dict[tuple[str, str, Any], Any]:
+    values: dict[tuple[str, str, Any], Any] = {}
+    for entry in PERSONAL_FIELDS:
+        model = apps.get_model(entry.model)
+        if model._meta.db_table not in connections[using].introspection.table_names():
+            continue
+        for pk, value in model._base_manager.using(using).values_list("pk", entry.field):
+            values[(entry.model, entry.field, pk)] = value
+    return values
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_a_sanitized_copy_with_the_same_shapes(copy_target: str, tmp_path: Path) -> None:
+    customers = _make_customers()
+    Message.objects.create(to=CUSTOMERS[0][0], key="welcome:1", channel="email", kind="welcome",
+                           subject="Welcome, Ada Lovelace", text="Hello Ada Lovelace, call +44 20 7946 0958")
+    draft = Draft.objects.create(owner="user:1", surface="contact", fields={"body": "Ada Lovelace here", "tries": 2})
+    source_before = _all_personal_values("default")
+
+    result = take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    assert result.sanitized and result.masked_values > 0
+    assert _all_personal_values("default") == source_before, "the source database was changed"
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    with snapshot_connection(config) as alias:
+        copied = _all_personal_values(alias)
+        assert copied.keys() == source_before.keys()
+        for where, original in source_before.items():
+            masked = copied[where]
+            if original is None or original == "":
+                assert masked == original, where  # NULLs and empties stay so
+            elif isinstance(original, str):
+                assert masked != original and len(masked) == len(original), where
+        accounts = {account.pk: account for account in Account.objects.using(alias).all()}
+        masked_draft = Draft.objects.using(alias).get(pk=draft.pk).fields
+        assert masked_draft["tries"] == 2 and set(masked_draft) == {"body", "tries"}  # keys and numbers kept
+        assert len(masked_draft["body"]) == len("Ada Lovelace here") and "Lovelace" not in masked_draft["body"]
+        copied_texts = "\n".join(str(value) for value in copied.values())
+    for email, name, company, phone in CUSTOMERS:
+        for original in (email, email_key(email), name, company, phone):
+            if original:
+                assert original not in copied_texts
+    acme, other_acme = accounts[customers[0].pk], accounts[customers[1].pk]
+    assert acme.company != other_acme.company and acme.company.lower() == other_acme.company.lower()
+    for account in accounts.values():
+        assert account.email_key == email_key(account.email) or not account.email.isascii()
+    if connection.vendor == "sqlite":
+        # Not even the copy's free pages still hold an original value.
+        raw = Path(copy_target).read_bytes()
+        for email, name, _, phone in CUSTOMERS:
+            assert email.encode() not in raw and name.encode() not in raw and (not phone or phone.encode() not in raw)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_to_overwrite_and_says_where_it_wrote(copy_target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _make_customers()
+    call_command("snapshot", "--sanitize", "--out", copy_target)
+    out = capsys.readouterr().out
+    assert f"sanitized snapshot: {copy_target}" in out and "backstop preflight --source " in out
+    if connection.vendor == "sqlite":
+        with pytest.raises(Exception, match="never overwrites"):
+            call_command("snapshot", "--out", copy_target)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_a_staging_preflight_find_the_case_only_duplicates_without_the_names(
+    copy_target: str, tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    _make_customers()  # "ACME Corp" and "Acme Corp": production's case-only duplicate
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    params = connection.settings_dict
+    source = copy_target if connection.vendor == "sqlite" else (
+        f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/"
+        f"{copy_target}")
+
+    run = run_preflight(source=source)
+
+    assert not run.passed
+    (duplicates,) = run.report["migrations"][0]["checks"]
+    companies = sorted(row["values"]["company"] for row in duplicates["rows"])
+    assert len(companies) == 2 and companies[0].lower() == companies[1].lower()
+    assert "acme corp" not in {company.lower() for company in companies}  # masked: the real name never shows

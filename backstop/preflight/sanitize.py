@@ -110,6 +110,21 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     *_fields("billing.AuditEntry", Kind.TEXT, "actor"),
     *_fields("billing.AuditEntry", Kind.JSON, "before", "after"),
     *_fields("drafts.Draft", Kind.JSON, "fields"),
+    *_fields("accounts.VerificationCode", Kind.SECRET, "browser_hash"),
+    # The search index repeats the case's address, name, phone and what the customer wrote, lower-cased.
+    *_fields("support.CaseSearchEntry", Kind.TEXT, "identity", "body"),
+    # Staff write incidents and post-mortems in their own words, and may name a customer; an event's source can be
+    # "staff:<their address>".
+    *_fields("incidents.Incident", Kind.TEXT, "title", "last_error"),
+    *_fields("incidents.IncidentUpdate", Kind.TEXT, "body"),
+    *_fields("incidents.IncidentEvent", Kind.TEXT, "source", "text"),
+    *_fields("incidents.IncidentEvent", Kind.JSON, "detail"),
+    *_fields("incidents.ActionItem", Kind.TEXT, "title"),
+    *_fields("incidents.PostMortem", Kind.TEXT, "markdown"),
+    # A preflight's report quotes the offending rows' values (a duplicate email, a too-long name); an override's
+    # reason is an operator's free text, and ``by`` their user name.
+    *_fields("preflight.PreflightRun", Kind.JSON, "report"),
+    *_fields("preflight.GuardOverride", Kind.TEXT, "reason", "by"),
 )
 
 # Text and JSON columns that hold nothing about a person: choices, codes our software makes, providers' ids,
@@ -154,8 +169,15 @@ NOT_PERSONAL: dict[str, tuple[str, ...]] = {
     "billing.Credit": ("key",),
     "billing.AuditEntry": ("action", "reference", "payment_id"),
     "drafts.Draft": ("owner", "surface", "device"),
-    "preflight.PreflightRun": ("plan_fingerprint", "plan", "vendor", "report"),
-    "preflight.GuardOverride": ("plan_fingerprint", "plan", "reason", "by"),
+    "preflight.PreflightRun": ("plan_fingerprint", "plan", "vendor"),
+    "preflight.GuardOverride": ("plan_fingerprint", "plan"),
+    "incidents.Incident": ("capability", "cause", "opened_by", "state"),
+    "incidents.IncidentUpdate": ("idempotency_key", "state"),
+    "incidents.IncidentEvent": ("kind",),
+    "incidents.ActionItem": ("priority",),
+    "incidents.AffectedCustomer": ("lost",),
+    "incidents.AmendsAction": ("idempotency_key",),
+    "support.CasePresence": ("tab",),
 }
 
 

@@ -172,3 +172,32 @@ def test_it_lets_a_staging_preflight_find_the_case_only_duplicates_without_the_n
     companies = sorted(row["values"]["company"] for row in duplicates["rows"])
     assert len(companies) == 2 and companies[0].lower() == companies[1].lower()
     assert "acme corp" not in {company.lower() for company in companies}  # masked: the real name never shows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_masks_the_values_a_preflight_report_quotes(copy_target: str, tmp_path: Path, settings: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.preflight.models import GuardOverride, PreflightRun
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    _make_customers()  # "ACME Corp" and "Acme Corp": the preflight's report names both, with their values
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    failed = run_preflight()
+    assert not failed.passed and "ACME Corp" in str(failed.report)
+    GuardOverride.objects.create(plan_fingerprint=failed.plan_fingerprint, plan=failed.plan, by="ada",
+                                 reason="Grace Hopper's account must sign in today")
+
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    with snapshot_connection(config) as alias:
+        report = str(PreflightRun.objects.using(alias).get(pk=failed.pk).report)
+        reason = GuardOverride.objects.using(alias).get().reason
+    assert "ACME Corp" not in report and "Acme Corp" not in report
+    assert "Grace Hopper" not in reason and len(reason) == len("Grace Hopper's account must sign in today")
+    if connection.vendor == "sqlite":
+        raw = Path(copy_target).read_bytes()
+        assert b"ACME Corp" not in raw and b"Grace Hopper" not in raw

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.utils import load_backend
 from django.utils import timezone
 
+from backstop.preflight.copying import conninfo
 from backstop.preflight.masking import mask
 
 SNAPSHOT_ALIAS = "preflight_snapshot"
@@ -265,22 +267,38 @@ def _copy_postgresql(*, using: str, target: str) -> dt.datetime:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {quoted}")
     env = _postgres_environment(connection.settings_dict)
-    taken_at = timezone.now()
-    # pg_dump reads every table in one repeatable-read transaction and takes only ACCESS SHARE locks, which no
-    # insert, update or delete waits for. The workflow engine's schema stays behind: staging runs its own workflows.
-    dump = subprocess.Popen(["pg_dump", "--no-owner", "--no-privileges", "--exclude-schema=dbos", source],
-                            stdout=subprocess.PIPE, env=env)
+    try:
+        with psycopg.connect(conninfo(connection.settings_dict)) as holder:
+            # One repeatable-read snapshot, exported, that both dumps read: the schema and the rows of one moment.
+            # pg_dump takes only ACCESS SHARE locks, which no insert, update or delete waits for.
+            holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+            taken_at = timezone.now()
+            # The whole schema first, constraints included, then the rows with the foreign-key triggers off (a
+            # replica session; needs a superuser, as the preflight's copy does): rows a past bug orphaned are
+            # production's data, and a restore that adds the constraints after the rows would refuse them.
+            # The workflow engine's schema stays behind: staging runs its own workflows.
+            _dump_into(source, target, ["--schema-only"], snapshot=snapshot, env=env)
+            _dump_into(source, target, ["--data-only"], snapshot=snapshot,
+                       env={**env, "PGOPTIONS": f"{env.get('PGOPTIONS', '')} -c session_replication_role=replica"})
+    except Exception:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        raise
+    return taken_at
+
+
+def _dump_into(source: str, target: str, section: list[str], *, snapshot: str, env: dict[str, str]) -> None:
+    dump = subprocess.Popen(["pg_dump", "--no-owner", "--no-privileges", "--exclude-schema=dbos",
+                             f"--snapshot={snapshot}", *section, source], stdout=subprocess.PIPE, env=env)
     restore = subprocess.run(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", target],
                              stdin=dump.stdout, capture_output=True, env=env, check=False)
     assert dump.stdout is not None
     dump.stdout.close()
     dumped = dump.wait()
     if dumped or restore.returncode:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
-        raise RuntimeError(f"copying {source} to {target} failed (pg_dump {dumped}, psql {restore.returncode}): "
-                           f"{restore.stderr.decode(errors='replace')[-2000:]}")
-    return taken_at
+        raise RuntimeError(f"copying {source} to {target} failed (pg_dump {section[0]} {dumped}, psql "
+                           f"{restore.returncode}): {restore.stderr.decode(errors='replace')[-2000:]}")
 
 
 @contextlib.contextmanager

@@ -201,3 +201,32 @@ def test_it_masks_the_values_a_preflight_report_quotes(copy_target: str, tmp_pat
     if connection.vendor == "sqlite":
         raw = Path(copy_target).read_bytes()
         assert b"ACME Corp" not in raw and b"Grace Hopper" not in raw
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_copies_the_orphaned_rows_production_holds(copy_target: str) -> None:
+    from django.db import transaction
+
+    from backstop.accounts.models import AccountEvent
+
+    (account,) = _make_customers()[:1]
+    orphan = AccountEvent(account_id=account.pk + 1_000_000, kind="signup", text="orphaned by a past bug")
+    # A past bug left a row whose account is gone, written with the foreign-key checks off as it was then.
+    if connection.vendor == "sqlite":
+        with connection.constraint_checks_disabled():
+            orphan.save()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            orphan.save()
+
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    with snapshot_connection(config) as alias:
+        copied = AccountEvent.objects.using(alias).get(pk=orphan.pk)
+        assert copied.account_id == orphan.account_id and copied.text != orphan.text
+        with connections[alias].cursor() as cursor:  # the copy's schema still forbids new orphans
+            constraints = connections[alias].introspection.get_constraints(cursor, AccountEvent._meta.db_table)
+        assert any(info["foreign_key"] for info in constraints.values())

@@ -227,10 +227,15 @@ def take_snapshot(*, using: str = DEFAULT_DB_ALIAS, target: str | None = None, s
     masked = 0
     if sanitize:
         secret = key or settings.SNAPSHOT_SECRET.encode() or secrets.token_bytes(32)
-        with snapshot_connection(config) as alias:
-            masked_tables = sanitize_database(using=alias, key=secret, progress=say)
-            _compact(alias, tables=[table for table, count in masked_tables.items() if count])
-            masked = sum(masked_tables.values())
+        try:
+            with snapshot_connection(config) as alias:
+                masked_tables = sanitize_database(using=alias, key=secret, progress=say)
+                _compact(alias, tables=[table for table, count in masked_tables.items() if count])
+                masked = sum(masked_tables.values())
+        except BaseException:
+            # A copy masked half-way still holds personal data, under the name a staging machine is told to use.
+            _remove_copy(using=using, target=target)
+            raise
         say(f"masked {masked} values")
     return SnapshotResult(target=target, vendor=connection.vendor, data_taken_at=taken_at, sanitized=sanitize,
                           masked_values=masked)
@@ -286,6 +291,16 @@ def _copy_postgresql(*, using: str, target: str) -> dt.datetime:
             cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
         raise
     return taken_at
+
+
+def _remove_copy(*, using: str, target: str) -> None:
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        for path in (Path(target), Path(f"{target}-wal"), Path(f"{target}-shm"), Path(f"{target}-journal")):
+            path.unlink(missing_ok=True)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(target)} WITH (FORCE)")
 
 
 def _dump_into(source: str, target: str, section: list[str], *, snapshot: str, env: dict[str, str]) -> None:

@@ -230,3 +230,31 @@ def test_it_copies_the_orphaned_rows_production_holds(copy_target: str) -> None:
         with connections[alias].cursor() as cursor:  # the copy's schema still forbids new orphans
             constraints = connections[alias].introspection.get_constraints(cursor, AccountEvent._meta.db_table)
         assert any(info["foreign_key"] for info in constraints.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_leaves_no_unmasked_copy_when_masking_fails(copy_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.preflight import sanitize
+
+    _make_customers()
+    masked_models: list[str] = []
+    real_sanitize_model = sanitize._sanitize_model
+
+    def fail_on_the_second_model(model: Any, *args: Any, **kwargs: Any) -> int:
+        # What a unique column whose values cannot be masked apart does half-way through (ValueError).
+        masked_models.append(model._meta.label)
+        if len(masked_models) == 2:
+            raise ValueError("cannot mask 1-character values of a unique column apart")
+        return real_sanitize_model(model, *args, **kwargs)
+
+    monkeypatch.setattr(sanitize, "_sanitize_model", fail_on_the_second_model)
+
+    with pytest.raises(ValueError, match="cannot mask"):
+        take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    if connection.vendor == "sqlite":
+        assert not Path(copy_target).exists()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [copy_target])
+            assert cursor.fetchone() is None

@@ -146,7 +146,7 @@ def _sqlite_copy(settings_dict: dict[str, Any], *, alias: str, progress: Progres
 # PostgreSQL ------------------------------------------------------------------------------------------------------
 
 
-def _conninfo(settings_dict: dict[str, Any], *, dbname: str | None = None) -> str:
+def conninfo(settings_dict: dict[str, Any], *, dbname: str | None = None) -> str:
     parts = {
         "dbname": dbname or settings_dict["NAME"],
         "host": settings_dict.get("HOST") or "",
@@ -201,7 +201,7 @@ def _postgresql_copy(
 ) -> Iterator[DatabaseCopy]:
     source_name = settings_dict["NAME"]
     scratch_name = f"{source_name}_preflight_{secrets.token_hex(4)}"[:63]
-    admin = psycopg.connect(_conninfo(settings_dict, dbname="postgres"), autocommit=True)
+    admin = psycopg.connect(conninfo(settings_dict, dbname="postgres"), autocommit=True)
     created = False
     try:
         admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(scratch_name)))
@@ -209,7 +209,7 @@ def _postgresql_copy(
         # The copy is thrown away: no need to wait for its writes to reach the disk.
         admin.execute(psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
             psycopg.sql.Identifier(scratch_name)))
-        with psycopg.connect(_conninfo(settings_dict)) as source:
+        with psycopg.connect(conninfo(settings_dict)) as source:
             # The snapshot every byte of the copy is read from. READ ONLY: the copy cannot write production.
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # A reader of a table that a concurrent DDL waits on would make every writer queue behind that DDL: give up
@@ -219,7 +219,7 @@ def _postgresql_copy(
             taken_at = timezone.now()
             chosen = tables_to_copy(source, tables)
             _restore_schema(settings_dict, snapshot=snapshot, scratch_name=scratch_name)
-            with psycopg.connect(_conninfo(settings_dict, dbname=scratch_name)) as target:
+            with psycopg.connect(conninfo(settings_dict, dbname=scratch_name)) as target:
                 # The copy holds only some tables' rows: foreign keys into the others would refuse them, and the
                 # plan's own checks run on the tables it touches, which are all here with their neighbours.
                 target.execute("SET session_replication_role = replica")

@@ -19,7 +19,7 @@ from django.db.migrations.migration import Migration
 from django.utils import timezone
 
 from backstop.preflight import messages
-from backstop.preflight.models import GuardOverride, PreflightRun
+from backstop.preflight.models import OTHER_SOURCE_KEY, GuardOverride, PreflightRun
 from backstop.preflight.plan import plan_fingerprint, plan_names
 
 Target = tuple[str, str | None]
@@ -76,7 +76,10 @@ def check_plan(*, using: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = 
     passed = latest = None
     # Without the table the preflight's own first migration is part of this plan: no preflight is recorded here yet.
     if PreflightRun._meta.db_table in connections[using].introspection.table_names():
-        runs = PreflightRun.objects.using(using).filter(plan_fingerprint=fingerprint)
+        # Only a preflight that copied this database counts: one run with --source tried another database's rows
+        # (an old snapshot, an empty fixture) and would let a plan through that production's data breaks.
+        runs = PreflightRun.objects.using(using).filter(plan_fingerprint=fingerprint,
+                                                        **{f"report__{OTHER_SOURCE_KEY}__isnull": True})
         passed = runs.filter(passed=True).order_by("-data_taken_at").first()
         latest = runs.order_by("-started_at").first()
     plan_text = ", ".join(names)

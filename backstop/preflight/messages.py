@@ -134,6 +134,11 @@ PLAN_MISMATCH = (
 )
 NOTHING_PENDING = "No migration is pending: there is nothing to try."
 NOT_RUN = "not run: an earlier migration of the plan failed"
+OTHER_SOURCE = (
+    "This preflight copied {source}, not this database: its verdict is kept but the deploy guard does not count it "
+    "(another database's rows, of any age, say nothing about this one's). Run `backstop preflight` without --source "
+    "against the database `backstop migrate` will change."
+)
 NOT_SAVED = (
     "This database has no preflight table yet (the plan creates it), so this verdict was not saved: the deploy guard "
     "cannot rely on it."

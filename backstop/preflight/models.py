@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+# The key of ``PreflightRun.report`` naming the --source a run copied instead of the database it is saved in; absent
+# when it copied that database itself, the only kind of run the deploy guard counts.
+OTHER_SOURCE_KEY = "source"
+
 
 class PreflightRun(models.Model):
     """One ``backstop preflight`` of a plan (the migrations pending on the production database) on a copy of it."""

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,7 +36,7 @@ from backstop.preflight.lint import (
     squawk_findings,
     squawk_path,
 )
-from backstop.preflight.models import PreflightRun
+from backstop.preflight.models import OTHER_SOURCE_KEY, PreflightRun
 from backstop.preflight.plan import pending_plan, plan_fingerprint, plan_names
 
 APPLIED = "applied"
@@ -57,6 +58,10 @@ def run_preflight(
     run = PreflightRun(plan_fingerprint=plan_fingerprint(plan), plan=names, vendor=connections[using].vendor,
                        started_at=timezone.now(), data_taken_at=timezone.now())
     report: dict[str, Any] = {"plan": names, "migrations": [], "notes": [], "copy": {}}
+    if source is not None:
+        # The guard reads this key: only a copy of the database itself speaks for its data (guard.py).
+        report[OTHER_SOURCE_KEY] = _without_password(source)
+        report["notes"].append(messages.OTHER_SOURCE.format(source=report[OTHER_SOURCE_KEY]))
     if not plan:
         report["notes"].append(messages.NOTHING_PENDING)
         run.passed = True
@@ -82,6 +87,15 @@ def run_preflight(
         # The first deploy of this app: its own table is in the plan. The verdict is reported, not kept.
         report["notes"].append(messages.NOT_SAVED)
     return run
+
+
+def _without_password(source: str) -> str:
+    """The --source as the report may keep it: a URL's password never goes into a saved report."""
+    parts = urlsplit(source)
+    if not parts.password:
+        return source
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{netloc}"))
 
 
 def applied_state(executor: MigrationExecutor) -> ProjectState:

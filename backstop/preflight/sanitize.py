@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.utils import load_backend
 from django.utils import timezone
 
+from backstop.preflight.copying import conninfo
 from backstop.preflight.masking import mask
 
 SNAPSHOT_ALIAS = "preflight_snapshot"
@@ -110,6 +112,21 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     *_fields("billing.AuditEntry", Kind.TEXT, "actor"),
     *_fields("billing.AuditEntry", Kind.JSON, "before", "after"),
     *_fields("drafts.Draft", Kind.JSON, "fields"),
+    *_fields("accounts.VerificationCode", Kind.SECRET, "browser_hash"),
+    # The search index repeats the case's address, name, phone and what the customer wrote, lower-cased.
+    *_fields("support.CaseSearchEntry", Kind.TEXT, "identity", "body"),
+    # Staff write incidents and post-mortems in their own words, and may name a customer; an event's source can be
+    # "staff:<their address>".
+    *_fields("incidents.Incident", Kind.TEXT, "title", "last_error"),
+    *_fields("incidents.IncidentUpdate", Kind.TEXT, "body"),
+    *_fields("incidents.IncidentEvent", Kind.TEXT, "source", "text"),
+    *_fields("incidents.IncidentEvent", Kind.JSON, "detail"),
+    *_fields("incidents.ActionItem", Kind.TEXT, "title"),
+    *_fields("incidents.PostMortem", Kind.TEXT, "markdown"),
+    # A preflight's report quotes the offending rows' values (a duplicate email, a too-long name); an override's
+    # reason is an operator's free text, and ``by`` their user name.
+    *_fields("preflight.PreflightRun", Kind.JSON, "report"),
+    *_fields("preflight.GuardOverride", Kind.TEXT, "reason", "by"),
 )
 
 # Text and JSON columns that hold nothing about a person: choices, codes our software makes, providers' ids,
@@ -154,8 +171,15 @@ NOT_PERSONAL: dict[str, tuple[str, ...]] = {
     "billing.Credit": ("key",),
     "billing.AuditEntry": ("action", "reference", "payment_id"),
     "drafts.Draft": ("owner", "surface", "device"),
-    "preflight.PreflightRun": ("plan_fingerprint", "plan", "vendor", "report"),
-    "preflight.GuardOverride": ("plan_fingerprint", "plan", "reason", "by"),
+    "preflight.PreflightRun": ("plan_fingerprint", "plan", "vendor"),
+    "preflight.GuardOverride": ("plan_fingerprint", "plan"),
+    "incidents.Incident": ("capability", "cause", "opened_by", "state"),
+    "incidents.IncidentUpdate": ("idempotency_key", "state"),
+    "incidents.IncidentEvent": ("kind",),
+    "incidents.ActionItem": ("priority",),
+    "incidents.AffectedCustomer": ("lost",),
+    "incidents.AmendsAction": ("idempotency_key",),
+    "support.CasePresence": ("tab",),
 }
 
 
@@ -203,10 +227,15 @@ def take_snapshot(*, using: str = DEFAULT_DB_ALIAS, target: str | None = None, s
     masked = 0
     if sanitize:
         secret = key or settings.SNAPSHOT_SECRET.encode() or secrets.token_bytes(32)
-        with snapshot_connection(config) as alias:
-            masked_tables = sanitize_database(using=alias, key=secret, progress=say)
-            _compact(alias, tables=[table for table, count in masked_tables.items() if count])
-            masked = sum(masked_tables.values())
+        try:
+            with snapshot_connection(config) as alias:
+                masked_tables = sanitize_database(using=alias, key=secret, progress=say)
+                _compact(alias, tables=[table for table, count in masked_tables.items() if count])
+                masked = sum(masked_tables.values())
+        except BaseException:
+            # A copy masked half-way still holds personal data, under the name a staging machine is told to use.
+            _remove_copy(using=using, target=target)
+            raise
         say(f"masked {masked} values")
     return SnapshotResult(target=target, vendor=connection.vendor, data_taken_at=taken_at, sanitized=sanitize,
                           masked_values=masked)
@@ -243,22 +272,48 @@ def _copy_postgresql(*, using: str, target: str) -> dt.datetime:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {quoted}")
     env = _postgres_environment(connection.settings_dict)
-    taken_at = timezone.now()
-    # pg_dump reads every table in one repeatable-read transaction and takes only ACCESS SHARE locks, which no
-    # insert, update or delete waits for. The workflow engine's schema stays behind: staging runs its own workflows.
-    dump = subprocess.Popen(["pg_dump", "--no-owner", "--no-privileges", "--exclude-schema=dbos", source],
-                            stdout=subprocess.PIPE, env=env)
+    try:
+        with psycopg.connect(conninfo(connection.settings_dict)) as holder:
+            # One repeatable-read snapshot, exported, that both dumps read: the schema and the rows of one moment.
+            # pg_dump takes only ACCESS SHARE locks, which no insert, update or delete waits for.
+            holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+            taken_at = timezone.now()
+            # The whole schema first, constraints included, then the rows with the foreign-key triggers off (a
+            # replica session; needs a superuser, as the preflight's copy does): rows a past bug orphaned are
+            # production's data, and a restore that adds the constraints after the rows would refuse them.
+            # The workflow engine's schema stays behind: staging runs its own workflows.
+            _dump_into(source, target, ["--schema-only"], snapshot=snapshot, env=env)
+            _dump_into(source, target, ["--data-only"], snapshot=snapshot,
+                       env={**env, "PGOPTIONS": f"{env.get('PGOPTIONS', '')} -c session_replication_role=replica"})
+    except Exception:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        raise
+    return taken_at
+
+
+def _remove_copy(*, using: str, target: str) -> None:
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        for path in (Path(target), Path(f"{target}-wal"), Path(f"{target}-shm"), Path(f"{target}-journal")):
+            path.unlink(missing_ok=True)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(target)} WITH (FORCE)")
+
+
+def _dump_into(source: str, target: str, section: list[str], *, snapshot: str, env: dict[str, str]) -> None:
+    dump = subprocess.Popen(["pg_dump", "--no-owner", "--no-privileges", "--exclude-schema=dbos",
+                             f"--snapshot={snapshot}", *section, source], stdout=subprocess.PIPE, env=env)
     restore = subprocess.run(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", target],
                              stdin=dump.stdout, capture_output=True, env=env, check=False)
     assert dump.stdout is not None
     dump.stdout.close()
     dumped = dump.wait()
     if dumped or restore.returncode:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
-        raise RuntimeError(f"copying {source} to {target} failed (pg_dump {dumped}, psql {restore.returncode}): "
-                           f"{restore.stderr.decode(errors='replace')[-2000:]}")
-    return taken_at
+        raise RuntimeError(f"copying {source} to {target} failed (pg_dump {section[0]} {dumped}, psql "
+                           f"{restore.returncode}): {restore.stderr.decode(errors='replace')[-2000:]}")
 
 
 @contextlib.contextmanager

@@ -174,3 +174,33 @@ def test_it_trusts_the_verdicts_a_real_preflight_records(tmp_path: Path, setting
     verdict = check_plan()
     assert verdict.allowed and verdict.run == passed and verdict.plan == ["accounts.9001_company_casefold_unique"]
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_does_not_count_a_pass_on_another_database_s_rows(copy_target: str, tmp_path: Path, settings: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.accounts.models import Account
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    take_snapshot(target=copy_target, sanitize=False)  # last week's snapshot: before the duplicates came
+    Account.objects.create(email="ann@example.com", email_key="ann@example.com", name="Ann", company="Acme Corp")
+    Account.objects.create(email="cy@example.com", email_key="cy@example.com", name="Cy", company="ACME CORP")
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    settings.MIGRATION_GUARD = "on"
+    params = connection.settings_dict
+    source = copy_target if connection.vendor == "sqlite" else (
+        f"postgres://{params['USER'] or 'postgres'}:not-kept@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/"
+        f"{copy_target}")
+
+    elsewhere = run_preflight(source=source)
+
+    assert elsewhere.passed and PreflightRun.objects.filter(pk=elsewhere.pk).exists()  # kept, reported
+    assert "not-kept" not in str(elsewhere.report)
+    assert any("does not count it" in note for note in elsewhere.report["notes"])
+    verdict = check_plan()
+    assert not verdict.allowed and verdict.run is None
+    with pytest.raises(CommandError, match="no preflight has run"):
+        call_command("migrate", verbosity=0)
+    assert Account.objects.count() == 2

@@ -192,3 +192,48 @@ def test_it_names_the_rows_of_a_failure_no_check_foresaw(
     (named,) = entry["offending_rows"]
     assert named["table"] == "accounts_account" and "is duplicated" in named["what"]
     assert [row["pk"] for row in named["rows"]] == [acme.pk, shouting.pk]
+
+
+# One migration that first merges the case-only duplicates, then adds the constraint that forbids them.
+DEDUPLICATE_THEN_CONSTRAIN = """    operations = [
+        migrations.RunSQL(
+            "UPDATE accounts_account SET company = company || ' #' || CAST(id AS varchar(20)) "
+            "WHERE company <> lower(company)", migrations.RunSQL.noop),
+        migrations.AddConstraint(
+            model_name="account",
+            constraint=models.UniqueConstraint(Lower("company"), name="one_account_per_company_casefolded"),
+        ),
+    ]
+"""
+
+
+def test_it_judges_operations_after_a_data_change_by_the_run_not_the_data_before_it(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Account.objects.create(email="ann@example.com", email_key="ann@example.com", name="Ann", company="acme corp")
+    Account.objects.create(email="cy@example.com", email_key="cy@example.com", name="Cy", company="ACME CORP")
+    make_pending(tmp_path, settings, monkeypatch, ("9001_deduplicate_then_constrain", DEDUPLICATE_THEN_CONSTRAIN))
+
+    run = run_preflight()
+
+    (entry,) = run.report["migrations"]
+    assert entry["status"] == "applied" and entry["checks"] == []
+    assert run.passed
+    assert sorted(Account.objects.values_list("company", flat=True)) == ["ACME CORP", "acme corp"]  # production
+
+
+def test_it_names_the_rows_when_a_data_change_did_not_fix_them(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Account.objects.create(email="ann@example.com", email_key="ann@example.com", name="Ann", company="acme corp")
+    shouting = Account.objects.create(email="cy@example.com", email_key="cy@example.com", name="Cy",
+                                      company="ACME CORP")
+    make_pending(tmp_path, settings, monkeypatch, ("9001_deduplicate_then_constrain",
+                                                   DEDUPLICATE_THEN_CONSTRAIN.replace("<> lower(company)", "= ''")))
+
+    run = run_preflight()
+
+    (entry,) = run.report["migrations"]
+    assert entry["status"] == "failed" and not run.passed
+    if connection.vendor == "postgresql":  # PostgreSQL's error names the key; SQLite's names only the index
+        assert shouting.pk in [row["pk"] for found in entry["offending_rows"] for row in found["rows"]]

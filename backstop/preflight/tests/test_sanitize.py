@@ -172,3 +172,89 @@ def test_it_lets_a_staging_preflight_find_the_case_only_duplicates_without_the_n
     companies = sorted(row["values"]["company"] for row in duplicates["rows"])
     assert len(companies) == 2 and companies[0].lower() == companies[1].lower()
     assert "acme corp" not in {company.lower() for company in companies}  # masked: the real name never shows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_masks_the_values_a_preflight_report_quotes(copy_target: str, tmp_path: Path, settings: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.preflight.models import GuardOverride, PreflightRun
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    _make_customers()  # "ACME Corp" and "Acme Corp": the preflight's report names both, with their values
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    failed = run_preflight()
+    assert not failed.passed and "ACME Corp" in str(failed.report)
+    GuardOverride.objects.create(plan_fingerprint=failed.plan_fingerprint, plan=failed.plan, by="ada",
+                                 reason="Grace Hopper's account must sign in today")
+
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    with snapshot_connection(config) as alias:
+        report = str(PreflightRun.objects.using(alias).get(pk=failed.pk).report)
+        reason = GuardOverride.objects.using(alias).get().reason
+    assert "ACME Corp" not in report and "Acme Corp" not in report
+    assert "Grace Hopper" not in reason and len(reason) == len("Grace Hopper's account must sign in today")
+    if connection.vendor == "sqlite":
+        raw = Path(copy_target).read_bytes()
+        assert b"ACME Corp" not in raw and b"Grace Hopper" not in raw
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_copies_the_orphaned_rows_production_holds(copy_target: str) -> None:
+    from django.db import transaction
+
+    from backstop.accounts.models import AccountEvent
+
+    (account,) = _make_customers()[:1]
+    orphan = AccountEvent(account_id=account.pk + 1_000_000, kind="signup", text="orphaned by a past bug")
+    # A past bug left a row whose account is gone, written with the foreign-key checks off as it was then.
+    if connection.vendor == "sqlite":
+        with connection.constraint_checks_disabled():
+            orphan.save()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            orphan.save()
+
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    with snapshot_connection(config) as alias:
+        copied = AccountEvent.objects.using(alias).get(pk=orphan.pk)
+        assert copied.account_id == orphan.account_id and copied.text != orphan.text
+        with connections[alias].cursor() as cursor:  # the copy's schema still forbids new orphans
+            constraints = connections[alias].introspection.get_constraints(cursor, AccountEvent._meta.db_table)
+        assert any(info["foreign_key"] for info in constraints.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_leaves_no_unmasked_copy_when_masking_fails(copy_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backstop.preflight import sanitize
+
+    _make_customers()
+    masked_models: list[str] = []
+    real_sanitize_model = sanitize._sanitize_model
+
+    def fail_on_the_second_model(model: Any, *args: Any, **kwargs: Any) -> int:
+        # What a unique column whose values cannot be masked apart does half-way through (ValueError).
+        masked_models.append(model._meta.label)
+        if len(masked_models) == 2:
+            raise ValueError("cannot mask 1-character values of a unique column apart")
+        return real_sanitize_model(model, *args, **kwargs)
+
+    monkeypatch.setattr(sanitize, "_sanitize_model", fail_on_the_second_model)
+
+    with pytest.raises(ValueError, match="cannot mask"):
+        take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    if connection.vendor == "sqlite":
+        assert not Path(copy_target).exists()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [copy_target])
+            assert cursor.fetchone() is None

@@ -202,11 +202,13 @@ def _record_migrations(*, since: float) -> None:
     """`backstop migrate` went through: the migrations it applied, as a deploy on the incidents' timeline."""
     import datetime as dt
 
-    from django.db import DatabaseError
+    from django.db import DatabaseError, connection
 
     from backstop.incidents.deploys import migrations_applied_since, record_deploy
 
     try:
+        if "incidents_incidentevent" not in connection.introspection.table_names():
+            return  # migrated to a point before the timeline exists: nowhere to record it yet
         applied = migrations_applied_since(dt.datetime.fromtimestamp(since, tz=dt.UTC))
         if applied:
             record_deploy(migrations=applied, source="migrate")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
+from types import ModuleType
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -22,9 +24,29 @@ def plan_names(plan: list[Migration]) -> list[str]:
 
 
 def plan_fingerprint(plan: list[Migration]) -> str:
-    """SHA-256 over each migration's name and source: the same plan, edited, is another plan."""
+    """SHA-256 over each migration's name and source, and the source of the project's modules it uses (a RunPython's
+    helpers imported from elsewhere): the same plan, edited anywhere it reads, is another plan."""
     digest = hashlib.sha256()
     for migration in plan:
+        module = inspect.getmodule(migration)
         digest.update(f"{migration.app_label}.{migration.name}\n".encode())
-        digest.update(inspect.getsource(inspect.getmodule(migration) or type(migration)).encode())
+        digest.update(inspect.getsource(module or type(migration)).encode())
+        for helper in _project_modules_used(module):
+            digest.update(f"{helper.__name__}\n".encode())
+            digest.update(inspect.getsource(helper).encode())
     return digest.hexdigest()
+
+
+def _project_modules_used(module: ModuleType | None) -> list[ModuleType]:
+    """The project's modules (``backstop.*``, outside the migrations themselves) whose names or contents the migration
+    module holds, in name order. Only those it names directly: what they import in turn is left out."""
+    if module is None:
+        return []
+    used: dict[str, ModuleType] = {}
+    for value in vars(module).values():
+        found = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+        name = getattr(found, "__name__", "")
+        if (found is not None and found is not module and name.startswith("backstop.")
+                and ".migrations." not in f"{name}."):
+            used[name] = found
+    return [used[name] for name in sorted(used)]

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, expect
 
 from backstop.support.tests.test_desk_browser import (  # noqa: F401 (the browser fixture)
@@ -49,6 +50,7 @@ def _make_paying(server: Any, emails: list[str]) -> None:
                    cwd=ROOT, check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.unmigrated_database  # `serve --migrate` applies every migration and records them as its deploy
 def test_it_replays_an_outage_from_detection_to_amends(browser: Browser, server_factory: Any,  # noqa: F811
                                                         smtp_sink: Any) -> None:
     server = server_factory(**ENV)

@@ -128,6 +128,13 @@ def _hash_code(account_id: int, code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
+def _code_name(record: VerificationCode) -> str:
+    """The code's name in the keys of its messages and of its tries: its id and part of its link's random hash, since an
+    id alone can come round again (a table that a migration rebuilt after its newest rows were deleted restarts its
+    ids), and a reused key would send nothing (the message "already sent") or inherit another code's tries."""
+    return f"{record.pk}-{record.link_hash[:12]}"
+
+
 def _hash_link_token(token: str) -> str:
     # A plain hash is enough: the token has 256 random bits, so the stored hash gives nothing to guess from.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -185,12 +192,13 @@ def send_code_to_owner(*, email_key: str, browser_hash: str = "") -> None:
         context: dict[str, Any] = {"account": account, "code": code, "verify_url": f"{settings.BASE_URL}/verify",
                                    "sign_in_url": sign_in_link_url(token)}
         # The email carries the link as well as the code; both are masked in our copy once it is sent.
-        messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{record.pk}:email",
+        messages = [notify.create_email(account=account, kind="sign_in_code", key=f"code:{_code_name(record)}:email",
                                         to=account.email, context=context, secret=f"{code} {token}")]
         # The SMS keeps to the code: a link in a text message is what phishing looks like, and the email has one.
         if account.phone:
-            messages.append(notify.create_sms(account=account, kind="sign_in_code", key=f"code:{record.pk}:sms",
-                                              to=account.phone, context=context, secret=code))
+            messages.append(notify.create_sms(account=account, kind="sign_in_code",
+                                              key=f"code:{_code_name(record)}:sms", to=account.phone,
+                                              context=context, secret=code))
         record_event(account, "code_sent", "A sign-in code was sent by SMS and email.")
         for message in messages:
             notify.send_soon(message)
@@ -282,7 +290,7 @@ def redeem_sign_in_link(*, token: str, new_password: str = "") -> Account:
 def _claim_guess(*, record: VerificationCode, ip: str) -> bool:
     """Take one of the address's tries at ``record`` (the newest live code): a conditional update, so parallel guesses
     never exceed them. The tries in all are counted for the record, not bounded: the account's budget bounds them."""
-    per_address = claim_attempt(key=f"code:{record.pk}:ip:{rate_limit_address(ip)}",
+    per_address = claim_attempt(key=f"code:{_code_name(record)}:ip:{rate_limit_address(ip)}",
                                 limit=settings.VERIFICATION_CODE_MAX_TRIES, window_seconds=CODE_TRIES_WINDOW_SECONDS)
     if per_address:
         VerificationCode.objects.filter(pk=record.pk).update(tries=F("tries") + 1)

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -332,7 +333,16 @@ def test_it_lets_staff_back_in_after_strangers_lock_the_desk_address(site: Any, 
     assert new_browser.get("/desk").status_code == 200
 
 
+def start_in_a_fresh_window(window_seconds: int, *, needs: float) -> None:
+    """Budgets count in windows aligned to the clock: a test that spends one needs ``needs`` seconds before the
+    window ends, or its count restarts halfway (on a slow machine, 61 sign-ins can take a minute)."""
+    left = window_seconds - time.time() % window_seconds
+    if left < needs:
+        time.sleep(left + 0.5)
+
+
 def test_it_still_slows_the_strangers_address_without_slowing_the_owner(site: Any) -> None:
+    start_in_a_fresh_window(900, needs=180)
     owner = browser(site, OWNER_IP)
     assert api_login(owner, OWNER["email"], OWNER["password"]).status_code == 200
     device = owner.cookies.get("bk_device")

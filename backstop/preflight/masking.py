@@ -9,6 +9,12 @@ variation selectors) is kept, so an email stays an email and a phone number keep
 Which replacement comes from a keyed HMAC of the whole value, lower-cased: equal values give equal masks (in any
 table, so a join on an email key still joins), values that differ only in case give masks that differ only in the
 same letters' case, and without the key nothing leads back to the original. This module knows no Django.
+
+Lower-cased the way the snapshot's database compares: one character at a time, as PostgreSQL's ``lower()`` does with
+its default (libc) provider, so "İstanbul" and "istanbul" (a duplicate under ``Lower()`` there: ``lower('İ')`` is
+``i``) still mask to a case-only pair. SQLite's ``lower()`` folds ASCII only, so there ``İ`` stays a letter of its
+own (``dotted_capital_i_lowers_to_i=False``). An ``İ`` folded to ``i`` is masked by an upper-case ASCII letter: one
+UTF-8 byte instead of two (the character count is kept; a column measured in bytes still fits).
 """
 
 from __future__ import annotations
@@ -96,17 +102,27 @@ def _pool_for(char: str) -> str | None:
     return "0123456789" if category[0] == "N" else "abcdefghijklmnopqrstuvwxyz"
 
 
-def _lower_each(value: str) -> str:
-    """Lower case one character at a time, so positions line up with the original (``İ`` lowers to two)."""
-    return "".join(lowered if len(lowered := char.lower()) == 1 else char for char in value)
+DOTTED_CAPITAL_I = "\u0130"
 
 
-def mask(value: str, *, key: bytes, salt: int = 0) -> str:
+def _lower_each(value: str, *, dotted_capital_i_lowers_to_i: bool) -> str:
+    """Lower case one character at a time, so positions line up with the original. ``İ`` is the one character whose
+    full lower case is two ("i" and a combining dot); its simple lower case, the one databases use, is "i"."""
+    def lower(char: str) -> str:
+        if char == DOTTED_CAPITAL_I:
+            return "i" if dotted_capital_i_lowers_to_i else char
+        lowered = char.lower()
+        return lowered if len(lowered) == 1 else char
+    return "".join(lower(char) for char in value)
+
+
+def mask(value: str, *, key: bytes, salt: int = 0, dotted_capital_i_lowers_to_i: bool = True) -> str:
     """``value`` with each letter, digit and pictograph replaced by one of its class (see the module's docstring).
 
     ``salt`` picks another mask of the same value: a unique column uses it when two values happen to mask alike.
+    ``dotted_capital_i_lowers_to_i``: whether the database the mask is for lower-cases ``İ`` to ``i`` (PostgreSQL).
     """
-    lowered = _lower_each(value)
+    lowered = _lower_each(value, dotted_capital_i_lowers_to_i=dotted_capital_i_lowers_to_i)
     seed = hmac.digest(key, f"{salt}\x00{lowered}".encode(), "sha256")
     stream = hashlib.shake_256(seed).digest(2 * len(value))
     out: list[str] = []

@@ -341,22 +341,23 @@ def _compact(alias: str, *, tables: list[str]) -> None:
                 cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
 
 
-def mask_value(value: Any, *, kind: Kind, key: bytes, salt: int = 0) -> Any:
-    """The masked value of one column: NULL stays NULL, "" stays "", a JSON document keeps its structure."""
+def mask_value(value: Any, *, kind: Kind, key: bytes, salt: int = 0, vendor: str = "postgresql") -> Any:
+    """The masked value of one column: NULL stays NULL, "" stays "", a JSON document keeps its structure. Case is
+    folded as ``vendor``'s ``lower()`` folds it (see ``masking``)."""
     if value is None:
         return None
     if kind is Kind.JSON:
-        return _mask_json(value, key=key)
-    return mask(str(value), key=key, salt=salt)
+        return _mask_json(value, key=key, vendor=vendor)
+    return mask(str(value), key=key, salt=salt, dotted_capital_i_lowers_to_i=vendor != "sqlite")
 
 
-def _mask_json(value: Any, *, key: bytes) -> Any:
+def _mask_json(value: Any, *, key: bytes, vendor: str) -> Any:
     if isinstance(value, str):
-        return mask(value, key=key)
+        return mask(value, key=key, dotted_capital_i_lowers_to_i=vendor != "sqlite")
     if isinstance(value, list):
-        return [_mask_json(item, key=key) for item in value]
+        return [_mask_json(item, key=key, vendor=vendor) for item in value]
     if isinstance(value, dict):
-        return {name: _mask_json(item, key=key) for name, item in value.items()}
+        return {name: _mask_json(item, key=key, vendor=vendor) for name, item in value.items()}
     return value
 
 
@@ -379,6 +380,7 @@ def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None]
 
 def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, using: str, key: bytes) -> int:
     names = [entry.field for entry in entries]
+    vendor = connections[using].vendor
     unique = {entry.field for entry in entries if getattr(model._meta.get_field(entry.field), "unique", False)}
     taken: dict[str, dict[str, Any]] = {name: {} for name in unique}
     changed = 0
@@ -394,21 +396,22 @@ def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, 
             masked: dict[str, Any] = {}
             for entry, value in zip(entries, values, strict=True):
                 if entry.field in unique:
-                    masked[entry.field] = _mask_unique(value, kind=entry.kind, key=key, taken=taken[entry.field])
+                    masked[entry.field] = _mask_unique(value, kind=entry.kind, key=key, taken=taken[entry.field],
+                                                       vendor=vendor)
                 else:
-                    masked[entry.field] = mask_value(value, kind=entry.kind, key=key)
+                    masked[entry.field] = mask_value(value, kind=entry.kind, key=key, vendor=vendor)
             changed += sum(1 for value, new in zip(values, masked.values(), strict=True) if new != value)
             batch.append(model(pk=pk, **masked))
         model._base_manager.using(using).bulk_update(batch, names)
         last = page[-1][0]
 
 
-def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[str, Any]) -> Any:
+def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[str, Any], vendor: str) -> Any:
     """A unique column's mask, salted again while another value already masked to it (short values can collide)."""
     if value is None:
         return None
     for salt in range(MAX_SALTS):
-        candidate = mask_value(value, kind=kind, key=key, salt=salt)
+        candidate = mask_value(value, kind=kind, key=key, salt=salt, vendor=vendor)
         owner = taken.setdefault(json.dumps(candidate), value)
         if owner == value:
             return candidate

@@ -69,6 +69,16 @@ def test_it_keeps_case_only_duplicates_case_only_and_others_apart() -> None:
     assert mask("Acme Corp", key=b"another key") != lower  # and keyed
 
 
+def test_it_folds_the_dotted_capital_i_as_the_database_lowers_it() -> None:
+    # PostgreSQL (libc): lower('İzmir') = 'izmir', a case-only duplicate; Python's "İ".lower() is two characters.
+    dotted, plain = mask("İzmir Ltd", key=KEY), mask("izmir ltd", key=KEY)
+    assert dotted.lower() == plain.lower() and dotted[0].isupper() and dotted[0].isascii()
+    assert len(dotted) == len("İzmir Ltd")
+    # SQLite's lower() folds ASCII only: there the two are different values, and their masks stay apart.
+    dotted, plain = (mask(value, key=KEY, dotted_capital_i_lowers_to_i=False) for value in ("İzmir Ltd", "izmir ltd"))
+    assert dotted.lower() != plain.lower()
+
+
 def test_it_classifies_every_text_column_of_every_model() -> None:
     personal = {(entry.model, entry.field) for entry in PERSONAL_FIELDS}
     declared = {(model, field) for model, fields in NOT_PERSONAL.items() for field in fields}
@@ -172,6 +182,32 @@ def test_it_lets_a_staging_preflight_find_the_case_only_duplicates_without_the_n
     companies = sorted(row["values"]["company"] for row in duplicates["rows"])
     assert len(companies) == 2 and companies[0].lower() == companies[1].lower()
     assert "acme corp" not in {company.lower() for company in companies}  # masked: the real name never shows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_a_dotted_capital_i_duplicate_exactly_when_the_database_has_it(
+    copy_target: str, tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backstop.preflight.runner import run_preflight
+    from backstop.preflight.tests.pending_migrations import make_pending
+    from backstop.preflight.tests.test_postmortem import CASEFOLD_UNIQUE
+
+    for email, company in (("a@izmir.example", "İzmir Tekstil"), ("b@izmir.example", "izmir tekstil")):
+        Account.objects.create(email=email, email_key=email_key(email), name="Ann Lee", company=company)
+    with connection.cursor() as cursor:  # how production itself compares them
+        cursor.execute("SELECT COUNT(DISTINCT LOWER(company)) FROM accounts_account")
+        production_has_duplicate = cursor.fetchone()[0] == 1
+    assert production_has_duplicate == (connection.vendor == "postgresql")
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+    make_pending(tmp_path, settings, monkeypatch, ("9001_company_casefold_unique", CASEFOLD_UNIQUE))
+    params = connection.settings_dict
+    source = copy_target if connection.vendor == "sqlite" else (
+        f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/"
+        f"{copy_target}")
+
+    run = run_preflight(source=source)
+
+    assert run.passed is not production_has_duplicate, run.report
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
 IMPORT_CONTRACTS ?= enforce
 CONTRACTS_FAIL := $(if $(filter report,$(IMPORT_CONTRACTS)),-,)
 
-.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres test-suites browser bench clean preflight-shaped
+.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench clean preflight-shaped
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,26 +54,11 @@ test-postgres: install browser
 	  DATABASE_URL=$(PG_URL) BACKSTOP_DATA_DIR=$(CURDIR)/var/test-postgres $(BIN)/pytest; \
 	else echo "no PostgreSQL on 127.0.0.1:5432: suite ran on SQLite only"; fi
 
-# Both databases' suites at once: most of a served test's time is spent waiting on its server, browser and workers,
-# so on two cores the pair takes far less than one after the other (docs/decisions.md, "make test runs both suites at
-# once"). PostgreSQL's run has its own data directory and its output is printed whole when it ends.
-test-suites: install browser
-	@mkdir -p var; pg=; trap 'if [ -n "$$pg" ]; then kill $$pg 2>/dev/null; fi' INT TERM; \
-	if $(PG_ANSWERS); then \
-	  echo "PostgreSQL answers on 127.0.0.1:5432: its suite runs alongside SQLite's (output printed when it ends)"; \
-	  DATABASE_URL=$(PG_URL) BACKSTOP_DATA_DIR=$(CURDIR)/var/test-postgres $(BIN)/pytest > var/test-postgres.log 2>&1 & \
-	  pg=$$!; \
-	else echo "no PostgreSQL on 127.0.0.1:5432: the suite runs on SQLite only"; fi; \
-	echo "=== the suite on SQLite ==="; $(BIN)/pytest; sqlite=$$?; postgres=0; \
-	if [ -n "$$pg" ]; then wait $$pg; postgres=$$?; echo "=== the suite on PostgreSQL ==="; cat var/test-postgres.log; fi; \
-	echo "suite results: SQLite exit $$sqlite, PostgreSQL exit $$postgres"; \
-	[ $$sqlite -eq 0 ] && [ $$postgres -eq 0 ]
-
 # This branch's new migrations tried by `backstop preflight` on production-shaped data (.ci/preflight-shaped).
 preflight-shaped: install
 	.ci/preflight-shaped main
 
-test: lint test-suites preflight-shaped
+test: lint test-sqlite test-postgres preflight-shaped
 
 bench: install
 	$(BIN)/python bench/signup_latency.py

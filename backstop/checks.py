@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.core.checks import Error, Warning, register
+
+DJANGO_ARGON2_MEMORY_KIB = Argon2PasswordHasher.memory_cost
 
 
 @register("backstop")
@@ -23,6 +26,10 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
     if production and settings.RATE_LIMIT_SCALE == 0:
         problems.append(Error("rate limits are off in production", hint="Unset BACKSTOP_RATE_LIMIT_SCALE.",
                               id="backstop.E004"))
+    if production and settings.PASSWORD_ARGON2_MEMORY_KIB < DJANGO_ARGON2_MEMORY_KIB:
+        problems.append(Error(f"BACKSTOP_PASSWORD_ARGON2_MEMORY_KIB is {settings.PASSWORD_ARGON2_MEMORY_KIB}, under "
+                              f"Django's {DJANGO_ARGON2_MEMORY_KIB} (a test-suite setting)",
+                              hint="Unset BACKSTOP_PASSWORD_ARGON2_MEMORY_KIB.", id="backstop.E011"))
     if settings.SMS_PROVIDER == "twilio" and not (
         settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER
     ):

@@ -120,6 +120,9 @@ AUTH_USER_MODEL = "accounts.Account"
 PASSWORD_HASHERS = [
     "backstop.accounts.hashers.BoundedArgon2PasswordHasher",
 ]
+# Argon2's memory cost in KiB: Django's 102400 (100 MiB). The test suite lowers it (a hash in 3 ms instead of 120 ms,
+# thousands of them per run); production refuses anything under Django's (system check backstop.E011).
+PASSWORD_ARGON2_MEMORY_KIB = env_int("BACKSTOP_PASSWORD_ARGON2_MEMORY_KIB", 102400, minimum=64)
 # Argon2 hashes one web process runs at once (each holds 100 MiB while it runs); more requests wait their turn.
 PASSWORD_HASHES_AT_ONCE = env_int("BACKSTOP_PASSWORD_HASHES_AT_ONCE", 2, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [

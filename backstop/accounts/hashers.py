@@ -24,7 +24,15 @@ def _turns(at_once: int) -> Turns:
 
 
 class BoundedArgon2PasswordHasher(Argon2PasswordHasher):
-    """Same algorithm name and encoding as Django's: existing hashes verify, none is rewritten."""
+    """Same algorithm name and encoding as Django's: existing hashes verify, none is rewritten.
+
+    The memory cost is a setting (Django's 100 MiB unless lowered for the test suite); a hash records its own
+    parameters, so hashes made with another cost still verify and are upgraded at the next sign-in.
+    """
+
+    @property
+    def memory_cost(self) -> int:  # type: ignore[override]
+        return int(settings.PASSWORD_ARGON2_MEMORY_KIB)
 
     def encode(self, password: str, salt: str) -> str:
         with _turns(settings.PASSWORD_HASHES_AT_ONCE):

@@ -29,6 +29,7 @@ CLEAN_PRODUCTION = {
     "BREAKER_PROBE_SECONDS": 10.0,
     "HEARTBEAT_SECONDS": 5.0,
     "SUPPORT_INCIDENT_SETTLE_SECONDS": 900.0,
+    "PASSWORD_ARGON2_MEMORY_KIB": 102400,  # Django's; the suite runs at 1 MiB (conftest.py)
     "MIGRATION_GUARD": "on",  # production's default (settings.py); the tests run in development mode, where it is off
 }
 
@@ -58,6 +59,7 @@ def test_it_passes_the_development_defaults(settings: Any) -> None:
     ({"FAULT_INJECTION": True, "INITIAL_FAULTS": "email=timeout"}, ["backstop.E002"]),
     ({"DEMO_PAGES": True}, ["backstop.E003"]),
     ({"RATE_LIMIT_SCALE": 0}, ["backstop.E004"]),
+    ({"PASSWORD_ARGON2_MEMORY_KIB": 1024}, ["backstop.E011"]),
     ({"TWILIO_AUTH_TOKEN": ""}, ["backstop.E005"]),
     ({"TWILIO_ACCOUNT_SID": ""}, ["backstop.E005"]),
     ({"TWILIO_FROM_NUMBER": ""}, ["backstop.E005"]),

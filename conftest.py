@@ -540,6 +540,19 @@ def pytest_configure(config: Any) -> None:
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
 
 
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    """Browser tests run in the SQLite suite only (docs/decisions.md, "Browser tests run once"): what they check is
+    the page and its script; what the database does under each step is checked on both databases by the tests of
+    the services and the HTTP API. Any test module driving Playwright counts as a browser test."""
+    if not os.environ.get("DATABASE_URL"):
+        return
+    once = pytest.mark.skip(reason="browser tests run in the SQLite suite only (docs/decisions.md)")
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "sync_playwright"):
+            item.add_marker(once)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: Any) -> None:
     """Exit as soon as pytest has reported: the interpreter's exit joins every workflow thread, and DBOS lets a

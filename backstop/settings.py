@@ -225,6 +225,9 @@ BREAKER_COOLDOWN_SECONDS = env_float("BACKSTOP_BREAKER_COOLDOWN_SECONDS", 15.0, 
 # While a provider's breaker is not healthy, how often a cheap health call checks it, without customer traffic
 # (runtime/probing.py): an incident ends, and the customers waiting on it are retried, within this of recovery.
 BREAKER_PROBE_SECONDS = env_float("BACKSTOP_BREAKER_PROBE_SECONDS", 10.0, minimum=0.1)
+# A provider's Retry-After (on a 429 or 503) holds every call to it until then; a longer wait than this is capped, and
+# the breaker's last error says so (a broken or hostile header must not silence a provider for days).
+RETRY_AFTER_CAP_SECONDS = env_float("BACKSTOP_RETRY_AFTER_CAP_SECONDS", 3600.0, minimum=1)
 SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
 HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)

@@ -13,7 +13,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from backstop.lib.adapters import wrap_adapter
-from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
+from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure, throttled
 from backstop.notify.models import Channel, LocalMailboxItem
 
 
@@ -114,6 +114,9 @@ class TwilioSmsProvider:
             raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the SMS provider asked us to wait (HTTP {response.status_code})"):
+            raise held
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider refused the message (HTTP {response.status_code})")
 
@@ -127,6 +130,9 @@ class TwilioSmsProvider:
             raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the SMS provider asked us to wait (HTTP {response.status_code})"):
+            raise held
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider's health check failed (HTTP {response.status_code})")
 

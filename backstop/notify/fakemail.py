@@ -84,8 +84,8 @@ class FakeMail:
         self.server.shutdown()
         self.server.server_close()
 
-    def set(self, *, mode: str | None = None, rate: float | None | str = "keep",
-            down_retry_after: int | None | str = "keep") -> None:
+    def set(self, *, mode: str | None = None, rate: float | str | None = "keep",
+            down_retry_after: int | str | None = "keep") -> None:
         with self.lock:
             if mode is not None:
                 if mode not in MODES:

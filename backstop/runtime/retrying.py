@@ -41,9 +41,9 @@ def failed_attempt(attempt: int, error: str) -> AttemptResult:
 
 
 def spread(wait: float) -> float:
-    """A wait lengthened by a random share of itself (at most the breaker's cool-down): hundreds of setups waiting on one
-    outage or one Retry-After must not all wake in the same second, competing with the web requests for the CPU and the
-    database."""
+    """A wait lengthened by a random share of itself (at most the breaker's cool-down): hundreds of setups waiting on
+    one outage or one Retry-After must not all wake in the same second, competing with the web requests for the CPU and
+    the database."""
     return wait + random.uniform(0, min(wait, settings.BREAKER_COOLDOWN_SECONDS)) if wait else 0.0
 
 

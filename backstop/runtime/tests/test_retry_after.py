@@ -58,7 +58,7 @@ def test_it_holds_every_call_for_the_retry_after_then_resumes(http_provisioner: 
 
     first = call_through_breaker("workspace", 1, provision)
     assert first["status"] == "waiting"  # a wait, not a failure: no budget spent
-    assert 2 <= first["retry_in"] <= 4.05  # the hold, plus its spread
+    assert 1.5 <= first["retry_in"] <= 4.05  # the hold (less the time the call took), plus its spread
     assert "asked us to wait (HTTP 429)" in first["error"]
     breaker = CircuitBreaker.objects.get(pk="workspace")
     assert breaker.state == BreakerState.CLOSED and breaker.consecutive_failures == 0
@@ -67,7 +67,7 @@ def test_it_holds_every_call_for_the_retry_after_then_resumes(http_provisioner: 
     assert not CircuitBreaker.objects.is_healthy("workspace")  # a batch must not skip the breaker while held
 
     # Every caller is held until then: none reaches the provider.
-    while time.monotonic() < service.times[0] + 1.8:
+    while time.monotonic() < service.times[0] + 1.5:
         result = call_through_breaker("workspace", 1, provision)
         assert result["status"] == "waiting" and result["retry_in"] > 0
         time.sleep(0.2)
@@ -84,15 +84,15 @@ def test_it_holds_every_call_for_the_retry_after_then_resumes(http_provisioner: 
 
 @pytest.mark.django_db
 def test_it_reads_a_retry_after_given_as_an_http_date(http_provisioner: StubApi) -> None:
-    service = ThrottlingService(http_provisioner, email.utils.formatdate(time.time() + 3, usegmt=True), status=503)
+    service = ThrottlingService(http_provisioner, email.utils.formatdate(time.time() + 5, usegmt=True), status=503)
 
     assert call_through_breaker("workspace", 1, provision)["status"] == "waiting"
     wait = CircuitBreaker.objects.read_before_call("workspace")
-    assert wait.held and 1.5 < wait.wait_seconds <= 3.0  # the date has whole seconds
+    assert wait.held and 2 < wait.wait_seconds <= 5.0  # the date has whole seconds; a busy machine took some
 
-    wait_for(lambda: call_through_breaker("workspace", 2, provision)["status"] == "done", timeout=6, interval=0.1,
+    wait_for(lambda: call_through_breaker("workspace", 2, provision)["status"] == "done", timeout=10, interval=0.1,
              message="the calls never resumed after the date")
-    assert service.times[1] - service.times[0] >= 2.0
+    assert service.times[1] - service.times[0] >= 3.0
 
 
 @pytest.mark.django_db
@@ -103,7 +103,7 @@ def test_it_caps_a_huge_retry_after_and_says_so(http_provisioner: StubApi, setti
 
     with caplog.at_level(logging.WARNING, logger="backstop.runtime.retrying"):
         result = call_through_breaker("workspace", 1, provision)
-    assert result["status"] == "waiting" and 5 <= result["retry_in"] <= 10.05
+    assert result["status"] == "waiting" and 4.5 <= result["retry_in"] <= 10.05
     assert 4 < CircuitBreaker.objects.read_before_call("workspace").wait_seconds <= 5
     breaker = CircuitBreaker.objects.get(pk="workspace")
     assert "asked us to wait 86400 seconds; we wait the cap, 5" in breaker.last_error

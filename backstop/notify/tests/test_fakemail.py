@@ -3,6 +3,7 @@ delivery per idempotency key; and the breaker obeying its Retry-After through th
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -99,10 +100,11 @@ def test_it_holds_the_email_breaker_for_the_fakes_retry_after(fakemail: FakeMail
     assert throttled["status"] == "waiting" and throttled["retry_in"] >= 0.5, throttled
 
     for number in range(3, 8):  # held: none of these reaches the provider
-        assert call_through_breaker("email", 1, lambda n=number: send(n))["status"] == "waiting"
+        assert call_through_breaker("email", 1, functools.partial(send, number))["status"] == "waiting"
     assert fakemail.counts.sends == 2
     breaker = CircuitBreaker.objects.get(pk="email")
     assert breaker.state == BreakerState.CLOSED and breaker.consecutive_failures == 0
+    assert breaker.held_until is not None
 
     time.sleep(max(0.0, (breaker.held_until - breaker.updated_at).total_seconds()) + 0.05)
     assert call_through_breaker("email", 2, lambda: send(2))["status"] == "done"

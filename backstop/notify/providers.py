@@ -111,7 +111,7 @@ class ResendEmailBackend(ResendBackend):
     """anymail's Resend backend, sending each message's Message-ID as Resend's ``Idempotency-Key``: a send retried
     after an answer that never came (a timeout, a dropped connection) is delivered once (Resend keeps keys 24 hours).
     Its health call (``probe``) lists our domains: it answers when the API is up and our key works, and sends nothing.
-    ``BACKSTOP_ANYMAIL_BACKEND=backstop.notify.providers.ResendEmailBackend``; ``fakemail`` is its local fake."""
+    Chosen by ``BACKSTOP_EMAIL=resend``; ``fakemail`` is its local fake."""
 
     def build_message_payload(self, message: Any, defaults: Any) -> Any:
         payload = super().build_message_payload(message, defaults)
@@ -122,8 +122,9 @@ class ResendEmailBackend(ResendBackend):
 
     def probe(self) -> None:
         created_session = self.open()
+        if self.session is None:  # open() always makes one; a subclass that does not is a bug, not an outage
+            raise RuntimeError("the Resend backend has no HTTP session")
         try:
-            assert self.session is not None
             response = self.session.get(f"{self.api_url}domains", timeout=self.timeout,
                                         headers={"Authorization": f"Bearer {self.api_key}"})
         except requests.Timeout as error:

@@ -124,3 +124,25 @@ def test_it_probes_the_email_provider_while_its_breaker_is_open(fakemail: FakeMa
     assert probe_provider("email", DjangoEmailProvider().probe)
     assert CircuitBreaker.objects.get(pk="email").state == BreakerState.CLOSED
     assert fakemail.counts.calls_while_down == 3 and fakemail.counts.probes == 2
+
+
+@pytest.mark.usefixtures("engine_db")
+def test_it_sends_every_welcome_email_once_through_the_rate_limit(fakemail: FakeMail, settings: Any) -> None:
+    from django.contrib.auth.hashers import make_password
+
+    from backstop.accounts import signup
+    from backstop.accounts.validation import clean_signup
+    from conftest import setup_finished
+
+    settings.RETRY_BASE_SECONDS, settings.RETRY_CAP_SECONDS = 60, 120  # a failure would not be retried in this test
+    fakemail.set(rate=1)
+    accounts = [signup._create_account(clean_signup(
+        name="Ann Lee", email=f"ann{number}@example.com", phone="+1 415 555 0100", company="Acme",
+        password="correct horse battery"), make_password(None)) for number in range(3)]
+
+    for account in accounts:
+        assert setup_finished(account, timeout=40) == {"workspace": True, "welcome_email": True}
+    delivered = fakemail.delivered()
+    assert sorted(message["to"][0] for message in delivered) == [account.email for account in accounts]
+    assert fakemail.counts.throttled >= 1  # three at once at one a second: the limit was met, and waited out
+    assert CircuitBreaker.objects.get(pk="email").consecutive_failures == 0

@@ -210,8 +210,10 @@ class StubApi:
     body: bytes = b"{}"
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
-    # Computes (status, body) from the recorded request when set, e.g. to answer idempotently.
+    # Computes (status, body) or (status, body, headers) from the recorded request when set, e.g. to answer
+    # idempotently or with a Retry-After.
     reply: Any = None
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer that ``reply`` gives none for
 
 
 @pytest.fixture
@@ -229,9 +231,12 @@ def stub_api() -> Iterator[StubApi]:
             stub.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": raw,
                                   "json": json.loads(raw) if is_json and raw else None})
             time.sleep(stub.delay)
-            status, body = stub.reply(stub.requests[-1]) if stub.reply else (stub.status, stub.body)
+            answer = stub.reply(stub.requests[-1]) if stub.reply else (stub.status, stub.body)
+            status, body, headers = (*answer, stub.headers)[:3]
             try:
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

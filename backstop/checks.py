@@ -35,6 +35,8 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[An
     ):
         problems.append(Error("BACKSTOP_SMS=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER",
                               id="backstop.E005"))
+    if settings.EMAIL_PROVIDER == "resend" and not settings.ANYMAIL.get("RESEND_API_KEY"):
+        problems.append(Error("BACKSTOP_EMAIL=resend needs BACKSTOP_RESEND_API_KEY", id="backstop.E012"))
     if settings.WORKSPACE_PROVIDER == "http" and not settings.WORKSPACE_PROVISIONER_URL:
         problems.append(Error("BACKSTOP_WORKSPACES=http needs BACKSTOP_PROVISIONER_URL", id="backstop.E006"))
     if settings.INITIAL_FAULTS and not settings.FAULT_INJECTION:

@@ -151,10 +151,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BACKSTOP_MAX_BODY_BYTES", 64 * 1024, mini
 
 # --- Providers -----------------------------------------------------------------------------------
 # Each third party sits behind an adapter; the defaults are local fakes so a checkout runs offline.
-EMAIL_PROVIDER = env_choice("BACKSTOP_EMAIL", "mailbox", {"mailbox", "smtp", "anymail"})
+EMAIL_PROVIDER = env_choice("BACKSTOP_EMAIL", "mailbox", {"mailbox", "smtp", "anymail", "resend"})
 EMAIL_BACKEND = {
     "mailbox": "backstop.notify.providers.LocalMailboxEmailBackend",
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    # Resend's API through anymail, each message's id sent as its Idempotency-Key; the local fake is notify/fakemail.py.
+    "resend": "backstop.notify.providers.ResendEmailBackend",
     "anymail": env_str("BACKSTOP_ANYMAIL_BACKEND", "anymail.backends.postmark.EmailBackend"),
 }[EMAIL_PROVIDER]
 EMAIL_HOST = env_str("BACKSTOP_SMTP_HOST", "127.0.0.1")
@@ -164,7 +166,9 @@ EMAIL_HOST_PASSWORD = env_str("BACKSTOP_SMTP_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("BACKSTOP_SMTP_TLS", False)
 EMAIL_TIMEOUT = env_float("BACKSTOP_EMAIL_TIMEOUT", 10.0, minimum=0.1)
 DEFAULT_FROM_EMAIL = env_str("BACKSTOP_FROM_EMAIL", "Backstop <hello@backstop.localhost>")
-ANYMAIL = {"POSTMARK_SERVER_TOKEN": env_str("BACKSTOP_POSTMARK_TOKEN", "")}
+ANYMAIL = {"POSTMARK_SERVER_TOKEN": env_str("BACKSTOP_POSTMARK_TOKEN", ""),
+           "RESEND_API_KEY": env_str("BACKSTOP_RESEND_API_KEY", ""),
+           "RESEND_API_URL": env_str("BACKSTOP_RESEND_API_URL", "https://api.resend.com/")}
 
 SMS_PROVIDER = env_choice("BACKSTOP_SMS", "mailbox", {"mailbox", "twilio"})
 SMS_TIMEOUT = env_float("BACKSTOP_SMS_TIMEOUT", 10.0, minimum=0.1)
@@ -228,6 +232,9 @@ BREAKER_COOLDOWN_SECONDS = env_float("BACKSTOP_BREAKER_COOLDOWN_SECONDS", 15.0, 
 # While a provider's breaker is not healthy, how often a cheap health call checks it, without customer traffic
 # (runtime/probing.py): an incident ends, and the customers waiting on it are retried, within this of recovery.
 BREAKER_PROBE_SECONDS = env_float("BACKSTOP_BREAKER_PROBE_SECONDS", 10.0, minimum=0.1)
+# A provider's Retry-After (on a 429 or 503) holds every call to it until then; a longer wait than this is capped, and
+# the breaker's last error says so (a broken or hostile header must not silence a provider for days).
+RETRY_AFTER_CAP_SECONDS = env_float("BACKSTOP_RETRY_AFTER_CAP_SECONDS", 3600.0, minimum=1)
 SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
 HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)

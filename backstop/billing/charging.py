@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Literal, NotRequired, TypedDict
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,7 +21,7 @@ from backstop.billing.models import (
     PurchaseAttempt,
 )
 from backstop.billing.providers import CardDeclined, ProcessorPayment, RequestRefused, payment_processor
-from backstop.lib.errors import ProviderError
+from backstop.lib.errors import ProviderError, ProviderThrottled
 
 log = logging.getLogger(__name__)
 # Stripe's status of a PaymentIntent whose confirmation the card declined: it waits for another payment method.
@@ -34,6 +35,8 @@ class ChargeOutcome(TypedDict):
     error: str
     # How long the processor took to answer this call (absent in outcomes recorded before it was measured).
     processor_ms: NotRequired[float]
+    # The processor's Retry-After (a 429 or 503): the next try waits at least this long (absent when it said nothing).
+    retry_after: NotRequired[float]
 
 
 
@@ -81,6 +84,9 @@ def _ask_processor(attempt: PurchaseAttempt) -> ChargeOutcome:
     except RequestRefused as refused:
         return {"outcome": "declined", "payment": None, "code": refused.code or "request_refused",
                 "error": str(refused)}
+    except ProviderThrottled as error:
+        return {"outcome": "unknown", "payment": None, "code": "", "error": str(error),
+                "retry_after": min(error.retry_after, float(settings.RETRY_AFTER_CAP_SECONDS))}
     except ProviderError as error:
         return {"outcome": "unknown", "payment": None, "code": "", "error": str(error)}
     processor_status.record_payment(payment=payment, learnt_from=LearntFrom.CHARGE, attempt_id=attempt.pk)

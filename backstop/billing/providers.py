@@ -17,7 +17,7 @@ import stripe
 from django.conf import settings
 
 from backstop.lib.adapters import wrap_adapter
-from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.lib.errors import ProviderError, ProviderTimeout, throttled
 
 SUCCEEDED = "succeeded"
 PAGE_SIZE = 100  # Stripe's largest page
@@ -188,6 +188,10 @@ class StripePayments:
             raise ProviderError(f"could not reach the payment processor for {what}") from error
         except stripe.StripeError as error:
             status = error.http_status or 0
+            # Stripe's 429 (rate limit) or 503 with Retry-After: the breaker holds every call until then.
+            if held := throttled(status, (error.headers or {}).get("Retry-After") or (error.headers or {}).get(
+                    "retry-after"), f"the payment processor asked us to wait before {what} (HTTP {status})"):
+                raise held from error
             if 400 <= status < 500 and status not in RETRYABLE_STATUSES:
                 # Stripe's 4xx means the request was refused before it ran: nothing was charged.
                 raise RequestRefused(f"the payment processor refused {what} (HTTP {status}: "

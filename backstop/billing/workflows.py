@@ -85,7 +85,9 @@ def _charge_with_retries(attempt_id: int) -> charging.ChargeOutcome:
         if charge["outcome"] != "unknown":
             break
         release_db_connections()
-        DBOS.sleep(backoff_delay(try_number - 1, base=settings.RETRY_BASE_SECONDS, cap=settings.RETRY_CAP_SECONDS))
+        # Not before the processor's Retry-After, when it gave one (same key on the next try: no double charge).
+        DBOS.sleep(max(charge.get("retry_after", 0.0), backoff_delay(try_number - 1, base=settings.RETRY_BASE_SECONDS,
+                                                                     cap=settings.RETRY_CAP_SECONDS)))
         charge = charge_payment(attempt_id, try_number)
         record_charge(attempt_id, charge)
     return charge

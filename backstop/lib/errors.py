@@ -3,6 +3,8 @@ be shown as it is, to support staff and to the customer on the setup page (so ne
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import socket
 import ssl
 
@@ -21,6 +23,45 @@ class ProviderError(Exception):
 
 class ProviderTimeout(ProviderError):
     """The provider did not answer within the adapter's timeout."""
+
+
+class ProviderThrottled(ProviderError):
+    """The provider asked us to come back later (HTTP 429 or 503 with Retry-After): ``retry_after`` seconds from now.
+
+    The breaker holds every call to the provider until then without counting a failure (``runtime.retrying``)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# The statuses whose Retry-After says "not before then": too many requests, and unavailable for a while.
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds ("120") or an HTTP date ("Wed, 21 Oct 2026 07:28:00
+    GMT", RFC 9110 10.2.3). None when absent or unreadable; a date in the past is 0."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT; a date without a zone is read as one
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def throttled(status: int, retry_after_header: str | None, message: str) -> ProviderThrottled | None:
+    """The ProviderThrottled for an answer with ``status`` and its Retry-After header, when it asks us to wait."""
+    if status not in RETRY_AFTER_STATUSES:
+        return None
+    seconds = parse_retry_after(retry_after_header)
+    return None if seconds is None else ProviderThrottled(message, retry_after=seconds)
 
 
 def connection_failure(error: BaseException) -> str:

@@ -8,12 +8,15 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import httpx
+import requests
+from anymail.backends.resend import EmailBackend as ResendBackend
+from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from backstop.lib.adapters import wrap_adapter
-from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
+from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure, throttled
 from backstop.notify.models import Channel, LocalMailboxItem
 
 
@@ -47,19 +50,25 @@ class DjangoEmailProvider:
             email.send()
 
     def probe(self) -> None:
-        """Open a connection to the backend and close it: for SMTP, connect, greet and log in; backends that keep no
-        connection (the local mailbox, an HTTP API through anymail) have nothing to check before a send."""
+        """Open a connection to the backend and close it: for SMTP, connect, greet and log in; a backend with a health
+        call of its own (``ResendEmailBackend``) makes it; others that keep no connection (the local mailbox, other
+        HTTP APIs through anymail) have nothing to check before a send."""
         connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
         with _email_failures():
+            if isinstance(connection, ResendEmailBackend):
+                connection.probe()
+                return
             connection.open()
             connection.close()
 
 
 @contextmanager
 def _email_failures() -> Iterator[None]:
-    """The email backend's exceptions as the ProviderError a breaker counts."""
+    """The email backend's exceptions as the ProviderError a breaker counts (or the ProviderThrottled it waits out)."""
     try:
         yield
+    except AnymailError as error:  # before OSError: anymail's request errors are requests' (OSError) too
+        raise _anymail_failure(error) from error
     except (smtplib.SMTPException, OSError) as error:
         # smtplib reports a server that stops answering as SMTPServerDisconnected raised while
         # handling the socket's TimeoutError, so the timeout can sit in the exception's context.
@@ -70,10 +79,22 @@ def _email_failures() -> Iterator[None]:
         if not isinstance(error, smtplib.SMTPException):
             raise ProviderError(f"could not reach the email server ({connection_failure(error)})") from error
         raise ProviderError(_smtp_refusal(error)) from error
-    except Exception as error:  # anymail raises its own AnymailError family
-        if error.__class__.__module__.startswith("anymail"):
-            raise ProviderError(f"the email provider refused the message ({error})") from error
-        raise
+
+
+def _anymail_failure(error: AnymailError) -> ProviderError:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", 0) or 0
+    # A 429 (rate limit) or 503 with Retry-After: the breaker holds every send until then.
+    if held := throttled(status, response.headers.get("Retry-After") if response is not None else None,
+                         f"the email provider asked us to wait (HTTP {status})"):
+        return held
+    if isinstance(error, requests.Timeout):
+        return ProviderTimeout(f"the email provider did not answer within {settings.EMAIL_TIMEOUT:g} seconds")
+    if isinstance(error, requests.ConnectionError):
+        return ProviderError(f"could not reach the email provider ({connection_failure(error)})")
+    if status:
+        return ProviderError(f"the email provider refused the message (HTTP {status})")
+    return ProviderError(f"the email provider refused the message ({error})")
 
 
 def _smtp_refusal(error: smtplib.SMTPException) -> str:
@@ -84,6 +105,41 @@ def _smtp_refusal(error: smtplib.SMTPException) -> str:
     if isinstance(error, smtplib.SMTPResponseException):
         return f"the email server refused the message (reply {error.smtp_code})"
     return "the email server refused the message"
+
+
+class ResendEmailBackend(ResendBackend):
+    """anymail's Resend backend, sending each message's Message-ID as Resend's ``Idempotency-Key``: a send retried
+    after an answer that never came (a timeout, a dropped connection) is delivered once (Resend keeps keys 24 hours).
+    Its health call (``probe``) lists our domains: it answers when the API is up and our key works, and sends nothing.
+    Chosen by ``BACKSTOP_EMAIL=resend``; ``fakemail`` is its local fake."""
+
+    def build_message_payload(self, message: Any, defaults: Any) -> Any:
+        payload = super().build_message_payload(message, defaults)
+        key = message.extra_headers.get("Message-ID", "")
+        if key:
+            payload.headers["Idempotency-Key"] = key
+        return payload
+
+    def probe(self) -> None:
+        created_session = self.open()
+        if self.session is None:  # open() always makes one; a subclass that does not is a bug, not an outage
+            raise RuntimeError("the Resend backend has no HTTP session")
+        try:
+            response = self.session.get(f"{self.api_url}domains", timeout=self.timeout,
+                                        headers={"Authorization": f"Bearer {self.api_key}"})
+        except requests.Timeout as error:
+            raise ProviderTimeout(
+                f"the email provider did not answer within {settings.EMAIL_TIMEOUT:g} seconds") from error
+        except requests.RequestException as error:
+            raise ProviderError(f"could not reach the email provider ({connection_failure(error)})") from error
+        finally:
+            if created_session:
+                self.close()
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the email provider asked us to wait (HTTP {response.status_code})"):
+            raise held
+        if response.status_code >= 400:
+            raise ProviderError(f"the email provider's health check failed (HTTP {response.status_code})")
 
 
 class LocalMailboxEmailBackend(BaseEmailBackend):
@@ -114,6 +170,9 @@ class TwilioSmsProvider:
             raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the SMS provider asked us to wait (HTTP {response.status_code})"):
+            raise held
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider refused the message (HTTP {response.status_code})")
 
@@ -127,6 +186,9 @@ class TwilioSmsProvider:
             raise ProviderTimeout(f"the SMS provider did not answer within {settings.SMS_TIMEOUT:g} seconds") from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the SMS provider ({connection_failure(error)})") from error
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the SMS provider asked us to wait (HTTP {response.status_code})"):
+            raise held
         if response.status_code >= 400:
             raise ProviderError(f"the SMS provider's health check failed (HTTP {response.status_code})")
 

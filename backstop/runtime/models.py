@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 
@@ -72,6 +72,13 @@ class BreakerState(models.TextChoices):
 class BreakerReading(NamedTuple):
     wait_seconds: float  # 0: the call may go ahead now
     healthy: bool  # closed with no failures counted: a success has nothing to reset
+    held: bool = False  # waiting out the provider's own Retry-After (``held_until``), not an outage
+
+
+class HoldRecorded(NamedTuple):
+    until: dt.datetime  # no call to the provider before this
+    asked_seconds: float  # what the provider asked for
+    capped: bool  # it asked for more than RETRY_AFTER_CAP_SECONDS: we wait the cap
 
 
 class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
@@ -83,8 +90,11 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         """
         breaker, _ = self.get_or_create(provider=provider)
         now = timezone.now()
+        if breaker.held_until is not None and now < breaker.held_until:
+            # The provider said when to come back (Retry-After): nobody calls it before then, open breaker or not.
+            return BreakerReading(max(0.05, (breaker.held_until - now).total_seconds()), healthy=False, held=True)
         if breaker.state == BreakerState.CLOSED:
-            return BreakerReading(0.0, healthy=breaker.consecutive_failures == 0)
+            return BreakerReading(0.0, healthy=breaker.consecutive_failures == 0 and breaker.held_until is None)
         if breaker.retry_at is not None and now >= breaker.retry_at:
             lease = now + dt.timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
             won = self.filter(pk=provider, state=breaker.state, retry_at=breaker.retry_at).update(
@@ -101,7 +111,28 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
     def is_healthy(self, provider: str) -> bool:
         """Closed with no failures counted (no row yet counts too); a plain read, unlike ``read_before_call``, which
         can make its caller the probe of an open breaker."""
-        return not self.filter(pk=provider).exclude(state=BreakerState.CLOSED, consecutive_failures=0).exists()
+        unhealthy = ~Q(state=BreakerState.CLOSED) | Q(consecutive_failures__gt=0) | Q(held_until__isnull=False)
+        return not self.filter(unhealthy, pk=provider).exists()
+
+    def record_hold(self, provider: str, retry_after: float, error: str) -> HoldRecorded:
+        """The provider answered "come back in ``retry_after`` seconds" (429 or 503 with Retry-After): no call to it
+        until then, from any process. Not a failure: the count that opens the breaker is left as it is (a rate limit is
+        the provider working). A hold only ever lengthens; an open breaker's next probe is not before its end. A wait
+        longer than RETRY_AFTER_CAP_SECONDS is capped (a broken header must not silence a provider for a day), and the
+        breaker's last error says so."""
+        now = timezone.now()
+        cap = float(settings.RETRY_AFTER_CAP_SECONDS)
+        seconds = max(0.0, retry_after)
+        capped = seconds > cap
+        until = now + dt.timedelta(seconds=min(seconds, cap))
+        note = (f"{error} (it asked us to wait {seconds:.0f} seconds; we wait the cap, {cap:.0f})" if capped
+                else f"{error} (waiting {seconds:g} seconds, as it asked)")
+        self.get_or_create(provider=provider)
+        self.filter(Q(held_until__isnull=True) | Q(held_until__lt=until), pk=provider).update(
+            held_until=until, last_error=note[:500], updated_at=now)
+        self.filter(pk=provider, retry_at__lt=until).exclude(state=BreakerState.CLOSED).update(retry_at=until)
+        held_until = self.filter(pk=provider).values_list("held_until", flat=True).get()
+        return HoldRecorded(until=held_until or until, asked_seconds=seconds, capped=capped)
 
     def record_success(self, provider: str) -> None:
         # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
@@ -113,6 +144,8 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
             state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None, recovered_at=now,
             updated_at=now,
         )
+        # A hold that has run out is forgotten by the first success after it (callers read it as unhealthy till then).
+        self.filter(pk=provider, held_until__lte=now).update(held_until=None)
         self.filter(pk=provider, state=BreakerState.CLOSED, consecutive_failures__gt=0).update(
             consecutive_failures=0, opened_at=None, retry_at=None, updated_at=now,
         )
@@ -151,6 +184,9 @@ class CircuitBreaker(models.Model):
     # hooks were last run for it (once per recovery).
     probed_at = models.DateTimeField(null=True, blank=True)
     recovery_handled_at = models.DateTimeField(null=True, blank=True)
+    # The provider's own "not before" (Retry-After on a 429 or 503): no process calls it until then
+    # (``record_hold``); the callers wait as for an open breaker, and no failure is counted.
+    held_until = models.DateTimeField(null=True, blank=True)
 
     objects = CircuitBreakerManager()
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from backstop.lib.errors import ProviderError
+from backstop.lib.errors import ProviderError, ProviderThrottled
 from backstop.runtime import registry
 from backstop.runtime.models import BreakerState, CircuitBreaker
 
@@ -58,6 +58,10 @@ def probe_provider(provider: str, probe: Callable[[], object]) -> bool:
     """One health call, recorded on the breaker; True when the provider answered."""
     try:
         probe()
+    except ProviderThrottled as error:
+        # It answers, but asks to be left alone until then: neither a recovery nor a failure; nobody calls it sooner.
+        CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error))
+        return False
     except ProviderError as error:
         CircuitBreaker.objects.record_failure(provider, str(error))
         return False

@@ -11,18 +11,21 @@ durable waits between them, so a replayed workflow takes the same decisions with
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from typing import Literal, TypedDict
 
 from django.conf import settings
+from django.utils import timezone
 
 from backstop.lib.backoff import backoff_delay
-from backstop.lib.errors import ProviderError
+from backstop.lib.errors import ProviderError, ProviderThrottled
 from backstop.runtime.engine import release_db_connections, wait_for_message
 from backstop.runtime.models import BreakerReading, CircuitBreaker
 
 RETRY_NOW = "retry_now"
+log = logging.getLogger(__name__)
 
 
 class AttemptResult(TypedDict):
@@ -37,18 +40,36 @@ def failed_attempt(attempt: int, error: str) -> AttemptResult:
     return {"status": "failed", "retry_in": delay, "error": error}
 
 
+def spread(wait: float) -> float:
+    """A wait lengthened by a random share of itself (at most the breaker's cool-down): hundreds of setups waiting on
+    one outage or one Retry-After must not all wake in the same second, competing with the web requests for the CPU and
+    the database."""
+    return wait + random.uniform(0, min(wait, settings.BREAKER_COOLDOWN_SECONDS)) if wait else 0.0
+
+
 def check_breaker(provider: str) -> BreakerReading:
     reading = CircuitBreaker.objects.read_before_call(provider)
-    wait = reading.wait_seconds
-    # Callers kept waiting spread their next look over as long again: hundreds of setups waiting on one outage
-    # must not all wake in the same second, competing with the web requests for the CPU and the database.
-    return reading._replace(wait_seconds=wait + random.uniform(0, wait)) if wait else reading
+    return reading._replace(wait_seconds=spread(reading.wait_seconds)) if reading.wait_seconds else reading
+
+
+def held_attempt(provider: str, error: ProviderThrottled) -> AttemptResult:
+    """The provider asked us to come back later (Retry-After): hold every call to it until then, and wait (a wait, not
+    a failure: it spends none of the attempt budget and opens no breaker)."""
+    hold = CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error))
+    if hold.capped:
+        log.warning("%s asked to be left alone for %.0f s; holding calls for the cap, %.0f s (RETRY_AFTER_CAP_SECONDS)",
+                    provider, hold.asked_seconds, settings.RETRY_AFTER_CAP_SECONDS)
+    wait = max(0.05, (hold.until - timezone.now()).total_seconds())
+    return {"status": "waiting", "retry_in": spread(wait), "error": str(error)}
 
 
 def call_through_breaker(
     provider: str, attempt: int, call: Callable[[], None], *, known_healthy: bool = False
 ) -> AttemptResult:
-    """Run ``call`` unless ``provider``'s breaker is open; record the outcome on the breaker.
+    """Run ``call`` unless ``provider``'s breaker is open or held; record the outcome on the breaker.
+
+    A ``ProviderThrottled`` (the provider's Retry-After) holds the provider until then and makes the attempt wait
+    (``held_attempt``); any other ``ProviderError`` is a failure the breaker counts.
 
     ``known_healthy``: the caller read the breaker closed with no failures moments ago and none of its calls has failed
     since (a setup batch's share of accounts reads it once, not once per account).
@@ -58,6 +79,8 @@ def call_through_breaker(
         return {"status": "waiting", "retry_in": gate.wait_seconds, "error": ""}
     try:
         call()
+    except ProviderThrottled as error:
+        return held_attempt(provider, error)
     except ProviderError as error:
         CircuitBreaker.objects.record_failure(provider, str(error))
         return failed_attempt(attempt, str(error))

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from backstop.lib.adapters import wrap_adapter
-from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure
+from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure, throttled
 from backstop.workspaces.models import LocalProvisionedWorkspace
 
 
@@ -35,14 +35,19 @@ class HttpProvisioner:
         """One call to the workspace service with our token; a timeout or an unreachable service is a provider error."""
         headers = {"Authorization": f"Bearer {settings.WORKSPACE_PROVISIONER_TOKEN}", **kwargs.pop("headers", {})}
         try:
-            return httpx.request(method, f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}{path}", headers=headers,
-                                 timeout=settings.WORKSPACE_TIMEOUT, **kwargs)
+            response = httpx.request(method, f"{settings.WORKSPACE_PROVISIONER_URL.rstrip('/')}{path}",
+                                     headers=headers, timeout=settings.WORKSPACE_TIMEOUT, **kwargs)
         except httpx.TimeoutException as error:
             raise ProviderTimeout(
                 f"the workspace service did not answer within {settings.WORKSPACE_TIMEOUT:g} seconds"
             ) from error
         except httpx.HTTPError as error:
             raise ProviderError(f"could not reach the workspace service ({connection_failure(error)})") from error
+        # 429 or 503 with Retry-After: the service said when to come back; the breaker holds every call until then.
+        if held := throttled(response.status_code, response.headers.get("Retry-After"),
+                             f"the workspace service asked us to wait (HTTP {response.status_code})"):
+            raise held
+        return response
 
     def lookup(self, *, external_id: str) -> bool:
         response = self._request("GET", f"/workspaces/{quote(external_id, safe='')}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import ssl
 
@@ -36,3 +37,27 @@ def test_it_words_the_socket_error_under_a_clients_wrapping(cause: OSError, word
 
 def test_it_falls_back_to_plain_words_when_no_socket_error_is_in_the_chain() -> None:
     assert connection_failure(ValueError("odd")) == "the connection failed"
+
+
+def test_it_reads_retry_after_in_seconds_and_as_an_http_date() -> None:
+    from backstop.lib.errors import parse_retry_after
+
+    now = dt.datetime(2026, 10, 21, 7, 28, 0, tzinfo=dt.UTC)
+    assert parse_retry_after("2", now=now) == 2.0
+    assert parse_retry_after(" 120 ", now=now) == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2026 07:28:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2026 07:27:00 GMT", now=now) == 0.0  # already past: no wait
+    assert parse_retry_after(None, now=now) is None
+    assert parse_retry_after("", now=now) is None
+    assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after("-3", now=now) is None
+
+
+def test_it_makes_a_throttle_only_of_429_and_503_with_retry_after() -> None:
+    from backstop.lib.errors import ProviderThrottled, throttled
+
+    error = throttled(429, "3", "slow down")
+    assert isinstance(error, ProviderThrottled) and error.retry_after == 3.0 and str(error) == "slow down"
+    assert throttled(503, "1", "down") is not None
+    assert throttled(503, None, "down") is None
+    assert throttled(500, "3", "broken") is None

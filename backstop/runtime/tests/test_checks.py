@@ -77,6 +77,7 @@ def test_it_refuses_a_production_misconfiguration(settings: Any, overrides: dict
 @pytest.mark.parametrize(("overrides", "expected"), [
     ({"SMS_PROVIDER": "twilio", "TWILIO_AUTH_TOKEN": ""}, ["backstop.E005"]),
     ({"WORKSPACE_PROVIDER": "http", "WORKSPACE_PROVISIONER_URL": ""}, ["backstop.E006"]),
+    ({"EMAIL_PROVIDER": "resend", "ANYMAIL": {"RESEND_API_KEY": ""}}, ["backstop.E012"]),
     ({"FAULT_INJECTION": False, "INITIAL_FAULTS": "email=timeout"}, ["backstop.E007"]),
     ({"FAULT_INJECTION": True, "INITIAL_FAULTS": "email=explode"}, ["backstop.E008"]),
     ({"FAULT_INJECTION": True, "INITIAL_FAULTS": "printer=error"}, ["backstop.E008"]),

@@ -13,6 +13,8 @@ from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Browser, sync_playwright
 
+from backstop.accounts.messages import STEP_STATUS_TEXT
+from backstop.accounts.progress import next_attempt_text
 from backstop.web.local_times import SCRIPT, local_time, local_time_in, local_times_script
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -61,6 +63,14 @@ def test_it_makes_the_moment_a_sentence_names_a_relative_time() -> None:
     # Without the moment, or a sentence that does not name it: only escaped.
     assert local_time_in("We'll try again now.", None) == "We&#x27;ll try again now."
     assert local_time_in("<b>now</b>", MOMENT) == "&lt;b&gt;now&lt;/b&gt;"
+
+
+def test_it_finds_the_next_try_as_the_setup_catalogue_writes_it() -> None:
+    sentence = STEP_STATUS_TEXT["retrying"].format(
+        attempts=1, error="no answer", provider="workspace",
+        next_attempt=next_attempt_text(MOMENT, now=MOMENT - dt.timedelta(minutes=2)))
+
+    assert 'data-local-time-prefix="at "' in local_time_in(sentence, MOMENT)
 
 
 @pytest.mark.django_db

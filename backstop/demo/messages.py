@@ -25,8 +25,8 @@ SCENARIO_TEXTS: dict[str, dict[str, object]] = {
         "summary": "The welcome email times out and the workspace provider answers with an error while you sign up.",
         "button": "Break email and workspaces, then sign up",
         "look_for": [
-            "The setup page shows each step live: what failed, in plain words, and when the next try is (\"in 2 "
-            "minutes\").",
+            "The setup page shows each step live: what failed, in plain words, and when the next try is (\"in 30 "
+            "seconds\", in your own time zone).",
             "Sign in from another browser: you land on the same page, not on \"account not found\".",
             "Clear the faults: setup finishes by itself (or press \"Try again now\"); the mailbox gets one welcome "
             "email and one saying the workspace is ready.",

@@ -61,17 +61,24 @@ def local_time_in(text: str, value: dt.datetime | str | None) -> SafeString:
     """``{{ step.status_text|local_time_in:step.next_attempt_at }}``: a sentence a catalogue wrote with the moment in
     UTC ("We'll try again at 15:46:12 UTC."), its time made a relative ``<time>`` ("We'll try again in 12 seconds.").
 
-    The moment is found as ``[at ]HH:MM:SS UTC``; "at " goes into the element, so it is kept before an absolute time
-    and dropped before words. A sentence without it is only escaped.
+    The moment is found as ``[at ]HH:MM:SS UTC`` (relative: "at " goes into the element, so it is kept before an
+    absolute time and dropped before words), or as ``HH:MM, D Mon UTC`` (absolute: "promised by 16:20, 7 Dec UTC"
+    reads "promised by 01:20, 8 Dec" in Tokyo). A sentence naming it neither way is only escaped.
     """
     escaped = str(conditional_escape(text))
     utc = _moment(value)
     if utc is None:
         return mark_safe(escaped)  # noqa: S308 (escaped above)
-    found = re.search(r"(at )?" + re.escape(utc.strftime("%H:%M:%S UTC")), escaped)
-    if found is None:
+    # The first place the sentence names it: a quote later in it ("promised by 16:20, 7 Dec UTC: “we'll try again at
+    # 16:20:00 UTC”") is left as the customer read it.
+    candidates = [(found, style) for pattern, style in (
+        (r"(at )?" + re.escape(utc.strftime("%H:%M:%S UTC")), "relative"),
+        ("()" + re.escape(utc.strftime(f"%H:%M, {utc.day} %b UTC")), "absolute"),
+    ) if (found := re.search(pattern, escaped)) is not None]
+    if not candidates:
         return mark_safe(escaped)  # noqa: S308 (escaped above)
-    element = _element(utc, "relative", found.group(0), prefix=found.group(1) or "")
+    found, style = min(candidates, key=lambda candidate: candidate[0].start())
+    element = _element(utc, style, found.group(0), prefix=found.group(1) or "")
     return mark_safe(escaped[:found.start()] + element + escaped[found.end():])  # noqa: S308 (escaped parts)
 
 

@@ -100,6 +100,11 @@ def test_it_answers_a_question_asked_while_setup_runs_as_a_question_for_a_person
     assert Commitment.objects.get(case=case).kind == CommitmentKind.PERSON_REPLIES
     desk = _page(desk_client(staff_account()), "/desk")
     assert "promised by " in desk and "a person will read your message and reply within one working day" in desk
+    # Its due time is a <time> the reader's browser shows in their own zone; in UTC (saying so) without a script.
+    due = Commitment.objects.get(case=case).due_at
+    assert due is not None
+    assert (f'promised by <time datetime="{due.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}Z" data-local-time="absolute"'
+            in desk)
 
 
 def test_it_never_shows_a_next_try_time_already_past() -> None:

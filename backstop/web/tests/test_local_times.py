@@ -60,6 +60,10 @@ def test_it_makes_the_moment_a_sentence_names_a_relative_time() -> None:
     assert rendered == ("Attempt 2 failed: &lt;no answer&gt;. We&#x27;ll try again "
                         '<time datetime="2026-03-14T05:30:12Z" data-local-time="relative" '
                         'data-local-time-prefix="at " title="2026-03-14 05:30:12 UTC">at 05:30:12 UTC</time>.')
+    # The first place it is named: the promise's own words, quoted after it, stay as the customer read them.
+    assert local_time_in("promised by 05:30, 14 Mar UTC: “we'll try again at 05:30:12 UTC”", MOMENT) == (
+        'promised by <time datetime="2026-03-14T05:30:12Z" data-local-time="absolute" '
+        'title="2026-03-14 05:30:12 UTC">05:30, 14 Mar UTC</time>: “we&#x27;ll try again at 05:30:12 UTC”')
     # Without the moment, or a sentence that does not name it: only escaped.
     assert local_time_in("We'll try again now.", None) == "We&#x27;ll try again now."
     assert local_time_in("<b>now</b>", MOMENT) == "&lt;b&gt;now&lt;/b&gt;"

@@ -52,8 +52,9 @@ def _tokyo_page(browser: Browser, base_url: str, errors: list[str]) -> Page:
 def _create_staff(server: Any) -> None:
     code = ("from backstop.accounts.staff import ensure_staff_account; "
             f"ensure_staff_account(email={STAFF['email']!r}, password={STAFF['password']!r})")
-    subprocess.run([sys.executable, "-m", "backstop.cli", "shell", "-c", code], env={**os.environ, **server.env},
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "backstop.cli", "shell", "-c", code],
+                          env={**os.environ, **server.env}, cwd=ROOT, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
 
 
 def _faults(server: Any) -> dict[str, str]:

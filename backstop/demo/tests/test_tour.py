@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import resolve
 
 from backstop.demo import messages
@@ -42,3 +43,13 @@ def test_it_sets_only_the_scenarios_faults_and_clears_them_all() -> None:
     assert faults_text(after_signup) == "email=timeout, workspace=error"
     with pytest.raises(KeyError):
         start_scenario(key="printer_on_fire")
+
+
+def test_it_shows_when_the_mailbox_received_each_message_in_the_readers_zone() -> None:
+    item = {"id": 1, "channel": "email", "to": "ann@example.com", "subject": "Welcome", "text": "Hello",
+            "message_id": "<m1@backstop>", "created_at": "2026-03-14T05:30:12+00:00"}
+
+    page = render_to_string("demo/mailbox.html", {"items": [item]})
+
+    assert ('<time datetime="2026-03-14T05:30:12Z" data-local-time="relative" title="2026-03-14 05:30:12 UTC">'
+            "05:30, 14 Mar UTC</time>") in page

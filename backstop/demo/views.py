@@ -78,10 +78,9 @@ def faults_page(request: HttpRequest) -> HttpResponse:
 
 def tour_page(request: HttpRequest) -> HttpResponse:
     """The demo's home page: the three scenarios, each one button (backstop/demo/tour.py)."""
-    faults = tour.current_faults()
     return render(request, "demo/tour.html", {
-        "m": messages, "scenarios": [(s, s.texts) for s in tour.SCENARIOS.values()], "faults": faults,
-        "faults_text": tour.faults_text(faults), "notice": request.session.pop("demo_tour_notice", ""),
+        "m": messages, "scenarios": [(s, s.texts) for s in tour.SCENARIOS.values()],
+        "faults_text": tour.faults_text(tour.current_faults()), "notice": request.session.pop("demo_tour_notice", ""),
         "staff_sign_in": messages.TOUR_STAFF_SIGN_IN.format(email=tour.DEMO_STAFF_EMAIL,
                                                             password=tour.DEMO_STAFF_PASSWORD),
     })

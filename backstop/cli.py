@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-DEMO_STAFF_EMAIL = "staff@backstop.localhost"
-DEMO_STAFF_PASSWORD = "backstop-demo-staff"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -113,12 +111,14 @@ def run_demo(args: argparse.Namespace) -> None:
     _setup_django()
     _prepare(migrate=True, command="demo")
     from backstop.accounts.staff import ensure_staff_account
+    from backstop.demo.tour import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD
     from backstop.runtime import engine
 
     ensure_staff_account(email=DEMO_STAFF_EMAIL, password=DEMO_STAFF_PASSWORD)
     fakepay = _start_demo_fakepay(Path(args.data_dir).resolve(), web_port=args.port, listening=fakepay_socket)
     engine.launch(role="demo")
-    print(f"Backstop demo on http://127.0.0.1:{args.port}  (fault panel: /demo/faults, mailbox: /demo/mailbox)")
+    print(f"Backstop demo on http://127.0.0.1:{args.port}  (the tour: /, fault panel: /demo/faults, "
+          "mailbox: /demo/mailbox)")
     print(f"Staff sign-in: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}", flush=True)
     _stop_on_sigterm()
 

@@ -5,6 +5,7 @@ from backstop.accounts import views as accounts
 from backstop.api import api
 from backstop.billing import views as billing
 from backstop.drafts import views as drafts
+from backstop.web import local_times
 from backstop.workspaces import views as workspaces
 
 handler400 = "backstop.errors.bad_request"
@@ -32,6 +33,7 @@ urlpatterns = [
     path("drafts/drafts.js", drafts.script, name="drafts-script"),
     # At the root, so that the service worker may keep the copies of every editor page on the site.
     path("drafts-sw.js", drafts.service_worker, name="drafts-worker"),
+    path("local-times.js", local_times.script_view, name="local-times-script"),
     path("api/", api.urls),
     path("", include("backstop.support.urls")),
     path("", include("backstop.monitoring.urls")),
@@ -41,7 +43,11 @@ urlpatterns = [
 if settings.DEMO_PAGES:
     from backstop.demo import views as demo
 
+    # The demo's home page is the tour, in front of the site's own home (which sends a visitor to sign up).
+    urlpatterns.insert(0, path("", demo.tour_page, name="demo-tour"))
     urlpatterns += [
+        path("demo/tour/<str:key>", demo.tour_start, name="demo-tour-start"),
+        path("demo/tour-clear", demo.tour_clear, name="demo-tour-clear"),
         path("demo/mailbox", demo.mailbox_page, name="demo-mailbox"),
         path("demo/api/mailbox", demo.mailbox_api, name="demo-mailbox-api"),
         path("demo/faults", demo.faults_page, name="demo-faults"),

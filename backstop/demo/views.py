@@ -1,15 +1,16 @@
-"""Demo-only pages: the local mailbox and the fault panel (mounted only when BACKSTOP_DEMO_PAGES is on)."""
+"""Demo-only pages: the tour, the local mailbox and the fault panel (mounted only when BACKSTOP_DEMO_PAGES is on)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
+from backstop.demo import messages, tour
 from backstop.demo.faults import PROVIDERS, modes_for, validate_faults
 from backstop.demo.models import FaultMode, FaultSetting
 from backstop.notify.models import LocalMailboxItem
@@ -73,3 +74,28 @@ def faults_page(request: HttpRequest) -> HttpResponse:
         FaultSetting.objects.set_modes(modes)
         return redirect("demo-faults")
     return render(request, "demo/faults.html", {"rows": _fault_rows()})
+
+
+def tour_page(request: HttpRequest) -> HttpResponse:
+    """The demo's home page: the three scenarios, each one button (backstop/demo/tour.py)."""
+    return render(request, "demo/tour.html", {
+        "m": messages, "scenarios": [(s, s.texts) for s in tour.SCENARIOS.values()],
+        "faults_text": tour.faults_text(tour.current_faults()), "notice": request.session.pop("demo_tour_notice", ""),
+        "staff_sign_in": messages.TOUR_STAFF_SIGN_IN.format(email=tour.DEMO_STAFF_EMAIL,
+                                                            password=tour.DEMO_STAFF_PASSWORD),
+    })
+
+
+@require_POST
+def tour_start(request: HttpRequest, key: str) -> HttpResponse:
+    """One scenario's button: its faults set, then the page it starts from."""
+    if key not in tour.SCENARIOS:
+        raise Http404("no such scenario")
+    return redirect(tour.start_scenario(key=key).opens)
+
+
+@require_POST
+def tour_clear(request: HttpRequest) -> HttpResponse:
+    tour.clear_faults()
+    request.session["demo_tour_notice"] = messages.TOUR_CLEARED
+    return redirect("demo-tour")

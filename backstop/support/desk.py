@@ -93,22 +93,25 @@ class QueueRow:
     harm_label: str
     suggestion: triage.Suggestion
     age: str
-    # The first promise to this customer not kept yet, due soonest (empty when none).
+    # The first promise to this customer not kept yet, due soonest (empty when none), and when it is due (the page
+    # shows that moment in the reader's zone).
     promise: str = ""
+    promise_due: dt.datetime | None = None
     # How long they have waited for a first answer from a person, and whether past the target for the harm.
     first_answer: FirstAnswer | None = None
 
 
-def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, str]:
+def _promises_due(cases: list[Case], now: dt.datetime) -> dict[int, tuple[str, dt.datetime]]:
     """For each case, the unkept promise due soonest, in words: what a person owes the customer, and by when."""
-    due: dict[int, str] = {}
+    due: dict[int, tuple[str, dt.datetime]] = {}
     open_ones = (Commitment.objects.filter(case__in=cases, kept_at__isnull=True, due_at__isnull=False)
                  .order_by("due_at", "id"))
     for commitment in open_ones:
         if commitment.case_id in due or commitment.due_at is None:
             continue
         text = messages.QUEUE_PROMISE_OVERDUE if commitment.due_at < now else messages.QUEUE_PROMISE
-        due[commitment.case_id] = text.format(text=commitment.text, due=f"{commitment.due_at:%H:%M, %-d %b}")
+        due[commitment.case_id] = (text.format(text=commitment.text, due=f"{commitment.due_at:%H:%M, %-d %b}"),
+                                   commitment.due_at)
     return due
 
 
@@ -158,7 +161,8 @@ def desk_home(*, now: dt.datetime | None = None) -> DeskHome:
     answers = first_answers(cases, now=now)
     rows = [QueueRow(case=c, harm_label=messages.HARM_LABELS[c.harm],
                      suggestion=_suggestion_for(c, failing, person_promised=c.pk in promised),
-                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, ""), first_answer=answers[c.pk])
+                     age=age_text(c.opened_at, now), promise=promises.get(c.pk, ("", None))[0],
+                     promise_due=promises.get(c.pk, ("", None))[1], first_answer=answers[c.pk])
             for c in cases]
     total = len(rows) if len(rows) < QUEUE_PAGE else queue.count()
     return DeskHome(incidents=incident_cards(), rows=rows, total=total, week=week_picture(now=now),

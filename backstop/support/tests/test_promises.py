@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from typing import Any
 
 import pytest
@@ -99,6 +100,11 @@ def test_it_answers_a_question_asked_while_setup_runs_as_a_question_for_a_person
     assert Commitment.objects.get(case=case).kind == CommitmentKind.PERSON_REPLIES
     desk = _page(desk_client(staff_account()), "/desk")
     assert "promised by " in desk and "a person will read your message and reply within one working day" in desk
+    # Its due time is a <time> the reader's browser shows in their own zone; in UTC (saying so) without a script.
+    due = Commitment.objects.get(case=case).due_at
+    assert due is not None
+    assert (f'promised by <time datetime="{due.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}Z" data-local-time="absolute"'
+            in desk)
 
 
 def test_it_never_shows_a_next_try_time_already_past() -> None:
@@ -121,7 +127,9 @@ def test_it_keeps_the_next_try_time_shown_as_a_promise_on_an_open_case() -> None
 
     page = _page(_signed_in(account), "/setup")
 
-    assert f"We'll try again at {due:%H:%M:%S} UTC." in page
+    # Without a script the sentence reads in UTC; its time is an element the browser shows in the reader's zone.
+    assert f"We'll try again at {due:%H:%M:%S} UTC." in re.sub(r"<[^>]+>", "", page)
+    assert f'<time datetime="{due:%Y-%m-%dT%H:%M:%S}Z" data-local-time="relative"' in page
     promise = Commitment.objects.get(case=case)
     assert promise.kind == CommitmentKind.RETRY_AT and promise.due_at == due and not promise.is_kept
     _page(_signed_in(account), "/setup")

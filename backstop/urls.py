@@ -43,6 +43,7 @@ if settings.DEMO_PAGES:
 
     urlpatterns += [
         path("demo/mailbox", demo.mailbox_page, name="demo-mailbox"),
+        path("demo/mailbox/<int:item_id>/answer", demo.mailbox_answer, name="demo-mailbox-answer"),
         path("demo/api/mailbox", demo.mailbox_api, name="demo-mailbox-api"),
         path("demo/faults", demo.faults_page, name="demo-faults"),
         path("demo/api/faults", demo.faults_api, name="demo-faults-api"),

@@ -39,6 +39,7 @@ from backstop.support.models import (
     SignalKind,
     SupportAction,
 )
+from backstop.support.reply_addresses import case_email_headers
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +424,7 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
         account=account, kind="support_resolved", key=f"support-resolved:{case.pk}", to=account.email,
         context={"subject": messages.RESOLVED_SUBJECT.format(what=messages.RESOLVED_WHAT_SHORT[provider]),
                  "text": text},
+        **case_email_headers(case_id=case.pk, key=f"support-resolved:{case.pk}"),
     )
     notify.send_soon(message)
 

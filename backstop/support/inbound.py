@@ -33,6 +33,7 @@ from backstop.attention.models import Harm
 from backstop.lib.email_identity import email_key
 from backstop.lib.email_replies import automated_kind, visible_text
 from backstop.support import messages
+from backstop.support.actions import snapshot
 from backstop.support.cases import _join
 from backstop.support.models import (
     ActionOutcome,
@@ -264,11 +265,13 @@ def _reopen(case: Case, row: InboundMessage) -> None:
     except IntegrityError:  # another signal opened a case for them a moment ago
         return
     if reopened:
+        after = snapshot(case.pk)
+        before = {**after, "case": {**after["case"], "state": CaseState.RESOLVED}}
         SupportAction.objects.get_or_create(
             idempotency_key=f"reopen:inbound:{row.pk}",
             defaults={"case": case, "staff": None, "action": "reopen", "outcome": ActionOutcome.DONE,
-                      "note": messages.REOPENED_BY_REPLY, "params": {"inbound": row.pk},
-                      "finished_at": timezone.now()})
+                      "note": messages.REOPENED_BY_REPLY, "params": {"inbound": row.pk}, "before": before,
+                      "after": after, "finished_at": timezone.now()})
 
 
 def _excerpt(text: str) -> str:

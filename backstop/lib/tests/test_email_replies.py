@@ -45,12 +45,7 @@ Sent from my iPhone
 > Hello Bob,
 """
 
-SIGNATURE = """It works now.
-
--- 
-Bob Stone
-Bobco, CEO
-"""
+SIGNATURE = "It works now.\n\n-- \nBob Stone\nBobco, CEO\n"
 
 INLINE = """> Which plan are you on?
 Team plan.

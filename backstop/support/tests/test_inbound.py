@@ -196,3 +196,37 @@ def test_it_keeps_a_malformed_message_raw_and_says_what_was_wrong() -> None:
     assert result.message.kind == InboundKind.UNPARSEABLE and bytes(result.message.raw) == raw
     assert result.message.case_id is None
     assert receive_inbound_message(esp="mailgun", raw=raw).duplicate
+
+
+@pytest.mark.django_db
+def test_it_tells_an_open_case_page_that_the_customer_emailed_since_it_was_drawn() -> None:
+    from backstop.support.presence import newer_than, timeline_marker
+
+    case, sent = _replied_case()
+    marker = timeline_marker(case_id=case.pk)
+    assert newer_than(case_id=case.pk, marker=marker) == []
+    receive_inbound_message(esp="mailgun", raw=_mail(to=sent.reply_to, text="One more thing"))
+    newer = newer_than(case_id=case.pk, marker=marker)
+    assert len(newer) == 1 and newer[0].startswith("bob@example.com wrote at")
+    assert newer_than(case_id=case.pk, marker=timeline_marker(case_id=case.pk)) == []
+
+
+def test_it_names_a_view_and_its_secrets_for_every_inbound_esp() -> None:
+    from django.conf import settings
+
+    from backstop.support.inbound_webhooks import INBOUND_ESPS, _view_class
+
+    for esp, entry in INBOUND_ESPS.items():
+        view = _view_class(esp)
+        assert view.signal is not None and view.esp_name, esp
+        assert entry.secrets and all(name in settings.ANYMAIL for name in entry.secrets), esp
+
+
+def test_it_checks_the_inbound_domain_and_the_attachment_limits() -> None:
+    from backstop.support.checks import check_inbound_settings
+
+    assert check_inbound_settings() == []
+    with override_settings(INBOUND_DOMAIN="not a domain"):
+        assert [e.id for e in check_inbound_settings()] == ["backstop.E210"]
+    with override_settings(INBOUND_ATTACHMENT_MAX_BYTES=10, INBOUND_ATTACHMENTS_MAX_TOTAL_BYTES=5):
+        assert [e.id for e in check_inbound_settings()] == ["backstop.E211"]

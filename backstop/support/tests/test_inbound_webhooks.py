@@ -62,9 +62,7 @@ def test_it_accepts_signed_mail_once_and_refuses_unsigned_forged_and_unconfigure
     assert (again.status_code, again.text) == (200, "already stored")
     assert _post(server, raw).text == "already stored"
     assert _stored(server) == 1
-    assert server.database.scalar(
-        "SELECT COUNT(*) FROM support_signal WHERE source LIKE 'inbound:%%'" if server.database.url else
-        "SELECT COUNT(*) FROM support_signal WHERE source LIKE 'inbound:%'") == 1
+    assert server.database.scalar("SELECT COUNT(*) FROM support_signal WHERE source LIKE ?", ("inbound:%",)) == 1
     # Another path keeps the site's own body limit.
     big = httpx.post(f"{server.url}/api/support/contact", content=b"x" * 100_000,
                      headers={"Content-Type": "application/json"}, timeout=30)

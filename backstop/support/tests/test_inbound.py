@@ -4,6 +4,7 @@ and do nothing else; the same message twice is stored once; attachments within t
 
 from __future__ import annotations
 
+import datetime as dt
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -109,7 +110,7 @@ def test_it_does_not_thread_by_a_guessed_token_or_a_forged_message_id() -> None:
 @pytest.mark.django_db
 def test_it_wakes_a_snoozed_case_on_the_customers_reply() -> None:
     case, sent = _replied_case()
-    Case.objects.filter(pk=case.pk).update(snoozed_until=timezone.now() + timezone.timedelta(hours=5))
+    Case.objects.filter(pk=case.pk).update(snoozed_until=timezone.now() + dt.timedelta(hours=5))
     receive_inbound_message(esp="mailgun", raw=_mail(to=sent.reply_to))
     case.refresh_from_db()
     assert case.snoozed_until is None

@@ -74,6 +74,8 @@ def handle_inbound_request(request: HttpRequest, *, esp: str) -> Answer:
     """One POST to ``/inbound/<esp>/``: the answer's status and plain-text body."""
     if not is_configured(esp):
         return Answer(404, messages.INBOUND_NOT_CONFIGURED)
+    if request.method == "HEAD":
+        return Answer(200, "")
     limit = settings.INBOUND_MAX_BODY_BYTES
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
@@ -229,7 +229,7 @@ def case_presence(request: HttpRequest, case_id: int) -> HttpResponse:
 
 
 @csrf_exempt  # an ESP posts here; anymail checks its signature (support.inbound_webhooks)
-@require_POST
+@require_http_methods(["POST", "HEAD"])  # some ESPs check the URL with HEAD when it is configured
 def inbound_webhook(request: HttpRequest, esp: str) -> HttpResponse:
     answer = handle_inbound_request(request, esp=esp)
     return HttpResponse(answer.text, status=answer.status, content_type="text/plain; charset=utf-8")

@@ -231,3 +231,31 @@ def test_it_checks_the_inbound_domain_and_the_attachment_limits() -> None:
         assert [e.id for e in check_inbound_settings()] == ["backstop.E210"]
     with override_settings(INBOUND_ATTACHMENT_MAX_BYTES=10, INBOUND_ATTACHMENTS_MAX_TOTAL_BYTES=5):
         assert [e.id for e in check_inbound_settings()] == ["backstop.E211"]
+
+
+@pytest.mark.django_db
+def test_it_lets_staff_download_a_kept_attachment_and_shows_the_email_on_the_case_page() -> None:
+    from backstop.support.tests.helpers import desk_client
+
+    case, sent = _replied_case()
+    mail = EmailMessage()
+    mail["From"] = "bob@example.com"
+    mail["To"] = sent.reply_to
+    mail["Subject"] = "Screenshot"
+    mail.set_content("See attached." + QUOTE)
+    mail.add_attachment(b"\x89PNG-bytes", maintype="image", subtype="png", filename="screen.png")
+    mail.add_attachment(b"MZ", maintype="application", subtype="x-msdownload", filename="tool.exe")
+    row = receive_inbound_message(esp="mailgun", raw=mail.as_bytes()).message
+    kept = row.attachments.get(filename="screen.png")
+    client = desk_client(staff_account(email="kim@backstop.localhost"))
+    page = client.get(f"/desk/cases/{case.pk}").content.decode()
+    assert "See attached." in page and messages.INBOUND_SHOW_FULL in page and "&gt; Hello Bob," in page
+    assert f"/desk/inbound/attachments/{kept.pk}" in page and "tool.exe" in page and "not kept: type" in page
+    download = client.get(f"/desk/inbound/attachments/{kept.pk}")
+    assert download.status_code == 200 and download.content == b"\x89PNG-bytes"
+    assert download["Content-Disposition"].startswith("attachment") and download["X-Content-Type-Options"] == "nosniff"
+    refused = row.attachments.get(filename="tool.exe")
+    assert client.get(f"/desk/inbound/attachments/{refused.pk}").status_code == 404
+    from django.test import Client
+
+    assert Client().get(f"/desk/inbound/attachments/{kept.pk}").status_code == 302  # to the sign-in page

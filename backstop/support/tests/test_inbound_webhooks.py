@@ -5,6 +5,8 @@ attachments over the limit or of the wrong type listed by name while the message
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from email.message import EmailMessage
 from typing import Any
 
@@ -83,8 +85,17 @@ def test_it_refuses_oversized_bodies_and_keeps_malformed_mail_and_refused_attach
     assert _post(server, broken).status_code == 400  # retried: still one row
     empty = _post(server, b"")  # an empty body-mime: a message with nothing in it
     assert empty.status_code == 400 and "it has no headers" in empty.text, empty.text
+    # Signed, but not an inbound payload at all (a tracking event posted to the inbound URL): anymail cannot read it.
+    stamp, token = "1800000000", "u" * 50
+    signature = hmac.new(KEY.encode(), f"{stamp}{token}".encode(), hashlib.sha256).hexdigest()
+    unreadable = httpx.post(f"{server.url}/inbound/mailgun/", json={
+        "signature": {"timestamp": stamp, "token": token, "signature": signature},
+        "event-data": {"event": "delivered"}}, timeout=30)
+    assert unreadable.status_code == 400 and "payload could not be read" in unreadable.text, unreadable.text
     kinds = server.database.query("SELECT kind, problem FROM support_inboundmessage ORDER BY id")
-    assert [k for k, _ in kinds] == ["unparseable", "unparseable"] and all(p for _, p in kinds)
+    assert [k for k, _ in kinds] == ["unparseable"] * 3 and all(p for _, p in kinds)
+    assert httpx.head(f"{server.url}/inbound/mailgun/").status_code == 200
+    assert httpx.head(f"{server.url}/inbound/postmark/").status_code == 404
 
     mail = _mail("Two files.", message_id="<files@customer.example>")
     mail.add_attachment(b"%PDF" + b"1" * 150_000, maintype="application", subtype="pdf", filename="huge.pdf")

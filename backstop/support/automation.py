@@ -339,7 +339,8 @@ def keep_email_promises() -> int:
             continue
         message = notify.create_email(account=account, kind="account_ready", key=f"promise-done:{promise.pk}",
                                       to=account.email,
-                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
+                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"},
+                                      **case_email_headers(case_id=promise.case_id, key=f"promise-done:{promise.pk}"))
         notify.send_soon(message)
         sent += Commitment.objects.filter(pk=promise.pk, kept_at__isnull=True).update(
             kept_at=timezone.now(), kept_how=messages.KEPT_BY_EMAIL.format(subject=message.subject)[:300])

@@ -197,6 +197,10 @@ def test_it_keeps_a_malformed_message_raw_and_says_what_was_wrong() -> None:
     assert result.message.kind == InboundKind.UNPARSEABLE and bytes(result.message.raw) == raw
     assert result.message.case_id is None
     assert receive_inbound_message(esp="mailgun", raw=raw).duplicate
+    from backstop.support.tests.helpers import desk_client
+
+    desk = desk_client(staff_account()).get("/desk").content.decode()
+    assert messages.INBOUND_CASELESS_HEADING in desk and "MIME structure is broken" in desk
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -121,9 +122,21 @@ def on_inbound(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> Inbound
     if post is not None and post.get("body-mime"):
         raw = str(post["body-mime"]).encode("utf-8", "surrogateescape")
     if raw is None:
-        raw = event.message.as_bytes()
+        try:
+            raw = event.message.as_bytes()
+        except Exception:  # a message the policy cannot serialise again: what the ESP sent, as near as it gets
+            raw = _esp_payload(esp_event)
     recipient = str(getattr(event.message, "envelope_recipient", "") or "")
     return receive_inbound_message(esp=esp_name.lower(), raw=raw, envelope_recipient=recipient)
+
+
+def _esp_payload(esp_event: Any) -> bytes:
+    """The ESP's own payload (its JSON, or the form anymail read), for a message that cannot be written out again:
+    parsed as MIME it has no headers, so it is kept as unparseable with the payload in ``raw``."""
+    if isinstance(esp_event, dict | list):
+        return json.dumps(esp_event, default=str).encode()
+    body = getattr(esp_event, "body", b"")
+    return body if isinstance(body, bytes) else str(esp_event).encode("utf-8", "replace")
 
 
 def _keep_unreadable(*, esp: str, body: bytes, problem: str) -> None:

@@ -257,6 +257,7 @@ def _reopen(case: Case, row: InboundMessage) -> None:
     gets the reply: one open case per customer)."""
     if case.state != CaseState.RESOLVED or Case.objects.open_for(case.customer_key) is not None:
         return
+    before = snapshot(case.pk)
     try:
         with transaction.atomic():
             reopened = Case.objects.filter(pk=case.pk, state=CaseState.RESOLVED).update(
@@ -266,7 +267,6 @@ def _reopen(case: Case, row: InboundMessage) -> None:
         return
     if reopened:
         after = snapshot(case.pk)
-        before = {**after, "case": {**after["case"], "state": CaseState.RESOLVED}}
         SupportAction.objects.get_or_create(
             idempotency_key=f"reopen:inbound:{row.pk}",
             defaults={"case": case, "staff": None, "action": "reopen", "outcome": ActionOutcome.DONE,

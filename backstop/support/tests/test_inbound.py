@@ -88,7 +88,9 @@ def test_it_threads_by_in_reply_to_and_reopens_a_resolved_case() -> None:
     assert result.message.case_id == case.pk and result.message.threaded_by == InboundThreading.HEADERS
     case.refresh_from_db()
     assert case.state == CaseState.OPEN and case.resolved_at is None
-    assert SupportAction.objects.get(case=case, action="reopen").note == messages.REOPENED_BY_REPLY
+    reopen = SupportAction.objects.get(case=case, action="reopen")
+    assert reopen.note == messages.REOPENED_BY_REPLY and reopen.staff is None
+    assert (reopen.before["case"]["state"], reopen.after["case"]["state"]) == ("resolved", "open")
     assert Case.objects.queue().filter(pk=case.pk).exists()
 
 

@@ -74,8 +74,8 @@ def mailgun_form(raw: bytes, *, signing_key: str, recipient: str = "", sender: s
 
 
 def post_to_inbound_webhook(raw: bytes, *, recipient: str, sender: str) -> httpx.Response:
-    """POST the message to ``/inbound/mailgun/`` of this site (BASE_URL), signed with its Mailgun signing key."""
+    """POST the message to ``/inbound/mailgun_mime/`` of this site (BASE_URL), signed with its Mailgun signing key."""
     body, content_type = mailgun_form(raw, signing_key=settings.ANYMAIL.get("MAILGUN_WEBHOOK_SIGNING_KEY", ""),
                                       recipient=recipient, sender=sender)
-    return httpx.post(f"{settings.BASE_URL}/inbound/mailgun/", content=body,
+    return httpx.post(f"{settings.BASE_URL}/inbound/mailgun_mime/", content=body,
                       headers={"Content-Type": content_type}, timeout=30)

@@ -40,6 +40,9 @@ class InboundEsp:
 
 INBOUND_ESPS: dict[str, InboundEsp] = {
     "mailgun": InboundEsp("anymail.webhooks.mailgun.MailgunInboundWebhookView", ("MAILGUN_WEBHOOK_SIGNING_KEY",)),
+    # Mailgun posts the raw MIME (``body-mime``) to a URL with "mime" in it, its parsed fields to any other.
+    "mailgun_mime": InboundEsp("anymail.webhooks.mailgun.MailgunInboundWebhookView",
+                               ("MAILGUN_WEBHOOK_SIGNING_KEY",)),
     "mailersend": InboundEsp("anymail.webhooks.mailersend.MailerSendInboundWebhookView",
                              ("MAILERSEND_INBOUND_SECRET",)),
     "postal": InboundEsp("anymail.webhooks.postal.PostalInboundWebhookView", ("POSTAL_WEBHOOK_KEY",)),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+DEMO_INBOUND_SIGNING_KEY = "demo-inbound-signing-key"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
@@ -106,6 +107,8 @@ def run_demo(args: argparse.Namespace) -> None:
     os.environ.setdefault("BACKSTOP_DEMO_PAGES", "1")
     os.environ.setdefault("BACKSTOP_BASE_URL", f"http://127.0.0.1:{args.port}")
     os.environ.setdefault("BACKSTOP_EXECUTOR_ID", "demo")
+    # The demo mailbox answers as the customer through the Mailgun inbound webhook, signed with this key.
+    os.environ.setdefault("BACKSTOP_MAILGUN_WEBHOOK_SIGNING_KEY", DEMO_INBOUND_SIGNING_KEY)
     # Before Django reads its settings: the web process must be pointed at the fakepay this demo starts.
     fakepay_socket = _demo_fakepay_socket(args.fakepay_port)
     _setup_django()

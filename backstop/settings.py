@@ -166,9 +166,30 @@ EMAIL_HOST_PASSWORD = env_str("BACKSTOP_SMTP_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("BACKSTOP_SMTP_TLS", False)
 EMAIL_TIMEOUT = env_float("BACKSTOP_EMAIL_TIMEOUT", 10.0, minimum=0.1)
 DEFAULT_FROM_EMAIL = env_str("BACKSTOP_FROM_EMAIL", "Backstop <hello@backstop.localhost>")
-ANYMAIL = {"POSTMARK_SERVER_TOKEN": env_str("BACKSTOP_POSTMARK_TOKEN", ""),
-           "RESEND_API_KEY": env_str("BACKSTOP_RESEND_API_KEY", ""),
-           "RESEND_API_URL": env_str("BACKSTOP_RESEND_API_URL", "https://api.resend.com/")}
+ANYMAIL = {
+    "POSTMARK_SERVER_TOKEN": env_str("BACKSTOP_POSTMARK_TOKEN", ""),
+    "RESEND_API_KEY": env_str("BACKSTOP_RESEND_API_KEY", ""),
+    "RESEND_API_URL": env_str("BACKSTOP_RESEND_API_URL", "https://api.resend.com/"),
+    # Inbound webhooks (support.inbound_webhooks): an ESP whose secret is empty here is not mounted (its URL answers
+    # 404). WEBHOOK_SECRET is anymail's shared basic auth ("user:password"), the only check some ESPs offer.
+    "WEBHOOK_SECRET": env_str("BACKSTOP_INBOUND_WEBHOOK_SECRET", ""),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("BACKSTOP_MAILGUN_WEBHOOK_SIGNING_KEY", ""),
+    "MAILERSEND_INBOUND_SECRET": env_str("BACKSTOP_MAILERSEND_INBOUND_SECRET", ""),
+    "POSTAL_WEBHOOK_KEY": env_str("BACKSTOP_POSTAL_WEBHOOK_KEY", ""),
+}
+# --- Inbound email (support.inbound) --------------------------------------------------------------
+# The domain of the reply addresses (case+<id>.<token>@<domain>) and of our Message-IDs; its MX or the ESP's inbound
+# route points at us. Checked by backstop.E210.
+INBOUND_DOMAIN = env_str("BACKSTOP_INBOUND_DOMAIN", "reply.backstop.localhost").strip().lower()
+# The largest request body the inbound webhooks take (other paths keep BACKSTOP_MAX_BODY_BYTES); refused with 413.
+INBOUND_MAX_BODY_BYTES = env_int("BACKSTOP_INBOUND_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=64 * 1024)
+# Attachments kept per file and per message; a larger one, or one of another type, is listed by name, not stored.
+INBOUND_ATTACHMENT_MAX_BYTES = env_int("BACKSTOP_INBOUND_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+INBOUND_ATTACHMENTS_MAX_TOTAL_BYTES = env_int("BACKSTOP_INBOUND_ATTACHMENTS_MAX_TOTAL_BYTES", 20 * 1024 * 1024,
+                                              minimum=1024)
+INBOUND_ATTACHMENT_TYPES = sorted({t.strip().lower() for t in env_str(
+    "BACKSTOP_INBOUND_ATTACHMENT_TYPES",
+    "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv").split(",") if t.strip()})
 
 SMS_PROVIDER = env_choice("BACKSTOP_SMS", "mailbox", {"mailbox", "twilio"})
 SMS_TIMEOUT = env_float("BACKSTOP_SMS_TIMEOUT", 10.0, minimum=0.1)

@@ -49,6 +49,7 @@ if settings.DEMO_PAGES:
         path("demo/tour/<str:key>", demo.tour_start, name="demo-tour-start"),
         path("demo/tour-clear", demo.tour_clear, name="demo-tour-clear"),
         path("demo/mailbox", demo.mailbox_page, name="demo-mailbox"),
+        path("demo/mailbox/<int:item_id>/answer", demo.mailbox_answer, name="demo-mailbox-answer"),
         path("demo/api/mailbox", demo.mailbox_api, name="demo-mailbox-api"),
         path("demo/faults", demo.faults_page, name="demo-faults"),
         path("demo/api/faults", demo.faults_api, name="demo-faults-api"),

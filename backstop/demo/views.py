@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from backstop.demo import messages, tour
+from backstop.demo import inbound_mail, messages, tour
 from backstop.demo.faults import PROVIDERS, modes_for, validate_faults
 from backstop.demo.models import FaultMode, FaultSetting
-from backstop.notify.models import LocalMailboxItem
+from backstop.notify.models import Channel, LocalMailboxItem
 
 MAILBOX_PAGE_SIZE = 100
 
@@ -24,13 +25,36 @@ def _mailbox_items(to: str) -> list[dict[str, Any]]:
         items = items.to_customer(to)
     return [
         {"id": i.id, "channel": i.channel, "to": i.to, "subject": i.subject, "text": i.text,
-         "message_id": i.message_id, "created_at": i.created_at.isoformat()}
+         "message_id": i.message_id, "reply_to": i.reply_to, "created_at": i.created_at.isoformat()}
         for i in items[:MAILBOX_PAGE_SIZE]
     ]
 
 
 def mailbox_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "demo/mailbox.html", {"items": _mailbox_items(request.GET.get("to", ""))})
+    return render(request, "demo/mailbox.html", {"items": _mailbox_items(request.GET.get("to", "")),
+                                                 "answer": request.session.pop("demo_mailbox_answer", "")})
+
+
+@require_POST
+def mailbox_answer(request: HttpRequest, item_id: int) -> HttpResponse:
+    """The customer answers an email: "Reply as the customer" (their text) or their out-of-office responder. The
+    message goes to the site's inbound webhook over HTTP, signed like an ESP's (backstop.demo.inbound_mail)."""
+    item = get_object_or_404(LocalMailboxItem, pk=item_id, channel=Channel.EMAIL)
+    if request.POST.get("kind") == "out_of_office":
+        raw = inbound_mail.out_of_office(item)
+    else:
+        text = request.POST.get("text", "").strip()
+        if not text:
+            request.session["demo_mailbox_answer"] = "Type the customer's reply first."
+            return redirect("demo-mailbox")
+        raw = inbound_mail.customer_reply(item, text=text)
+    try:
+        answer = inbound_mail.post_to_inbound_webhook(raw, recipient=item.reply_to, sender=item.to)
+        said = f"The inbound webhook answered {answer.status_code}: {answer.text}"
+    except httpx.HTTPError as error:
+        said = f"The inbound webhook could not be reached ({error.__class__.__name__})."
+    request.session["demo_mailbox_answer"] = said
+    return redirect("demo-mailbox")
 
 
 def mailbox_api(request: HttpRequest) -> JsonResponse:

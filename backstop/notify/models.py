@@ -89,6 +89,10 @@ class Message(Recipient):
     # A one-time secret inside subject/text/html (a sign-in code): kept only until the message is sent or given up,
     # then masked there, so the outbox and the support desk never show a usable code.
     secret = models.CharField(max_length=64, blank=True, default="")
+    # Where the customer's answer goes (a case's own address, support.reply_addresses), and the Message-ID the sender
+    # chose for threading; empty: no Reply-To, and the id made from the key (``message_id_header``).
+    reply_to = models.CharField(max_length=320, blank=True, default="")
+    header_message_id = models.CharField(max_length=300, blank=True, default="")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     attempts = models.IntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")
@@ -110,7 +114,7 @@ class Message(Recipient):
     @property
     def message_id_header(self) -> str:
         # Stable across retries, so a receiving server can drop a duplicate after a crash mid-send.
-        return f"<{self.key.replace(':', '.')}@backstop>"
+        return self.header_message_id or f"<{self.key.replace(':', '.')}@backstop>"
 
 
 class LocalMailboxManager(models.Manager.from_queryset(RecipientQuerySet)):  # type: ignore[misc]
@@ -125,6 +129,7 @@ class LocalMailboxItem(Recipient):
     text = models.TextField()
     html = models.TextField(blank=True, default="")
     message_id = models.CharField(max_length=300, blank=True, default="")
+    reply_to = models.CharField(max_length=320, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = LocalMailboxManager()

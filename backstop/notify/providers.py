@@ -21,7 +21,9 @@ from backstop.notify.models import Channel, LocalMailboxItem
 
 
 class EmailProvider(Protocol):
-    def send_email(self, *, to: str, subject: str, text: str, html: str, message_id: str) -> None: ...
+    def send_email(
+        self, *, to: str, subject: str, text: str, html: str, message_id: str, reply_to: str = ""
+    ) -> None: ...
 
     def probe(self) -> None:
         """A cheap health call that sends nothing; raises ProviderError when the provider does not work."""
@@ -39,10 +41,13 @@ class SmsProvider(Protocol):
 class DjangoEmailProvider:
     """Sends through the configured Django email backend (SMTP, anymail, or the local mailbox)."""
 
-    def send_email(self, *, to: str, subject: str, text: str, html: str, message_id: str) -> None:
+    def send_email(
+        self, *, to: str, subject: str, text: str, html: str, message_id: str, reply_to: str = ""
+    ) -> None:
         connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
         email = EmailMultiAlternatives(
-            subject=subject, body=text, to=[to], connection=connection, headers={"Message-ID": message_id}
+            subject=subject, body=text, to=[to], connection=connection, headers={"Message-ID": message_id},
+            reply_to=[reply_to] if reply_to else None,
         )
         if html:
             email.attach_alternative(html, "text/html")
@@ -151,6 +156,7 @@ class LocalMailboxEmailBackend(BaseEmailBackend):
             LocalMailboxItem.objects.create(
                 channel=Channel.EMAIL, to=", ".join(message.to), subject=message.subject, text=message.body,
                 html=html, message_id=message.extra_headers.get("Message-ID", ""),
+                reply_to=", ".join(message.reply_to),
             )
         return len(email_messages)
 

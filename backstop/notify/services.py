@@ -51,14 +51,17 @@ def render_sms(kind: str, context: dict[str, Any]) -> str:
 
 
 def create_email(
-    *, account: Any, kind: str, key: str, to: str, context: dict[str, Any], secret: str = ""
+    *, account: Any, kind: str, key: str, to: str, context: dict[str, Any], secret: str = "", reply_to: str = "",
+    message_id: str = "",
 ) -> Message:
-    """Record an email to send; the same ``key`` never makes a second message. ``secret`` is masked once sent."""
+    """Record an email to send; the same ``key`` never makes a second message. ``secret`` is masked once sent.
+    ``reply_to`` and ``message_id`` (both empty by default) are its Reply-To and Message-ID headers."""
     rendered = render_email(kind, context)
     message, _ = Message.objects.get_or_create(
         key=key,
         defaults={"account": account, "channel": Channel.EMAIL, "kind": kind, "to": to, "secret": secret,
-                  "subject": rendered.subject, "text": rendered.text, "html": rendered.html},
+                  "subject": rendered.subject, "text": rendered.text, "html": rendered.html,
+                  "reply_to": reply_to, "header_message_id": message_id},
     )
     return message
 
@@ -157,7 +160,7 @@ def deliver(*, message: Message, attempt: int, known_healthy: bool = False) -> A
         if message.channel == Channel.EMAIL:
             email_provider().send_email(
                 to=message.to, subject=message.subject, text=message.text, html=message.html,
-                message_id=message.message_id_header,
+                message_id=message.message_id_header, reply_to=message.reply_to,
             )
         else:
             sms_provider().send_sms(to=message.to, text=message.text, message_id=message.message_id_header)

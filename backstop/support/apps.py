@@ -19,7 +19,7 @@ class SupportConfig(AppConfig):
         from backstop.accounts import progress
         from backstop.attention import hooks
         from backstop.runtime import registry
-        from backstop.support import checks  # noqa: F401  (registers the search index check)
+        from backstop.support import checks  # noqa: F401  (registers the search index and inbound checks)
         from backstop.support.commitments import record_setup_promise
         from backstop.support.models import Case, Signal
 
@@ -45,6 +45,14 @@ class SupportConfig(AppConfig):
         from backstop.support.cases import on_signal_joined
 
         on_signal_joined(_wake_on_signal)
+        # Email the customer sends us: anymail's inbound signal, from the webhooks under /inbound/<esp>/.
+        from anymail.signals import inbound
+
+        from backstop.support.inbound_webhooks import on_inbound
+
+        inbound.connect(on_inbound, dispatch_uid="support-inbound")
+        registry.register_periodic("inbound-thread", _thread_stranded_inbound,
+                                   every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         registry.register_periodic("snooze-wake", _wake_snoozes_that_ended,
                                    every_seconds=lambda: settings.SUPPORT_CYCLE_SECONDS)
         # Last week's figures to staff, once per week (the pass is hourly; the email's key makes it once).
@@ -84,6 +92,14 @@ def _wake_snoozes_that_ended() -> None:
     from backstop.support.wakeups import wake_snoozes_that_ended
 
     wake_snoozes_that_ended()
+
+
+def _thread_stranded_inbound() -> None:
+    from django.conf import settings
+
+    from backstop.support.inbound import thread_stranded_inbound
+
+    thread_stranded_inbound(grace_seconds=settings.SWEEP_GRACE_SECONDS)
 
 
 def _send_weekly_summary() -> None:

@@ -39,6 +39,7 @@ from backstop.support.models import (
     SignalKind,
     SupportAction,
 )
+from backstop.support.reply_addresses import case_email_headers
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +339,8 @@ def keep_email_promises() -> int:
             continue
         message = notify.create_email(account=account, kind="account_ready", key=f"promise-done:{promise.pk}",
                                       to=account.email,
-                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"})
+                                      context={"account": account, "login_url": f"{settings.BASE_URL}/login"},
+                                      **case_email_headers(case_id=promise.case_id, key=f"promise-done:{promise.pk}"))
         notify.send_soon(message)
         sent += Commitment.objects.filter(pk=promise.pk, kept_at__isnull=True).update(
             kept_at=timezone.now(), kept_how=messages.KEPT_BY_EMAIL.format(subject=message.subject)[:300])
@@ -423,6 +425,7 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
         account=account, kind="support_resolved", key=f"support-resolved:{case.pk}", to=account.email,
         context={"subject": messages.RESOLVED_SUBJECT.format(what=messages.RESOLVED_WHAT_SHORT[provider]),
                  "text": text},
+        **case_email_headers(case_id=case.pk, key=f"support-resolved:{case.pk}"),
     )
     notify.send_soon(message)
 

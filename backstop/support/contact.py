@@ -28,6 +28,7 @@ from backstop.support import commitments, messages, payments, triage
 from backstop.support.actions import run_action
 from backstop.support.cases import _join, clear_signals, join_setup_delay, refresh_case
 from backstop.support.models import ActionOutcome, Case, Contact, Finding, Signal, SignalKind, StrangerNotice
+from backstop.support.reply_addresses import case_email_headers
 from backstop.support.search import index_case
 
 # Strangers (anyone not signed in as the address's owner) are counted by where they write from, never by the address
@@ -453,6 +454,7 @@ def _acknowledge(
             account=account, kind="support_ack", key=f"support-ack:{contact.our_reference}",
             to=account.email if account else contact.email,
             context={"subject": messages.CONTACT_SUBJECT.format(reference=contact.our_reference), "text": private},
+            **case_email_headers(case_id=_case(contact), key=f"support-ack:{contact.our_reference}"),
         ) if emailed else None
         Contact.objects.filter(pk=contact.pk).update(
             finding=finding, needs_human=needs_human, public_reply=public, private_reply=private, page_reply=on_page,

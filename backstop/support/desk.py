@@ -28,6 +28,8 @@ from backstop.support.models import (
     Commitment,
     CommitmentKind,
     Contact,
+    InboundAttachment,
+    InboundMessage,
     Incident,
     Resolution,
     SavedReply,
@@ -233,6 +235,11 @@ class TimelineEntry:
     who: str = ""
     status: str = ""
     body: str = ""
+    # An email the customer sent: ``body`` is what they typed above the quote, ``full`` the whole text as received,
+    # ``files`` its attachments (stored, or refused with why).
+    full: str = ""
+    files: list[InboundAttachment] = field(default_factory=list)
+    inbound_kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -344,6 +351,15 @@ def _timeline(
         label = messages.ACTIONS[action.action].label if action.action in messages.ACTIONS else action.action
         entries.append(TimelineEntry(action.created_at, "support", f"{label}: {action.note}", who=who,
                                      status=action.get_outcome_display()))
+    inbound = (InboundMessage.objects.filter(case__customer_key=case.customer_key).defer("raw", "html")
+               .prefetch_related("attachments").order_by("-id")[:100])
+    for mail in inbound:
+        text = messages.INBOUND_TIMELINE[mail.kind].format(subject=mail.subject or "(no subject)",
+                                                           problem=mail.problem)
+        entries.append(TimelineEntry(
+            mail.received_at, "email in", text, who=mail.from_email, body=mail.visible_text,
+            full=mail.text if mail.text.strip() != mail.visible_text.strip() else "",
+            files=list(mail.attachments.all()), inbound_kind=mail.kind))
     for signal in signals:
         entries.append(TimelineEntry(signal.created_at, "signal", signal.summary))
         if signal.cleared_at:

@@ -522,3 +522,30 @@ SHORTCUTS_HELP = ("Keys: / search · j / k move in the queue · Enter or o open 
 
 # --- The weekly summary to staff (support.weekly) ---------------------------------------------------------
 WEEKLY_LABEL = "week {week} of {year} ({start:%-d %b} to {last:%-d %b})"
+
+# --- Inbound email (support.inbound, support.inbound_webhooks) ----------------------------------------------
+SIGNAL_INBOUND_REPLY = "Replied by email: “{excerpt}”"
+SIGNAL_INBOUND_NEW = "Wrote by email: “{excerpt}”"
+REOPENED_BY_REPLY = "Reopened: the customer replied by email."
+INBOUND_TIMELINE = {
+    "reply": "Replied by email: {subject}",
+    "auto_reply": "Automatic reply (not a person; nothing reopened, nothing sent): {subject}",
+    "bounce": "Bounce: our email was not delivered ({subject})",
+    "unparseable": "Malformed email, kept as received: {problem}",
+}
+INBOUND_SHOW_FULL = "show full message"
+INBOUND_ATTACHMENT_REFUSED_SIZE = "larger than {limit} bytes"
+INBOUND_ATTACHMENT_REFUSED_TOTAL = "the message's attachments passed {limit} bytes"
+INBOUND_ATTACHMENT_REFUSED_TYPE = "type {content_type} is not accepted"
+INBOUND_CASELESS_HEADING = "Email not on any case"
+# The webhook's answers (plain text: an ESP's log shows them).
+INBOUND_STORED = "stored"
+INBOUND_DUPLICATE = "already stored"
+INBOUND_NOT_CONFIGURED = "no inbound webhook for this provider"
+INBOUND_REFUSED_SIGNATURE = "refused: {why}"
+INBOUND_TOO_LARGE = "refused: the body is larger than {limit} bytes"
+INBOUND_MALFORMED = "malformed message, kept as received: {problem}"
+INBOUND_DOMAIN_INVALID = "BACKSTOP_INBOUND_DOMAIN must be a domain name (like reply.example.com), not {value!r}."
+INBOUND_DOMAIN_HINT = "Set it to the domain whose mail the ESP's inbound route forwards to /inbound/<esp>/."
+INBOUND_LIMITS_INVALID = ("BACKSTOP_INBOUND_ATTACHMENTS_MAX_TOTAL_BYTES must be at least "
+                          "BACKSTOP_INBOUND_ATTACHMENT_MAX_BYTES, and both below BACKSTOP_INBOUND_MAX_BODY_BYTES.")

@@ -482,3 +482,79 @@ class Commitment(models.Model):
     @property
     def is_overdue(self) -> bool:
         return self.kept_at is None and self.due_at is not None and self.due_at < timezone.now()
+
+
+# --- Inbound email (support.inbound) ------------------------------------------------------------------------
+
+class InboundKind(models.TextChoices):
+    REPLY = "reply", "a customer's email"
+    AUTO_REPLY = "auto_reply", "an automatic reply (out of office, vacation, list)"
+    BOUNCE = "bounce", "a bounce (delivery failure report)"
+    UNPARSEABLE = "unparseable", "malformed: kept as received"
+
+
+class InboundThreading(models.TextChoices):
+    ADDRESS = "address", "by the case's reply address"
+    HEADERS = "headers", "by In-Reply-To/References"
+    SENDER = "sender", "by the sender's address (a new message)"
+    NONE = "none", "not on any case"
+
+
+class InboundMessage(models.Model):
+    """One email received through an ESP's inbound webhook, written before anything else is done with it (the
+    intent), then threaded onto a case. The raw message is kept as it came; ``text`` in full, ``visible_text`` what
+    the writer typed above the quote."""
+
+    # Its Message-ID, or a hash of the raw message when it has none: the same mail delivered twice is one row.
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    esp = models.CharField(max_length=30)
+    kind = models.CharField(max_length=12, choices=InboundKind.choices, default=InboundKind.REPLY)
+    message_id = models.CharField(max_length=300, blank=True, default="")
+    in_reply_to = models.CharField(max_length=300, blank=True, default="")
+    references = models.TextField(blank=True, default="")
+    from_email = models.CharField(max_length=320, blank=True, default="")
+    from_name = models.CharField(max_length=200, blank=True, default="")
+    to = models.TextField(blank=True, default="")
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    visible_text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    raw = models.BinaryField()
+    # What was wrong with a malformed message (kind "unparseable"), as the webhook's answer said.
+    problem = models.CharField(max_length=300, blank=True, default="")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_messages")
+    threaded_by = models.CharField(max_length=10, choices=InboundThreading.choices, blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now)
+    threaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["case", "received_at"], name="support_inbound_case"),
+            models.Index(fields=["received_at"], condition=Q(case__isnull=True), name="support_inbound_caseless"),
+        ]
+
+    def __str__(self) -> str:
+        return f"inbound {self.kind} from {self.from_email or 'unknown'}"
+
+    @property
+    def is_automated(self) -> bool:
+        return self.kind in (InboundKind.AUTO_REPLY, InboundKind.BOUNCE)
+
+
+class InboundAttachment(models.Model):
+    """A file that came with an inbound email: kept in the database (``content``) within the limits, or listed by
+    name with why it was refused (``refused``), its content dropped."""
+
+    message = models.ForeignKey(InboundMessage, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    content = models.BinaryField(null=True, blank=True)
+    refused = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.content_type}, {self.size} bytes)"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.support import messages
-from backstop.support.models import ActionOutcome, CasePresence, Contact, SupportAction
+from backstop.support.models import ActionOutcome, CasePresence, Contact, InboundKind, InboundMessage, SupportAction
 
 HEARTBEAT_SECONDS = 5
 # Three heartbeats missed: the tab is gone (closed without saying so, asleep, offline).
@@ -61,18 +61,23 @@ def leave(*, case_id: int, staff: Account, tab: str) -> None:
 
 
 def timeline_marker(*, case_id: int) -> str:
-    """What a page showed of the conversation: the last message from the customer and the last reply, by id."""
+    """What a page showed of the conversation: the last message from the customer (by the contact form, by email)
+    and the last reply, by id."""
     last_contact = Contact.objects.filter(case_id=case_id).order_by("-id").values_list("id", flat=True).first()
     last_reply = (SupportAction.objects.filter(case_id=case_id, action="reply").order_by("-id")
                   .values_list("id", flat=True).first())
-    return f"{last_contact or 0}:{last_reply or 0}"
+    last_email = (InboundMessage.objects.filter(case_id=case_id, kind=InboundKind.REPLY).order_by("-id")
+                  .values_list("id", flat=True).first())
+    return f"{last_contact or 0}:{last_reply or 0}:{last_email or 0}"
 
 
-def _parse(marker: str) -> tuple[int, int] | None:
-    contact, _, reply = marker.partition(":")
-    if not (contact.isdigit() and reply.isdigit()):
+def _parse(marker: str) -> tuple[int, int, int] | None:
+    parts = marker.split(":")
+    if len(parts) == 2:  # a page drawn before emails were counted
+        parts.append("0")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts):
         return None
-    return int(contact), int(reply)
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def newer_than(*, case_id: int, marker: str) -> list[str]:
@@ -86,4 +91,7 @@ def newer_than(*, case_id: int, marker: str) -> list[str]:
                .exclude(outcome=ActionOutcome.FAILED).select_related("staff").order_by("id"))
     newer += [messages.NEWER_REPLY.format(who=r.staff.email if r.staff else "automation",
                                           when=f"{r.created_at:%H:%M:%S UTC}") for r in replies]
+    newer += [messages.NEWER_CONTACT.format(who=email, when=f"{at:%H:%M:%S UTC}") for email, at in
+              InboundMessage.objects.filter(case_id=case_id, kind=InboundKind.REPLY, id__gt=seen[2])
+              .order_by("id").values_list("from_email", "received_at")]
     return newer

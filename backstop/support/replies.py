@@ -11,6 +11,7 @@ from backstop.support import commitments, messages
 from backstop.support.actions import ActionRefused, ActionResult, snapshot
 from backstop.support.cases import clear_signals
 from backstop.support.models import ActionOutcome, Case, SavedReply, Signal, SignalKind, SupportAction
+from backstop.support.reply_addresses import case_email_headers
 
 
 def send_reply(
@@ -31,9 +32,11 @@ def send_reply(
                 idempotency_key=scoped_key, case=case, staff=staff, action="reply",
                 params={"subject": subject}, before=snapshot(case_id),
             )
+            message_key = f"support-reply:{record.pk}"
             message = notify.create_email(
-                account=case.account, kind="support_reply", key=f"support-reply:{record.pk}", to=to,
+                account=case.account, kind="support_reply", key=message_key, to=to,
                 context={"subject": subject.strip() or messages.REPLY_SUBJECT, "text": body},
+                **case_email_headers(case_id=case.pk, key=message_key),
             )
             contacts = Signal.objects.filter(case=case, kind=SignalKind.CONTACT, cleared_at__isnull=True)
             clear_signals(signal_ids=list(contacts.values_list("pk", flat=True)), how=f"answered by {staff.email}")

@@ -12,4 +12,7 @@ urlpatterns = [
     path("desk/cases/<int:case_id>/note", views.case_note, name="desk-case-note"),
     path("desk/cases/<int:case_id>/presence", views.case_presence, name="desk-case-presence"),
     path("desk/incidents/<int:incident_id>", views.incident_page, name="desk-incident"),
+    path("desk/inbound/attachments/<int:attachment_id>", views.inbound_attachment, name="desk-inbound-attachment"),
+    # django-anymail's inbound webhooks, one per ESP (support.inbound_webhooks.INBOUND_ESPS; unconfigured: 404).
+    path("inbound/<str:esp>/", views.inbound_webhook, name="inbound-webhook"),
 ]

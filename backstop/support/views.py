@@ -10,7 +10,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
@@ -23,7 +25,9 @@ from backstop.support.actions import ActionRefused, repeat_text, reply_key, run_
 from backstop.support.case_notes import add_case_note
 from backstop.support.contact import owner_wait_seconds, receive_contact, wait_for_answer
 from backstop.support.forms import ActionForm, ContactForm, NoteForm, ReplyForm, form_problem
-from backstop.support.models import ActionOutcome, Case, Incident
+from backstop.support.inbound import caseless_inbound
+from backstop.support.inbound_webhooks import handle_inbound_request
+from backstop.support.models import ActionOutcome, Case, InboundAttachment, Incident
 from backstop.support.replies import reply_already_sent, send_reply
 from backstop.support.search import search_cases
 from backstop.web.pages import form_page, note_rate_limited
@@ -87,6 +91,8 @@ def desk_page(request: HttpRequest) -> HttpResponse:
                                                  "search_placeholder": messages.SEARCH_PLACEHOLDER,
                                                  "sleeping": working_states.sleeping_cases(),
                                                  "sleeping_title": messages.DESK_SLEEPING,
+                                                 "caseless": caseless_inbound(),
+                                                 "caseless_title": messages.INBOUND_CASELESS_HEADING,
                                                  "shortcuts_help": messages.SHORTCUTS_HELP})
 
 
@@ -103,7 +109,7 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
         "working_state": working_states.state_text(view.case) if view.case.is_open else "",
         "seen_through": presence.timeline_marker(case_id=case_id), "heartbeat_ms": presence.HEARTBEAT_SECONDS * 1000,
-        "shortcuts_help": messages.SHORTCUTS_HELP,
+        "shortcuts_help": messages.SHORTCUTS_HELP, "inbound_show_full": messages.INBOUND_SHOW_FULL,
         "next_case_id": Case.objects.queue().exclude(pk=case_id).values_list("pk", flat=True).first(),
     })
 
@@ -220,3 +226,21 @@ def case_presence(request: HttpRequest, case_id: int) -> HttpResponse:
                                    seen_through=request.POST.get("seen_through", ""))
     newer = messages.PRESENCE_NEWER.format(what="; ".join(answer.newer)) if answer.newer else ""
     return JsonResponse({"others": answer.others, "newer": newer})
+
+
+@csrf_exempt  # an ESP posts here; anymail checks its signature (support.inbound_webhooks)
+@require_http_methods(["POST", "HEAD"])  # some ESPs check the URL with HEAD when it is configured
+def inbound_webhook(request: HttpRequest, esp: str) -> HttpResponse:
+    answer = handle_inbound_request(request, esp=esp)
+    return HttpResponse(answer.text, status=answer.status, content_type="text/plain; charset=utf-8")
+
+
+@staff_only(VIEW_PERMISSION)
+@require_GET
+def inbound_attachment(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    """A stored attachment, always as a download (never rendered on our origin)."""
+    attachment = get_object_or_404(InboundAttachment, pk=attachment_id, content__isnull=False)
+    response = HttpResponse(bytes(attachment.content or b""), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, attachment.filename) or "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

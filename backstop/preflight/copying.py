@@ -103,7 +103,7 @@ def unlogged_tables(sql: str) -> str:
 
 
 def _unlogged_schema_editor(base: type[Any]) -> type[Any]:
-    class UnloggedSchemaEditor(base):  # type: ignore[misc, valid-type]
+    class UnloggedSchemaEditor(base):
         """Runs ``CREATE TABLE`` as ``CREATE UNLOGGED TABLE``; the SQL it collects (what squawk and the report read)
         stays the SQL production would run."""
 

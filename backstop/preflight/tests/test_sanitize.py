@@ -319,12 +319,13 @@ def test_it_copies_no_session_and_does_not_crash_on_them(copy_target: str, capsy
     from django.contrib.sessions.models import Session
 
     (ada, *_) = _make_customers()
-    keys = []
+    keys: list[str] = []
     for number in range(3):  # signed-in browsers: each key is a working sign-in
         store = SessionStore()
         store["_auth_user_id"] = str(ada.pk)
         store["n"] = number
         store.create()
+        assert store.session_key is not None
         keys.append(store.session_key)
     assert Session.objects.count() == 3
 

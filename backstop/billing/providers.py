@@ -5,8 +5,9 @@ and the tests exercise the real client. Every charge carries an idempotency key 
 attempt: a retry after a timeout or a crash gets the processor's original answer instead of a second charge.
 
 Listing (the payment and refund lists a reconciliation walks, 10,000 pages for 1,000,000 payments) is plain GETs with
-urllib3 on pooled keep-alive connections, with the same key, API version and query shape as the SDK: the SDK's request
-machinery cost a third of the walk's CPU. Every write (charges, refunds) and the single-payment lookup stay on the SDK.
+urllib3 on pooled keep-alive connections, with the same key, API version and query shape as the SDK, whose request
+path was half of the listing's CPU (docs/decisions.md). Every write (charges, refunds) and the single-payment lookup
+stay on the SDK.
 The adapter is built once per thread and settings (``payment_processor()``), not per call.
 """
 

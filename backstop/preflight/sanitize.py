@@ -3,6 +3,9 @@
 Which columns hold personal data is a registry, ``PERSONAL_FIELDS`` (model, field, kind), beside ``NOT_PERSONAL``, the
 text columns declared free of it; a test fails while any text or JSON column of any model is in neither, so a new
 column is classified by whoever adds it. The models are named by label, never imported: this app knows no domain.
+Uploaded content (every ``BinaryField`` and ``FileField`` of every model) is found by its type, so it is masked
+without being listed (``personal_fields()``). Tables whose rows are live credentials (``EMPTIED``: sessions) are
+emptied in the copy rather than masked.
 
 The copy: on SQLite, the backup API into a new file (a consistent copy made page by page; writers wait only for the
 page being copied); on PostgreSQL, a new database on the same server filled by ``pg_dump | psql`` (one repeatable-read
@@ -15,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -37,6 +42,7 @@ from backstop.preflight.masking import mask
 
 SNAPSHOT_ALIAS = "preflight_snapshot"
 BATCH_SIZE = 1000
+UPLOADS_BATCH_SIZE = 20
 # A unique column whose masks keep colliding after this many salts has values too short to mask apart.
 MAX_SALTS = 50
 
@@ -48,6 +54,8 @@ class Kind(enum.StrEnum):
     TEXT = "text"  # free text a person typed or that quotes one (messages, notes, errors that echo an address)
     SECRET = "secret"  # hashes and tokens: useless outside production, masked so a copy cannot sign anyone in
     JSON = "json"  # every string inside the document is masked as text; keys and numbers are kept
+    BYTES = "bytes"  # uploaded bytes (an attachment): same-length bytes derived from the content by the key
+    FILE = "file"  # a stored file's name (a FileField's path, which can name the customer): masked as text
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,16 @@ def _fields(model: str, kind: Kind, *names: str) -> list[PersonalField]:
     return [PersonalField(model, name, kind) for name in names]
 
 
+# Tables whose rows are live credentials: the sanitized copy keeps none of them (their columns need no other entry).
+# A session's key is a sign-in that works until it expires, and it is the table's primary key, which masking would
+# rewrite. Sign-in codes, detail-change codes and an outbox message's secret are kept masked instead: a masked hash
+# matches no code, and their rows keep the shapes a migration of those tables meets. Password reset links are
+# derived from the password hash, which is masked.
+EMPTIED: dict[str, str] = {
+    "sessions.Session": "a session key is a live sign-in, and the table's primary key",
+}
+
 PERSONAL_FIELDS: tuple[PersonalField, ...] = (
-    *_fields("sessions.Session", Kind.SECRET, "session_key", "session_data"),
     *_fields("runtime.GuardedIntent", Kind.TEXT, "key", "last_error"),
     *_fields("runtime.GuardedIntent", Kind.JSON, "payload"),
     *_fields("ratelimits.Counter", Kind.TEXT, "key"),  # keys name the address or the IP they limit
@@ -184,8 +200,34 @@ NOT_PERSONAL: dict[str, tuple[str, ...]] = {
 
 
 def classified_field_types() -> tuple[type[models.Field[Any, Any]], ...]:
-    """The column types the registry must cover (EmailField and SlugField are CharFields)."""
-    return (models.CharField, models.TextField, models.JSONField)
+    """The column types the registry must cover (EmailField and SlugField are CharFields; ImageField is a
+    FileField)."""
+    return (models.CharField, models.TextField, models.JSONField, models.BinaryField, models.FileField)
+
+
+def uploaded_content_fields() -> list[PersonalField]:
+    """Every BinaryField (BYTES) and FileField (FILE) of every model, but an emptied table's and those declared in
+    ``NOT_PERSONAL``: found by type, so a new model's upload column is masked with nobody listing it."""
+    found = []
+    for model in apps.get_models():
+        label = model._meta.label
+        if label in EMPTIED:
+            continue
+        for model_field in model._meta.concrete_fields:
+            if model_field.name in NOT_PERSONAL.get(label, ()):
+                continue
+            if isinstance(model_field, models.BinaryField):
+                found.append(PersonalField(label, model_field.name, Kind.BYTES))
+            elif isinstance(model_field, models.FileField):
+                found.append(PersonalField(label, model_field.name, Kind.FILE))
+    return found
+
+
+def personal_fields() -> tuple[PersonalField, ...]:
+    """What the sanitizer masks: the listed columns and the uploaded content found by type."""
+    listed = {(entry.model, entry.field) for entry in PERSONAL_FIELDS}
+    return PERSONAL_FIELDS + tuple(entry for entry in uploaded_content_fields()
+                                   if (entry.model, entry.field) not in listed)
 
 
 @dataclass
@@ -231,7 +273,8 @@ def take_snapshot(*, using: str = DEFAULT_DB_ALIAS, target: str | None = None, s
             with snapshot_connection(config) as alias:
                 masked_tables = sanitize_database(using=alias, key=secret, progress=say)
                 _compact(alias, tables=[table for table, count in masked_tables.items() if count])
-                masked = sum(masked_tables.values())
+                emptied = {apps.get_model(label)._meta.db_table for label in EMPTIED}
+                masked = sum(count for table, count in masked_tables.items() if table not in emptied)
         except BaseException:
             # A copy masked half-way still holds personal data, under the name a staging machine is told to use.
             _remove_copy(using=using, target=target)
@@ -342,13 +385,22 @@ def _compact(alias: str, *, tables: list[str]) -> None:
 
 
 def mask_value(value: Any, *, kind: Kind, key: bytes, salt: int = 0, vendor: str = "postgresql") -> Any:
-    """The masked value of one column: NULL stays NULL, "" stays "", a JSON document keeps its structure. Case is
-    folded as ``vendor``'s ``lower()`` folds it (see ``masking``)."""
+    """The masked value of one column: NULL stays NULL, "" stays "", a JSON document keeps its structure, bytes keep
+    their length. Case is folded as ``vendor``'s ``lower()`` folds it (see ``masking``)."""
     if value is None:
         return None
     if kind is Kind.JSON:
         return _mask_json(value, key=key, vendor=vendor)
+    if kind is Kind.BYTES:
+        return mask_bytes(bytes(value), key=key, salt=salt)
     return mask(str(value), key=key, salt=salt, dotted_capital_i_lowers_to_i=vendor != "sqlite")
+
+
+def mask_bytes(value: bytes, *, key: bytes, salt: int = 0) -> bytes:
+    """Bytes of ``value``'s length drawn from a keyed hash of the whole content: equal uploads mask alike (a duplicate
+    stays a duplicate), and nothing of the original (no header, no text inside a PDF) survives."""
+    seed = hmac.digest(key, salt.to_bytes(4, "big") + b"\x00" + value, "sha256")
+    return hashlib.shake_256(seed).digest(len(value)) if value else value
 
 
 def _mask_json(value: Any, *, key: bytes, vendor: str) -> Any:
@@ -362,13 +414,23 @@ def _mask_json(value: Any, *, key: bytes, vendor: str) -> Any:
 
 
 def sanitize_database(*, using: str, key: bytes, progress: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Mask every registered column of the database ``using`` in place; the values changed, per table."""
+    """Empty the ``EMPTIED`` tables and mask every personal column of the database ``using`` in place; the values
+    changed (rows removed), per table."""
     say = progress or (lambda line: None)
     by_model: dict[str, list[PersonalField]] = {}
-    for entry in PERSONAL_FIELDS:
+    for entry in personal_fields():
         by_model.setdefault(entry.model, []).append(entry)
-    existing = set(connections[using].introspection.table_names())
+    connection = connections[using]
+    existing = set(connection.introspection.table_names())
     changed: dict[str, int] = {}
+    for label in EMPTIED:
+        table = apps.get_model(label)._meta.db_table
+        if table not in existing:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")  # noqa: S608 (a model's table)
+            changed[table] = max(cursor.rowcount, 0)
+        say(f"removed {changed[table]} rows of {label}")
     for label, entries in by_model.items():
         model = apps.get_model(label)
         if model._meta.db_table not in existing:
@@ -382,13 +444,15 @@ def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, 
     names = [entry.field for entry in entries]
     vendor = connections[using].vendor
     unique = {entry.field for entry in entries if getattr(model._meta.get_field(entry.field), "unique", False)}
-    taken: dict[str, dict[str, Any]] = {name: {} for name in unique}
+    taken: dict[str, dict[Any, Any]] = {name: {} for name in unique}
     changed = 0
+    # Uploads can be megabytes a row: fewer of them in memory at once.
+    batch_size = UPLOADS_BATCH_SIZE if any(entry.kind is Kind.BYTES for entry in entries) else BATCH_SIZE
     rows = model._base_manager.using(using).order_by("pk")
     last = None
     while True:
         # Pages by primary key, no cursor left open across the updates (SQLite would read rows it just rewrote).
-        page = list((rows if last is None else rows.filter(pk__gt=last)).values_list("pk", *names)[:BATCH_SIZE])
+        page = list((rows if last is None else rows.filter(pk__gt=last)).values_list("pk", *names)[:batch_size])
         if not page:
             return changed
         batch: list[models.Model] = []
@@ -406,13 +470,13 @@ def _sanitize_model(model: type[models.Model], entries: list[PersonalField], *, 
         last = page[-1][0]
 
 
-def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[str, Any], vendor: str) -> Any:
+def _mask_unique(value: Any, *, kind: Kind, key: bytes, taken: dict[Any, Any], vendor: str) -> Any:
     """A unique column's mask, salted again while another value already masked to it (short values can collide)."""
     if value is None:
         return None
     for salt in range(MAX_SALTS):
         candidate = mask_value(value, kind=kind, key=key, salt=salt, vendor=vendor)
-        owner = taken.setdefault(json.dumps(candidate), value)
+        owner = taken.setdefault(candidate if isinstance(candidate, bytes) else json.dumps(candidate), value)
         if owner == value:
             return candidate
     raise ValueError(f"cannot mask {len(str(value))}-character values of a unique column apart")

@@ -123,3 +123,55 @@ def test_it_copies_a_given_source_instead_of_the_database(tmp_path: Any) -> None
         companies = list(Account.objects.using(copy.alias).values_list("company", flat=True))
 
     assert companies == ["Acme"]  # SQLite: the snapshot file's rows, not the database's
+
+
+PERSISTENCE_SQL = """
+SELECT c.relname, c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'i', 'S') AND n.nspname = current_schema()
+"""
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_it_makes_the_scratch_copys_tables_unlogged_and_leaves_productions_alone() -> None:
+    ann = account("ann@example.com")
+    AccountEvent.objects.create(account=ann, kind="signup", text="Signed up")
+
+    with copy_database(using="default", source=None, tables={"accounts_accountevent"}) as copy:
+        with connections[copy.alias].cursor() as cursor:
+            cursor.execute(PERSISTENCE_SQL)
+            on_copy = dict(cursor.fetchall())
+        # A table the plan creates, pointing at a copied one: a logged table could not (PostgreSQL refuses a
+        # foreign key from a permanent table to an unlogged one), so the copy creates it unlogged too.
+        with connections[copy.alias].schema_editor() as editor:
+            editor.execute("CREATE TABLE preflight_new_child (id serial PRIMARY KEY, "
+                           "account_id bigint REFERENCES accounts_account (id))")
+        with connections[copy.alias].schema_editor(collect_sql=True) as collector:
+            collector.execute("CREATE TABLE preflight_other (id int)")
+            collected_sql = collector.collected_sql
+        with connections[copy.alias].cursor() as cursor:
+            cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'preflight_new_child'")
+            new_child = cursor.fetchone()[0]
+        copied_rows = AccountEvent.objects.using(copy.alias).count()
+
+    tables = {"accounts_account", "accounts_accountevent", "django_migrations", "workspaces_workspace"}
+    assert {on_copy[name] for name in tables} == {"u"}, on_copy
+    assert set(on_copy.values()) == {"u"}, "every table, index and sequence of the copy is unlogged"
+    assert new_child == "u" and copied_rows == 1
+    assert collected_sql == ["CREATE TABLE preflight_other (id int);"]  # what squawk reads stays production's SQL
+    with connection.cursor() as cursor:
+        cursor.execute(PERSISTENCE_SQL)
+        assert set(dict(cursor.fetchall()).values()) == {"p"}, "production's tables stay logged"
+
+
+def test_it_rewrites_only_create_table_statements_and_not_partitioned_ones() -> None:
+    from backstop.preflight.copying import unlogged_tables
+
+    dump = ("SET x = 1;\nCREATE TABLE public.a (\n    id bigint NOT NULL\n);\n\n"
+            "CREATE TABLE public.p (\n    id int\n)\nPARTITION BY RANGE (id);\n"
+            "CREATE TABLE public.p1 PARTITION OF public.p FOR VALUES FROM (1) TO (2);\n"
+            "COMMENT ON TABLE public.a IS 'made by CREATE TABLE';\ncreate   table b (id int)")
+    assert unlogged_tables(dump) == (
+        "SET x = 1;\nCREATE UNLOGGED TABLE public.a (\n    id bigint NOT NULL\n);\n\n"
+        "CREATE TABLE public.p (\n    id int\n)\nPARTITION BY RANGE (id);\n"
+        "CREATE UNLOGGED TABLE public.p1 PARTITION OF public.p FOR VALUES FROM (1) TO (2);\n"
+        "COMMENT ON TABLE public.a IS 'made by CREATE TABLE';\nCREATE   UNLOGGED TABLE b (id int)")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, models
 
 from backstop.accounts.models import Account
 from backstop.drafts.models import Draft
@@ -17,10 +17,12 @@ from backstop.lib.email_identity import email_key
 from backstop.notify.models import Message
 from backstop.preflight.masking import character_class, mask
 from backstop.preflight.sanitize import (
+    EMPTIED,
     NOT_PERSONAL,
-    PERSONAL_FIELDS,
     Kind,
+    PersonalField,
     classified_field_types,
+    personal_fields,
     snapshot_connection,
     take_snapshot,
 )
@@ -80,23 +82,32 @@ def test_it_folds_the_dotted_capital_i_as_the_database_lowers_it() -> None:
 
 
 def test_it_classifies_every_text_column_of_every_model() -> None:
-    personal = {(entry.model, entry.field) for entry in PERSONAL_FIELDS}
+    personal = {(entry.model, entry.field) for entry in personal_fields()}
     declared = {(model, field) for model, fields in NOT_PERSONAL.items() for field in fields}
     assert not personal & declared, "a column is both personal and not"
+    assert not {model for model, _ in personal | declared} & set(EMPTIED), "an emptied table's columns need no entry"
     columns = {
         (model._meta.label, field.name)
         for model in apps.get_models() for field in model._meta.get_fields()
-        if isinstance(field, classified_field_types())
+        if isinstance(field, classified_field_types()) and model._meta.label not in EMPTIED
     }
     assert columns - personal - declared == set(), "classify these in backstop/preflight/sanitize.py"
     assert (personal | declared) - columns == set(), "the registry names columns no model has"
-    for entry in PERSONAL_FIELDS:
+    for label in EMPTIED:
+        apps.get_model(label)  # names a model that exists
+    for entry in personal_fields():
         assert isinstance(entry.kind, Kind)
+        field = apps.get_model(entry.model)._meta.get_field(entry.field)
+        # Uploaded content is masked as bytes or a file's name, never as text (which would crash or keep it).
+        if isinstance(field, models.BinaryField):
+            assert entry.kind is Kind.BYTES, entry
+        elif isinstance(field, models.FileField):
+            assert entry.kind is Kind.FILE, entry
 
 
 def _all_personal_values(using: str) -> dict[tuple[str, str, Any], Any]:
     values: dict[tuple[str, str, Any], Any] = {}
-    for entry in PERSONAL_FIELDS:
+    for entry in personal_fields():
         model = apps.get_model(entry.model)
         if model._meta.db_table not in connections[using].introspection.table_names():
             continue
@@ -294,3 +305,86 @@ def test_it_leaves_no_unmasked_copy_when_masking_fails(copy_target: str, monkeyp
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [copy_target])
             assert cursor.fetchone() is None
+
+
+def _copy_config(copy_target: str) -> dict[str, Any]:
+    config = {**connection.settings_dict, "NAME": copy_target}
+    config["OPTIONS"] = {k: v for k, v in config.get("OPTIONS", {}).items() if k != "pool"}
+    return config
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_copies_no_session_and_does_not_crash_on_them(copy_target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    (ada, *_) = _make_customers()
+    keys: list[str] = []
+    for number in range(3):  # signed-in browsers: each key is a working sign-in
+        store = SessionStore()
+        store["_auth_user_id"] = str(ada.pk)
+        store["n"] = number
+        store.create()
+        assert store.session_key is not None
+        keys.append(store.session_key)
+    assert Session.objects.count() == 3
+
+    call_command("snapshot", "--sanitize", "--out", copy_target)  # masking the key (the primary key) crashed
+
+    assert f"sanitized snapshot: {copy_target}" in capsys.readouterr().out
+    assert Session.objects.count() == 3, "production keeps its sessions"
+    with snapshot_connection(_copy_config(copy_target)) as alias:
+        assert Session.objects.using(alias).count() == 0
+        assert Account.objects.using(alias).count() == len(CUSTOMERS)  # the rest of the copy is there
+    if connection.vendor == "sqlite":
+        raw = Path(copy_target).read_bytes()
+        assert not any(key.encode() in raw for key in keys)
+
+
+UPLOAD = b"%PDF-1.7 passport scan of Ada Lovelace, born 1815 " * 40
+
+
+@pytest.fixture
+def upload_model(transactional_db: Any) -> Any:
+    """A model added after the registry was written (as an attachments table would be), listed nowhere in it."""
+    meta = type("Meta", (), {"app_label": "preflight", "db_table": "preflight_test_upload"})
+    model = type("TestUpload", (models.Model,), {
+        "__module__": __name__, "Meta": meta,
+        "content": models.BinaryField(null=True), "stored": models.FileField(upload_to="uploads/", blank=True),
+    })
+    with connection.schema_editor() as editor:
+        editor.create_model(model)
+    try:
+        yield model
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(model)
+        del apps.all_models["preflight"]["testupload"]
+        apps.clear_cache()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_masks_uploaded_bytes_no_one_listed(upload_model: Any, copy_target: str) -> None:
+    assert PersonalField("preflight.TestUpload", "content", Kind.BYTES) in personal_fields()
+    assert PersonalField("preflight.TestUpload", "stored", Kind.FILE) in personal_fields()
+    first = upload_model.objects.create(content=UPLOAD, stored="uploads/ada-lovelace-passport.pdf")
+    again = upload_model.objects.create(content=UPLOAD, stored="uploads/ada-lovelace-passport.pdf")
+    other = upload_model.objects.create(content=b"another file", stored="")
+    empty = upload_model.objects.create(content=None, stored="")
+
+    take_snapshot(target=copy_target, sanitize=True, key=KEY)
+
+    with snapshot_connection(_copy_config(copy_target)) as alias:
+        copied = {row.pk: row for row in upload_model.objects.using(alias).all()}
+    masked = bytes(copied[first.pk].content)
+    assert len(masked) == len(UPLOAD) and masked != UPLOAD and b"Lovelace" not in masked
+    assert bytes(copied[again.pk].content) == masked  # the same upload twice is still the same twice
+    assert len(bytes(copied[other.pk].content)) == len(b"another file") != bytes(copied[other.pk].content)
+    assert copied[empty.pk].content is None and copied[empty.pk].stored.name == ""
+    path = copied[first.pk].stored.name
+    assert len(path) == len("uploads/ada-lovelace-passport.pdf") and "lovelace" not in path.lower()
+    assert path.count("/") == 1 and path.count(".") == 1  # still a path
+    assert bytes(upload_model.objects.get(pk=first.pk).content) == UPLOAD, "production keeps the upload"
+    if connection.vendor == "sqlite":
+        raw = Path(copy_target).read_bytes()
+        assert b"passport scan" not in raw and b"ada-lovelace" not in raw

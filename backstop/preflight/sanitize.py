@@ -131,6 +131,14 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     *_fields("accounts.VerificationCode", Kind.SECRET, "browser_hash"),
     # The search index repeats the case's address, name, phone and what the customer wrote, lower-cased.
     *_fields("support.CaseSearchEntry", Kind.TEXT, "identity", "body"),
+    # Inbound email: who wrote, what they wrote, and the reply addresses (their token lets mail into a case).
+    *_fields("notify.Message", Kind.SECRET, "reply_to", "header_message_id"),
+    *_fields("notify.LocalMailboxItem", Kind.SECRET, "reply_to"),
+    *_fields("support.InboundMessage", Kind.EMAIL, "from_email"),
+    *_fields("support.InboundMessage", Kind.NAME, "from_name"),
+    *_fields("support.InboundMessage", Kind.TEXT, "to", "subject", "text", "visible_text", "html", "message_id",
+             "in_reply_to", "references", "dedupe_key", "problem"),
+    *_fields("support.InboundAttachment", Kind.TEXT, "filename"),
     # Staff write incidents and post-mortems in their own words, and may name a customer; an event's source can be
     # "staff:<their address>".
     *_fields("incidents.Incident", Kind.TEXT, "title", "last_error"),
@@ -196,6 +204,8 @@ NOT_PERSONAL: dict[str, tuple[str, ...]] = {
     "incidents.AffectedCustomer": ("lost",),
     "incidents.AmendsAction": ("idempotency_key",),
     "support.CasePresence": ("tab",),
+    "support.InboundMessage": ("esp", "kind", "threaded_by"),
+    "support.InboundAttachment": ("content_type", "refused"),
 }
 
 

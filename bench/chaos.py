@@ -668,7 +668,7 @@ def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Viola
     if again:
         violations.append(Violation("no customer has a once-only kind twice (SMTP sink)", again))
     in_table: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-    for key, kind, to, status, channel in known.values():
+    for key, kind, to, _status, channel in known.values():
         if kind in ONCE_PER_CUSTOMER and channel == "email":
             in_table[(to, ONCE_PER_CUSTOMER[kind])].add(key)
     again = [f"{to} {kind}: {', '.join(sorted(keys))}" for (to, kind), keys in in_table.items() if len(keys) > 1]

@@ -195,6 +195,8 @@ class Process:
     starts: int = 0
     killed: int = 0
     died: int = 0  # exits nobody asked for (the injected crash after a charge)
+    # Held while the process is killed or started, so the killer and the reviver never start it twice.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         with open(self.log_path, "ab") as out:
@@ -542,20 +544,23 @@ class Chaos:
     def kill_loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.rng.uniform(*self.kill_every)):
             victim = self.rng.choice(self.processes)
-            if victim.alive():
+            with victim.lock:
+                if not victim.alive():
+                    continue  # it died by itself a moment ago: the reviver starts it
                 victim.kill()
                 with self.lock:
                     self.kills.append(victim.name)
                 log(f"SIGKILL {victim.name}; starting it again")
-            victim.start()
+                victim.start()
 
     def revive_loop(self, stop: threading.Event) -> None:
         """A process that exits by itself (the injected crash after a charge) is started again, as systemd would."""
         while not stop.wait(0.5):
             for process in self.processes:
-                if process.popen is not None and process.popen.poll() is not None:
-                    with self.lock:
-                        process.died += 1
+                with process.lock:
+                    if process.popen is None or process.popen.poll() is None:
+                        continue
+                    process.died += 1
                     log(f"{process.name} exited with {process.popen.returncode}; starting it again")
                     process.start()
 
@@ -852,7 +857,7 @@ def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
             for violation in violations:
                 shown = violation.ids[:50]
                 more = f" ... and {len(violation.ids) - len(shown)} more" if len(violation.ids) > len(shown) else ""
-                print(f"- {violation.invariant}: {len(violation.ids)}\n    " + "\n    ".join(shown) + more)
+                print(f"- {violation.invariant}: {len(violation.ids)}\n" + "\n".join(f"  * {i}" for i in shown) + more)
             print(f"\nlogs kept in {data_dir}")
             return 1
         print("\nevery invariant holds")

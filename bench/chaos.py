@@ -84,8 +84,6 @@ PROCESS_ENV = {
     "BACKSTOP_WORKSPACE_TIMEOUT": "1",
     "BACKSTOP_PAYMENT_TIMEOUT": "2",
     "BACKSTOP_FAULT_SLOW_SECONDS": "0.5",
-    "BACKSTOP_HEARTBEAT_SECONDS": "1",
-    "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": "4",
     "BACKSTOP_SWEEP_GRACE_SECONDS": "5",
     "BACKSTOP_QUEUE_POLL_SECONDS": "0.2",
     "BACKSTOP_SUPPORT_CYCLE_SECONDS": "5",
@@ -140,6 +138,7 @@ class Received:
     message_id: str
     subject: str
     text: str
+    at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))
 
 
 class SmtpSink:
@@ -656,8 +655,11 @@ def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Viola
     with sink.lock:
         received = list(sink.messages)
     violations = []
-    deliveries = Counter((m.to, m.message_id) for m in received)
-    twice = [f"{known.get(mid, (mid,))[0]} to {to} x{n}" for (to, mid), n in deliveries.items() if n > 1]
+    deliveries: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for m in received:
+        deliveries[(m.to, m.message_id)].append(m.at)
+    twice = [f"{known.get(mid, (mid,))[0]} to {to}, received at {', '.join(times)}"
+             for (to, mid), times in deliveries.items() if len(times) > 1]
     if twice:
         violations.append(Violation("no message delivered twice (SMTP sink)", twice))
     strangers = [f"{m.message_id} to {m.to}" for m in received if m.message_id not in known]
@@ -730,14 +732,15 @@ def table(rows: list[tuple[str, Any]]) -> str:
 
 
 def build_processes(db: Database, data_dir: Path, sink: SmtpSink, fakepay_url: str, fakepay_db: Path,
-                    web_ports: list[int]) -> tuple[Process, list[Process], list[Process]]:
+                    web_ports: list[int], dead_after: float) -> tuple[Process, list[Process], list[Process]]:
     fakepay = Process(
         name="fakepay", log_path=data_dir / "fakepay.log", url=fakepay_url, health_path="/_fakepay/health",
         args=backstop("fakepay", "--port", fakepay_url.rsplit(":", 1)[1], "--db", str(fakepay_db),
                       *[arg for port in web_ports
                         for arg in ("--webhook-url", f"http://127.0.0.1:{port}/api/webhooks/payments")]),
         env={"BACKSTOP_DATA_DIR": str(data_dir)})
-    common = {**PROCESS_ENV, "DATABASE_URL": db.url, "BACKSTOP_DATA_DIR": str(data_dir),
+    common = {**PROCESS_ENV, "DATABASE_URL": db.url, "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": f"{dead_after:g}",
+              "BACKSTOP_HEARTBEAT_SECONDS": f"{max(0.5, dead_after / 6):g}", "BACKSTOP_DATA_DIR": str(data_dir),
               "BACKSTOP_SMTP_HOST": "127.0.0.1", "BACKSTOP_SMTP_PORT": str(sink.port),
               "STRIPE_API_BASE": fakepay_url, "BACKSTOP_BASE_URL": f"http://127.0.0.1:{web_ports[0]}"}
     webs = [Process(name=f"web-{n}", log_path=data_dir / f"web-{n}.log", url=f"http://127.0.0.1:{port}",
@@ -785,7 +788,7 @@ def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
     fakepay_url = f"http://127.0.0.1:{free_port()}"
     web_ports = [free_port(), free_port()]
     fakepay, webs, workers = build_processes(db, data_dir, sink, fakepay_url, data_dir / "fakepay.sqlite3",
-                                             web_ports)
+                                             web_ports, args.dead_after)
     everything = [fakepay, *webs, *workers]
     stop_traffic, stop_chaos = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
@@ -881,6 +884,8 @@ def main() -> int:
     parser.add_argument("--kill-max", type=float, default=40, help="most seconds between kills (default 40)")
     parser.add_argument("--drain-timeout", type=float, default=300,
                         help="most seconds to wait for the backlog after the traffic (default 300)")
+    parser.add_argument("--dead-after", type=float, default=30,
+                        help="BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS (production's default 30; heartbeats at a sixth)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs when every check passes")
     args = parser.parse_args()

@@ -894,6 +894,10 @@ def main() -> int:
     if not 0 < args.duration <= 24 * 3600 or not 0 < args.kill_min <= args.kill_max or args.clients < 1:
         parser.error("--duration in (0, 86400], 0 < --kill-min <= --kill-max, --clients >= 1")
     log(f"chaos soak, seed {args.seed}")
+    # Stopped early (Ctrl-C, or a TERM from whoever started it in the background), it still stops its processes and
+    # drops its database: both signals unwind through the finally blocks.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     data_dir = ROOT / "var" / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

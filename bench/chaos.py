@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -100,19 +100,42 @@ def log(text: str) -> None:
 
 # --- The database -------------------------------------------------------------------------------------------------
 
-@dataclass
 class Database:
-    url: str
+    """The soak's own connection, opened once and kept: the server's 100 connections are shared by everyone on the
+    machine, and a checker that cannot connect at the end would see nothing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: Any = None
+        self.lock = threading.Lock()
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
-        with psycopg.connect(self.url, connect_timeout=10) as conn:
-            return list(conn.execute(sql, params).fetchall())
+        with self.lock:
+            for attempt in range(30):
+                try:
+                    if self.conn is None or self.conn.closed:
+                        self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                    return list(self.conn.execute(sql, params).fetchall())
+                except psycopg.OperationalError:
+                    if self.conn is not None:
+                        self.conn.close()
+                    self.conn = None
+                    if attempt == 29:
+                        raise
+                    time.sleep(1)
+            raise AssertionError("unreachable")
 
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
 
 
 @contextmanager
@@ -123,9 +146,11 @@ def fresh_database(server_url: str) -> Iterator[Database]:
     name = f"backstop_chaos_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    db = Database(url=f"{base}/{name}")
     try:
-        yield Database(url=f"{base}/{name}")
+        yield db
     finally:
+        db.close()
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -576,8 +601,7 @@ def backlog(db: Database) -> dict[str, int]:
             "'in_doubt')"),
         "contacts without a case": db.scalar("SELECT COUNT(*) FROM support_contact WHERE case_id IS NULL"),
     }
-    with suppress(Exception):  # the engine's tables, where it keeps them
-        figures["workflows pending"] = db.scalar(
+    figures["workflows pending"] = db.scalar(
             "SELECT COUNT(*) FROM dbos.workflow_status WHERE status IN ('PENDING', 'ENQUEUED')")
     return {name: int(value or 0) for name, value in figures.items()}
 

@@ -375,11 +375,16 @@ class Traffic:
         return status
 
     def resignup(self) -> None:
+        """The signup form again for an address that has an account: with its password (resumed), or with another
+        (refused, and the owner told of the attempt)."""
         customer = self._some_customer()
         if customer is None:
             return self.signup()
         with self.browser() as client:
-            self._signup(client, customer)
+            if self.rng.random() < 0.5:
+                self._signup(client, customer)
+            else:
+                self._signup(client, Customer(email=customer.email, password=PASSWORD + " forgotten"))
 
     def login(self) -> None:
         customer = self._some_customer()

@@ -108,6 +108,7 @@ class Database:
         self.url = url
         self.conn: Any = None
         self.lock = threading.Lock()
+        self.keep = False  # --keep-database after a failed check
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
@@ -151,8 +152,9 @@ def fresh_database(server_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.close()
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not db.keep:
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- The SMTP sink ------------------------------------------------------------------------------------------------
@@ -611,6 +613,22 @@ def backlog(db: Database) -> dict[str, int]:
     return {name: int(value or 0) for name, value in figures.items()}
 
 
+def stuck(db: Database) -> list[str]:
+    """What is left after the drain, row by row (capped), for whoever reads the logs next."""
+    rows = [f"message {key} ({kind}, {status}, {attempts} attempts, created {created:%H:%M:%S}): {error[:120]}"
+            for key, kind, status, attempts, created, error in db.query(
+                "SELECT key, kind, status, attempts, created_at, last_error FROM notify_message "
+                "WHERE status IN ('queued', 'retrying') ORDER BY id LIMIT 20")]
+    rows += [f"account {pk} setting up" for (pk,) in db.query(
+        "SELECT id FROM accounts_account WHERE state = 'setting_up' ORDER BY id LIMIT 20")]
+    rows += [f"checkout {ref} {state}" for ref, state in db.query(
+        "SELECT reference, state FROM billing_purchaseattempt WHERE state IN ('recorded', 'charging', 'charged', "
+        "'in_doubt') ORDER BY id LIMIT 20")]
+    rows += [f"workflow {wid} {status}" for wid, status in db.query(
+        "SELECT workflow_uuid, status FROM dbos.workflow_status WHERE status IN ('PENDING', 'ENQUEUED') LIMIT 20")]
+    return rows
+
+
 def drain(db: Database, timeout: float) -> tuple[bool, float, dict[str, int]]:
     started = time.monotonic()
     last: dict[str, int] = {}
@@ -875,7 +893,7 @@ def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
         violations: list[Violation] = []
         if not drained:
             violations.append(Violation(f"the backlog drains within {args.drain_timeout:g} s",
-                                        [f"{name}: {n}" for name, n in left.items() if n]))
+                                        [f"{name}: {n}" for name, n in left.items() if n] + stuck(db)))
         for counted, found in (check_accounts(db), check_payments(db, data_dir / "fakepay.sqlite3"),
                                check_mail(db, sink), check_contacts(db, traffic.contacts_acked),
                                check_drafts(traffic)):
@@ -916,6 +934,8 @@ def main() -> int:
     parser.add_argument("--dead-after", type=float, default=30,
                         help="BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS (production's default 30; heartbeats at a sixth)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
+    parser.add_argument("--keep-database", action="store_true",
+                        help="leave the soak's database on the server when a check failed (its name is printed)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs when every check passes")
     args = parser.parse_args()
     if args.seed is None:
@@ -932,6 +952,9 @@ def main() -> int:
     try:
         with fresh_database(args.database_url) as db:
             status = soak(args, db, data_dir)
+            if status == 1 and args.keep_database:
+                db.keep = True
+                log(f"database {db.url.rsplit('/', 1)[1]} kept; drop it when done")
     except SystemExit as stop:
         log(f"the soak could not run; logs in {data_dir}")
         return int(stop.code or 2)

@@ -8,7 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/backstop
 IMPORT_CONTRACTS ?= enforce
 CONTRACTS_FAIL := $(if $(filter report,$(IMPORT_CONTRACTS)),-,)
 
-.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench clean preflight-shaped
+.PHONY: install demo test lint app-graph state-matrix test-sqlite test-postgres browser bench chaos clean preflight-shaped
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,13 @@ bench: install
 	@if $(PG_ANSWERS); then \
 	  $(BIN)/python bench/draft_saves.py --database-url $(PG_URL); \
 	else echo "no PostgreSQL on 127.0.0.1:5432: bench/draft_saves.py skipped (it measures PostgreSQL)"; fi
+
+# The chaos soak's short form (bench/chaos.py, 2 minutes of traffic while processes die): two web and two worker
+# processes on a fresh database of the PostgreSQL server at $(PG_URL); exits non-zero on any broken invariant.
+chaos: install
+	@if $(PG_ANSWERS); then \
+	  $(BIN)/python bench/chaos.py --duration 120 --database-url $(PG_URL); \
+	else echo "no PostgreSQL on 127.0.0.1:5432: the chaos soak needs one"; exit 2; fi
 
 clean:
 	rm -rf $(VENV) var

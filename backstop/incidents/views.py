@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
-from backstop.incidents import amends, chart, followup, lifecycle, messages, public, timeline
+from backstop.incidents import amends, audience, chart, followup, lifecycle, messages, public, timeline
 from backstop.incidents import postmortem as postmortem_facts
 from backstop.incidents.forms import (
     ActionItemForm,
@@ -63,7 +63,8 @@ def staff_only(view: View) -> View:
 
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
-    content_type, body, cache = public.answer(request.path)
+    content_type, body, cache = public.answer(request.path, token=request.headers.get(audience.BANNER_TOKEN_HEADER, ""),
+                                              query=request.META.get("QUERY_STRING", ""))
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = cache
     return response

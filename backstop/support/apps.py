@@ -51,9 +51,12 @@ class SupportConfig(AppConfig):
         registry.register_periodic("support-weekly", _send_weekly_summary, every_seconds=lambda: 3600)
         # An incident's post-mortem names the customers who wrote in during it, and what they wrote.
         from backstop.incidents import hooks as incident_hooks
-        from backstop.support.incident_facts import contacts_between
+        from backstop.support import incident_facts
 
-        incident_hooks.answer_contacts_between(contacts_between)
+        incident_hooks.answer_contacts_between(incident_facts.contacts_between)
+        # The desk's card and the incident record of one outage are linked by whichever opens second.
+        incident_hooks.on_record_opened(incident_facts.on_record_opened)
+        incident_hooks.answer_desk_cards(incident_facts.desk_cards)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,

@@ -204,6 +204,9 @@ INCIDENT_DOING = {
     "resolved": "resolved at {resolved} UTC; every customer was told",
 }
 INCIDENT_NEEDS_HAND = "{count} of them need a person: they are in the queue below."
+# The desk's card and the incident record of the same outage link to each other.
+DESK_CARD_LINK = "Desk card {pk}: the cases this outage grouped"
+RECORD_LINK = "Incident record: status updates, timeline, post-mortem"
 # No process running workflows: the web keeps answering, and setups, emails and checkouts wait (none is lost).
 NO_WORKFLOW_RUNNER = (
     "No workflow runner has reported in {since}: new setups, emails and checkouts are waiting (nothing is lost; "

@@ -290,6 +290,10 @@ class Incident(models.Model):
     # Customers this incident touched, kept after their cases resolve (for the apology and the record).
     customers_affected = models.IntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # The incident records (status page, timeline, post-mortem) opened from the same cause while this card was live:
+    # linked by whichever of the two opens second (support.incident_facts.link_incident_records). No reverse accessor:
+    # the incidents app knows no desk (it asks through incidents.hooks).
+    records = models.ManyToManyField("incidents.Incident", blank=True, related_name="+")
 
     objects = IncidentManager()
 

@@ -192,6 +192,7 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
     return render(request, "support/incident.html", {
         "incident": incident, "text": desk.incident_card_text(incident), "cases": desk.incident_cases(incident),
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
+        "records": incident.records.order_by("pk"), "record_link": messages.RECORD_LINK,
     })
 
 

@@ -5,20 +5,28 @@ One ``CaseSearchEntry`` per case holds the text (``index_case`` rewrites it when
 or a note is added). PostgreSQL answers fragments of the identity with ``LIKE`` served by a pg_trgm index, and words
 of the messages with its full-text search (prefixes, so results come while a word is half typed). SQLite answers
 both with an FTS5 table whose trigram tokenizer matches any fragment of three characters or more.
+
+Past and live incidents are found too (``search_incident_records``): by their title, capability, last error, the
+updates customers were told and their post-mortem's text, each word as a fragment. There are tens of them, not tens of
+thousands: they are read where they are, without an entry of their own.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.billing.models import Order, PurchaseAttempt
+from backstop.incidents import messages as incident_messages
+from backstop.incidents.models import Incident as IncidentRecord
+from backstop.incidents.models import IncidentState as RecordState
+from backstop.incidents.models import IncidentUpdate, PostMortem
 from backstop.lib.email_identity import email_key
 from backstop.support import messages
 from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, Signal
@@ -26,6 +34,7 @@ from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, Si
 MIN_QUERY_LENGTH = 3
 MAX_QUERY_LENGTH = 200
 DEFAULT_LIMIT = 20
+INCIDENT_LIMIT = 5
 # A customer with hundreds of orders is still one row; the newest references are the ones quoted.
 MAX_REFERENCES = 200
 MAX_BODY_CHARS = 100_000
@@ -120,11 +129,22 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class IncidentHit:
+    """A past or live incident record the query found, and where: its page and its post-mortem's."""
+
+    record: IncidentRecord
+    state: str
+    has_postmortem: bool
+    matched: str
+
+
+@dataclass(frozen=True)
 class SearchAnswer:
     query: str
     hits: list[SearchHit]
     # Said instead of results: too short, nothing found.
     note: str = ""
+    incidents: list[IncidentHit] = field(default_factory=list)
 
 
 def _like_pattern(text: str) -> str:
@@ -193,6 +213,12 @@ def _case_ids_sqlite(query: str, key: str, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _excerpt(text: str, at: int) -> str:
+    start = max(0, at - 40)
+    excerpt = " ".join(text[start:at + 80].split())
+    return ("…" if start else "") + excerpt + "…"
+
+
 def _matched(entry: CaseSearchEntry | None, query: str) -> str:
     """Where the query was found, for the result line: the identity part, else an excerpt of the message."""
     if entry is None:
@@ -207,9 +233,7 @@ def _matched(entry: CaseSearchEntry | None, query: str) -> str:
         at = lowered.find(words[0]) if words else -1
     if at < 0:
         return ""
-    start = max(0, at - 40)
-    excerpt = " ".join(entry.body[start:at + 80].split())
-    return ("…" if start else "") + excerpt + "…"
+    return _excerpt(entry.body, at)
 
 
 def _outcome(case: Case) -> str:
@@ -221,9 +245,47 @@ def _outcome(case: Case) -> str:
         note=f": {case.resolution_note}" if case.resolution_note else "")
 
 
-def search_cases(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchAnswer:
+def _incident_terms(query: str) -> list[str]:
+    return [term for term in query.split() if len(term) >= MIN_QUERY_LENGTH] or [query]
+
+
+def _incident_matched(record: IncidentRecord, terms: list[str]) -> str:
+    """Where the first word was found: the title says it; else the post-mortem's or an update's sentence."""
+    term = terms[0]
+    if term in record.title.lower() or term in record.capability.lower():
+        return ""
+    texts = [record.last_error]
+    if hasattr(record, "postmortem"):  # a record without one raises on the attribute: hasattr says no
+        texts.insert(0, record.postmortem.markdown)
+    texts += list(record.updates.values_list("body", flat=True))
+    for text in texts:
+        at = text.lower().find(term)
+        if at >= 0:
+            return _excerpt(text, at)
+    return ""
+
+
+def search_incident_records(*, query: str, limit: int = INCIDENT_LIMIT) -> list[IncidentHit]:
+    """Incidents whose title, capability, last error, updates or post-mortem hold every word of the query (each as a
+    fragment, case-folded): live first, then the newest."""
+    terms = _incident_terms(" ".join(query.split())[:MAX_QUERY_LENGTH].lower())
+    records = IncidentRecord.objects.all()
+    for term in terms:
+        records = records.filter(
+            Q(title__icontains=term) | Q(capability__icontains=term) | Q(last_error__icontains=term)
+            | Exists(PostMortem.objects.filter(incident=OuterRef("pk"), markdown__icontains=term))
+            | Exists(IncidentUpdate.objects.filter(incident=OuterRef("pk"), body__icontains=term)))
+    records = records.select_related("postmortem").order_by("-started_at", "-pk")
+    found = [*records.exclude(state=RecordState.RESOLVED)[:limit], *records.filter(state=RecordState.RESOLVED)[:limit]]
+    return [IncidentHit(record=record, state=incident_messages.STATE_LABELS[record.state],
+                        has_postmortem=hasattr(record, "postmortem"), matched=_incident_matched(record, terms))
+            for record in found[:limit]]
+
+
+def search_cases(*, query: str, limit: int = DEFAULT_LIMIT, with_incidents: bool = False) -> SearchAnswer:
     """The cases whose customer or messages match, ranked: the very address first, then matches in who they are
-    (address, name, company, phone, references), open before resolved, then by relevance and recency."""
+    (address, name, company, phone, references), open before resolved, then by relevance and recency. With
+    ``with_incidents`` (staff who may read them), the incident records that match too."""
     query = " ".join(query.split())[:MAX_QUERY_LENGTH]
     lowered = query.lower()
     if len(lowered) < MIN_QUERY_LENGTH:
@@ -242,7 +304,9 @@ def search_cases(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchAnswer:
         hits.append(SearchHit(case=case, name=account.name if account else "",
                               company=account.company if account else "",
                               matched=_matched(entries.get(case_id), lowered), outcome=_outcome(case)))
-    return SearchAnswer(query=query, hits=hits, note="" if hits else messages.SEARCH_NOTHING.format(query=query))
+    incidents = search_incident_records(query=lowered) if with_incidents else []
+    return SearchAnswer(query=query, hits=hits, incidents=incidents,
+                        note="" if hits or incidents else messages.SEARCH_NOTHING.format(query=query))
 
 
 def trigram_index_missing() -> bool:

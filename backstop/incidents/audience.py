@@ -7,8 +7,8 @@ renders the signed-in visitor's token (``banner_token``) and the banner's script
 
 Staff share one token (they see every live incident). A page where a customer is about to meet the capability (setup,
 checkout, contact) names itself (``PAGE_CAPABILITIES``): an incident of one of its capabilities is shown there to
-every visitor (the contact page: every incident). An incident nothing counts the customers of (opened by hand, no cause) is shown to everyone signed in
-or not: we cannot say whom it hurts.
+every visitor (the contact page: every incident). An incident nothing counts the customers of (opened by hand, no
+cause) is shown to everyone, signed in or not: we cannot say whom it hurts.
 """
 
 from __future__ import annotations

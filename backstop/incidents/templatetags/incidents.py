@@ -28,4 +28,5 @@ def incident_banner_script(context: template.Context) -> SafeString:
     """The banner's script, carrying the visitor's banner token (``audience``) for the header it sends."""
     request: Any = context.get("request")
     user = getattr(request, "user", None) if request is not None else context.get("user")
-    return format_html('<script src="/status/banner.js" data-banner-token="{}" defer></script>', audience.token_for(user))
+    return format_html('<script src="/status/banner.js" data-banner-token="{}" defer></script>',
+                       audience.token_for(user))

@@ -88,7 +88,7 @@ def test_it_hides_the_banner_from_a_signed_in_customer_it_does_not_hurt() -> Non
 
 
 def test_it_shows_every_live_incident_to_staff() -> None:
-    incident, _ = _workspace_outage()
+    _workspace_outage()
     break_provider("email")
     watch_breakers()  # an email incident that hurts nobody yet
     write_status_file()
@@ -151,7 +151,7 @@ def test_it_keeps_the_audience_out_of_the_public_status_json(status_file: Path) 
     assert private["audience"] == [audience.account_token(hurt.pk)] and private["audience_known"] is True
     public_json = Client().get("/status.json").content.decode()
     assert "audience" not in public_json and audience.account_token(hurt.pk) not in public_json
-    assert hurt.email not in status_file.read_text() and f'"account_id"' not in status_file.read_text()
+    assert hurt.email not in status_file.read_text() and '"account_id"' not in status_file.read_text()
 
 
 def test_it_shows_an_incident_opened_by_hand_to_everyone() -> None:

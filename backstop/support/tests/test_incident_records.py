@@ -78,3 +78,39 @@ def test_it_links_the_card_and_the_record_pages_to_each_other() -> None:
     assert f'href="/desk/incidents/record/{record.pk}">{messages.RECORD_LINK}</a>' in home
     record_page = html.unescape(desk.get(f"/desk/incidents/record/{record.pk}").content.decode())
     assert f'<a href="/desk/incidents/{card.pk}">{messages.DESK_CARD_LINK.format(pk=card.pk)}</a>' in record_page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_links_the_pairs_that_existed_before_the_migration() -> None:
+    import datetime as dt
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    def migrate(targets: list[tuple[str, str]]) -> Any:
+        executor = MigrationExecutor(connection)
+        executor.migrate(targets)
+        executor.loader.build_graph()
+        return executor.loader.project_state(targets).apps
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    old = migrate([*(node for node in latest if node[0] != "support"), ("support", "0015_case_presence")])
+    try:
+        now = timezone.now()
+        cards = old.get_model("support", "Incident").objects
+        records = old.get_model("incidents", "Incident").objects
+        past_card = cards.create(cause="provider:workspace", provider="workspace", state="resolved",
+                                 started_at=now - dt.timedelta(days=3, hours=1), resolved_at=now - dt.timedelta(days=3))
+        live_card = cards.create(cause="provider:workspace", provider="workspace", started_at=now)
+        past_record = records.create(title="Workspace creation is failing", cause="provider:workspace",
+                                     opened_by="breaker", state="resolved",
+                                     started_at=now - dt.timedelta(days=3, hours=1),
+                                     resolved_at=now - dt.timedelta(days=3, minutes=10))
+        live_record = records.create(title="Workspace creation is failing", cause="provider:workspace",
+                                     opened_by="breaker", started_at=now)
+        records.create(title="Email is failing", cause="provider:email", opened_by="breaker", started_at=now)
+    finally:
+        migrate(latest)
+    assert [r.pk for r in Incident.objects.get(pk=past_card.pk).records.all()] == [past_record.pk]
+    assert [r.pk for r in Incident.objects.get(pk=live_card.pk).records.all()] == [live_record.pk]

@@ -71,7 +71,7 @@ def seed(cases: int, events: int) -> None:
         SignalKind,
         SupportAction,
     )
-    from backstop.support.search import reindex_all
+    from backstop.support.search import reindex_all, reindex_incident_records
 
     call_command("migrate", interactive=False, verbosity=0)
     ensure_staff_account(email=STAFF_EMAIL, password=STAFF_PASSWORD)
@@ -166,6 +166,7 @@ def seed(cases: int, events: int) -> None:
     seed_incident_records(now=now, rng=rng)
     started = time.monotonic()
     reindex_all()  # the search entries the services write one by one, for the bulk-inserted rows
+    reindex_incident_records()
     print(f"search entries written in {time.monotonic() - started:.0f} s", flush=True)
     print(f"seeded {len(accounts):,} customers, {len(created):,} cases, "
           f"{AccountEvent.objects.count():,} timeline events", flush=True)

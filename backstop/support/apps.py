@@ -41,6 +41,13 @@ class SupportConfig(AppConfig):
         post_save.connect(search.on_buyer_row_saved, sender=Order, dispatch_uid="support-search-order")
         post_save.connect(search.on_buyer_row_saved, sender=PurchaseAttempt, dispatch_uid="support-search-attempt")
         post_save.connect(search.on_account_saved, sender=Account, dispatch_uid="support-search-account")
+        # ... and past incidents by their title, updates and post-mortem, which the incidents app writes.
+        from backstop.incidents.models import Incident as IncidentRecord
+        from backstop.incidents.models import IncidentUpdate, PostMortem
+
+        for model in (IncidentRecord, IncidentUpdate, PostMortem):
+            post_save.connect(search.on_incident_text_saved, sender=model,
+                              dispatch_uid=f"support-search-incident-{model.__name__}")
         # A case put aside wakes when anything new about the customer joins it, and when its snooze ends.
         from backstop.support.cases import on_signal_joined
 

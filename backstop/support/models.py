@@ -401,6 +401,19 @@ class CaseSearchEntry(models.Model):
         return f"search entry of case {self.case_id}"
 
 
+class IncidentSearchEntry(models.Model):
+    """What the desk's search box finds an incident record by (``support.search``): its title, capability, last
+    error, the updates customers were told and its post-mortem, lower-cased. Rewritten after each save of the record,
+    an update or the post-mortem (receivers support registers); tens of rows, matched by a plain substring search."""
+
+    record = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    text = models.TextField(default="")
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"search entry of incident record {self.record_id}"
+
+
 class CasePresence(models.Model):
     """A case page open in one tab of one member of staff, as its last heartbeat said (support.presence): the other
     tabs on the case say so, live. Rows older than the freshness window mean nothing and are removed as met."""

@@ -7,8 +7,8 @@ of the messages with its full-text search (prefixes, so results come while a wor
 both with an FTS5 table whose trigram tokenizer matches any fragment of three characters or more.
 
 Past and live incidents are found too (``search_incident_records``): by their title, capability, last error, the
-updates customers were told and their post-mortem's text, each word as a fragment. There are tens of them, not tens of
-thousands: they are read where they are, without an entry of their own.
+updates customers were told and their post-mortem's text, each word as a fragment, in one lower-cased
+``IncidentSearchEntry`` per record. There are tens of them, not tens of thousands: a substring search, no index.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case as SqlCase
+from django.db.models import IntegerField, Q, Value, When
+from django.db.models.functions import StrIndex
 from django.utils import timezone
 
 from backstop.accounts.models import Account
@@ -29,7 +31,7 @@ from backstop.incidents.models import IncidentState as RecordState
 from backstop.incidents.models import IncidentUpdate, PostMortem
 from backstop.lib.email_identity import email_key
 from backstop.support import messages
-from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, Signal
+from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, IncidentSearchEntry, Signal
 
 MIN_QUERY_LENGTH = 3
 MAX_QUERY_LENGTH = 200
@@ -269,14 +271,12 @@ def search_incident_records(*, query: str, limit: int = INCIDENT_LIMIT) -> list[
     """Incidents whose title, capability, last error, updates or post-mortem hold every word of the query (each as a
     fragment, case-folded): live first, then the newest."""
     terms = _incident_terms(" ".join(query.split())[:MAX_QUERY_LENGTH].lower())
-    records = IncidentRecord.objects.all()
-    for term in terms:
-        records = records.filter(
-            Q(title__icontains=term) | Q(capability__icontains=term) | Q(last_error__icontains=term)
-            | Exists(PostMortem.objects.filter(incident=OuterRef("pk"), markdown__icontains=term))
-            | Exists(IncidentUpdate.objects.filter(incident=OuterRef("pk"), body__icontains=term)))
-    records = records.select_related("postmortem").order_by("-started_at", "-pk")
-    found = [*records.exclude(state=RecordState.RESOLVED)[:limit], *records.filter(state=RecordState.RESOLVED)[:limit]]
+    entries = IncidentSearchEntry.objects.all()
+    for n, term in enumerate(terms):  # instr() on SQLite, strpos() on PostgreSQL: the text is lower-cased already
+        entries = entries.alias(**{f"at{n}": StrIndex("text", Value(term))}).filter(**{f"at{n}__gt": 0})
+    found = list(IncidentRecord.objects.filter(pk__in=entries.values("record_id")).select_related("postmortem")
+                 .order_by(SqlCase(When(state=RecordState.RESOLVED, then=Value(1)), default=Value(0),
+                                   output_field=IntegerField()), "-started_at", "-pk")[:limit])
     return [IncidentHit(record=record, state=incident_messages.STATE_LABELS[record.state],
                         has_postmortem=hasattr(record, "postmortem"), matched=_incident_matched(record, terms))
             for record in found[:limit]]
@@ -316,6 +316,52 @@ def trigram_index_missing() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [TRIGRAM_INDEX])
         return cursor.fetchone() is None
+
+
+@dataclass(frozen=True)
+class IncidentSearchModels:
+    """The models an incident's entry is read from: the live ones, or a migration's historical ones (its fill)."""
+
+    record: Any = IncidentRecord
+    update: Any = IncidentUpdate
+    postmortem: Any = PostMortem
+
+
+def incident_entry_text(record: Any, models: IncidentSearchModels = IncidentSearchModels()) -> str:  # noqa: B008
+    parts = [record.title, record.capability, record.last_error]
+    parts += list(models.update.objects.filter(incident_id=record.pk).order_by("id").values_list("body", flat=True))
+    parts += list(models.postmortem.objects.filter(incident_id=record.pk).values_list("markdown", flat=True))
+    return "\n".join(part for part in parts if part).lower()[:MAX_BODY_CHARS]
+
+
+def index_incident_record(*, record_id: int) -> None:
+    """Rewrite the record's search entry from what is recorded now (safe to run twice, and from two processes)."""
+    record = IncidentRecord.objects.filter(pk=record_id).first()
+    if record is None:
+        return
+    fields = {"text": incident_entry_text(record), "indexed_at": timezone.now()}
+    if IncidentSearchEntry.objects.filter(record_id=record_id).update(**fields):
+        return
+    try:
+        with transaction.atomic():
+            IncidentSearchEntry.objects.create(record_id=record_id, **fields)
+    except IntegrityError:  # another process wrote it first: ours was read later, so it stands
+        IncidentSearchEntry.objects.filter(record_id=record_id).update(**fields)
+
+
+def reindex_incident_records() -> int:
+    """Every incident record's entry again (after a bulk load)."""
+    record_ids = list(IncidentRecord.objects.order_by("pk").values_list("pk", flat=True))
+    with transaction.atomic():
+        for record_id in record_ids:
+            index_incident_record(record_id=record_id)
+    return len(record_ids)
+
+
+def on_incident_text_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """An incident record, one of its updates or its post-mortem was saved: its entry again, after the commit."""
+    record_id = instance.pk if isinstance(instance, IncidentRecord) else instance.incident_id
+    transaction.on_commit(lambda: index_incident_record(record_id=record_id))
 
 
 # --- Kept current from the other apps' writes ------------------------------------------------------------

@@ -114,3 +114,8 @@ def test_it_links_the_pairs_that_existed_before_the_migration() -> None:
         migrate(latest)
     assert [r.pk for r in Incident.objects.get(pk=past_card.pk).records.all()] == [past_record.pk]
     assert [r.pk for r in Incident.objects.get(pk=live_card.pk).records.all()] == [live_record.pk]
+    # The records that existed are found by the desk's search from the start.
+    from backstop.support.search import search_incident_records
+
+    assert {hit.record.pk for hit in search_incident_records(query="is failing")} == {
+        past_record.pk, live_record.pk, IncidentRecord.objects.get(cause="provider:email").pk}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.test import TestCase
 from django.utils import timezone
 
 from backstop.incidents import lifecycle
@@ -29,15 +30,19 @@ def status_file(settings: Any, tmp_path: Path) -> None:
 def _record(title: str, *, capability: str = "workspace", days_ago: float = 0, resolved: bool = True,
             postmortem: str = "", update: str = "") -> IncidentRecord:
     started = timezone.now() - dt.timedelta(days=days_ago)
-    record, _ = lifecycle.open_incident(title=title, capability=capability, started_at=started)
+    # The search entry is written after each commit, as in production.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        record, _ = lifecycle.open_incident(title=title, capability=capability, started_at=started)
     if update:
-        lifecycle.post_update(incident_id=record.pk, body=update, state=IncidentState.INVESTIGATING, staff=None,
-                              idempotency_key=f"u-{record.pk}")
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            lifecycle.post_update(incident_id=record.pk, body=update, state=IncidentState.INVESTIGATING, staff=None,
+                                  idempotency_key=f"u-{record.pk}")
     if resolved:
         lifecycle.advance_incident(incident_id=record.pk, to_state=IncidentState.RESOLVED)
     if postmortem:
-        PostMortem.objects.create(incident=record, markdown=postmortem,
-                                  review_due_at=started + dt.timedelta(days=30))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            PostMortem.objects.create(incident=record, markdown=postmortem,
+                                      review_due_at=started + dt.timedelta(days=30))
     return IncidentRecord.objects.get(pk=record.pk)
 
 
@@ -93,3 +98,14 @@ def test_it_says_nothing_matched_only_when_neither_cases_nor_incidents_did() -> 
     assert search_cases(query="retired region").incidents == []  # not asked: staff who may not open them
     nothing = search_cases(query="nothing like it", with_incidents=True)
     assert nothing.note == messages.SEARCH_NOTHING.format(query="nothing like it")
+
+
+def test_it_finds_a_post_mortem_by_what_it_says_after_an_edit() -> None:
+    from backstop.incidents.followup import save_postmortem
+
+    record = _record("Workspace creation is failing", postmortem=POSTMORTEM)
+    assert _titles("certificate") == []
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        save_postmortem(incident_id=record.pk, markdown=POSTMORTEM + "\nThe provider's certificate had expired too.",
+                        staff=None)
+    assert _titles("certificate expired") == ["Workspace creation is failing"]

@@ -327,7 +327,7 @@ class IncidentSearchModels:
     postmortem: Any = PostMortem
 
 
-def incident_entry_text(record: Any, models: IncidentSearchModels = IncidentSearchModels()) -> str:  # noqa: B008
+def incident_entry_text(record: Any, models: IncidentSearchModels = IncidentSearchModels()) -> str:
     parts = [record.title, record.capability, record.last_error]
     parts += list(models.update.objects.filter(incident_id=record.pk).order_by("id").values_list("body", flat=True))
     parts += list(models.postmortem.objects.filter(incident_id=record.pk).values_list("markdown", flat=True))

@@ -1,7 +1,7 @@
 """/status keeps answering while PostgreSQL refuses every connection to the main database: `backstop serve` with a
 live incident, then the database closed to new connections and its open ones ended. The status page, its JSON, the
-banner's script and its answer still answer, to a signed-in visitor too (whose session Django would have read), while a page
-that needs the database fails: the proof that it is down."""
+banner's script and its answer still answer, to a signed-in visitor too (whose session Django would have read), while
+a page that needs the database fails: the proof that it is down."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ of the messages with its full-text search (prefixes, so results come while a wor
 both with an FTS5 table whose trigram tokenizer matches any fragment of three characters or more.
 
 Past and live incidents are found too (``search_incident_records``): by their title, capability, last error, the
-updates customers were told and their post-mortem's text, each word as a fragment, in one lower-cased
-``IncidentSearchEntry`` per record. There are tens of them, not tens of thousands: a substring search, no index.
+updates customers were told and their post-mortem's text, each word as a fragment, in one ``IncidentSearchEntry`` per
+record: FTS5 (trigram) on SQLite, ILIKE with a trigram index on PostgreSQL, as for the cases' identity.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case as SqlCase
 from django.db.models import IntegerField, Q, Value, When
-from django.db.models.functions import StrIndex
 from django.utils import timezone
 
 from backstop.accounts.models import Account
@@ -251,35 +250,49 @@ def _incident_terms(query: str) -> list[str]:
     return [term for term in query.split() if len(term) >= MIN_QUERY_LENGTH] or [query]
 
 
-def _incident_matched(record: IncidentRecord, terms: list[str]) -> str:
-    """Where the first word was found: the title says it; else the post-mortem's or an update's sentence."""
+# Every word in the entry's text. SQLite: its FTS5 table (trigram tokenizer, case-folded), as the cases'. PostgreSQL:
+# ILIKE, served by a trigram index when pg_trgm is there (migration 0017), else a scan of a small table.
+_SQLITE_INCIDENTS = "SELECT rowid FROM support_incidentsearch_fts WHERE support_incidentsearch_fts MATCH %s"
+_PG_INCIDENTS = "SELECT record_id FROM support_incidentsearchentry WHERE {where}"
+
+
+def _incident_record_ids(terms: list[str]) -> list[int]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_INCIDENTS.format(where=" AND ".join(["text ILIKE %s"] * len(terms))),
+                           [_like_pattern(term) for term in terms])
+        else:
+            cursor.execute(_SQLITE_INCIDENTS, [" ".join(_fts5_phrase(term) for term in terms)])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _incident_matched(record: IncidentRecord, text: str, terms: list[str]) -> str:
+    """Where the first word was found: the title says it; else the sentence of the update or post-mortem."""
     term = terms[0]
-    if term in record.title.lower() or term in record.capability.lower():
+    if term in record.title.lower():
         return ""
-    texts = [record.last_error]
-    if hasattr(record, "postmortem"):  # a record without one raises on the attribute: hasattr says no
-        texts.insert(0, record.postmortem.markdown)
-    texts += list(record.updates.values_list("body", flat=True))
-    for text in texts:
-        at = text.lower().find(term)
-        if at >= 0:
-            return _excerpt(text, at)
-    return ""
+    at = text.lower().find(term)
+    return _excerpt(text, at) if at >= 0 else ""
 
 
 def search_incident_records(*, query: str, limit: int = INCIDENT_LIMIT) -> list[IncidentHit]:
     """Incidents whose title, capability, last error, updates or post-mortem hold every word of the query (each as a
     fragment, case-folded): live first, then the newest."""
     terms = _incident_terms(" ".join(query.split())[:MAX_QUERY_LENGTH].lower())
-    entries = IncidentSearchEntry.objects.all()
-    for n, term in enumerate(terms):  # instr() on SQLite, strpos() on PostgreSQL: the text is lower-cased already
-        entries = entries.alias(**{f"at{n}": StrIndex("text", Value(term))}).filter(**{f"at{n}__gt": 0})
-    found = list(IncidentRecord.objects.filter(pk__in=entries.values("record_id")).select_related("postmortem")
+    if connection.vendor == "sqlite" and any(len(term) < MIN_QUERY_LENGTH for term in terms):
+        return []  # shorter than a trigram: the FTS5 table can match nothing
+    record_ids = _incident_record_ids(terms)
+    if not record_ids:
+        return []
+    found = list(IncidentRecord.objects.filter(pk__in=record_ids).select_related("postmortem")
                  .order_by(SqlCase(When(state=RecordState.RESOLVED, then=Value(1)), default=Value(0),
                                    output_field=IntegerField()), "-started_at", "-pk")[:limit])
+    texts = dict(IncidentSearchEntry.objects.filter(record_id__in=[r.pk for r in found])
+                 .values_list("record_id", "text"))
     return [IncidentHit(record=record, state=incident_messages.STATE_LABELS[record.state],
-                        has_postmortem=hasattr(record, "postmortem"), matched=_incident_matched(record, terms))
-            for record in found[:limit]]
+                        has_postmortem=hasattr(record, "postmortem"),  # a record without one raises: hasattr says no
+                        matched=_incident_matched(record, texts.get(record.pk, ""), terms))
+            for record in found]
 
 
 def search_cases(*, query: str, limit: int = DEFAULT_LIMIT, with_incidents: bool = False) -> SearchAnswer:
@@ -331,7 +344,7 @@ def incident_entry_text(record: Any, models: IncidentSearchModels = IncidentSear
     parts = [record.title, record.capability, record.last_error]
     parts += list(models.update.objects.filter(incident_id=record.pk).order_by("id").values_list("body", flat=True))
     parts += list(models.postmortem.objects.filter(incident_id=record.pk).values_list("markdown", flat=True))
-    return "\n".join(part for part in parts if part).lower()[:MAX_BODY_CHARS]
+    return "\n".join(part for part in parts if part)[:MAX_BODY_CHARS]
 
 
 def index_incident_record(*, record_id: int) -> None:

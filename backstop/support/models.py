@@ -405,7 +405,7 @@ class IncidentSearchEntry(models.Model):
     """What the desk's search box finds an incident record by (``support.search``): its title, capability, last
     error, the updates customers were told and its post-mortem. Rewritten after each save of the record, an update or
     the post-mortem (receivers support registers). On SQLite an FTS5 table (trigram tokenizer) mirrors it through
-    triggers; on PostgreSQL a trigram index serves ILIKE (migration 0017)."""
+    triggers; on PostgreSQL a generated tsvector column with a GIN index holds its words (migration 0017)."""
 
     record = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE, primary_key=True, related_name="+")
     text = models.TextField(default="")

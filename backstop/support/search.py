@@ -8,7 +8,7 @@ both with an FTS5 table whose trigram tokenizer matches any fragment of three ch
 
 Past and live incidents are found too (``search_incident_records``): by their title, capability, last error, the
 updates customers were told and their post-mortem's text, each word as a fragment, in one ``IncidentSearchEntry`` per
-record: FTS5 (trigram) on SQLite, ILIKE with a trigram index on PostgreSQL, as for the cases' identity.
+record: FTS5 (trigram) on SQLite, its words in a tsvector (prefixes) on PostgreSQL, as for the cases' bodies.
 """
 
 from __future__ import annotations
@@ -250,17 +250,20 @@ def _incident_terms(query: str) -> list[str]:
     return [term for term in query.split() if len(term) >= MIN_QUERY_LENGTH] or [query]
 
 
-# Every word in the entry's text. SQLite: its FTS5 table (trigram tokenizer, case-folded), as the cases'. PostgreSQL:
-# ILIKE, served by a trigram index when pg_trgm is there (migration 0017), else a scan of a small table.
+# Every word in the entry's text. SQLite: its FTS5 table (trigram tokenizer, case-folded: any fragment), as the cases'.
+# PostgreSQL: the stored words (``text_words``, a generated tsvector with a GIN index, migration 0017), each word of
+# the query a prefix, as the cases' bodies.
 _SQLITE_INCIDENTS = "SELECT rowid FROM support_incidentsearch_fts WHERE support_incidentsearch_fts MATCH %s"
-_PG_INCIDENTS = "SELECT record_id FROM support_incidentsearchentry WHERE {where}"
+_PG_INCIDENTS = "SELECT record_id FROM support_incidentsearchentry WHERE text_words @@ to_tsquery('simple', %s)"
 
 
 def _incident_record_ids(terms: list[str]) -> list[int]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_PG_INCIDENTS.format(where=" AND ".join(["text ILIKE %s"] * len(terms))),
-                           [_like_pattern(term) for term in terms])
+            words = _words(" ".join(terms))
+            if not words:
+                return []
+            cursor.execute(_PG_INCIDENTS, [" & ".join(f"{word}:*" for word in words)])
         else:
             cursor.execute(_SQLITE_INCIDENTS, [" ".join(_fts5_phrase(term) for term in terms)])
         return [row[0] for row in cursor.fetchall()]

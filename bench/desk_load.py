@@ -1,7 +1,8 @@
 """Support desk under load: p50/p95 of the desk queue and of a case page through a real `backstop serve` process.
 
 Seeds 10,000 customers with 10,000 cases (7,000 open, one incident holding 300 of them, 3,000 resolved this week)
-and 100,000 account timeline events (every third customer with an order, every fourth with a message), signs in as
+and 100,000 account timeline events (every third customer with an order, every fourth with a message), and 200 past
+incident records with updates and post-mortems (the search box finds those too), signs in as
 staff, then fetches /desk, random /desk/cases/<id> pages and the search box's answers as typed (fragments of
 addresses, names, order references, payment ids, words of messages), one client at a time and then from several
 clients at once. Targets: p95 under 200 ms for the pages, under 100 ms for search. The support cycle is parked
@@ -14,6 +15,7 @@ during the measurement (steady state: what a person opening the desk waits for).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import random
 import subprocess
@@ -69,7 +71,7 @@ def seed(cases: int, events: int) -> None:
         SignalKind,
         SupportAction,
     )
-    from backstop.support.search import reindex_all
+    from backstop.support.search import reindex_all, reindex_incident_records
 
     call_command("migrate", interactive=False, verbosity=0)
     ensure_staff_account(email=STAFF_EMAIL, password=STAFF_PASSWORD)
@@ -161,11 +163,42 @@ def seed(cases: int, events: int) -> None:
                 public_reply="", private_reply="", needs_human=True, created_at=c.opened_at, answered_at=c.opened_at)
         for c in created[::4]
     ], batch_size=batch)
+    seed_incident_records(now=now, rng=rng)
     started = time.monotonic()
     reindex_all()  # the search entries the services write one by one, for the bulk-inserted rows
+    reindex_incident_records()
     print(f"search entries written in {time.monotonic() - started:.0f} s", flush=True)
     print(f"seeded {len(accounts):,} customers, {len(created):,} cases, "
           f"{AccountEvent.objects.count():,} timeline events", flush=True)
+
+
+INCIDENT_RECORDS = 200
+
+
+def seed_incident_records(*, now: dt.datetime, rng: random.Random) -> None:
+    """Past incidents with their updates and a post-mortem each (~3 kB): what the search box reads besides the cases.
+    200 is years of a small team's incidents."""
+    from backstop.incidents.models import Incident as IncidentRecord
+    from backstop.incidents.models import IncidentState as RecordState
+    from backstop.incidents.models import IncidentUpdate, OpenedBy, PostMortem
+
+    capabilities = ["workspace", "email", "sms", "payments"]
+    records = IncidentRecord.objects.bulk_create([
+        IncidentRecord(title=f"Bench incident {i}: {capabilities[i % 4]} " + " ".join(rng.sample(MESSAGE_WORDS, 2)),
+                       capability=capabilities[i % 4], opened_by=OpenedBy.STAFF, state=RecordState.RESOLVED,
+                       started_at=now - dt.timedelta(days=i * 2 + 1), detected_at=now - dt.timedelta(days=i * 2 + 1),
+                       resolved_at=now - dt.timedelta(days=i * 2), last_error="the provider answered 503")
+        for i in range(INCIDENT_RECORDS)])
+    records = list(IncidentRecord.objects.order_by("pk"))
+    IncidentUpdate.objects.bulk_create([
+        IncidentUpdate(incident=r, idempotency_key=f"bench:{r.pk}:{n}", state=RecordState.INVESTIGATING,
+                       body=" ".join(rng.choice(MESSAGE_WORDS) for _ in range(25)), created_at=r.started_at)
+        for r in records for n in range(3)])
+    PostMortem.objects.bulk_create([
+        PostMortem(incident=r, markdown="\n\n".join(
+            f"## Section {n}\n" + " ".join(rng.choice(MESSAGE_WORDS) for _ in range(60)) for n in range(8)),
+            review_due_at=r.started_at + dt.timedelta(days=30))
+        for r in records])
 
 
 # --- Databases and the server ------------------------------------------------------------------------

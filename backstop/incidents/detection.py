@@ -1,5 +1,8 @@
 """Incidents follow the breakers: run once per probe interval by the supervisor, and at once on each recovery.
 
+Any change of the customers an incident hurts now (one recovering included) rewrites the status file: the banner is
+shown to them alone (``audience``).
+
 One pass: a provider whose breaker is open gets a live incident (opened from the breaker's measured start); each live
 incident's affected customers are brought up to date (a sample for the chart, the peak, the severity by the rule);
 a breaker closed again mitigates its incident; a mitigated incident resolves once its capability has worked for
@@ -157,6 +160,10 @@ def _recovered_at(incident: Incident, breaker: CircuitBreaker | None) -> dt.date
 def _count_affected(incident: Incident, provider: str, *, now: dt.datetime) -> bool:
     hurt = affected_now(provider)
     known = dict(AffectedCustomer.objects.filter(incident=incident).values_list("account_id", "recovered_at"))
+    # The banner's audience is the customers hurt now: any change of who they are (one recovered, one newly hurt,
+    # even with the count unchanged) rewrites the status file.
+    hurt_before = {account_id for account_id, recovered_at in known.items() if recovered_at is None}
+    audience_changed = hurt_before != set(hurt)
     for account_id, (lost, harm) in hurt.items():
         if account_id not in known:
             try:
@@ -174,6 +181,7 @@ def _count_affected(incident: Incident, provider: str, *, now: dt.datetime) -> b
     changed = last is None or last.customers != current
     if changed:
         AffectedSample.objects.create(incident=incident, at=now, customers=current)
+    changed |= audience_changed
     total = AffectedCustomer.objects.filter(incident=incident).count()
     if total > incident.customers_affected:
         Incident.objects.filter(pk=incident.pk, customers_affected__lt=total).update(customers_affected=total)

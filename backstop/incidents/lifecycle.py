@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backstop.incidents import messages, status_page
+from backstop.incidents import hooks, messages, status_page
 from backstop.incidents.models import (
     EventKind,
     Incident,
@@ -69,6 +69,8 @@ def open_incident(*, title: str, capability: str = "", cause: str = "", opened_b
     if staff is not None:
         record_event(incident=incident, kind=EventKind.STATE_CHANGED, source=staff_source(staff), at=now,
                      text=messages.STAFF_OPENED.format(staff=staff.email))
+    if cause:  # the desk's card of the same cause, if it opened first, is linked to this record
+        hooks.record_opened(incident_id=incident.pk, cause=cause)
     status_page.write_after_commit()
     return incident, True
 

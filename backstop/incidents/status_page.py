@@ -1,9 +1,11 @@
-"""The public status, as a file written at each change and read without the database.
+"""The status, as a private file written at each change and read without the database.
 
 ``/status`` and ``/status.json`` (and so the banner) answer from this file alone: while the database is down or being
 migrated they still say what they last knew. Every change of an incident (opened, moved, an update posted, the
 severity or the counts changed) writes it again, after its transaction commits; the write is a whole new file
-renamed over the old one, so a reader never sees half of it.
+renamed over the old one, so a reader never sees half of it. The file also says whom each live incident's banner is
+for (``audience``): it is rewritten whenever that changes, a customer recovering included (``detection``), and
+``/status.json`` serves it without that part.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from backstop.incidents import messages
-from backstop.incidents.models import Incident, IncidentState
+from backstop.incidents import audience, messages
+from backstop.incidents.models import AffectedCustomer, Incident, IncidentState
 
 HISTORY_DAYS = 90
+# Only in the private file: the banner endpoint reads them, /status.json leaves them out.
+PRIVATE_KEYS = ("audience", "audience_known")
 
 
 def status_file() -> Path:
@@ -50,6 +54,21 @@ def _incident(incident: Incident) -> dict[str, Any]:
     }
 
 
+def _with_audience(incident: Incident) -> dict[str, Any]:
+    """A live incident with whom its banner is for: the banner tokens of the customers it hurts now (recovered ones
+    drop out). An incident without a cause counts nobody (opened by hand about something else): audience unknown."""
+    hurt = (AffectedCustomer.objects.filter(incident=incident, recovered_at__isnull=True)
+            .order_by("account_id").values_list("account_id", flat=True))
+    return {**_incident(incident), "audience_known": bool(incident.cause),
+            "audience": [audience.account_token(account_id) for account_id in hurt]}
+
+
+def public_status(status: dict[str, Any]) -> dict[str, Any]:
+    """The status as anyone may read it (/status.json): without the banner's audience."""
+    return {**status, "live": [{k: v for k, v in incident.items() if k not in PRIVATE_KEYS}
+                               for incident in status.get("live", [])]}
+
+
 def build_status(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     since = now - dt.timedelta(days=HISTORY_DAYS)
@@ -70,7 +89,7 @@ def build_status(now: dt.datetime | None = None) -> dict[str, Any]:
         "ok": not live,
         "headline": messages.STATUS_ALL_GOOD if not live else messages.STATUS_PROBLEM,
         "affected_capabilities": sorted({messages.capability_name(i.capability) for i in live}),
-        "live": [_incident(i) for i in live],
+        "live": [_with_audience(i) for i in live],
         "past": [_incident(i) for i in past],
         "days": [{"date": day, "incidents": by_day.get(day, [])} for day in days],
     }

@@ -5,6 +5,7 @@ from backstop.incidents import views
 urlpatterns = [
     path("status", views.status, name="status"),
     path("status.json", views.status, name="status-json"),
+    path("status/banner.json", views.status, name="status-banner-json"),
     path("status/banner.js", views.status, name="status-banner-script"),
     path("desk/incidents/", views.incidents_page, name="desk-incidents"),
     path("desk/incidents/open", views.open_incident_page, name="desk-incidents-open"),

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from backstop.accounts.models import Account
 from backstop.drafts.owners import discard_submitted_draft
-from backstop.incidents import amends, chart, followup, lifecycle, messages, public, timeline
+from backstop.incidents import amends, audience, chart, followup, hooks, lifecycle, messages, public, timeline
 from backstop.incidents import postmortem as postmortem_facts
 from backstop.incidents.forms import (
     ActionItemForm,
@@ -63,7 +63,8 @@ def staff_only(view: View) -> View:
 
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
-    content_type, body, cache = public.answer(request.path)
+    content_type, body, cache = public.answer(request.path, token=request.headers.get(audience.BANNER_TOKEN_HEADER, ""),
+                                              query=request.META.get("QUERY_STRING", ""))
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = cache
     return response
@@ -120,6 +121,8 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
         "affected_now": affected.filter(recovered_at__isnull=True).count(), "affected_total": affected.count(),
         "severities": Severity.choices, "severity_rule": _severity_rule(),
         "amends": amends.amends_counts(incident),
+        # The desk's card of the same outage (the cases it grouped), as the desk answers it.
+        "desk_cards": hooks.desk_cards(incident.pk),
     })
 
 

@@ -41,6 +41,13 @@ class SupportConfig(AppConfig):
         post_save.connect(search.on_buyer_row_saved, sender=Order, dispatch_uid="support-search-order")
         post_save.connect(search.on_buyer_row_saved, sender=PurchaseAttempt, dispatch_uid="support-search-attempt")
         post_save.connect(search.on_account_saved, sender=Account, dispatch_uid="support-search-account")
+        # ... and past incidents by their title, updates and post-mortem, which the incidents app writes.
+        from backstop.incidents.models import Incident as IncidentRecord
+        from backstop.incidents.models import IncidentUpdate, PostMortem
+
+        for model in (IncidentRecord, IncidentUpdate, PostMortem):
+            post_save.connect(search.on_incident_text_saved, sender=model,
+                              dispatch_uid=f"support-search-incident-{model.__name__}")
         # A case put aside wakes when anything new about the customer joins it, and when its snooze ends.
         from backstop.support.cases import on_signal_joined
 
@@ -59,9 +66,12 @@ class SupportConfig(AppConfig):
         registry.register_periodic("support-weekly", _send_weekly_summary, every_seconds=lambda: 3600)
         # An incident's post-mortem names the customers who wrote in during it, and what they wrote.
         from backstop.incidents import hooks as incident_hooks
-        from backstop.support.incident_facts import contacts_between
+        from backstop.support import incident_facts
 
-        incident_hooks.answer_contacts_between(contacts_between)
+        incident_hooks.answer_contacts_between(incident_facts.contacts_between)
+        # The desk's card and the incident record of one outage are linked by whichever opens second.
+        incident_hooks.on_record_opened(incident_facts.on_record_opened)
+        incident_hooks.answer_desk_cards(incident_facts.desk_cards)
         # A contact's answer runs in a workflow after the request (support.workflows); its sweep is the recipe's.
         registry.register_workflows("backstop.support.workflows")
         registry.register_queue("support", concurrency=lambda: settings.SETUP_CONCURRENCY,

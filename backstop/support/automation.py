@@ -23,6 +23,7 @@ from backstop.notify import services as notify
 from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime.models import CircuitBreaker
 from backstop.support import actions, cases, commitments, contact, messages, notifications, payments, triage
+from backstop.support.incident_facts import link_incident_records
 from backstop.support.models import (
     SETUP_KINDS,
     ActionOutcome,
@@ -204,6 +205,7 @@ def _create_incident(*, cause: str, provider: str, started_at: dt.datetime, last
             Incident.objects.create(cause=cause, provider=provider, started_at=started_at, last_error=last_error[:500])
     except IntegrityError:  # already live (another process opened it first)
         return False
+    link_incident_records(cause=cause)  # the incident record of the same cause, if it opened first
     return True
 
 

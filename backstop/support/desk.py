@@ -72,17 +72,20 @@ class IncidentCard:
     waiting: int
     needs_hand: int
     needs_hand_text: str
+    # The incident records of the same outage (status page, timeline, post-mortem): the card links to them.
+    records: list[Any]
 
 
 def incident_cards() -> list[IncidentCard]:
     cards = []
-    for incident in Incident.objects.active():
+    for incident in Incident.objects.active().prefetch_related("records"):
         waiting = Case.objects.filter(incident=incident, state=CaseState.OPEN).count()
         needs_hand = Case.objects.filter(left_incident=incident, state=CaseState.OPEN).count()
         cards.append(IncidentCard(
             incident=incident, text=incident_card_text(incident, waiting=waiting), waiting=waiting,
             needs_hand=needs_hand,
             needs_hand_text=messages.INCIDENT_NEEDS_HAND.format(count=needs_hand) if needs_hand else "",
+            records=list(incident.records.all()),
         ))
     return cards
 
@@ -140,6 +143,7 @@ class DeskHome:
     total: int
     week: WeekPicture
     runner_warning: str
+    record_link: str = messages.RECORD_LINK
 
 
 def runner_warning(*, now: dt.datetime) -> str:

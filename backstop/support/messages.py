@@ -204,6 +204,9 @@ INCIDENT_DOING = {
     "resolved": "resolved at {resolved} UTC; every customer was told",
 }
 INCIDENT_NEEDS_HAND = "{count} of them need a person: they are in the queue below."
+# The desk's card and the incident record of the same outage link to each other.
+DESK_CARD_LINK = "Desk card {pk}: the cases this outage grouped"
+RECORD_LINK = "Incident record: status updates, timeline, post-mortem"
 # No process running workflows: the web keeps answering, and setups, emails and checkouts wait (none is lost).
 NO_WORKFLOW_RUNNER = (
     "No workflow runner has reported in {since}: new setups, emails and checkouts are waiting (nothing is lost; "
@@ -486,6 +489,8 @@ SEARCH_PLACEHOLDER = "Find a customer or case: address, name, company, phone, BK
 SEARCH_TOO_SHORT = "Type at least {count} characters."
 SEARCH_NOTHING = "No customer or case matches “{query}”."
 SEARCH_OPEN = "Open: {harm}"
+SEARCH_INCIDENTS = "Incidents"
+SEARCH_POSTMORTEM = "Post-mortem"
 SEARCH_RESOLVED = "Resolved {when}: {resolution}{note}"
 SEARCH_RESOLVED_PLAIN = "resolved"
 SEARCH_TRIGRAM_MISSING = ("The desk's search has no trigram index: the pg_trgm extension could not be created, so "

@@ -290,6 +290,10 @@ class Incident(models.Model):
     # Customers this incident touched, kept after their cases resolve (for the apology and the record).
     customers_affected = models.IntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # The incident records (status page, timeline, post-mortem) opened from the same cause while this card was live:
+    # linked by whichever of the two opens second (support.incident_facts.link_incident_records). No reverse accessor:
+    # the incidents app knows no desk (it asks through incidents.hooks).
+    records = models.ManyToManyField("incidents.Incident", blank=True, related_name="+")
 
     objects = IncidentManager()
 
@@ -395,6 +399,20 @@ class CaseSearchEntry(models.Model):
 
     def __str__(self) -> str:
         return f"search entry of case {self.case_id}"
+
+
+class IncidentSearchEntry(models.Model):
+    """What the desk's search box finds an incident record by (``support.search``): its title, capability, last
+    error, the updates customers were told and its post-mortem. Rewritten after each save of the record, an update or
+    the post-mortem (receivers support registers). On SQLite an FTS5 table (trigram tokenizer) mirrors it through
+    triggers; on PostgreSQL a generated tsvector column with a GIN index holds its words (migration 0017)."""
+
+    record = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    text = models.TextField(default="")
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"search entry of incident record {self.record_id}"
 
 
 class CasePresence(models.Model):

@@ -5,27 +5,37 @@ One ``CaseSearchEntry`` per case holds the text (``index_case`` rewrites it when
 or a note is added). PostgreSQL answers fragments of the identity with ``LIKE`` served by a pg_trgm index, and words
 of the messages with its full-text search (prefixes, so results come while a word is half typed). SQLite answers
 both with an FTS5 table whose trigram tokenizer matches any fragment of three characters or more.
+
+Past and live incidents are found too (``search_incident_records``): by their title, capability, last error, the
+updates customers were told and their post-mortem's text, each word as a fragment, in one ``IncidentSearchEntry`` per
+record: FTS5 (trigram) on SQLite, its words in a tsvector (prefixes) on PostgreSQL, as for the cases' bodies.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Case as SqlCase
+from django.db.models import IntegerField, Q, Value, When
 from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.billing.models import Order, PurchaseAttempt
+from backstop.incidents import messages as incident_messages
+from backstop.incidents.models import Incident as IncidentRecord
+from backstop.incidents.models import IncidentState as RecordState
+from backstop.incidents.models import IncidentUpdate, PostMortem
 from backstop.lib.email_identity import email_key
 from backstop.support import messages
-from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, Signal
+from backstop.support.models import Case, CaseNote, CaseSearchEntry, Contact, IncidentSearchEntry, Signal
 
 MIN_QUERY_LENGTH = 3
 MAX_QUERY_LENGTH = 200
 DEFAULT_LIMIT = 20
+INCIDENT_LIMIT = 5
 # A customer with hundreds of orders is still one row; the newest references are the ones quoted.
 MAX_REFERENCES = 200
 MAX_BODY_CHARS = 100_000
@@ -120,11 +130,22 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class IncidentHit:
+    """A past or live incident record the query found, and where: its page and its post-mortem's."""
+
+    record: IncidentRecord
+    state: str
+    has_postmortem: bool
+    matched: str
+
+
+@dataclass(frozen=True)
 class SearchAnswer:
     query: str
     hits: list[SearchHit]
     # Said instead of results: too short, nothing found.
     note: str = ""
+    incidents: list[IncidentHit] = field(default_factory=list)
 
 
 def _like_pattern(text: str) -> str:
@@ -193,6 +214,12 @@ def _case_ids_sqlite(query: str, key: str, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _excerpt(text: str, at: int) -> str:
+    start = max(0, at - 40)
+    excerpt = " ".join(text[start:at + 80].split())
+    return ("…" if start else "") + excerpt + "…"
+
+
 def _matched(entry: CaseSearchEntry | None, query: str) -> str:
     """Where the query was found, for the result line: the identity part, else an excerpt of the message."""
     if entry is None:
@@ -207,9 +234,7 @@ def _matched(entry: CaseSearchEntry | None, query: str) -> str:
         at = lowered.find(words[0]) if words else -1
     if at < 0:
         return ""
-    start = max(0, at - 40)
-    excerpt = " ".join(entry.body[start:at + 80].split())
-    return ("…" if start else "") + excerpt + "…"
+    return _excerpt(entry.body, at)
 
 
 def _outcome(case: Case) -> str:
@@ -221,9 +246,62 @@ def _outcome(case: Case) -> str:
         note=f": {case.resolution_note}" if case.resolution_note else "")
 
 
-def search_cases(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchAnswer:
+def _incident_terms(query: str) -> list[str]:
+    return [term for term in query.split() if len(term) >= MIN_QUERY_LENGTH] or [query]
+
+
+# Every word in the entry's text. SQLite: its FTS5 table (trigram tokenizer, case-folded: any fragment), as the cases'.
+# PostgreSQL: the stored words (``text_words``, a generated tsvector with a GIN index, migration 0017), each word of
+# the query a prefix, as the cases' bodies.
+_SQLITE_INCIDENTS = "SELECT rowid FROM support_incidentsearch_fts WHERE support_incidentsearch_fts MATCH %s"
+_PG_INCIDENTS = "SELECT record_id FROM support_incidentsearchentry WHERE text_words @@ to_tsquery('simple', %s)"
+
+
+def _incident_record_ids(terms: list[str]) -> list[int]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            words = _words(" ".join(terms))
+            if not words:
+                return []
+            cursor.execute(_PG_INCIDENTS, [" & ".join(f"{word}:*" for word in words)])
+        else:
+            cursor.execute(_SQLITE_INCIDENTS, [" ".join(_fts5_phrase(term) for term in terms)])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _incident_matched(record: IncidentRecord, text: str, terms: list[str]) -> str:
+    """Where the first word was found: the title says it; else the sentence of the update or post-mortem."""
+    term = terms[0]
+    if term in record.title.lower():
+        return ""
+    at = text.lower().find(term)
+    return _excerpt(text, at) if at >= 0 else ""
+
+
+def search_incident_records(*, query: str, limit: int = INCIDENT_LIMIT) -> list[IncidentHit]:
+    """Incidents whose title, capability, last error, updates or post-mortem hold every word of the query (each as a
+    fragment, case-folded): live first, then the newest."""
+    terms = _incident_terms(" ".join(query.split())[:MAX_QUERY_LENGTH].lower())
+    if connection.vendor == "sqlite" and any(len(term) < MIN_QUERY_LENGTH for term in terms):
+        return []  # shorter than a trigram: the FTS5 table can match nothing
+    record_ids = _incident_record_ids(terms)
+    if not record_ids:
+        return []
+    found = list(IncidentRecord.objects.filter(pk__in=record_ids).select_related("postmortem")
+                 .order_by(SqlCase(When(state=RecordState.RESOLVED, then=Value(1)), default=Value(0),
+                                   output_field=IntegerField()), "-started_at", "-pk")[:limit])
+    texts = dict(IncidentSearchEntry.objects.filter(record_id__in=[r.pk for r in found])
+                 .values_list("record_id", "text"))
+    return [IncidentHit(record=record, state=incident_messages.STATE_LABELS[record.state],
+                        has_postmortem=hasattr(record, "postmortem"),  # a record without one raises: hasattr says no
+                        matched=_incident_matched(record, texts.get(record.pk, ""), terms))
+            for record in found]
+
+
+def search_cases(*, query: str, limit: int = DEFAULT_LIMIT, with_incidents: bool = False) -> SearchAnswer:
     """The cases whose customer or messages match, ranked: the very address first, then matches in who they are
-    (address, name, company, phone, references), open before resolved, then by relevance and recency."""
+    (address, name, company, phone, references), open before resolved, then by relevance and recency. With
+    ``with_incidents`` (staff who may read them), the incident records that match too."""
     query = " ".join(query.split())[:MAX_QUERY_LENGTH]
     lowered = query.lower()
     if len(lowered) < MIN_QUERY_LENGTH:
@@ -242,7 +320,9 @@ def search_cases(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchAnswer:
         hits.append(SearchHit(case=case, name=account.name if account else "",
                               company=account.company if account else "",
                               matched=_matched(entries.get(case_id), lowered), outcome=_outcome(case)))
-    return SearchAnswer(query=query, hits=hits, note="" if hits else messages.SEARCH_NOTHING.format(query=query))
+    incidents = search_incident_records(query=lowered) if with_incidents else []
+    return SearchAnswer(query=query, hits=hits, incidents=incidents,
+                        note="" if hits or incidents else messages.SEARCH_NOTHING.format(query=query))
 
 
 def trigram_index_missing() -> bool:
@@ -252,6 +332,52 @@ def trigram_index_missing() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [TRIGRAM_INDEX])
         return cursor.fetchone() is None
+
+
+@dataclass(frozen=True)
+class IncidentSearchModels:
+    """The models an incident's entry is read from: the live ones, or a migration's historical ones (its fill)."""
+
+    record: Any = IncidentRecord
+    update: Any = IncidentUpdate
+    postmortem: Any = PostMortem
+
+
+def incident_entry_text(record: Any, models: IncidentSearchModels = IncidentSearchModels()) -> str:
+    parts = [record.title, record.capability, record.last_error]
+    parts += list(models.update.objects.filter(incident_id=record.pk).order_by("id").values_list("body", flat=True))
+    parts += list(models.postmortem.objects.filter(incident_id=record.pk).values_list("markdown", flat=True))
+    return "\n".join(part for part in parts if part)[:MAX_BODY_CHARS]
+
+
+def index_incident_record(*, record_id: int) -> None:
+    """Rewrite the record's search entry from what is recorded now (safe to run twice, and from two processes)."""
+    record = IncidentRecord.objects.filter(pk=record_id).first()
+    if record is None:
+        return
+    fields = {"text": incident_entry_text(record), "indexed_at": timezone.now()}
+    if IncidentSearchEntry.objects.filter(record_id=record_id).update(**fields):
+        return
+    try:
+        with transaction.atomic():
+            IncidentSearchEntry.objects.create(record_id=record_id, **fields)
+    except IntegrityError:  # another process wrote it first: ours was read later, so it stands
+        IncidentSearchEntry.objects.filter(record_id=record_id).update(**fields)
+
+
+def reindex_incident_records() -> int:
+    """Every incident record's entry again (after a bulk load)."""
+    record_ids = list(IncidentRecord.objects.order_by("pk").values_list("pk", flat=True))
+    with transaction.atomic():
+        for record_id in record_ids:
+            index_incident_record(record_id=record_id)
+    return len(record_ids)
+
+
+def on_incident_text_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """An incident record, one of its updates or its post-mortem was saved: its entry again, after the commit."""
+    record_id = instance.pk if isinstance(instance, IncidentRecord) else instance.incident_id
+    transaction.on_commit(lambda: index_incident_record(record_id=record_id))
 
 
 # --- Kept current from the other apps' writes ------------------------------------------------------------

@@ -35,6 +35,7 @@ from backstop.web.pages import form_page, note_rate_limited
 View = Callable[..., HttpResponse]
 VIEW_PERMISSION = "support.view_case"
 ACT_PERMISSION = "support.change_case"
+INCIDENTS_PERMISSION = "incidents.change_incident"  # the incident records' pages ask it (incidents.views)
 
 
 def staff_only(permission: str) -> Callable[[View], View]:
@@ -198,6 +199,7 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
     return render(request, "support/incident.html", {
         "incident": incident, "text": desk.incident_card_text(incident), "cases": desk.incident_cases(incident),
         "search_placeholder": messages.SEARCH_PLACEHOLDER,
+        "records": incident.records.order_by("pk"), "record_link": messages.RECORD_LINK,
     })
 
 
@@ -206,8 +208,10 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
 def desk_search(request: HttpRequest) -> HttpResponse:
     """The search box's answer: the page (a plain form submit), or only its results (``partial``, as you type)."""
     query = request.GET.get("q", "")
-    answer = search_cases(query=query)
-    context = {"answer": answer, "search_query": answer.query, "search_placeholder": messages.SEARCH_PLACEHOLDER}
+    # Incident records (and their post-mortems) for staff who may open them.
+    answer = search_cases(query=query, with_incidents=request.user.has_perm(INCIDENTS_PERMISSION))
+    context = {"answer": answer, "search_query": answer.query, "search_placeholder": messages.SEARCH_PLACEHOLDER,
+               "incidents_title": messages.SEARCH_INCIDENTS, "postmortem_link": messages.SEARCH_POSTMORTEM}
     if request.GET.get("partial"):
         return render(request, "support/search_results.html", context)
     return render(request, "support/search.html", context)

@@ -1,7 +1,7 @@
 """/status keeps answering while PostgreSQL refuses every connection to the main database: `backstop serve` with a
-live incident, then the database closed to new connections and its open ones ended. The status page, its JSON and
-the banner's script still answer, to a signed-in visitor too (whose session Django would have read), while a page
-that needs the database fails: the proof that it is down."""
+live incident, then the database closed to new connections and its open ones ended. The status page, its JSON, the
+banner's script and its answer still answer, to a signed-in visitor too (whose session Django would have read), while
+a page that needs the database fails: the proof that it is down."""
 
 from __future__ import annotations
 
@@ -65,5 +65,8 @@ def test_it_answers_status_while_postgresql_refuses_the_main_database(server_fac
             anonymous = httpx.get(f"{server.url}/status.json", timeout=10)
             assert anonymous.status_code == 200 and anonymous.json()["live"][0]["capability"] == "sign_in"
             assert httpx.get(f"{server.url}/status/banner.js", timeout=10).status_code == 200
+            # The banner's answer too (an incident opened by hand is for every visitor: nothing counts whom it hurts).
+            banner = httpx.get(f"{server.url}/status/banner.json", headers={"X-Banner-Token": "0" * 32}, timeout=10)
+            assert banner.status_code == 200 and banner.json()["live"][0]["capability"] == "sign_in"
         finally:
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

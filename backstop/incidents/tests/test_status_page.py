@@ -67,7 +67,7 @@ def test_it_answers_status_from_its_file_with_the_database_unreachable(django_db
     assert page.count('class="hit"') == 1  # today, in the 90 days
     live = json.loads(json_body)["live"]
     assert json_headers["Content-Type"] == "application/json" and [i["id"] for i in live] == [incident.pk]
-    assert b"/status.json" in script and b"__POLL_MS__" not in script
+    assert b"/status/banner.json" in script and b"__POLL_MS__" not in script
 
 
 def test_it_says_all_is_well_before_any_file_was_written(status_file: Path, django_db_blocker: Any) -> None:
@@ -90,7 +90,7 @@ def test_it_links_the_setup_contact_and_checkout_pages_to_the_status_page() -> N
         response = client.get(path)
         assert response.status_code == 200, path
         assert re.search(rb'<a href="/status">', response.content), path
-        assert b'<script src="/status/banner.js" defer>' in response.content, path
+        assert re.search(rb'<script src="/status/banner.js" data-banner-token="\w+" defer>', response.content), path
 
 
 def test_it_posts_a_drafted_update_from_the_desk_once_however_often_it_is_clicked(

@@ -1,9 +1,17 @@
-// The incident banner on every app page: asks /status.json (a file the server writes at each change, so cheap) and
-// shows, updates or removes the banner without a reload. No dependency; served by the project.
+// The incident banner on every app page, for whom it concerns: asks /status/banner.json (answered from a file the
+// server writes at each change, so cheap, and while the database is down) with the visitor's banner token, rendered
+// into this script's tag by the server, and the page's name when it meets a capability (setup, checkout, contact).
+// Shows, updates or removes the banner without a reload. No dependency; served by the project.
 (function () {
   "use strict";
   var POLL_MS = __POLL_MS__;
   var banner = null;
+  var script = document.currentScript;
+  var token = (script && script.getAttribute("data-banner-token")) || "";
+  var marker = document.querySelector("[data-incident-page]");
+  var page = (marker && marker.getAttribute("data-incident-page")) || "";
+  var url = "/status/banner.json" + (page ? "?page=" + encodeURIComponent(page) : "");
+  var headers = token ? { "X-Banner-Token": token } : {};
 
   function render(status) {
     var live = (status && status.live) || [];
@@ -33,7 +41,7 @@
   }
 
   function poll() {
-    fetch("/status.json", { cache: "no-store", credentials: "omit" })
+    fetch(url, { cache: "no-store", credentials: "omit", headers: headers })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (status) { if (status) { render(status); } })
       .catch(function () { /* the server is unreachable: keep what the banner says */ })

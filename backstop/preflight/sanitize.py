@@ -131,6 +131,7 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     *_fields("accounts.VerificationCode", Kind.SECRET, "browser_hash"),
     # The search index repeats the case's address, name, phone and what the customer wrote, lower-cased.
     *_fields("support.CaseSearchEntry", Kind.TEXT, "identity", "body"),
+    *_fields("support.IncidentSearchEntry", Kind.TEXT, "text"),  # quotes the post-mortem, which names customers
     # Inbound email: who wrote, what they wrote, and the reply addresses (their token lets mail into a case).
     *_fields("notify.Message", Kind.SECRET, "reply_to", "header_message_id"),
     *_fields("notify.LocalMailboxItem", Kind.SECRET, "reply_to"),

@@ -37,7 +37,7 @@ def test_it_holds_what_each_app_registers_in_installed_apps_order() -> None:
     assert [name for name, _ in registry.loops()] == [
         "setup-dispatcher", "incidents-follow-breakers", "purchase-starter"]
     assert [job.name for job in registry.periodic_jobs()] == [
-        "breaker-probes", "snooze-wake", "support-weekly", "support-cycle", "incident-watch",
+        "breaker-probes", "inbound-thread", "snooze-wake", "support-weekly", "support-cycle", "incident-watch",
         "incident-review-reminders", "draft-cleanup"]
     assert next(name for name, _ in registry.sweeps()) == "stalled-setups"
     assert sorted(registry.probes()) == ["email", "sms", "workspace"]

@@ -755,9 +755,11 @@ def check_payments(db: Database, fakepay_db: Path) -> tuple[dict[str, int], list
 
 
 def check_mail(db: Database, sink: Mailbox) -> tuple[dict[str, int], list[Violation]]:
-    known = {f"<{key.replace(':', '.')}@backstop>": (key, kind, to.lower(), status, channel)
-             for key, kind, to, status, channel in db.query("SELECT key, kind, \"to\", status, channel "
-                                                            "FROM notify_message")}
+    # The Message-ID each message is sent with (notify.Message.message_id_header): the one its sender chose (a case's
+    # thread id), or the one made from its key.
+    known = {header or f"<{key.replace(':', '.')}@backstop>": (key, kind, to.lower(), status, channel)
+             for key, kind, to, status, channel, header in db.query(
+                 "SELECT key, kind, \"to\", status, channel, header_message_id FROM notify_message")}
     received = sink.received()  # the fake provider's deliveries (after its dedupe), or what the sink received
     violations = []
     deliveries: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
@@ -767,7 +769,7 @@ def check_mail(db: Database, sink: Mailbox) -> tuple[dict[str, int], list[Violat
              for (to, mid), times in deliveries.items() if len(times) > 1]
     if twice:
         violations.append(Violation(f"no message delivered twice ({sink.label})", twice))
-    strangers = [f"{m.message_id} to {m.to}" for m in received if m.message_id not in known]
+    strangers = [f"{m.message_id} to {m.to} ({m.subject!r} at {m.at})" for m in received if m.message_id not in known]
     if strangers:
         violations.append(Violation(f"every message delivered ({sink.label}) is one we recorded", strangers))
     in_sink: defaultdict[tuple[str, str], set[str]] = defaultdict(set)

@@ -1,29 +1,33 @@
 """The chaos soak: mixed traffic against two web and two worker processes on one PostgreSQL while processes die.
 
 It starts, all on free loopback ports: a fresh PostgreSQL database (created on the server of ``--database-url`` and
-dropped at the end), an SMTP sink in this process, ``backstop fakepay`` (its webhooks to both web processes), two
+dropped at the end), the email provider's local fake (``backstop.notify.fakemail``, Resend's API with its
+``Idempotency-Key`` dedupe, in a thread of this process; the processes send with ``BACKSTOP_EMAIL=resend``; or an SMTP
+sink with ``--email smtp``, the old behaviour), ``backstop fakepay`` (its webhooks to both web processes), two
 ``backstop serve`` web processes running no workflows and two ``backstop worker`` processes. For ``--duration``
 seconds it sends mixed traffic from a few client threads: signups, logins, re-signups and recoveries (the code read
-from the sink), checkouts with Back-button repeats (the same form key again, and a new one), contacts, and draft saves
-(the acknowledged ones kept here). Meanwhile it SIGKILLs a random web or worker process every 10-40 s and starts it
-again, and flips provider faults (error, timeout, slow, crash after charge) through the demo's fault switches; a
+from the mailbox), checkouts with Back-button repeats (the same form key again, and a new one), contacts, and draft
+saves (the acknowledged ones kept here). Meanwhile it SIGKILLs a random web or worker process every 10-40 s and starts
+it again, and flips provider faults (error, timeout, slow, crash after charge) through the demo's fault switches; a
 process that dies by itself (crash after charge) is started again too.
 
 At the end it clears the faults, waits for the backlog to drain (bounded by ``--drain-timeout``) and checks every
-invariant against the database, fakepay and the mailbox:
+invariant against the database, fakepay and the mailbox (what the fake provider delivered, or the sink received):
 
 - every account is active, or needs attention with an open case;
 - every succeeded charge has exactly one order, every order a succeeded charge, and every buyer intent (a purchase
   attempt; a buyer's plan) at most one succeeded charge;
-- no customer has a message twice: no message delivered twice to the sink, and no once-per-customer kind (welcome,
-  account ready, order confirmation) twice, counted in the sink and in our table;
+- no customer has a message twice: no message delivered twice, and no once-per-customer kind (welcome, account
+  ready, order confirmation) twice, counted in the mailbox and in our table (with the fake provider it also prints how
+  many resends the idempotency key deduplicated);
 - every contact is in a case, and every contact acknowledged to a client exists;
 - no draft save acknowledged to a client is missing.
 
 It prints the counts as a table and exits 1 on any violation, listing the ids (2 when the run itself could not be
 made: a process that never came up, a database it could not create).
 
-    .venv/bin/python bench/chaos.py [--duration 600] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/chaos.py [--duration 600] [--email resend|smtp]
+        [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -46,11 +50,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 import httpx
 from common import free_port, wait_until
+
+from backstop.notify.fakemail import FakeMail
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -72,7 +79,6 @@ PROCESS_ENV = {
     "BACKSTOP_DEMO_PAGES": "1",
     "BACKSTOP_SECRET_KEY": SECRET_KEY,
     "BACKSTOP_LOG_LEVEL": "WARNING",
-    "BACKSTOP_EMAIL": "smtp",
     "BACKSTOP_PAYMENTS": "fakepay",
     "BACKSTOP_RETRY_BASE_SECONDS": "0.5",
     "BACKSTOP_RETRY_CAP_SECONDS": "3",
@@ -157,7 +163,7 @@ def fresh_database(server_url: str) -> Iterator[Database]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# --- The SMTP sink ------------------------------------------------------------------------------------------------
+# --- The mailboxes: the email provider's fake, or an SMTP sink ----------------------------------------------------
 
 @dataclass
 class Received:
@@ -169,7 +175,10 @@ class Received:
 
 
 class SmtpSink:
-    """A real SMTP server on loopback (aiosmtpd, in a thread of this process) that keeps what it receives."""
+    """A real SMTP server on loopback (aiosmtpd, in a thread of this process) that keeps what it receives. SMTP has no
+    idempotency key: a message sent again after a lost answer is received twice (``--email smtp``)."""
+
+    label = "SMTP sink"
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
@@ -198,11 +207,61 @@ class SmtpSink:
         with self.lock:
             return [m for m in self.messages if m.to == address.lower()]
 
+    def received(self) -> list[Received]:
+        with self.lock:
+            return list(self.messages)
+
+    def env(self) -> dict[str, str]:
+        return {"BACKSTOP_EMAIL": "smtp", "BACKSTOP_SMTP_HOST": "127.0.0.1", "BACKSTOP_SMTP_PORT": str(self.port)}
+
+    def figures(self) -> dict[str, int]:
+        return {}
+
     def start(self) -> None:
         self.controller.start()
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+class FakeProviderMailbox:
+    """The email provider's local fake (``backstop.notify.fakemail``: Resend's API, one delivery per
+    ``Idempotency-Key``) in threads of this process; the processes send to it with ``BACKSTOP_EMAIL=resend``, each
+    message's Message-ID as the key. What it delivered is what a customer would see; its ``replayed`` count is the
+    sends it answered without delivering again."""
+
+    label = "fake provider"
+
+    def __init__(self) -> None:
+        self.fake = FakeMail()  # no rate limit: the soak's own faults are the demo's switches
+
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.received() if m.to == address.lower()]
+
+    def received(self) -> list[Received]:
+        return [Received(to=parseaddr(to)[1].lower(),
+                         message_id=str(m["headers"].get("Message-ID") or m["idempotency_key"]),
+                         subject=m["subject"], text=m["text"], at=time.strftime("%H:%M:%S", time.localtime(m["at"])))
+                for m in self.fake.delivered() for to in m["to"]]
+
+    def env(self) -> dict[str, str]:
+        return {"BACKSTOP_EMAIL": "resend", "BACKSTOP_RESEND_API_KEY": "re_chaos_soak",
+                "BACKSTOP_RESEND_API_URL": self.fake.url}
+
+    def figures(self) -> dict[str, int]:
+        counts = self.fake.counts
+        return {"email sends asked of the fake provider": counts.sends,
+                "email resends the key deduplicated": counts.replayed,
+                "email sends refused (429, down, no key)": counts.throttled + counts.refused_down + counts.unauthorized}
+
+    def start(self) -> None:
+        self.fake.start()
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+
+Mailbox = SmtpSink | FakeProviderMailbox
 
 
 # --- The processes ------------------------------------------------------------------------------------------------
@@ -319,7 +378,7 @@ class Tally:
 class Traffic:
     """The clients' side: what they sent and what they were told, to check against the system at the end."""
 
-    def __init__(self, webs: list[Process], sink: SmtpSink, rng: random.Random, run: str) -> None:
+    def __init__(self, webs: list[Process], sink: Mailbox, rng: random.Random, run: str) -> None:
         self.webs = webs
         self.sink = sink
         self.rng = rng
@@ -695,12 +754,13 @@ def check_payments(db: Database, fakepay_db: Path) -> tuple[dict[str, int], list
     return figures, violations
 
 
-def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Violation]]:
-    known = {f"<{key.replace(':', '.')}@backstop>": (key, kind, to.lower(), status, channel)
-             for key, kind, to, status, channel in db.query("SELECT key, kind, \"to\", status, channel "
-                                                            "FROM notify_message")}
-    with sink.lock:
-        received = list(sink.messages)
+def check_mail(db: Database, sink: Mailbox) -> tuple[dict[str, int], list[Violation]]:
+    # The Message-ID each message is sent with (notify.Message.message_id_header): the one its sender chose (a case's
+    # thread id), or the one made from its key.
+    known = {header or f"<{key.replace(':', '.')}@backstop>": (key, kind, to.lower(), status, channel)
+             for key, kind, to, status, channel, header in db.query(
+                 "SELECT key, kind, \"to\", status, channel, header_message_id FROM notify_message")}
+    received = sink.received()  # the fake provider's deliveries (after its dedupe), or what the sink received
     violations = []
     deliveries: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
     for m in received:
@@ -708,10 +768,10 @@ def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Viola
     twice = [f"{known.get(mid, (mid,))[0]} to {to}, received at {', '.join(times)}"
              for (to, mid), times in deliveries.items() if len(times) > 1]
     if twice:
-        violations.append(Violation("no message delivered twice (SMTP sink)", twice))
-    strangers = [f"{m.message_id} to {m.to}" for m in received if m.message_id not in known]
+        violations.append(Violation(f"no message delivered twice ({sink.label})", twice))
+    strangers = [f"{m.message_id} to {m.to} ({m.subject!r} at {m.at})" for m in received if m.message_id not in known]
     if strangers:
-        violations.append(Violation("every message in the sink is one we recorded", strangers))
+        violations.append(Violation(f"every message delivered ({sink.label}) is one we recorded", strangers))
     in_sink: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
     for m in received:
         if m.message_id in known:
@@ -720,7 +780,7 @@ def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Viola
                 in_sink[(m.to, ONCE_PER_CUSTOMER[kind])].add(key)
     again = [f"{to} {kind}: {', '.join(sorted(keys))}" for (to, kind), keys in in_sink.items() if len(keys) > 1]
     if again:
-        violations.append(Violation("no customer has a once-only kind twice (SMTP sink)", again))
+        violations.append(Violation(f"no customer has a once-only kind twice ({sink.label})", again))
     in_table: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
     for key, kind, to, _status, channel in known.values():
         if kind in ONCE_PER_CUSTOMER and channel == "email":
@@ -729,7 +789,8 @@ def check_mail(db: Database, sink: SmtpSink) -> tuple[dict[str, int], list[Viola
     if again:
         violations.append(Violation("no customer has a once-only kind twice (our messages table)", again))
     statuses = Counter(status for _, _, _, status, channel in known.values() if channel == "email")
-    figures = {"emails in the sink": len(received)} | {f"emails {s}": n for s, n in sorted(statuses.items())}
+    figures = {f"emails delivered ({sink.label})": len(received)} | sink.figures()
+    figures |= {f"emails {s}": n for s, n in sorted(statuses.items())}
     return figures, violations
 
 
@@ -778,7 +839,7 @@ def table(rows: list[tuple[str, Any]]) -> str:
     return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
 
 
-def build_processes(db: Database, data_dir: Path, sink: SmtpSink, fakepay_url: str, fakepay_db: Path,
+def build_processes(db: Database, data_dir: Path, sink: Mailbox, fakepay_url: str, fakepay_db: Path,
                     web_ports: list[int], dead_after: float) -> tuple[Process, list[Process], list[Process]]:
     fakepay = Process(
         name="fakepay", log_path=data_dir / "fakepay.log", url=fakepay_url, health_path="/_fakepay/health",
@@ -788,7 +849,7 @@ def build_processes(db: Database, data_dir: Path, sink: SmtpSink, fakepay_url: s
         env={"BACKSTOP_DATA_DIR": str(data_dir)})
     common = {**PROCESS_ENV, "DATABASE_URL": db.url, "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": f"{dead_after:g}",
               "BACKSTOP_HEARTBEAT_SECONDS": f"{max(0.5, dead_after / 6):g}", "BACKSTOP_DATA_DIR": str(data_dir),
-              "BACKSTOP_SMTP_HOST": "127.0.0.1", "BACKSTOP_SMTP_PORT": str(sink.port),
+              **sink.env(),
               "STRIPE_API_BASE": fakepay_url, "BACKSTOP_BASE_URL": f"http://127.0.0.1:{web_ports[0]}"}
     webs = [Process(name=f"web-{n}", log_path=data_dir / f"web-{n}.log", url=f"http://127.0.0.1:{port}",
                     args=backstop("serve", "--port", str(port), "--threads", "8"),
@@ -830,7 +891,7 @@ def start_all(db: Database, fakepay: Process, webs: list[Process], workers: list
 def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
     rng = random.Random(args.seed)
     run = uuid.uuid4().hex[:6]
-    sink = SmtpSink()
+    sink: Mailbox = SmtpSink() if args.email == "smtp" else FakeProviderMailbox()
     sink.start()
     fakepay_url = f"http://127.0.0.1:{free_port()}"
     web_ports = [free_port(), free_port()]
@@ -840,7 +901,8 @@ def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
     stop_traffic, stop_chaos = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
     try:
-        log(f"starting fakepay, 2 web and 2 worker processes on {db.url.rsplit('/', 1)[1]} (logs in {data_dir})")
+        log(f"email through the {sink.label}; starting fakepay, 2 web and 2 worker processes on "
+            f"{db.url.rsplit('/', 1)[1]} (logs in {data_dir})")
         start_all(db, fakepay, webs, workers)
         traffic = Traffic(webs, sink, rng, run)
         chaos = Chaos([*webs, *workers], webs, rng, (args.kill_min, args.kill_max))
@@ -875,7 +937,7 @@ def soak(args: argparse.Namespace, db: Database, data_dir: Path) -> int:
         log(f"traffic stopped after {soaked:.0f} s; faults cleared; waiting up to {args.drain_timeout:g} s for the "
             "backlog to drain")
         drained, drain_seconds, left = drain(db, args.drain_timeout)
-        time.sleep(3)  # an email handed to the sink as the last row was written
+        time.sleep(3)  # an email handed to the mailbox as the last row was written
         kills_by_name = ", ".join(f"{name} {n}" for name, n in sorted(Counter(chaos.kills).items()))
         figures: list[tuple[str, Any]] = [
             ("soak seconds", f"{soaked:.0f}"),
@@ -933,6 +995,9 @@ def main() -> int:
                         help="most seconds to wait for the backlog after the traffic (default 300)")
     parser.add_argument("--dead-after", type=float, default=30,
                         help="BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS (production's default 30; heartbeats at a sixth)")
+    parser.add_argument("--email", choices=("resend", "smtp"), default="resend",
+                        help="resend (default): through the fake provider, which delivers once per Idempotency-Key; "
+                             "smtp: to an SMTP sink, which has no key (the old behaviour)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
     parser.add_argument("--keep-database", action="store_true",
                         help="leave the soak's database on the server when a check failed (its name is printed)")

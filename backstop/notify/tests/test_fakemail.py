@@ -146,3 +146,33 @@ def test_it_sends_every_welcome_email_once_through_the_rate_limit(fakemail: Fake
     assert sorted(message["to"][0] for message in delivered) == [account.email for account in accounts]
     assert fakemail.counts.throttled >= 1  # three at once at one a second: the limit was met, and waited out
     assert CircuitBreaker.objects.get(pk="email").consecutive_failures == 0
+
+
+@pytest.mark.django_db
+def test_it_sends_a_message_again_with_the_same_key_after_its_sent_mark_was_lost(fakemail: FakeMail) -> None:
+    from backstop.notify import services
+    from backstop.notify.models import DeliveryStatus, Message
+
+    context = {"account": {"name": "Ann"}, "code": "123456", "verify_url": "http://testserver/verify"}
+    by_key = services.create_email(account=None, kind="sign_in_code", key="code:7:email", to="ann@example.com",
+                                   context=context, secret="123456")
+    threaded = services.create_email(account=None, kind="sign_in_code", key="code:8:email", to="bob@example.com",
+                                     context=context, message_id="<case.1.first@backstop>")
+    again = services.create_email(account=None, kind="sign_in_code", key="code:8:email", to="bob@example.com",
+                                  context=context, message_id="<case.1.second@backstop>")
+    assert again.pk == threaded.pk and again.message_id_header == "<case.1.first@backstop>"  # made once, stored
+
+    before = list(Message.objects.values())
+    for message in (by_key, threaded):
+        assert services.deliver(message=Message.objects.get(pk=message.pk), attempt=1)["status"] == "done"
+    assert set(Message.objects.values_list("status", flat=True)) == {DeliveryStatus.SENT}
+    # The worker died between the provider's answer and the row's `sent` (secret masked): that write never happened,
+    # and the restarted delivery sends again.
+    for row in before:
+        Message.objects.filter(pk=row["id"]).update(**row)
+    for message in (by_key, threaded):
+        assert services.deliver(message=Message.objects.get(pk=message.pk), attempt=2)["status"] == "done"
+
+    delivered = fakemail.delivered()
+    assert sorted(m["idempotency_key"] for m in delivered) == ["<case.1.first@backstop>", "<code.7.email@backstop>"]
+    assert fakemail.counts.sends == 4 and fakemail.counts.replayed == 2

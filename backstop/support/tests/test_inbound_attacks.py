@@ -1,0 +1,48 @@
+"""The inbound webhook against an attacker, over a real HTTP server (`backstop serve`): Mailgun signs only a timestamp
+and a token, not the body, so a captured signature must not carry another message, nor an old one come back."""
+
+from __future__ import annotations
+
+import time
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+
+from backstop.demo.inbound_mail import mailgun_form
+
+KEY = "test-inbound-signing-key"
+
+
+def _mail(subject: str, message_id: str) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Bob Stone <bob@example.com>"
+    mail["To"] = "hello@backstop.localhost"
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id
+    mail.set_content("Hello, my invoice is wrong.")
+    return mail.as_bytes()
+
+
+def _post(server: Any, raw: bytes, **form: Any) -> httpx.Response:
+    body, content_type = mailgun_form(raw, signing_key=KEY, **form)
+    return httpx.post(f"{server.url}/inbound/mailgun_mime/", content=body, headers={"Content-Type": content_type},
+                      timeout=30)
+
+
+def test_it_refuses_a_captured_signature_on_another_message_and_an_old_one(server_factory: Any) -> None:
+    server = server_factory(BACKSTOP_MAILGUN_WEBHOOK_SIGNING_KEY=KEY).start()
+    now, token = int(time.time()), "c" * 50
+    first = _post(server, _mail("Invoice", "<one@customer.example>"), timestamp=now, token=token)
+    assert (first.status_code, first.text) == (200, "stored")
+    # The ESP's retry: the very same delivery passes (and is deduped).
+    again = _post(server, _mail("Invoice", "<one@customer.example>"), timestamp=now, token=token)
+    assert (again.status_code, again.text) == (200, "already stored")
+    # The same signature on a forged message.
+    forged = _post(server, _mail("Refund me", "<two@attacker.example>"), timestamp=now, token=token)
+    assert forged.status_code == 403 and "already used" in forged.text
+    # A signature from long ago (or far ahead), with a token never seen.
+    for stale in (now - 3 * 86400, now + 3 * 86400):
+        old = _post(server, _mail("Old", f"<old{stale}@attacker.example>"), timestamp=stale, token=f"o{stale}")
+        assert old.status_code == 403 and "timestamp" in old.text
+    assert server.database.scalar("SELECT COUNT(*) FROM support_inboundmessage") == 1

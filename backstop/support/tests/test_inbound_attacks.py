@@ -46,3 +46,16 @@ def test_it_refuses_a_captured_signature_on_another_message_and_an_old_one(serve
         old = _post(server, _mail("Old", f"<old{stale}@attacker.example>"), timestamp=stale, token=f"o{stale}")
         assert old.status_code == 403 and "timestamp" in old.text
     assert server.database.scalar("SELECT COUNT(*) FROM support_inboundmessage") == 1
+
+
+def test_it_refuses_an_unsigned_form_of_many_parts_before_parsing_it(server_factory: Any) -> None:
+    server = server_factory(BACKSTOP_MAILGUN_WEBHOOK_SIGNING_KEY=KEY).start()
+    parts = b"".join(f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n'.encode() for i in range(50_000))
+    started = time.monotonic()
+    many = httpx.post(f"{server.url}/inbound/mailgun_mime/", content=parts + b"--b--\r\n",
+                      headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=120)
+    elapsed = time.monotonic() - started
+    assert many.status_code == 400 and "more than" in many.text, many.text
+    assert elapsed < 10, elapsed  # parsed, it took ~30 s on a quiet core
+    # A real delivery (a few parts) still passes.
+    assert _post(server, _mail("Invoice", "<ok@customer.example>")).status_code == 200

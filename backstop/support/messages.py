@@ -538,6 +538,7 @@ INBOUND_TIMELINE = {
     "bounce": "Bounce: our email was not delivered ({subject})",
     "unparseable": "Malformed email, kept as received: {problem}",
 }
+INBOUND_OTHER_SENDER = "{email} (not this customer's address: check before acting on it)"
 INBOUND_SHOW_FULL = "show full message"
 INBOUND_ATTACHMENT_REFUSED_SIZE = "larger than {limit} bytes"
 INBOUND_ATTACHMENT_REFUSED_TOTAL = "the message's attachments passed {limit} bytes"

@@ -1,15 +1,24 @@
-"""The inbound webhook against an attacker, over a real HTTP server (`backstop serve`): Mailgun signs only a timestamp
-and a token, not the body, so a captured signature must not carry another message, nor an old one come back."""
+"""Inbound email against an attacker: over a real HTTP server (`backstop serve`), Mailgun signs only a timestamp and a
+token, not the body, so a captured signature must not carry another message, nor an old one come back, and a form of
+many parts is refused before it is parsed; on the case page, mail from someone who is not the case's customer says so
+(a From is not verified)."""
 
 from __future__ import annotations
 
+import html
 import time
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
+import pytest
 
 from backstop.demo.inbound_mail import mailgun_form
+from backstop.support import messages
+from backstop.support.inbound import receive_inbound_message
+from backstop.support.models import Case
+from backstop.support.replies import send_reply
+from backstop.support.reply_addresses import reply_address
 
 KEY = "test-inbound-signing-key"
 
@@ -59,3 +68,24 @@ def test_it_refuses_an_unsigned_form_of_many_parts_before_parsing_it(server_fact
     assert elapsed < 10, elapsed  # parsed, it took ~30 s on a quiet core
     # A real delivery (a few parts) still passes.
     assert _post(server, _mail("Invoice", "<ok@customer.example>")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_flags_a_reply_on_the_case_from_someone_who_is_not_its_customer() -> None:
+    from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
+
+    case = Case.objects.get(account=stalled_account("bob@example.com"))
+    send_reply(case_id=case.pk, staff=staff_account(), key="k1", subject="Your workspace", body="We are on it.")
+    for sender, text in (("bob@example.com", "From Bob himself."), ("eve@attacker.example", "Refund to my card.")):
+        mail = EmailMessage()
+        mail["From"] = sender
+        mail["To"] = reply_address(case.pk)  # a forwarded or leaked reply address threads anyone's mail
+        mail["Subject"] = "Re: Your workspace"
+        mail.set_content(text)
+        row = receive_inbound_message(esp="mailgun", raw=mail.as_bytes()).message
+        row.refresh_from_db()
+        assert row.case_id == case.pk
+    page = desk_client(staff_account(email="kim@backstop.localhost")).get(f"/desk/cases/{case.pk}").content.decode()
+    flagged = html.escape(messages.INBOUND_OTHER_SENDER.format(email="eve@attacker.example"))
+    assert flagged in page
+    assert html.escape(messages.INBOUND_OTHER_SENDER.format(email="bob@example.com")) not in page

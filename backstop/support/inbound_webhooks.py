@@ -229,7 +229,7 @@ def _too_many_parts(request: HttpRequest, body: bytes) -> bool:
     unsigned post of 200,000 tiny parts held a core for two minutes)."""
     if request.content_type != "multipart/form-data":
         return False
-    boundary = request.content_params.get("boundary", "")
+    boundary = (request.content_params or {}).get("boundary", "")
     if not boundary:
         return False
     return body.count(b"--" + boundary.encode("latin-1", "replace")) > _max_parts() + 1

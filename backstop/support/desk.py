@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountEvent
 from backstop.accounts.progress import SetupProgress, setup_progress
+from backstop.lib.email_identity import email_key
 from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
 from backstop.support import charts, commitments, messages, payments, triage
@@ -332,6 +333,14 @@ def _messages_for(case: Case, account: Account | None) -> list[Message]:
     return list(Message.objects.to_customer(case.email).order_by("-id")[:100])
 
 
+def _inbound_sender(from_email: str, customer_key: str) -> str:
+    """Who an email says it is from, flagged when that is not the case's customer: a From is not verified, and a
+    reply address forwarded or leaked threads anyone's mail onto the case."""
+    if email_key(from_email) == customer_key:
+        return from_email
+    return messages.INBOUND_OTHER_SENDER.format(email=from_email or "no address")
+
+
 def _timeline(
     case: Case, account: Account | None, signals: list[Signal], contacts: list[Contact],
     actions: list[SupportAction], message_rows: list[MessageRow],
@@ -361,7 +370,8 @@ def _timeline(
         text = messages.INBOUND_TIMELINE[mail.kind].format(subject=mail.subject or "(no subject)",
                                                            problem=mail.problem)
         entries.append(TimelineEntry(
-            mail.received_at, "email in", text, who=mail.from_email, body=mail.visible_text,
+            mail.received_at, "email in", text, who=_inbound_sender(mail.from_email, case.customer_key),
+            body=mail.visible_text,
             full=mail.text if mail.text.strip() != mail.visible_text.strip() else "",
             files=list(mail.attachments.all()), inbound_kind=mail.kind))
     for signal in signals:

@@ -8,6 +8,7 @@ anything is read; a body anymail cannot parse, or a malformed message, is kept r
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib
 import json
@@ -21,11 +22,16 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, QueryDict
+from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from backstop.support import messages
 from backstop.support.inbound import InboundResult, receive_inbound_message
-from backstop.support.models import InboundKind, InboundMessage
+from backstop.support.models import InboundKind, InboundMessage, InboundWebhookToken
+
+# How far a signed timestamp may be from now: more than an ESP retries for (Mailgun: 8 hours), so a retry that keeps
+# its first signature still passes, while a signature captured earlier is useless.
+SIGNATURE_MAX_AGE = dt.timedelta(hours=24)
 
 # Basic auth (anymail's WEBHOOK_SECRET) is the only check these ESPs offer; the others sign each request.
 BASIC_AUTH = ("WEBHOOK_SECRET",)
@@ -36,13 +42,16 @@ class InboundEsp:
     view: str
     # anymail settings that must all be set for the ESP's URL to exist.
     secrets: tuple[str, ...]
+    # The signature covers a timestamp and a token, not the body (Mailgun): both are checked here (fresh, one body).
+    signs_token: bool = False
 
 
 INBOUND_ESPS: dict[str, InboundEsp] = {
-    "mailgun": InboundEsp("anymail.webhooks.mailgun.MailgunInboundWebhookView", ("MAILGUN_WEBHOOK_SIGNING_KEY",)),
+    "mailgun": InboundEsp("anymail.webhooks.mailgun.MailgunInboundWebhookView", ("MAILGUN_WEBHOOK_SIGNING_KEY",),
+                          signs_token=True),
     # Mailgun posts the raw MIME (``body-mime``) to a URL with "mime" in it, its parsed fields to any other.
     "mailgun_mime": InboundEsp("anymail.webhooks.mailgun.MailgunInboundWebhookView",
-                               ("MAILGUN_WEBHOOK_SIGNING_KEY",)),
+                               ("MAILGUN_WEBHOOK_SIGNING_KEY",), signs_token=True),
     "mailersend": InboundEsp("anymail.webhooks.mailersend.MailerSendInboundWebhookView",
                              ("MAILERSEND_INBOUND_SECRET",)),
     "postal": InboundEsp("anymail.webhooks.postal.PostalInboundWebhookView", ("POSTAL_WEBHOOK_KEY",)),
@@ -90,6 +99,8 @@ def handle_inbound_request(request: HttpRequest, *, esp: str) -> Answer:
     body = request.read(limit + 1)
     if len(body) > limit:
         return Answer(413, messages.INBOUND_TOO_LARGE.format(limit=limit))
+    if _too_many_parts(request, body):
+        return Answer(400, messages.INBOUND_TOO_MANY_PARTS.format(limit=_max_parts()))
     _preload(request, body)
     from anymail.exceptions import AnymailWebhookValidationFailure
 
@@ -98,6 +109,8 @@ def handle_inbound_request(request: HttpRequest, *, esp: str) -> Answer:
         view.run_validators(request)
     except AnymailWebhookValidationFailure as error:
         return Answer(403, messages.INBOUND_REFUSED_SIGNATURE.format(why=error))
+    if INBOUND_ESPS[esp].signs_token and (why := _reused_signature(request, body)):
+        return Answer(403, messages.INBOUND_REFUSED_SIGNATURE.format(why=why))
     try:
         events = view.parse_events(request)
     except Exception as error:  # a payload anymail cannot read: kept as it came, nothing lost
@@ -142,6 +155,59 @@ def _esp_payload(esp_event: Any) -> bytes:
     return body if isinstance(body, bytes) else str(esp_event).encode("utf-8", "replace")
 
 
+def _reused_signature(request: HttpRequest, body: bytes) -> str:
+    """Why a valid signature over (timestamp, token) is not enough, or "": the timestamp is not within
+    SIGNATURE_MAX_AGE of now, or the token already came with another body (a captured signature on a forged message).
+    The same token with the same body is the ESP's retry: it passes, and the message's dedupe answers it."""
+    if request.content_type == "application/json":
+        try:
+            block = json.loads(body.decode("utf-8"))["signature"]
+            timestamp, token = str(block["timestamp"]), str(block["token"])
+        except (KeyError, TypeError, ValueError):
+            return messages.INBOUND_SIGNATURE_UNREADABLE
+    else:
+        timestamp, token = request.POST.get("timestamp", ""), request.POST.get("token", "")
+    try:
+        signed_at = dt.datetime.fromtimestamp(int(timestamp), tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return messages.INBOUND_SIGNATURE_UNREADABLE
+    now = timezone.now()
+    if abs(now - signed_at) > SIGNATURE_MAX_AGE:
+        return messages.INBOUND_SIGNATURE_STALE
+    digest = _payload_digest(request, body)
+    try:
+        with transaction.atomic():
+            seen, created = InboundWebhookToken.objects.get_or_create(token=token[:200],
+                                                                      defaults={"body_sha256": digest})
+    except IntegrityError:  # the same token twice at once
+        seen, created = InboundWebhookToken.objects.get(token=token[:200]), False
+    if not created and seen.body_sha256 != digest:
+        return messages.INBOUND_SIGNATURE_REUSED
+    if created:  # tokens older than the window can no longer pass the timestamp check: forget them
+        InboundWebhookToken.objects.filter(seen_at__lt=now - 2 * SIGNATURE_MAX_AGE).delete()
+    return ""
+
+
+def _payload_digest(request: HttpRequest, body: bytes) -> str:
+    """What a token was signed with, as content: the form's fields and files (not its boundary, which a retry may
+    change) or the JSON without its signature block; the signature fields themselves left out."""
+    digest = hashlib.sha256()
+    if request.content_type == "application/json":
+        event = json.loads(body.decode("utf-8"))
+        event.pop("signature", None)
+        digest.update(json.dumps(event, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+    for name in sorted(set(request.POST) - {"timestamp", "token", "signature"}):
+        for value in request.POST.getlist(name):
+            digest.update(f"{len(name)}:{name}={len(value)}:".encode() + value.encode("utf-8", "surrogateescape"))
+    for name in sorted(request.FILES):
+        for upload in request.FILES.getlist(name):
+            content = upload.read()
+            upload.seek(0)
+            digest.update(f"{len(name)}:{name}@{len(content)}:".encode() + content)
+    return digest.hexdigest()
+
+
 def _keep_unreadable(*, esp: str, body: bytes, problem: str) -> None:
     key = "sha256:" + hashlib.sha256(body).hexdigest()
     try:
@@ -151,6 +217,22 @@ def _keep_unreadable(*, esp: str, body: bytes, problem: str) -> None:
                                           "problem": problem[:300]})
     except IntegrityError:  # the same body, twice at once
         pass
+
+
+def _max_parts() -> int:
+    return int(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS or 1000) + int(settings.DATA_UPLOAD_MAX_NUMBER_FILES or 100)
+
+
+def _too_many_parts(request: HttpRequest, body: bytes) -> bool:
+    """A multipart form with more parts than Django allows a form, counted by its boundary before anything is parsed:
+    the form is parsed before its signature can be checked, and Python's parser costs about a millisecond a part (an
+    unsigned post of 200,000 tiny parts held a core for two minutes)."""
+    if request.content_type != "multipart/form-data":
+        return False
+    boundary = (request.content_params or {}).get("boundary", "")
+    if not boundary:
+        return False
+    return body.count(b"--" + boundary.encode("latin-1", "replace")) > _max_parts() + 1
 
 
 def _preload(request: HttpRequest, body: bytes) -> None:

@@ -538,6 +538,7 @@ INBOUND_TIMELINE = {
     "bounce": "Bounce: our email was not delivered ({subject})",
     "unparseable": "Malformed email, kept as received: {problem}",
 }
+INBOUND_OTHER_SENDER = "{email} (not this customer's address: check before acting on it)"
 INBOUND_SHOW_FULL = "show full message"
 INBOUND_ATTACHMENT_REFUSED_SIZE = "larger than {limit} bytes"
 INBOUND_ATTACHMENT_REFUSED_TOTAL = "the message's attachments passed {limit} bytes"
@@ -548,6 +549,10 @@ INBOUND_STORED = "stored"
 INBOUND_DUPLICATE = "already stored"
 INBOUND_NOT_CONFIGURED = "no inbound webhook for this provider"
 INBOUND_REFUSED_SIGNATURE = "refused: {why}"
+INBOUND_SIGNATURE_UNREADABLE = "the signature's timestamp or token cannot be read"
+INBOUND_SIGNATURE_STALE = "the signature's timestamp is more than a day from now"
+INBOUND_SIGNATURE_REUSED = "this signature was already used for another message"
+INBOUND_TOO_MANY_PARTS = "refused: the form has more than {limit} parts"
 INBOUND_TOO_LARGE = "refused: the body is larger than {limit} bytes"
 INBOUND_MALFORMED = "malformed message, kept as received: {problem}"
 INBOUND_DOMAIN_INVALID = "BACKSTOP_INBOUND_DOMAIN must be a domain name (like reply.example.com), not {value!r}."

@@ -576,3 +576,15 @@ class InboundAttachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.content_type}, {self.size} bytes)"
+
+
+class InboundWebhookToken(models.Model):
+    """The one-time token of a signed inbound webhook (Mailgun signs only its timestamp and token, not the body): the
+    first body it came with, by hash. The same token with another body is a captured signature reused, refused."""
+
+    token = models.CharField(max_length=200, unique=True)
+    body_sha256 = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"webhook token seen {self.seen_at:%Y-%m-%d %H:%M}"

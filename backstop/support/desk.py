@@ -208,9 +208,12 @@ def _median_seconds(cases: QuerySet[Case], *, count: int) -> float | None:
 def week_picture(*, now: dt.datetime) -> WeekPicture:
     first_day = (now - dt.timedelta(days=6)).date()
     starts = [dt.datetime.combine(first_day + dt.timedelta(days=i), dt.time.min, tzinfo=dt.UTC) for i in range(8)]
-    # One pass per side with a filtered count per day: range conditions on indexed columns, no per-row date casts.
-    opened = Case.objects.filter(opened_at__gte=starts[0]).aggregate(**{
-        f"d{i}": Count("id", filter=Q(opened_at__gte=starts[i], opened_at__lt=starts[i + 1])) for i in range(7)})
+    # Opened: one index range count per day (each reads only its day's entries of support_case_opened; one pass
+    # with seven filtered counts evaluated all seven conditions on every case of the week, ten times slower).
+    # Resolved: one pass with a filtered count per day over the covering support_case_resolved_v2 index.
+    # Range conditions on indexed columns, no per-row date casts.
+    opened = {f"d{i}": Case.objects.filter(opened_at__gte=starts[i], opened_at__lt=starts[i + 1]).count()
+              for i in range(7)}
     resolved_cases = Case.objects.filter(resolved_at__gte=starts[0]).exclude(resolution=Resolution.MERGED)
     resolved = resolved_cases.aggregate(
         automated=Count("id", filter=Q(resolution=Resolution.AUTOMATION)),

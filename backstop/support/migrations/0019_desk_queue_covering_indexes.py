@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('support', '0017_incident_records'),
+        ('support', '0018_inbound_webhook_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -553,9 +553,14 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
         return
     once = pytest.mark.skip(reason="browser tests run in the SQLite suite only (docs/decisions.md)")
     for item in items:
-        module = getattr(item, "module", None)
-        if module is not None and hasattr(module, "sync_playwright"):
+        if _drives_a_browser(getattr(item, "module", None)):
             item.add_marker(once)
+
+
+def _drives_a_browser(module: Any) -> bool:
+    """A test module that imports anything of Playwright's (its Browser, Page or expect) drives a browser."""
+    return module is not None and any(str(getattr(value, "__module__", "")).startswith("playwright")
+                                      for value in vars(module).values())
 
 
 @pytest.hookimpl(trylast=True)

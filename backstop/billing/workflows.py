@@ -46,14 +46,69 @@ def send_confirmation(attempt_id: int) -> bool:
     return fulfilment.ensure_confirmation_queued(attempt_id=attempt_id)
 
 
-@DBOS.workflow()
+@DBOS.step()
+def charge_and_fulfil(attempt_id: int, try_number: int) -> charging.ChargeOutcome:
+    """One try: ask the processor (with the attempt's key), record its answer, and when it succeeded make the order;
+    then wake the buyer's request. One step, not three: every part is safe to run again after a crash (the processor
+    replays the same key, the state moves only forward, the order is unique per payment), and each step costs the
+    engine two commits of its own before the next can start. See docs/decisions.md, "Checkout under load"."""
+    charge = charging.charge_attempt(attempt_id=attempt_id, try_number=try_number)
+    charging.record_charge(attempt_id=attempt_id, charge=charge)
+    if charge["outcome"] == "succeeded" and charge["payment"] is not None:
+        fulfilment.fulfil_payment(payment=charge["payment"], source=FulfilledBy.CHECKOUT, actor="system:checkout",
+                                  attempt_id=attempt_id)
+    if charge["outcome"] != "unknown":
+        # Paid, declined, or settled meanwhile by a webhook: the answer is in the rows, so the buyer's request leaves
+        # now, not after the engine has recorded this step.
+        checkout.announce_answer(attempt_id)
+    return charge
+
+
+@DBOS.workflow(name="purchase")
 def purchase_workflow(attempt_id: int) -> str:
-    """Charge once (same idempotency key on every try), record it, fulfil, then confirm by email.
+    """Charge once (same idempotency key on every try), record it and fulfil (one step), then confirm by email.
 
     An unknown answer (timeout, processor error) is retried with the same key; when it stays unknown the
     checkout is "in doubt" and reconciliation settles it against the processor. The buyer's request waiting on this
     checkout is woken as soon as their answer (paid, declined, in doubt) is in the rows, before the email step.
     """
+    try:
+        try:
+            charge = charge_and_fulfil(attempt_id, 1)
+            for try_number in range(2, settings.PAYMENT_MAX_ATTEMPTS + 1):
+                if charge["outcome"] != "unknown":
+                    break
+                release_db_connections()
+                # Not before the processor's Retry-After, when it gave one (same key on the next try: no double
+                # charge).
+                DBOS.sleep(max(charge.get("retry_after", 0.0),
+                               backoff_delay(try_number - 1, base=settings.RETRY_BASE_SECONDS,
+                                             cap=settings.RETRY_CAP_SECONDS)))
+                charge = charge_and_fulfil(attempt_id, try_number)
+        except Exception:
+            # Whatever broke, the buyer's page must not say "processing" forever: "in doubt" until checked.
+            mark_in_doubt(attempt_id)
+            checkout.announce_answer(attempt_id)
+            raise
+        if charge["outcome"] == "unknown":
+            mark_in_doubt(attempt_id)
+            checkout.announce_answer(attempt_id)
+            return "in_doubt"
+        # Also after "settled": a webhook may have fulfilled the order while this workflow was down.
+        send_confirmation(attempt_id)
+        return charge["outcome"]
+    finally:
+        release_db_connections()
+
+
+# --- The purchase workflow as recorded before December 2026 (four steps) -------------------------------------------
+# The engine replays a workflow step by step under the name it was recorded with, and refuses a step whose name differs
+# from the recording: a checkout still running across the upgrade finishes under this code. New checkouts never start
+# it; remove it (and record_charge, fulfil_order) once no workflow of that name is pending in any deployment.
+
+@DBOS.workflow(name="purchase_workflow")
+def four_step_purchase_workflow(attempt_id: int) -> str:
+    """The four-step purchase (charge, record, fulfil, confirm), for workflows recorded before the upgrade."""
     try:
         try:
             charge = _charge_with_retries(attempt_id)

@@ -10,6 +10,8 @@ worker child on PostgreSQL, inside the web process on SQLite); its output names 
 
     .venv/bin/python bench/checkout_latency.py [--requests 200] [--concurrent-requests 400] [--clients 8]
     .venv/bin/python bench/checkout_latency.py --database-url postgres://USER@HOST:PORT/ANY_DB
+
+On PostgreSQL it runs in a fresh database named after ANY_DB (ANY_DB_bench_<random>), dropped after.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from common import (
     postgres_cpu_seconds,
     process_cpu_seconds,
     this_process_cpu_seconds,
+    throwaway_database_name,
     wait_until,
 )
 
@@ -98,7 +101,7 @@ def fresh_database(server_url: str, data_dir: Path) -> Iterator[Database]:
     import psycopg
 
     base = server_url.split("?", 1)[0].rsplit("/", 1)[0]
-    name = f"backstop_bench_{uuid.uuid4().hex[:10]}"
+    name = throwaway_database_name(server_url)
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:

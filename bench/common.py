@@ -6,6 +6,7 @@ import os
 import resource
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,15 @@ def percentile(values: list[float], pct: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def throwaway_database_name(server_url: str, default_prefix: str = "backstop_bench") -> str:
+    """A fresh database name for a run, after the database named in ``server_url`` (``.../bk_me`` ->
+    ``bk_me_bench_<random>``), so that people sharing a PostgreSQL server keep to their own names;
+    ``backstop_bench_<random>`` when it names none or the maintenance database."""
+    given = server_url.split("?", 1)[0].rsplit("/", 1)[1] if "/" in server_url.split("//", 1)[-1] else ""
+    prefix = f"{given}_bench" if given and given != "postgres" else default_prefix
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def free_port() -> int:

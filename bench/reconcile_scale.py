@@ -33,12 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import free_port, process_cpu_seconds
+from common import free_port, process_cpu_seconds, throwaway_database_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"full_seconds": 60.0, "incremental_seconds": 2.0, "peak_rss_mb": 256.0}
@@ -225,7 +224,7 @@ def main() -> None:
 
         base = args.database_url.split("?", 1)[0].rsplit("/", 1)[0]
         admin_url = f"{base}/postgres"
-        database_url = f"{base}/backstop_bench_{uuid.uuid4().hex[:10]}"
+        database_url = f"{base}/{throwaway_database_name(args.database_url)}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database_url.rsplit("/", 1)[1]}"')
     fakepay_db = data_dir / "fakepay.sqlite3"

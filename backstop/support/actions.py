@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,33 +378,61 @@ class StaffAction:
 
 
 def _has_unfinished_setup(case: Case) -> bool:
-    return (case.account is not None
-            and SetupStep.objects.filter(account=case.account).exclude(status=StepStatus.DONE).exists())
+    # Through the account's relation: the case page has its steps prefetched (its setup panel lists them).
+    return case.account is not None and any(step.status != StepStatus.DONE for step in case.account.setup_steps.all())
 
 
 def _has_no_workspace(case: Case) -> bool:
-    return case.account is not None and not Workspace.objects.filter(account=case.account).exists()
+    return case.account is not None and not _fact(
+        "has_workspace", lambda: Workspace.objects.filter(account=case.account).exists())
 
 
 def _has_phone(case: Case) -> bool:
     return case.account is not None and bool(case.account.phone)
 
 
+# The facts about the customer that more than one predicate asks, answered once while the desk decides what to offer
+# on one case (``offered_on``); outside it (run_action's check of one action) each predicate asks for itself.
+_page_facts: ContextVar[dict[str, Any] | None] = ContextVar("desk_page_facts", default=None)
+
+
+def _fact(name: str, ask: Callable[[], bool]) -> bool:
+    facts = _page_facts.get()
+    if facts is None:
+        return ask()
+    if name not in facts:
+        facts[name] = ask()
+    return bool(facts[name])
+
+
+def _checkouts(case: Case) -> payments.CheckoutFacts:
+    facts = _page_facts.get()
+    if facts is None:
+        return payments.checkout_facts(email=case.email, account=case.account)
+    if "checkouts" not in facts:
+        facts["checkouts"] = payments.checkout_facts(email=case.email, account=case.account)
+    return facts["checkouts"]
+
+
+def _charge_without_order(case: Case) -> bool:
+    return _checkouts(case).charge_without_order
+
+
 def _has_charge_without_access(case: Case) -> bool:
-    return payments.is_about_money(case) or payments.has_charge_without_order(email=case.email, account=case.account)
+    return payments.is_about_money(case) or _charge_without_order(case)
 
 
 def _has_payment_at_processor(case: Case) -> bool:
-    return payments.is_about_money(case) or payments.has_payment_at_processor(email=case.email, account=case.account)
+    return payments.is_about_money(case) or _checkouts(case).payment_at_processor
 
 
 def _has_paid_order(case: Case) -> bool:
     # A paid order, partly refunded or not: the rest of it can be refunded. A payment without one is refund_payment's.
-    return payments.has_paid_order(email=case.email, account=case.account)
+    return _checkouts(case).paid_order
 
 
 def _has_payment_to_return(case: Case) -> bool:
-    return payments.has_payment_to_return(case)
+    return payments.names_refundable_payment(case) or _charge_without_order(case)
 
 
 def _has_active_plan(case: Case) -> bool:
@@ -458,8 +487,13 @@ def finishing_actions() -> list[str]:
     return [action.name for action in STAFF_ACTIONS.values() if action.finishes]
 
 
-def offered_on(case: Case) -> list[StaffAction]:
-    """The actions the desk offers on the case: on an open case, those that can apply to it, in registry order."""
+def offered_on(case: Case, *, known: dict[str, bool] | None = None) -> list[StaffAction]:
+    """The actions the desk offers on the case: on an open case, those that can apply to it, in registry order.
+    ``known``: facts the page has read already (``has_workspace``), not asked again."""
     if not case.is_open:
         return []
-    return [action for action in STAFF_ACTIONS.values() if action.applies(case)]
+    token = _page_facts.set(dict(known or {}))
+    try:
+        return [action for action in STAFF_ACTIONS.values() if action.applies(case)]
+    finally:
+        _page_facts.reset(token)

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from backstop.accounts.models import Account, AccountEvent
+from backstop.accounts.models import Account, AccountEvent, StepStatus
 from backstop.accounts.progress import SetupProgress, setup_progress
 from backstop.lib.email_identity import email_key
 from backstop.notify.models import Message
 from backstop.runtime.models import CircuitBreaker, Executor
-from backstop.support import charts, commitments, messages, payments, triage
+from backstop.support import charts, messages, payments, triage
 from backstop.support.actions import StaffAction, offered_on
 from backstop.support.first_answer import FirstAnswer, first_answers
 from backstop.support.models import (
@@ -42,7 +42,13 @@ from backstop.workspaces.models import Workspace
 QUEUE_PAGE = 50
 # What we wrote to the customer ourselves is shown word for word on the timeline.
 SHOWN_IN_FULL = frozenset({"support_reply", "support_ack", "support_resolved"})
-TIMELINE_LIMIT = 300
+# The case page shows the newest entries of the timeline; "show earlier" pages back through all of it.
+TIMELINE_PAGE = 50
+# The case page's panels (their rows feed the timeline's first page too).
+CONTACTS_SHOWN = 50
+ACTIONS_SHOWN = 100
+MESSAGES_SHOWN = 100
+INBOUND_SHOWN = 100
 DID_ACTIONS = frozenset(messages.DID_TEXT)
 
 
@@ -251,10 +257,29 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]
+    # The moment the next page ("show earlier") starts before; None when nothing earlier is left.
+    earlier_than: dt.datetime | None = None
+
+    @property
+    def earlier_text(self) -> str:
+        return messages.TIMELINE_EARLIER
+
+    @property
+    def none_text(self) -> str:
+        return messages.TIMELINE_NONE_EARLIER
+
+
+@dataclass(frozen=True)
 class MessageRow:
     message: Message
     status_label: str
     delivered: bool
+
+
+def _message_row(message: Message) -> MessageRow:
+    return MessageRow(message, message.get_status_display(), message.status == "sent")
 
 
 @dataclass
@@ -269,7 +294,7 @@ class CaseView:
     contacts: list[Contact]
     actions: list[SupportAction]
     payments: list[payments.PaymentRow]
-    timeline: list[TimelineEntry]
+    timeline: TimelinePage
     earlier_cases: list[Case]
     reply_subject: str
     reply_body: str
@@ -302,22 +327,25 @@ class CaseView:
 def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None) -> CaseView:
     case = Case.objects.select_related("account", "incident", "resolved_by", "assigned_to").get(pk=case_id)
     account = case.account
+    if account is not None:
+        # Read once for the setup panel, the actions offered (retry setup) and the draft ("is it working now?").
+        prefetch_related_objects([account], "setup_steps")
     failing = triage.failing_providers()
     signals = list(Signal.objects.filter(case=case).order_by("cleared_at", "-harm", "id"))
     customer_cases = Case.objects.filter(customer_key=case.customer_key)
-    contacts = list(Contact.objects.filter(customer_key=case.customer_key).order_by("-id")[:50])
+    contacts = list(Contact.objects.filter(customer_key=case.customer_key).order_by("-id")[:CONTACTS_SHOWN])
     actions = list(SupportAction.objects.filter(case__in=customer_cases).select_related("staff", "message")
-                   .order_by("-id")[:100])
-    message_rows = [MessageRow(m, m.get_status_display(), m.status == "sent") for m in _messages_for(case, account)]
+                   .order_by("-id")[:ACTIONS_SHOWN])
+    message_rows = [_message_row(m) for m in _messages_for(case, account)]
     money = payments.payments_for(email=case.email, account=account)
     suggestion = (_suggestion_for(case, failing, person_promised=bool(_person_promised([case.pk])))
                   if case.is_open else triage.Suggestion("close", ""))
     saved = SavedReply.objects.filter(pk=saved_reply_id).first() if saved_reply_id else None
     subject, body = draft_reply(case=case, staff=staff, signals=signals, actions=actions, saved=saved)
-    offered = offered_on(case)
+    workspace = Workspace.objects.filter(account=account).first() if account else None
+    offered = offered_on(case, known={"has_workspace": workspace is not None})
     return CaseView(
-        case=case, account=account,
-        workspace=Workspace.objects.filter(account=account).first() if account else None,
+        case=case, account=account, workspace=workspace,
         progress=setup_progress(account, for_customer=False) if account else None,
         signals=signals, suggestion=suggestion, messages=message_rows, contacts=contacts, actions=actions,
         payments=money, timeline=_timeline(case, account, signals, contacts, actions, message_rows),
@@ -332,8 +360,8 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
 
 def _messages_for(case: Case, account: Account | None) -> list[Message]:
     if account is not None:
-        return list(Message.objects.filter(account=account).order_by("-id")[:100])
-    return list(Message.objects.to_customer(case.email).order_by("-id")[:100])
+        return list(Message.objects.filter(account=account).order_by("-id")[:MESSAGES_SHOWN])
+    return list(Message.objects.to_customer(case.email).order_by("-id")[:MESSAGES_SHOWN])
 
 
 def _inbound_sender(from_email: str, customer_key: str) -> str:
@@ -347,11 +375,65 @@ def _inbound_sender(from_email: str, customer_key: str) -> str:
 def _timeline(
     case: Case, account: Account | None, signals: list[Signal], contacts: list[Contact],
     actions: list[SupportAction], message_rows: list[MessageRow],
+) -> TimelinePage:
+    """The newest page of the case's timeline, from the rows the page's panels read already (each newest first, at
+    most their panel's limit) and a page of the account's events."""
+    events = (list(AccountEvent.objects.filter(account=account).order_by("-created_at", "-id")[:TIMELINE_PAGE + 1])
+              if account is not None else [])
+    inbound = list(_inbound_of(case).order_by("-id")[:INBOUND_SHOWN])
+    entries = _entries(case, events=events, message_rows=message_rows, contacts=contacts, actions=actions,
+                       inbound=inbound, signals=signals, before=None)
+    # Older rows than these lists hold may exist when a list came back full: "show earlier" asks for them.
+    full = (len(events) > TIMELINE_PAGE or len(contacts) >= CONTACTS_SHOWN or len(actions) >= ACTIONS_SHOWN
+            or len(message_rows) >= MESSAGES_SHOWN or len(inbound) >= INBOUND_SHOWN)
+    return _page_of(entries, more=full)
+
+
+def earlier_timeline(*, case_id: int, before: dt.datetime) -> TimelinePage:
+    """The page of the case's timeline before ``before`` (the case page's "show earlier", then this page's own): each
+    source asked for its rows before that moment, a page of each, so any depth of history can be read."""
+    case = Case.objects.select_related("account").get(pk=case_id)
+    account = case.account
+    page = TIMELINE_PAGE + 1
+    events = (list(AccountEvent.objects.filter(account=account, created_at__lt=before)
+                   .order_by("-created_at", "-id")[:page]) if account is not None else [])
+    sent = (Message.objects.filter(account=account) if account is not None
+            else Message.objects.to_customer(case.email))
+    message_rows = [_message_row(m) for m in sent.filter(created_at__lt=before).order_by("-created_at", "-id")[:page]]
+    contacts = list(Contact.objects.filter(customer_key=case.customer_key, created_at__lt=before)
+                    .order_by("-created_at", "-id")[:page])
+    actions = list(SupportAction.objects.filter(case__customer_key=case.customer_key, created_at__lt=before)
+                   .select_related("staff").order_by("-created_at", "-id")[:page])
+    inbound = list(_inbound_of(case).filter(received_at__lt=before).order_by("-received_at", "-id")[:page])
+    signals = list(Signal.objects.filter(case=case).filter(Q(created_at__lt=before) | Q(cleared_at__lt=before)))
+    entries = _entries(case, events=events, message_rows=message_rows, contacts=contacts, actions=actions,
+                       inbound=inbound, signals=signals, before=before)
+    full = any(len(rows) >= page for rows in (events, message_rows, contacts, actions, inbound))
+    return _page_of(entries, more=full)
+
+
+def _inbound_of(case: Case) -> QuerySet[InboundMessage]:
+    return (InboundMessage.objects.filter(case__customer_key=case.customer_key).defer("raw", "html")
+            .prefetch_related("attachments"))
+
+
+def _page_of(entries: list[TimelineEntry], *, more: bool) -> TimelinePage:
+    """The newest ``TIMELINE_PAGE`` entries, and those at the same moment as the last of them (the next page starts
+    strictly before it, so no entry falls between two pages)."""
+    entries.sort(key=lambda e: e.at, reverse=True)
+    cut = min(len(entries), TIMELINE_PAGE)
+    while 0 < cut < len(entries) and entries[cut].at == entries[cut - 1].at:
+        cut += 1
+    shown = entries[:cut]
+    has_earlier = bool(shown) and (cut < len(entries) or more)
+    return TimelinePage(entries=shown, earlier_than=shown[-1].at if has_earlier else None)
+
+
+def _entries(
+    case: Case, *, events: list[AccountEvent], message_rows: list[MessageRow], contacts: list[Contact],
+    actions: list[SupportAction], inbound: list[InboundMessage], signals: list[Signal], before: dt.datetime | None,
 ) -> list[TimelineEntry]:
-    entries: list[TimelineEntry] = []
-    if account is not None:
-        events = AccountEvent.objects.filter(account=account).order_by("-created_at", "-id")[:TIMELINE_LIMIT]
-        entries += [TimelineEntry(e.created_at, "account", e.text) for e in events]
+    entries = [TimelineEntry(e.created_at, "account", e.text) for e in events]
     for row in message_rows:
         m = row.message
         detail = f" ({m.last_error})" if m.last_error and not row.delivered else ""
@@ -367,8 +449,6 @@ def _timeline(
         label = messages.ACTIONS[action.action].label if action.action in messages.ACTIONS else action.action
         entries.append(TimelineEntry(action.created_at, "support", f"{label}: {action.note}", who=who,
                                      status=action.get_outcome_display()))
-    inbound = (InboundMessage.objects.filter(case__customer_key=case.customer_key).defer("raw", "html")
-               .prefetch_related("attachments").order_by("-id")[:100])
     for mail in inbound:
         text = messages.INBOUND_TIMELINE[mail.kind].format(subject=mail.subject or "(no subject)",
                                                            problem=mail.problem)
@@ -381,8 +461,7 @@ def _timeline(
         entries.append(TimelineEntry(signal.created_at, "signal", signal.summary))
         if signal.cleared_at:
             entries.append(TimelineEntry(signal.cleared_at, "signal", f"Cleared: {signal.cleared_how}."))
-    entries.sort(key=lambda e: e.at, reverse=True)
-    return entries[:TIMELINE_LIMIT]
+    return [e for e in entries if e.at < before] if before is not None else entries
 
 
 # --- The reply draft ------------------------------------------------------------------------------------
@@ -424,7 +503,9 @@ def _failure_text(signals: list[Signal], family: str) -> str:
 def _done(case: Case, signals: list[Signal], family: str) -> bool:
     """Whether what went wrong is actually working now: the setup finished, or every signal of the family cleared."""
     if family == "setup":
-        return case.account is not None and commitments.setup_finished(account_id=case.account.pk)
+        # commitments.setup_finished's rule, read through the relation the case page has prefetched.
+        steps = list(case.account.setup_steps.all()) if case.account is not None else []
+        return bool(steps) and all(step.status == StepStatus.DONE for step in steps)
     kinds = triage.EMAIL_KINDS if family == "email" else triage.MONEY_KINDS if family == "money" else frozenset()
     relevant = [s for s in signals if s.kind in kinds]
     return bool(relevant) and not any(s.is_open for s in relevant)

@@ -540,6 +540,10 @@ INBOUND_TIMELINE = {
 }
 INBOUND_OTHER_SENDER = "{email} (not this customer's address: check before acting on it)"
 INBOUND_SHOW_FULL = "show full message"
+# The case page's timeline shows its newest entries; the rest a page at a time.
+TIMELINE_EARLIER = "Show earlier"
+TIMELINE_NONE_EARLIER = "Nothing earlier."
+TIMELINE_EARLIER_TITLE = "Case {case}: earlier timeline, before {moment}"
 INBOUND_ATTACHMENT_REFUSED_SIZE = "larger than {limit} bytes"
 INBOUND_ATTACHMENT_REFUSED_TOTAL = "the message's attachments passed {limit} bytes"
 INBOUND_ATTACHMENT_REFUSED_TYPE = "type {content_type} is not accepted"

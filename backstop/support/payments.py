@@ -297,29 +297,37 @@ def is_about_money(case: Any) -> bool:
     return bool(set(case.kinds) & triage.MONEY_KINDS)
 
 
-def has_charge_without_order(*, email: str, account: Any) -> bool:
-    """Whether the customer was charged and has no order for it: the money is in, the access is not (as our books
-    say, or as the processor told us of a checkout whose charge never got its answer)."""
-    without_order = _customer_attempts(email=email, account=account).filter(order__isnull=True)
-    return (without_order.filter(state__in=PAID_WITHOUT_ORDER).exclude(payment_id="").exists()
-            or ProcessorStatus.objects.filter(attempt__in=without_order.filter(state__in=MAYBE_PAID),
-                                              status="succeeded").exists())
+@dataclass(frozen=True)
+class CheckoutFacts:
+    """What the desk's money actions ask of a customer's checkouts, from one read of them (four questions were four
+    queries, each compiling the customer's checkouts as a subquery, on every case page)."""
+
+    charge_without_order: bool
+    payment_at_processor: bool
+    paid_order: bool
 
 
-def has_payment_at_processor(*, email: str, account: Any) -> bool:
-    """Whether any checkout of the customer's reached the processor: there is something to ask it about."""
-    return (_customer_attempts(email=email, account=account).filter(Q(charge_calls__gt=0) | ~Q(payment_id=""))
-            .exists())
+def checkout_facts(*, email: str, account: Any) -> CheckoutFacts:
+    rows = list(_customer_attempts(email=email, account=account)
+                .values_list("pk", "state", "payment_id", "charge_calls", "order__id", "order__status"))
+    without_order = [(pk, state, payment_id) for pk, state, payment_id, _, order_id, _ in rows if order_id is None]
+    # Charged with no order, as our books say; or a checkout whose charge never got its answer and that the processor
+    # has told us succeeded (asked only when there is one).
+    maybe_paid = [pk for pk, state, _ in without_order if state in MAYBE_PAID]
+    charge_without_order = (
+        any(state in PAID_WITHOUT_ORDER and payment_id for _, state, payment_id in without_order)
+        or (bool(maybe_paid) and ProcessorStatus.objects.filter(attempt__in=maybe_paid, status="succeeded").exists()))
+    return CheckoutFacts(
+        charge_without_order=charge_without_order,
+        # Any checkout that reached the processor: there is something to ask it about.
+        payment_at_processor=any(charge_calls > 0 or payment_id for _, _, payment_id, charge_calls, _, _ in rows),
+        paid_order=any(status == OrderStatus.PAID for *_, order_id, status in rows if order_id is not None))
 
 
-def has_payment_to_return(case: Any) -> bool:
-    """Whether the case names a payment the desk can refund without an order (or whatever our books say of it)."""
-    return bool(set(case.kinds) & REFUNDABLE_KINDS) or has_charge_without_order(email=case.email, account=case.account)
-
-
-def has_paid_order(*, email: str, account: Any) -> bool:
-    return Order.objects.filter(attempt__in=_customer_attempts(email=email, account=account),
-                                status=OrderStatus.PAID).exists()
+def names_refundable_payment(case: Any) -> bool:
+    """Whether an open signal of the case is about a payment the desk can refund without an order (refund_payment
+    also applies to a charge without an order, as our books say: ``CheckoutFacts.charge_without_order``)."""
+    return bool(set(case.kinds) & REFUNDABLE_KINDS)
 
 
 def has_active_plan(*, email: str, account: Any) -> bool:

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from backstop.accounts.models import Account
 from backstop.support import messages
-from backstop.support.models import ActionOutcome, CasePresence, Contact, InboundKind, InboundMessage, SupportAction
+from backstop.support.models import (
+    ActionOutcome,
+    Case,
+    CasePresence,
+    Contact,
+    InboundKind,
+    InboundMessage,
+    SupportAction,
+)
 
 HEARTBEAT_SECONDS = 5
 # Three heartbeats missed: the tab is gone (closed without saying so, asleep, offline).
@@ -63,12 +73,17 @@ def leave(*, case_id: int, staff: Account, tab: str) -> None:
 def timeline_marker(*, case_id: int) -> str:
     """What a page showed of the conversation: the last message from the customer (by the contact form, by email)
     and the last reply, by id."""
-    last_contact = Contact.objects.filter(case_id=case_id).order_by("-id").values_list("id", flat=True).first()
-    last_reply = (SupportAction.objects.filter(case_id=case_id, action="reply").order_by("-id")
-                  .values_list("id", flat=True).first())
-    last_email = (InboundMessage.objects.filter(case_id=case_id, kind=InboundKind.REPLY).order_by("-id")
-                  .values_list("id", flat=True).first())
+    # One statement of three scalar subqueries, not three queries: the case page draws this on every view.
+    last = Case.objects.filter(pk=case_id).values_list(
+        _last_id(Contact.objects.filter(case_id=OuterRef("pk"))),
+        _last_id(SupportAction.objects.filter(case_id=OuterRef("pk"), action="reply")),
+        _last_id(InboundMessage.objects.filter(case_id=OuterRef("pk"), kind=InboundKind.REPLY))).first()
+    last_contact, last_reply, last_email = last or (None, None, None)
     return f"{last_contact or 0}:{last_reply or 0}:{last_email or 0}"
+
+
+def _last_id(rows: QuerySet[Any]) -> Subquery:
+    return Subquery(rows.order_by("-id").values("id")[:1])
 
 
 def _parse(marker: str) -> tuple[int, int, int] | None:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("desk", views.desk_page, name="desk"),
     path("desk/search", views.desk_search, name="desk-search"),
     path("desk/cases/<int:case_id>", views.case_page, name="desk-case"),
+    path("desk/cases/<int:case_id>/timeline", views.case_timeline, name="desk-case-timeline"),
     path("desk/cases/<int:case_id>/act", views.case_action, name="desk-case-action"),
     path("desk/cases/<int:case_id>/reply", views.case_reply, name="desk-case-reply"),
     path("desk/cases/<int:case_id>/note", views.case_note, name="desk-case-note"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -83,7 +84,9 @@ def contact_page(request: HttpRequest) -> HttpResponse:
 
 
 def _staff(request: HttpRequest) -> Account:
-    return Account.objects.signed_in(request.user)
+    # The session's middleware loaded the whole row already (Account is the user model): no second query per page.
+    user = request.user
+    return user if isinstance(user, Account) else Account.objects.signed_in(user)
 
 
 @staff_only(VIEW_PERMISSION)
@@ -99,10 +102,12 @@ def desk_page(request: HttpRequest) -> HttpResponse:
 
 @staff_only(VIEW_PERMISSION)
 def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
-    get_object_or_404(Case, pk=case_id)
     saved = request.GET.get("saved", "")
-    view = desk.case_view(case_id=case_id, staff=_staff(request),
-                          saved_reply_id=int(saved) if saved.isdigit() else None)
+    try:  # the view model reads the case once (a lookup before it read the same row again)
+        view = desk.case_view(case_id=case_id, staff=_staff(request),
+                              saved_reply_id=int(saved) if saved.isdigit() else None)
+    except Case.DoesNotExist:
+        raise Http404 from None
     return render(request, "support/case.html", {
         "view": view, "case": view.case, "click_key": uuid.uuid4().hex, "case_version": view.case.version,
         "notice": request.session.pop("desk_notice", ""), "problem": request.session.pop("desk_problem", ""),
@@ -112,6 +117,26 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
         "seen_through": presence.timeline_marker(case_id=case_id), "heartbeat_ms": presence.HEARTBEAT_SECONDS * 1000,
         "shortcuts_help": messages.SHORTCUTS_HELP, "inbound_show_full": messages.INBOUND_SHOW_FULL,
         "next_case_id": Case.objects.queue().exclude(pk=case_id).values_list("pk", flat=True).first(),
+    })
+
+
+@staff_only(VIEW_PERMISSION)
+@require_GET
+def case_timeline(request: HttpRequest, case_id: int) -> HttpResponse:
+    """The case's timeline before a moment (the case page shows its newest entries and links here for the rest)."""
+    try:
+        before = dt.datetime.fromisoformat(request.GET.get("before", ""))
+    except ValueError:
+        return redirect(reverse("desk-case", args=[case_id]) + "#timeline")
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=dt.UTC)
+    try:
+        page = desk.earlier_timeline(case_id=case_id, before=before)
+    except Case.DoesNotExist:
+        raise Http404 from None
+    return render(request, "support/timeline_earlier.html", {
+        "page": page, "case": {"pk": case_id}, "inbound_show_full": messages.INBOUND_SHOW_FULL,
+        "title": messages.TIMELINE_EARLIER_TITLE.format(case=case_id, moment=f"{before:%H:%M:%S UTC, %-d %b %Y}"),
     })
 
 

@@ -1,0 +1,65 @@
+"""The case page shows the newest page of the timeline; "Show earlier" pages back through all of it, each entry once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+
+import pytest
+from django.utils import timezone
+
+from backstop.accounts.models import AccountEvent
+from backstop.support import messages
+from backstop.support.desk import TIMELINE_PAGE
+from backstop.support.models import ActionOutcome, Case, SupportAction
+from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
+
+EARLIER_LINK = re.compile(r'<a id="timeline-earlier" href="([^"]+)"')
+
+
+def _timeline_of(page: str) -> str:
+    return page[page.index('id="timeline"'):]
+
+
+@pytest.mark.django_db
+def test_it_shows_the_newest_entries_and_every_earlier_one_a_page_at_a_time() -> None:
+    account = stalled_account("bob@example.com")
+    case = Case.objects.get(account=account)
+    long_ago = timezone.now() - dt.timedelta(days=30)
+    AccountEvent.objects.bulk_create([
+        AccountEvent(account=account, kind="test", text=f"Old event {n:03d}.", created_at=long_ago - dt.timedelta(
+            minutes=n)) for n in range(130)])
+    # Three at one moment, where a page may end: none may fall between two pages.
+    AccountEvent.objects.bulk_create([
+        AccountEvent(account=account, kind="test", text=f"Same moment {n}.", created_at=long_ago - dt.timedelta(
+            minutes=49, seconds=30)) for n in range(3)])
+    SupportAction.objects.create(idempotency_key="old-reply", case=case, staff=staff_account(
+        email="kim@backstop.localhost"), action="reply", outcome=ActionOutcome.DONE, note="The oldest reply.",
+        created_at=long_ago - dt.timedelta(days=1), finished_at=long_ago - dt.timedelta(days=1))
+    client = desk_client(staff_account())
+
+    first = _timeline_of(client.get(f"/desk/cases/{case.pk}").content.decode())
+    assert messages.TIMELINE_EARLIER in first and "Old event 129." not in first and "The oldest reply." not in first
+    assert first.count("<li>") <= TIMELINE_PAGE + 2  # the page, and the ties at its last moment
+    seen = re.findall(r"(?:Old event \d{3}|Same moment \d)\.", first)
+    pages = 1
+    link = EARLIER_LINK.search(first)
+    while link:
+        answer = client.get(html.unescape(link.group(1)))
+        assert answer.status_code == 200
+        page = _timeline_of(answer.content.decode())
+        seen += re.findall(r"(?:Old event \d{3}|Same moment \d)\.", page)
+        pages += 1
+        link = EARLIER_LINK.search(page)
+        last = page
+    assert pages >= 3
+    assert sorted(seen) == sorted([f"Old event {n:03d}." for n in range(130)] + [f"Same moment {n}." for n in range(3)])
+    assert "The oldest reply." in last and "kim@backstop.localhost" in last
+
+
+@pytest.mark.django_db
+def test_it_says_nothing_is_earlier_past_the_first_entry() -> None:
+    case = Case.objects.get(account=stalled_account("bob@example.com"))
+    page = desk_client(staff_account()).get(f"/desk/cases/{case.pk}/timeline?before=2001-01-01T00:00:00%2B00:00")
+    assert page.status_code == 200 and messages.TIMELINE_NONE_EARLIER in page.content.decode()

@@ -59,7 +59,7 @@ def _prepare(*, migrate: bool, command: str) -> None:
         FaultSetting.objects.set_modes(parse_faults(settings.INITIAL_FAULTS))
 
 
-def _serve_http(host: str, port: int, threads: int) -> None:
+def _serve_http(host: str, port: int, threads: int, *, listening: socket.socket | None = None) -> None:
     from django.conf import settings
     from waitress import serve
 
@@ -67,8 +67,23 @@ def _serve_http(host: str, port: int, threads: int) -> None:
 
     # Proxy headers are read in one place, ``lib.http.client_ip`` (BACKSTOP_TRUSTED_PROXY_COUNT): waitress passes them
     # on only when the site says it stands behind proxies of its own, and drops them otherwise.
-    serve(application, host=host, port=port, threads=threads, ident="backstop",
-          clear_untrusted_proxy_headers=settings.TRUSTED_PROXY_COUNT == 0)
+    clear = settings.TRUSTED_PROXY_COUNT == 0
+    if listening is not None:  # waitress refuses a host and port beside the socket
+        serve(application, sockets=[listening], threads=threads, ident="backstop", clear_untrusted_proxy_headers=clear)
+    else:
+        serve(application, host=host, port=port, threads=threads, ident="backstop", clear_untrusted_proxy_headers=clear)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket every web process of one `backstop serve` accepts on (the kernel hands each new
+    connection to one of them)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    try:
+        listening = socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as error:
+        raise SystemExit(f"backstop serve: cannot listen on {host}:{port}: {error.strerror}") from error
+    listening.setblocking(False)
+    return listening
 
 
 def _stop_on_sigterm() -> None:
@@ -221,61 +236,99 @@ def _record_migrations(*, since: float) -> None:
 
 def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
+    if args.listen_fd is not None:
+        _run_web_process(args)
     _prepare(migrate=args.migrate, command="serve")
     from django.conf import settings
 
     from backstop.runtime import engine
 
-    worker: WorkerProcess | None = None
+    if args.web_processes < 1:
+        raise SystemExit("backstop serve: --web-processes must be 1 or more")
+    if args.web_processes > 1 and settings.SERVE_WORKFLOWS == "inside":
+        # Each process would run its own workflow engine on the one SQLite file, whose write lock they would fight for.
+        raise SystemExit("backstop serve: --web-processes above 1 needs the workflows in a process of their own "
+                         "(PostgreSQL's default, or BACKSTOP_SERVE_WORKFLOWS=process or none)")
+    worker: ChildProcess | None = None
     if settings.SERVE_WORKFLOWS == "inside":
         engine.launch(role="web")
     else:
         engine.prepare_system_database()
     if settings.SERVE_WORKFLOWS == "process":
-        worker = WorkerProcess(executor_id=f"{engine.default_executor_id('web')}-workflows")
+        worker_id = f"{engine.default_executor_id('web')}-workflows"
+        worker = ChildProcess(name=f"workflow worker {worker_id}",
+                              args=["worker", "--exit-with-parent"],
+                              # The starting faults were set once by the server; a restarted worker must not undo later
+                              # changes.
+                              env={"BACKSTOP_EXECUTOR_ID": worker_id, "BACKSTOP_FAULTS": ""})
         worker.start()
+    listening: socket.socket | None = None
+    web: list[ChildProcess] = []
+    if args.web_processes > 1:
+        # One interpreter runs one request's Python at a time: more cores need more processes. They share one listening
+        # socket, opened here; this process serves on it too.
+        listening = _listen(args.host, args.port)
+        web = [ChildProcess(name=f"web process {n + 2}", pass_fds=(listening.fileno(),),
+                            args=["serve", "--listen-fd", str(listening.fileno()), "--threads", str(args.threads)],
+                            env={"BACKSTOP_FAULTS": ""})
+               for n in range(args.web_processes - 1)]
+        for process in web:
+            process.start()
     _record_start_up()
-    print(f"Backstop serving on http://{args.host}:{args.port} (workflows: {settings.SERVE_WORKFLOWS})", flush=True)
+    print(f"Backstop serving on http://{args.host}:{args.port} (workflows: {settings.SERVE_WORKFLOWS}, "
+          f"web processes: {args.web_processes})", flush=True)
     _stop_on_sigterm()
 
     def stop() -> None:
         engine.shutdown()
-        if worker is not None:
-            worker.stop()
+        for child in [*web, *([worker] if worker else [])]:
+            child.stop()
 
-    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads), then=stop)
+    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads, listening=listening), then=stop)
 
 
-class WorkerProcess:
-    """`backstop worker` as a child of `backstop serve`: started again if it dies, ended when the server ends.
+def _run_web_process(args: argparse.Namespace) -> NoReturn:
+    """One more web process of a `backstop serve --web-processes N`: the parent migrated, started the workflows and
+    opened the socket; this one only answers requests on it, and ends with the parent."""
+    _exit_when_parent_dies()
+    listening = socket.socket(fileno=args.listen_fd)
+    listening.setblocking(False)
+    _stop_on_sigterm()
+    _run_until_stopped(lambda: _serve_http(args.host, args.port, args.threads, listening=listening), then=lambda: None)
 
-    Its executor id stays the same across restarts, so a restarted worker recovers its own pending workflows at once.
+
+class ChildProcess:
+    """A `backstop` child of `backstop serve` (its workflow worker, its other web processes): started again if it
+    dies, ended when the server ends.
+
+    A worker's executor id stays the same across restarts, so a restarted worker recovers its own pending workflows at
+    once.
     """
 
-    # A worker that keeps dying young (a bad setting, the database down) is started again less and less often.
+    # A child that keeps dying young (a bad setting, the database down) is started again less and less often.
     RESTART_PAUSE_SECONDS = 1.0
     MAX_RESTART_PAUSE_SECONDS = 60.0
     LIVED_LONG_ENOUGH_SECONDS = 60.0
 
-    def __init__(self, *, executor_id: str) -> None:
-        self.executor_id = executor_id
+    def __init__(self, *, name: str, args: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.pass_fds = pass_fds
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self._spawn()
-        threading.Thread(target=self._keep_running, name="backstop-worker-watch", daemon=True).start()
+        threading.Thread(target=self._keep_running, name="backstop-child-watch", daemon=True).start()
 
     def _spawn(self) -> None:
         with self._lock:
             if self._stopping.is_set():
                 return
-            # The starting faults were set once by the server; a restarted worker must not undo later changes.
-            env = {**os.environ, "BACKSTOP_EXECUTOR_ID": self.executor_id, "BACKSTOP_FAULTS": ""}
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "backstop.cli", "worker", "--exit-with-parent"], env=env
-            )
+            self.process = subprocess.Popen([sys.executable, "-m", "backstop.cli", *self.args],
+                                            env={**os.environ, **self.env}, pass_fds=self.pass_fds)
 
     def _keep_running(self) -> None:
         """Wait on the child and start it again when it ends (this thread lives as long as the server does, which the
@@ -290,7 +343,7 @@ class WorkerProcess:
                 return
             if time.monotonic() - started >= self.LIVED_LONG_ENOUGH_SECONDS:
                 pause = self.RESTART_PAUSE_SECONDS
-            print(f"workflow worker {self.executor_id} exited with status {status}; starting it again in {pause:g} s",
+            print(f"{self.name} exited with status {status}; starting it again in {pause:g} s",
                   file=sys.stderr, flush=True)
             self._stopping.wait(pause)
             pause = min(pause * 2, self.MAX_RESTART_PAUSE_SECONDS)
@@ -381,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=16)
     serve.add_argument("--migrate", action="store_true",
                        help="apply migrations first (behind the deploy guard, as `backstop migrate`)")
+    serve.add_argument("--web-processes", type=int, default=1,
+                       help="processes answering requests on the one port (a Python process uses one core at a time); "
+                            "above 1 needs the workflows outside them (PostgreSQL's default)")
+    # A web process started by another `backstop serve --web-processes N`, accepting on the socket it inherited.
+    serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(run=run_serve)
 
     worker = commands.add_parser("worker", help="workflow runner only")

@@ -101,7 +101,7 @@ class Server:
 
 
 @contextmanager
-def running_server(database_url: str, data_dir: Path, threads: int) -> Iterator[Server]:
+def running_server(database_url: str, data_dir: Path, threads: int, web_processes: int = 1) -> Iterator[Server]:
     port = free_port()
     env = {
         **os.environ,
@@ -116,7 +116,8 @@ def running_server(database_url: str, data_dir: Path, threads: int) -> Iterator[
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "backstop.cli", "serve", "--migrate", "--port", str(port), "--threads",
-             str(threads)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+             str(threads), "--web-processes", str(web_processes)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -256,6 +257,7 @@ class Connection:
 class Run:
     editors: int
     seconds: float
+    web_processes: int = 1
     saves_ms: list[float] = field(default_factory=list)
     pings_ms: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
@@ -332,7 +334,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between one editor's saves")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections to the server")
-    parser.add_argument("--threads", type=int, default=16, help="the server's request threads")
+    parser.add_argument("--threads", type=int, default=16, help="the server's request threads (per web process)")
+    parser.add_argument("--web-processes", default="1",
+                        help="`backstop serve --web-processes`: one number, or several (1,2), each run with every "
+                             "--editors count")
     parser.add_argument("--ping-rate", type=float, default=20.0, help="no-op requests a second, the floor")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -348,17 +353,20 @@ def main() -> None:
     import tempfile
 
     rows = []
-    for editors in counts:
-        with tempfile.TemporaryDirectory() as data_dir, fresh_database(args.database_url) as database_url, \
-                running_server(database_url, Path(data_dir), args.threads) as server:
-            sessions = seed_editors(server, editors)
-            before = CpuSample.take(server.process.pid)
-            run = asyncio.run(load(server.port, sessions, interval=args.interval, warmup=args.warmup,
-                                   seconds=args.seconds, connections=args.connections, ping_rate=args.ping_rate))
-            after = CpuSample.take(server.process.pid)
-            rows.append((run, before, after))
-            print(f"{editors} editors: {len(run.saves_ms)} saves answered 200 in {run.seconds:g} s, "
-                  f"failures {dict(run.failures) or 'none'}", flush=True)
+    for processes in [int(n) for n in args.web_processes.split(",")]:
+        for editors in counts:
+            with tempfile.TemporaryDirectory() as data_dir, fresh_database(args.database_url) as database_url, \
+                    running_server(database_url, Path(data_dir), args.threads, processes) as server:
+                sessions = seed_editors(server, editors)
+                before = CpuSample.take(server.process.pid)
+                run = asyncio.run(load(server.port, sessions, interval=args.interval, warmup=args.warmup,
+                                       seconds=args.seconds, connections=args.connections, ping_rate=args.ping_rate))
+                after = CpuSample.take(server.process.pid)
+                run.web_processes = processes
+                rows.append((run, before, after))
+                print(f"{editors} editors, {processes} web process(es): {len(run.saves_ms)} saves answered 200 in "
+                      f"{run.seconds:g} s, failures {dict(run.failures) or 'none'}; load average now "
+                      f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     print()
     print_table(rows, args.interval)
 
@@ -368,9 +376,10 @@ def _cpu(ticks: int, seconds: float) -> str:
 
 
 def print_table(rows: list[tuple[Run, CpuSample, CpuSample]], interval: float) -> None:
-    print("| editors | offered saves/s | saves/s (200) | save p50 ms | save p99 ms | save max ms | no-op p50 ms "
-          "| no-op p99 ms | failures | CPU server | CPU PostgreSQL | CPU bench | machine busy | target |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
+    print("| editors | web processes | offered saves/s | saves/s (200) | save p50 ms | save p99 ms | save max ms "
+          "| no-op p50 ms | no-op p99 ms | failures | CPU server | CPU PostgreSQL | CPU bench | machine busy "
+          "| target |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
     for run, before, after in rows:
         # The CPU samples span the load (warm-up and measurement), not the seeding.
         elapsed = max(1e-9, (after.total - before.total) / CLOCK_TICKS / (os.cpu_count() or 1))
@@ -378,8 +387,9 @@ def print_table(rows: list[tuple[Run, CpuSample, CpuSample]], interval: float) -
         p99 = percentile(run.saves_ms, 99)
         verdict = ("ok" if p99 < TARGET_P99_MS and not run.failures else "OVER") if run.editors >= TARGET_EDITORS \
             else ("(under)" if p99 < TARGET_P99_MS and not run.failures else "(over)")
-        print(f"| {run.editors} | {run.editors / interval:.0f} | {len(run.saves_ms) / run.seconds:.0f} "
-              f"| {percentile(run.saves_ms, 50):.1f} | {p99:.1f} | {max(run.saves_ms, default=float('nan')):.0f} "
+        print(f"| {run.editors} | {run.web_processes} | {run.editors / interval:.0f} "
+              f"| {len(run.saves_ms) / run.seconds:.0f} | {percentile(run.saves_ms, 50):.1f} | {p99:.1f} "
+              f"| {max(run.saves_ms, default=float('nan')):.0f} "
               f"| {percentile(run.pings_ms, 50):.1f} | {percentile(run.pings_ms, 99):.1f} "
               f"| {sum(run.failures.values())} | {_cpu(after.server - before.server, elapsed)} "
               f"| {_cpu(after.postgres - before.postgres, elapsed)} | {_cpu(after.bench - before.bench, elapsed)} "

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import salted_hmac
 
 from backstop.drafts.services import SURFACE, discard_draft
+from backstop.drafts.signed_in import signed_in_user_id
 
 ANONYMOUS_COOKIE = "backstop_drafts"
 _COOKIE_SALT = "backstop.drafts.anonymous"
@@ -23,9 +24,10 @@ _PAGE = "_backstop_draft_page"
 
 def draft_owner(request: HttpRequest, *, create: bool = False) -> str | None:
     """``user:<id>`` when signed in, else ``anon:<id>`` from the visitor's cookie (a new id when ``create``)."""
-    user = request.user
-    if user.is_authenticated:
-        return f"user:{user.pk}"
+    # Not request.user: a save comes every few seconds from every open editor (see signed_in.py).
+    user_id = signed_in_user_id(request)
+    if user_id is not None:
+        return f"user:{user_id}"
     anonymous = getattr(request, _NEW_ID, None) or _cookie_id(request)
     if anonymous is None and create:
         anonymous = uuid.uuid4().hex
@@ -46,7 +48,7 @@ def owner_scope(owner: str | None) -> str:
 
 def remember_visitor(request: HttpRequest, response: HttpResponse) -> None:
     """Give (or renew) a visitor's signed cookie when this request made or used a visitor's draft id."""
-    if request.user.is_authenticated:
+    if signed_in_user_id(request) is not None:
         return
     anonymous = getattr(request, _NEW_ID, None) or _cookie_id(request)
     if anonymous is None:

@@ -9,10 +9,11 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from backstop.drafts import messages
@@ -86,8 +87,8 @@ def save_draft(
     now = timezone.now()
     # The usual save is one statement: the conditional UPDATE is the concurrency check (of two saves typed on one
     # version, one changes a row).
-    if base_version and Draft.objects.filter(owner=owner, surface=surface, version=base_version).update(
-            fields=fields, version=base_version + 1, last_save_id=save_id, device=device, updated_at=now):
+    if base_version and _update_if_at(owner=owner, surface=surface, base_version=base_version, fields=fields,
+                                      save_id=save_id, device=device, now=now):
         return SaveResult(version=base_version + 1, updated_at=now)
     current = Draft.objects.filter(owner=owner, surface=surface).first()
     if current is None:
@@ -102,6 +103,39 @@ def save_draft(
     if current.last_save_id == save_id or current.fields == fields:
         return SaveResult(version=current.version, updated_at=current.updated_at, replayed=True)
     raise DraftConflict(current)
+
+
+def _field(name: str) -> models.Field[Any, Any]:
+    field = Draft._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+@cache
+def _update_statement() -> str:
+    # Names from the model, quoted by the database's own rules; every value is a parameter.
+    def column(name: str) -> str:
+        return connection.ops.quote_name(_field(name).column)
+
+    return (f"UPDATE {connection.ops.quote_name(Draft._meta.db_table)} SET {column('fields')} = %s, "  # noqa: S608
+            f"{column('version')} = %s, {column('last_save_id')} = %s, {column('device')} = %s, "
+            f"{column('updated_at')} = %s WHERE {column('owner')} = %s AND {column('surface')} = %s "
+            f"AND {column('version')} = %s")
+
+
+def _update_if_at(*, owner: str, surface: str, base_version: int, fields: dict[str, str], save_id: uuid.UUID,
+                  device: str, now: dt.datetime) -> bool:
+    """The usual save's UPDATE, written out: the ORM spent more CPU building this statement than PostgreSQL spends
+    running it (a save comes every few seconds from every open editor). The values go through each field's own
+    preparation, so both databases get what the ORM would send them."""
+    def prep(name: str, value: Any) -> Any:
+        return _field(name).get_db_prep_save(value, connection)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_update_statement(), [
+            prep("fields", fields), base_version + 1, prep("last_save_id", save_id), device,
+            prep("updated_at", now), owner, surface, base_version])
+        return cursor.rowcount == 1
 
 
 def _check_new_draft(*, owner: str, ip: str) -> None:

@@ -30,9 +30,13 @@ class ProviderThrottled(ProviderError):
 
     The breaker holds every call to the provider until then without counting a failure (``runtime.retrying``)."""
 
-    def __init__(self, message: str, *, retry_after: float, stated_rate: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float, stated_rate: float | None = None,
+                 rate_limited: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # A 429: we called too fast, so callers are paced from now on. A 503's Retry-After is an outage's "not before",
+        # which says nothing about a rate.
+        self.rate_limited = rate_limited
         # The calls per second the provider said it takes (its ``ratelimit-*`` headers), when it said: the pace every
         # caller keeps to from then on.
         self.stated_rate = stated_rate
@@ -93,7 +97,7 @@ def throttled(status: int, retry_after_header: str | None, message: str, *, limi
     if seconds is None:
         return None
     rate = stated_rate(limit_header, policy_header) if status == 429 else None
-    return ProviderThrottled(message, retry_after=seconds, stated_rate=rate)
+    return ProviderThrottled(message, retry_after=seconds, stated_rate=rate, rate_limited=status == 429)
 
 
 def connection_failure(error: BaseException) -> str:

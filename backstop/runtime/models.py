@@ -163,8 +163,8 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
                      | Q(pace_rate__isnull=False))
         return not self.filter(unhealthy, pk=provider).exists()
 
-    def record_hold(self, provider: str, retry_after: float, error: str,
-                    stated_rate: float | None = None) -> HoldRecorded:
+    def record_hold(self, provider: str, retry_after: float, error: str, stated_rate: float | None = None,
+                    rate_limited: bool = True) -> HoldRecorded:
         """The provider answered "come back in ``retry_after`` seconds" (429 or 503 with Retry-After): no call to it
         until then, from any process. Not a failure: the count that opens the breaker is left as it is (a rate limit is
         the provider working). A hold only ever lengthens; an open breaker's next probe is not before its end. A wait
@@ -181,7 +181,8 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         self.filter(Q(held_until__isnull=True) | Q(held_until__lt=until), pk=provider).update(
             held_until=until, last_error=note[:500], updated_at=now)
         self.filter(pk=provider, retry_at__lt=until).exclude(state=BreakerState.CLOSED).update(retry_at=until)
-        self._learn_pace(provider, now=now, retry_after=seconds, stated_rate=stated_rate)
+        if rate_limited:  # a 429: pace every caller from now on (a 503's Retry-After only holds)
+            self._learn_pace(provider, now=now, retry_after=seconds, stated_rate=stated_rate)
         held_until = self.filter(pk=provider).values_list("held_until", flat=True).get()
         return HoldRecorded(until=held_until or until, asked_seconds=seconds, capped=capped)
 

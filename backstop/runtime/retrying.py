@@ -61,7 +61,8 @@ def check_breaker(provider: str) -> BreakerReading:
 def held_attempt(provider: str, error: ProviderThrottled) -> AttemptResult:
     """The provider asked us to come back later (Retry-After): hold every call to it until then, and wait (a wait, not
     a failure: it spends none of the attempt budget and opens no breaker)."""
-    hold = CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error), stated_rate=error.stated_rate)
+    hold = CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error), stated_rate=error.stated_rate,
+                                              rate_limited=error.rate_limited)
     if hold.capped:
         log.warning("%s asked to be left alone for %.0f s; holding calls for the cap, %.0f s (RETRY_AFTER_CAP_SECONDS)",
                     provider, hold.asked_seconds, settings.RETRY_AFTER_CAP_SECONDS)

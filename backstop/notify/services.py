@@ -175,6 +175,10 @@ def deliver(*, message: Message, attempt: int, known_healthy: bool = False) -> A
         return {"status": "done", "retry_in": 0.0, "error": ""}
 
     def send() -> None:
+        # A paced call may have slept for its slot: another attempt at this message (a second workflow) may have sent
+        # it meanwhile, and a resend would spend a slot of the provider's rate for a replay of the key.
+        if not known_healthy and Message.objects.filter(pk=message.pk, status=DeliveryStatus.SENT).exists():
+            return
         try:
             if message.channel == Channel.EMAIL:
                 email_provider().send_email(

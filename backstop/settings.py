@@ -256,6 +256,13 @@ BREAKER_PROBE_SECONDS = env_float("BACKSTOP_BREAKER_PROBE_SECONDS", 10.0, minimu
 # A provider's Retry-After (on a 429 or 503) holds every call to it until then; a longer wait than this is capped, and
 # the breaker's last error says so (a broken or hostile header must not silence a provider for days).
 RETRY_AFTER_CAP_SECONDS = env_float("BACKSTOP_RETRY_AFTER_CAP_SECONDS", 3600.0, minimum=1)
+# After a 429, calls to that provider are paced at the rate it stated (``ratelimit-limit``) or, without one, at a rate
+# learnt from its 429s (runtime/models.py, ``read_before_call``): each call takes a slot in the breaker row. A caller
+# whose slot is at most this far ahead sleeps for it inside its attempt; a later one waits durably and comes back.
+PACE_MAX_SLEEP_SECONDS = env_float("BACKSTOP_PACE_MAX_SLEEP_SECONDS", 15.0, minimum=0.1)
+# A pace not needed for this long (no 429 since it was learnt) is forgotten: calls go unpaced until the next 429,
+# which is how a provider's raised limit is found.
+PACE_FORGET_SECONDS = env_float("BACKSTOP_PACE_FORGET_SECONDS", 600.0, minimum=1)
 SWEEP_GRACE_SECONDS = env_float("BACKSTOP_SWEEP_GRACE_SECONDS", 60.0, minimum=1)
 HEARTBEAT_SECONDS = env_float("BACKSTOP_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 EXECUTOR_DEAD_AFTER_SECONDS = env_float("BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS", 30.0, minimum=0.5)

@@ -34,11 +34,11 @@ from backstop.accounts.timeline import record_event, timeline_entry
 from backstop.attention import services as attention
 from backstop.attention.models import AttentionKind, Harm, provider_cause
 from backstop.notify import services as notify
-from backstop.notify.models import Message
+from backstop.notify.models import DeliveryStatus, Message
 from backstop.runtime import dispatch, engine
 from backstop.runtime.dispatch import LIVE_WORKFLOW_STATUSES
 from backstop.runtime.guarded import Attention
-from backstop.runtime.models import CircuitBreaker
+from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.runtime.retrying import RETRY_NOW, AttemptResult, call_through_breaker, failed_attempt
 from backstop.workspaces.services import provision_workspace
 
@@ -295,8 +295,39 @@ def _attempt(row: SetupStep, attempt: int, *, known_healthy: bool = False,
     if row.name == StepName.WORKSPACE:
         provision = functools.partial(_provision, row.account)
         return call_through_breaker(STEP_PROVIDERS[StepName.WORKSPACE], attempt, provision, known_healthy=known_healthy)
-    return notify.deliver(message=message or Message.objects.get(key=_welcome_key(row.account_id)), attempt=attempt,
-                          known_healthy=known_healthy)
+    message = message or Message.objects.get(key=_welcome_key(row.account_id))
+    if attempt > 1 or message.created_at < timezone.now() - LATE_WELCOME_AFTER:
+        _say_sorry_if_late(row.account, message)
+    return notify.deliver(message=message, attempt=attempt, known_healthy=known_healthy)
+
+
+# A welcome email first tried this long after the signup may have waited through an outage (a first try moments after
+# the signup has not: it skips the breaker's read).
+LATE_WELCOME_AFTER = dt.timedelta(seconds=10)
+
+
+def _say_sorry_if_late(account: Account, message: Message) -> None:
+    """A welcome email that waited through an outage of the email provider now over says so itself, with the outage's
+    window: one email keeps the banner's promise ("we'll send it when our email provider is back") and owns the
+    delay, instead of a second one from support competing for the provider's rate (docs/decisions.md). Not when the
+    provider may already hold its first words under its key (``reword_late_email``)."""
+    from backstop.accounts.signup import email_verification_url
+
+    if message.status not in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) or message.carries_apology:
+        return
+    outage = (CircuitBreaker.objects.filter(
+        pk=STEP_PROVIDERS[StepName.WELCOME_EMAIL], state=BreakerState.CLOSED, failing_since__isnull=False,
+        recovered_at__gte=message.created_at).values_list("failing_since", "recovered_at").first())
+    since, until = outage or (None, None)
+    if since is None or until is None:
+        return
+    notify.reword_late_email(message=message, template="welcome_late", context={
+        "account": account, "verify_url": email_verification_url(account),
+        "signed_up": _utc_text(account.created_at), "since": _utc_text(since), "until": _utc_text(until)})
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.UTC):%H:%M} UTC on {moment.astimezone(dt.UTC):%-d %b}"
 
 
 def _provision(account: Account) -> None:

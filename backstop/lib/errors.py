@@ -30,9 +30,21 @@ class ProviderThrottled(ProviderError):
 
     The breaker holds every call to the provider until then without counting a failure (``runtime.retrying``)."""
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
+    def __init__(self, message: str, *, retry_after: float, stated_rate: float | None = None,
+                 rate_limited: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # A 429: we called too fast, so callers are paced from now on. A 503's Retry-After is an outage's "not before",
+        # which says nothing about a rate.
+        self.rate_limited = rate_limited
+        # The calls per second the provider said it takes (its ``ratelimit-*`` headers), when it said: the pace every
+        # caller keeps to from then on.
+        self.stated_rate = stated_rate
+
+
+class ProviderRefused(ProviderError):
+    """The provider answered, and its answer says it did not do it (an HTTP error status): a retry with other content
+    under the same idempotency key cannot meet an earlier delivery. A timeout or a dropped connection is no refusal."""
 
 
 # The statuses whose Retry-After says "not before then": too many requests, and unavailable for a while.
@@ -56,12 +68,36 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def throttled(status: int, retry_after_header: str | None, message: str) -> ProviderThrottled | None:
-    """The ProviderThrottled for an answer with ``status`` and its Retry-After header, when it asks us to wait."""
+def stated_rate(limit_header: str | None, policy_header: str | None = None) -> float | None:
+    """Calls per second from ``RateLimit-Limit`` (calls per window) and ``RateLimit-Policy`` ("10;w=1": the window in
+    seconds; the IETF draft's form, which Resend follows). Without a policy the window is one second, as Resend's is.
+    None when absent or unreadable."""
+    try:
+        limit = float((limit_header or "").split(",")[0].split(";")[0].strip())
+    except ValueError:
+        return None
+    window = 1.0
+    for part in (policy_header or "").split(",")[0].split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip() == "w":
+            try:
+                window = float(value)
+            except ValueError:
+                return None
+    return limit / window if limit > 0 and window > 0 else None
+
+
+def throttled(status: int, retry_after_header: str | None, message: str, *, limit_header: str | None = None,
+              policy_header: str | None = None) -> ProviderThrottled | None:
+    """The ProviderThrottled for an answer with ``status`` and its Retry-After header, when it asks us to wait (with
+    the rate its ``ratelimit-*`` headers state, on a 429)."""
     if status not in RETRY_AFTER_STATUSES:
         return None
     seconds = parse_retry_after(retry_after_header)
-    return None if seconds is None else ProviderThrottled(message, retry_after=seconds)
+    if seconds is None:
+        return None
+    rate = stated_rate(limit_header, policy_header) if status == 429 else None
+    return ProviderThrottled(message, retry_after=seconds, stated_rate=rate, rate_limited=status == 429)
 
 
 def connection_failure(error: BaseException) -> str:

@@ -99,6 +99,12 @@ class Message(Recipient):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # An attempt ended without a clear refusal (a timeout, a dropped connection): the provider may hold this content
+    # under the message's key, so its words are never changed again (``reword_late_email``).
+    maybe_sent = models.BooleanField(default=False)
+    # The message itself says sorry for being late (a welcome email sent after an outage): support sends no separate
+    # apology for that delay.
+    carries_apology = models.BooleanField(default=False)
 
     objects = MessageManager()
 

@@ -16,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from backstop.lib.adapters import wrap_adapter
-from backstop.lib.errors import ProviderError, ProviderTimeout, connection_failure, throttled
+from backstop.lib.errors import ProviderError, ProviderRefused, ProviderTimeout, connection_failure, throttled
 from backstop.notify.models import Channel, LocalMailboxItem
 
 
@@ -90,15 +90,16 @@ def _anymail_failure(error: AnymailError) -> ProviderError:
     response = getattr(error, "response", None)
     status = getattr(response, "status_code", 0) or 0
     # A 429 (rate limit) or 503 with Retry-After: the breaker holds every send until then.
-    if held := throttled(status, response.headers.get("Retry-After") if response is not None else None,
-                         f"the email provider asked us to wait (HTTP {status})"):
+    headers = response.headers if response is not None else {}
+    if held := throttled(status, headers.get("Retry-After"), f"the email provider asked us to wait (HTTP {status})",
+                         limit_header=headers.get("ratelimit-limit"), policy_header=headers.get("ratelimit-policy")):
         return held
     if isinstance(error, requests.Timeout):
         return ProviderTimeout(f"the email provider did not answer within {settings.EMAIL_TIMEOUT:g} seconds")
     if isinstance(error, requests.ConnectionError):
         return ProviderError(f"could not reach the email provider ({connection_failure(error)})")
     if status:
-        return ProviderError(f"the email provider refused the message (HTTP {status})")
+        return ProviderRefused(f"the email provider refused the message (HTTP {status})")
     return ProviderError(f"the email provider refused the message ({error})")
 
 

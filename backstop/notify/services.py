@@ -13,6 +13,7 @@ from django.template import Context, Engine
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from backstop.lib.errors import ProviderError, ProviderRefused, ProviderThrottled
 from backstop.notify.models import Channel, DeliveryStatus, Message
 from backstop.notify.providers import email_provider, sms_provider
 from backstop.runtime.guarded import SWEEP_LIMIT
@@ -79,6 +80,23 @@ def reword_unsent_email(*, message: Message, kind: str, context: dict[str, Any])
         kind=kind, subject=rendered.subject, text=rendered.text, html=rendered.html)
     if changed:
         message.kind, message.subject, message.text, message.html = kind, rendered.subject, rendered.text, rendered.html
+    return bool(changed)
+
+
+def reword_late_email(*, message: Message, template: str, context: dict[str, Any]) -> bool:
+    """Render an unsent email from another ``template`` that says sorry for its lateness, and mark it as carrying
+    the apology; False, and nothing changed, once the provider may already hold its first words under its key (an
+    attempt that was not clearly refused: ``maybe_sent``), or it was sent. The key and the kind stay: one message,
+    delivered once, in the words decided last."""
+    if message.carries_apology:
+        return True
+    rendered = render_email(template, context)
+    changed = Message.objects.filter(
+        pk=message.pk, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.RETRYING), maybe_sent=False,
+    ).update(subject=rendered.subject, text=rendered.text, html=rendered.html, carries_apology=True)
+    if changed:
+        message.subject, message.text, message.html = rendered.subject, rendered.text, rendered.html
+        message.carries_apology = True
     return bool(changed)
 
 
@@ -157,13 +175,26 @@ def deliver(*, message: Message, attempt: int, known_healthy: bool = False) -> A
         return {"status": "done", "retry_in": 0.0, "error": ""}
 
     def send() -> None:
-        if message.channel == Channel.EMAIL:
-            email_provider().send_email(
-                to=message.to, subject=message.subject, text=message.text, html=message.html,
-                message_id=message.message_id_header, reply_to=message.reply_to,
-            )
-        else:
-            sms_provider().send_sms(to=message.to, text=message.text, message_id=message.message_id_header)
+        # A paced call may have slept for its slot: another attempt at this message (a second workflow) may have sent
+        # it meanwhile, and a resend would spend a slot of the provider's rate for a replay of the key.
+        if not known_healthy and Message.objects.filter(pk=message.pk, status=DeliveryStatus.SENT).exists():
+            return
+        try:
+            if message.channel == Channel.EMAIL:
+                email_provider().send_email(
+                    to=message.to, subject=message.subject, text=message.text, html=message.html,
+                    message_id=message.message_id_header, reply_to=message.reply_to,
+                )
+            else:
+                sms_provider().send_sms(to=message.to, text=message.text, message_id=message.message_id_header)
+        except (ProviderRefused, ProviderThrottled):
+            raise
+        except ProviderError:
+            # No clear answer: it may have been delivered under this key, so these words are final.
+            if not message.maybe_sent:
+                Message.objects.filter(pk=message.pk).update(maybe_sent=True)
+                message.maybe_sent = True
+            raise
 
     result = call_through_breaker(message.channel, attempt, send, known_healthy=known_healthy)
     now = timezone.now()

@@ -70,9 +70,22 @@ class BreakerState(models.TextChoices):
 
 
 class BreakerReading(NamedTuple):
-    wait_seconds: float  # 0: the call may go ahead now
+    wait_seconds: float  # 0: the call may go ahead now (after ``slot_in``)
     healthy: bool  # closed with no failures counted: a success has nothing to reset
     held: bool = False  # waiting out the provider's own Retry-After (``held_until``), not an outage
+    # Paced (after a 429): the caller holds a slot this many seconds ahead and calls then, not before; or, with
+    # ``wait_seconds``, no slot was near enough and it comes back when one may be.
+    slot_in: float = 0.0
+    paced: bool = False
+
+
+# What a success does to a pace learnt without a stated rate: it grows by this share, so a pace halved by a 429 climbs
+# back (and past, if the provider's limit rose) within about a hundred calls.
+PACE_GROWTH = 1.02
+# What a 429 does to a pace with no stated rate behind it.
+PACE_CUT = 0.5
+# A slot claimed against this many others at once is not worth fighting for: the caller comes back in a moment.
+SLOT_CLAIM_TRIES = 20
 
 
 class HoldRecorded(NamedTuple):
@@ -94,6 +107,8 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
             # The provider said when to come back (Retry-After): nobody calls it before then, open breaker or not.
             return BreakerReading(max(0.05, (breaker.held_until - now).total_seconds()), healthy=False, held=True)
         if breaker.state == BreakerState.CLOSED:
+            if breaker.pace_rate:
+                return self._claim_slot(breaker, now)
             return BreakerReading(0.0, healthy=breaker.consecutive_failures == 0 and breaker.held_until is None)
         if breaker.retry_at is not None and now >= breaker.retry_at:
             lease = now + dt.timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
@@ -108,13 +123,48 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         assert breaker.retry_at is not None
         return BreakerReading(max(0.2, (breaker.retry_at - now).total_seconds()), healthy=False)
 
+    def _claim_slot(self, breaker: CircuitBreaker, now: dt.datetime) -> BreakerReading:
+        """The next free slot of a paced provider, claimed by a conditional UPDATE of ``next_slot_at`` (every process
+        shares the row, so together they call no faster than the pace). A slot beyond PACE_MAX_SLEEP_SECONDS is not
+        claimed: the caller waits durably until the slots before it are nearly spent, and asks again."""
+        assert breaker.pace_rate
+        if breaker.paced_since is None or now - breaker.paced_since > dt.timedelta(
+                seconds=settings.PACE_FORGET_SECONDS):
+            # No 429 for a long while: the pace may be stale (a raised limit); call unpaced until the next 429.
+            self.filter(pk=breaker.pk, paced_since=breaker.paced_since).update(
+                pace_rate=None, next_slot_at=None, updated_at=now)
+            return BreakerReading(0.0, healthy=False)
+        interval = dt.timedelta(seconds=1.0 / breaker.pace_rate)
+        horizon = dt.timedelta(seconds=settings.PACE_MAX_SLEEP_SECONDS)
+        for _ in range(SLOT_CLAIM_TRIES):
+            taken = breaker.next_slot_at
+            slot = max(now, taken or now, breaker.held_until or now)
+            if slot - now > horizon:
+                return BreakerReading((slot - now - horizon / 2).total_seconds(), healthy=False, paced=True)
+            won = self.filter(pk=breaker.pk, state=BreakerState.CLOSED, next_slot_at=taken).update(
+                next_slot_at=slot + interval)
+            if won:
+                return BreakerReading(0.0, healthy=False, slot_in=(slot - now).total_seconds(), paced=True)
+            breaker.refresh_from_db(fields=["state", "next_slot_at", "held_until", "pace_rate"])
+            if breaker.state != BreakerState.CLOSED or not breaker.pace_rate:
+                return BreakerReading(0.2, healthy=False)
+            interval = dt.timedelta(seconds=1.0 / breaker.pace_rate)
+            now = timezone.now()
+        return BreakerReading(0.2, healthy=False, paced=True)
+
+    def is_held(self, provider: str) -> bool:
+        """Whether the provider's Retry-After holds calls right now (a paced caller looks again after its sleep)."""
+        return self.filter(pk=provider, held_until__gt=timezone.now()).exists()
+
     def is_healthy(self, provider: str) -> bool:
         """Closed with no failures counted (no row yet counts too); a plain read, unlike ``read_before_call``, which
         can make its caller the probe of an open breaker."""
-        unhealthy = ~Q(state=BreakerState.CLOSED) | Q(consecutive_failures__gt=0) | Q(held_until__isnull=False)
+        unhealthy = (~Q(state=BreakerState.CLOSED) | Q(consecutive_failures__gt=0) | Q(held_until__isnull=False)
+                     | Q(pace_rate__isnull=False))
         return not self.filter(unhealthy, pk=provider).exists()
 
-    def record_hold(self, provider: str, retry_after: float, error: str) -> HoldRecorded:
+    def record_hold(self, provider: str, retry_after: float, error: str, stated_rate: float | None = None,
+                    rate_limited: bool = True) -> HoldRecorded:
         """The provider answered "come back in ``retry_after`` seconds" (429 or 503 with Retry-After): no call to it
         until then, from any process. Not a failure: the count that opens the breaker is left as it is (a rate limit is
         the provider working). A hold only ever lengthens; an open breaker's next probe is not before its end. A wait
@@ -131,8 +181,29 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         self.filter(Q(held_until__isnull=True) | Q(held_until__lt=until), pk=provider).update(
             held_until=until, last_error=note[:500], updated_at=now)
         self.filter(pk=provider, retry_at__lt=until).exclude(state=BreakerState.CLOSED).update(retry_at=until)
+        if rate_limited:  # a 429: pace every caller from now on (a 503's Retry-After only holds)
+            self._learn_pace(provider, now=now, retry_after=seconds, stated_rate=stated_rate)
         held_until = self.filter(pk=provider).values_list("held_until", flat=True).get()
         return HoldRecorded(until=held_until or until, asked_seconds=seconds, capped=capped)
+
+    def _learn_pace(self, provider: str, *, now: dt.datetime, retry_after: float, stated_rate: float | None) -> None:
+        """A 429 says we called faster than the provider takes: pace every caller from now on. At the rate it stated
+        (its ``ratelimit-*`` headers) when it did; else half the pace we had (a first 429: one call per Retry-After,
+        what the answer itself promises), grown back by each success (``record_success``). The 429s of one burst
+        arrive together: only the first of them within a second cuts the pace, the rest find it cut."""
+        breaker = self.get(pk=provider)
+        if stated_rate:
+            rate = stated_rate
+        elif breaker.pace_rate and breaker.paced_since and now - breaker.paced_since < dt.timedelta(seconds=1):
+            rate = breaker.pace_rate
+        elif breaker.pace_rate:
+            rate = breaker.pace_rate * PACE_CUT
+        else:
+            rate = 1.0 / max(1.0, retry_after)
+        self.filter(pk=provider).update(pace_rate=rate, stated_rate=stated_rate, paced_since=now)
+        # No slot before the hold's end.
+        self.filter(Q(next_slot_at__isnull=True) | Q(next_slot_at__lt=F("held_until")), pk=provider,
+                    held_until__isnull=False).update(next_slot_at=F("held_until"))
 
     def record_success(self, provider: str) -> None:
         # Only write when something changes. Callers that just read a healthy breaker skip this call, so a
@@ -149,6 +220,9 @@ class CircuitBreakerManager(models.Manager["CircuitBreaker"]):
         self.filter(pk=provider, state=BreakerState.CLOSED, consecutive_failures__gt=0).update(
             consecutive_failures=0, opened_at=None, retry_at=None, updated_at=now,
         )
+        # A pace learnt without a stated rate probes upward with each success (a stated rate is the ceiling).
+        self.filter(pk=provider, pace_rate__isnull=False, stated_rate__isnull=True).update(
+            pace_rate=F("pace_rate") * PACE_GROWTH)
 
     def record_failure(self, provider: str, error: str) -> None:
         now = timezone.now()
@@ -187,6 +261,13 @@ class CircuitBreaker(models.Model):
     # The provider's own "not before" (Retry-After on a 429 or 503): no process calls it until then
     # (``record_hold``); the callers wait as for an open breaker, and no failure is counted.
     held_until = models.DateTimeField(null=True, blank=True)
+    # Calls per second every process keeps to after a 429 (None: unpaced), the rate the provider stated in its
+    # ``ratelimit-*`` headers (None: not stated; the pace is then learnt), when the last 429 set it (a pace is
+    # forgotten PACE_FORGET_SECONDS later), and the first slot not yet taken (``_claim_slot``).
+    pace_rate = models.FloatField(null=True, blank=True)
+    stated_rate = models.FloatField(null=True, blank=True)
+    paced_since = models.DateTimeField(null=True, blank=True)
+    next_slot_at = models.DateTimeField(null=True, blank=True)
 
     objects = CircuitBreakerManager()
 

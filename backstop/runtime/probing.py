@@ -60,7 +60,8 @@ def probe_provider(provider: str, probe: Callable[[], object]) -> bool:
         probe()
     except ProviderThrottled as error:
         # It answers, but asks to be left alone until then: neither a recovery nor a failure; nobody calls it sooner.
-        CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error))
+        CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error), stated_rate=error.stated_rate,
+                                           rate_limited=error.rate_limited)
         return False
     except ProviderError as error:
         CircuitBreaker.objects.record_failure(provider, str(error))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Literal, TypedDict
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from backstop.lib.backoff import backoff_delay
@@ -49,13 +51,18 @@ def spread(wait: float) -> float:
 
 def check_breaker(provider: str) -> BreakerReading:
     reading = CircuitBreaker.objects.read_before_call(provider)
+    if reading.paced and reading.wait_seconds:
+        # Waiting for a paced slot: the slots are handed out in order from the row, so a wide spread would only leave
+        # the provider idle; a second's jitter keeps the waiters from asking in the same instant.
+        return reading._replace(wait_seconds=reading.wait_seconds + random.uniform(0, 1.0))
     return reading._replace(wait_seconds=spread(reading.wait_seconds)) if reading.wait_seconds else reading
 
 
 def held_attempt(provider: str, error: ProviderThrottled) -> AttemptResult:
     """The provider asked us to come back later (Retry-After): hold every call to it until then, and wait (a wait, not
     a failure: it spends none of the attempt budget and opens no breaker)."""
-    hold = CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error))
+    hold = CircuitBreaker.objects.record_hold(provider, error.retry_after, str(error), stated_rate=error.stated_rate,
+                                              rate_limited=error.rate_limited)
     if hold.capped:
         log.warning("%s asked to be left alone for %.0f s; holding calls for the cap, %.0f s (RETRY_AFTER_CAP_SECONDS)",
                     provider, hold.asked_seconds, settings.RETRY_AFTER_CAP_SECONDS)
@@ -77,6 +84,14 @@ def call_through_breaker(
     gate = BreakerReading(0.0, healthy=True) if known_healthy else check_breaker(provider)
     if gate.wait_seconds:
         return {"status": "waiting", "retry_in": gate.wait_seconds, "error": ""}
+    if gate.slot_in > 0:
+        # Our paced slot is moments ahead: sleep for it here (no connection held) rather than durably, which would
+        # cost a step and a wake-up per call. A 429 meanwhile (another caller's) holds everyone: we look again.
+        if not transaction.get_connection().in_atomic_block:  # a caller's transaction keeps its connection
+            release_db_connections()
+        time.sleep(gate.slot_in)
+        if CircuitBreaker.objects.is_held(provider):
+            return {"status": "waiting", "retry_in": spread(0.5), "error": ""}
     try:
         call()
     except ProviderThrottled as error:

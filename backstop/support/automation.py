@@ -407,6 +407,10 @@ def _tell_customer_it_is_fixed(case: Case, now: dt.datetime) -> None:
     provider = provider_of_cause(worst.cause)
     if provider == "workspace" and Message.objects.filter(account=account, kind="account_ready").exists():
         return  # setup's own "your workspace is ready" email (sent once in an account's life) already told them
+    if (provider == "email" and all(s.kind in SETUP_KINDS and provider_of_cause(s.cause) == "email" for s in hurting)
+            and Message.objects.filter(account=account, kind="welcome", carries_apology=True,
+                                       status=DeliveryStatus.SENT).exists()):
+        return  # the late welcome email, the only one delayed, said sorry itself (one email, not two on one limit)
     start = min(_waiting_since(s, account) for s in hurting)
     end = account.activated_at if provider == "workspace" and account.activated_at else now
     cost = messages.duration_text(max(60.0, (end - start).total_seconds()))

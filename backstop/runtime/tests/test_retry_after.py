@@ -79,7 +79,10 @@ def test_it_holds_every_call_for_the_retry_after_then_resumes(http_provisioner: 
     assert service.times[1] - service.times[0] >= 2.0
     breaker.refresh_from_db()
     assert breaker.held_until is None  # the first success after the hold forgets it
-    assert CircuitBreaker.objects.is_healthy("workspace")
+    # The 429 stated no rate: callers are paced at one call per Retry-After from then on (grown by the success), so
+    # the breaker is read before every call, not skipped as healthy.
+    assert breaker.pace_rate is not None and 0.5 < breaker.pace_rate <= 0.5 * 1.02 + 1e-9
+    assert not CircuitBreaker.objects.is_healthy("workspace")
 
 
 @pytest.mark.django_db

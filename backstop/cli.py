@@ -34,7 +34,8 @@ def _check_settings(call_command: Callable[..., object]) -> None:
     import io
 
     report = io.StringIO()
-    call_command("check", fail_level="ERROR", stdout=report)
+    # Both streams: Django writes a report with warnings to stderr, which left the log an empty record beside it.
+    call_command("check", fail_level="ERROR", stdout=report, stderr=report)
     if "no issues" not in report.getvalue():
         logging.getLogger("backstop.cli").warning("%s", report.getvalue().strip())
 

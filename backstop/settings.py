@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "backstop.web.request_ids.RequestIdMiddleware",
     "backstop.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "backstop.web.session_cookie.SessionCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

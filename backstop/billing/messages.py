@@ -52,7 +52,7 @@ OUTCOMES = {
     ),
     PAID: Notice(
         "Thank you: your payment of {amount} went through and {product} is active until {ends_on}.",
-        "We've sent a confirmation to {email}. Your order reference is {reference}.",
+        "{confirmation} Your order reference is {reference}.",
         "You don't need to do anything else.",
     ),
     REFUNDED: Notice(
@@ -82,9 +82,12 @@ OUTCOMES = {
 # The paid outcome of an extension (an order whose plan starts where the previous one ends).
 RENEWAL_PAID = Notice(
     "Thank you: your payment of {amount} went through and {product} is extended until {ends_on}.",
-    "We've sent a confirmation to {email}. Your order reference is {reference}.",
+    "{confirmation} Your order reference is {reference}.",
     "You don't need to do anything else.",
 )
+# The paid notices' word on the confirmation email: "sent" only once it went (an email outage holds it, queued).
+CONFIRMATION_SENT = "We've sent a confirmation to {email}."
+CONFIRMATION_COMING = "A confirmation email to {email} will follow."
 # A payment refunded in full before its order was made: the plan never started.
 REFUNDED_BEFORE_ACCESS = Notice(
     "Your payment of {amount} was refunded to your card in full on {refunded_on}, before your order was finished, so "

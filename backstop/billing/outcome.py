@@ -106,8 +106,13 @@ def checkout_outcome(attempt: PurchaseAttempt, *, show_email: bool = False) -> C
     elif outcome == messages.PAID and refunded:
         # A partial refund: the order stays paid (a person decides what access it keeps), and says what came back.
         notice = replace(notice, happened=f"{notice.happened} {messages.PARTLY_REFUNDED}")
+    confirmation = ""
+    if outcome == messages.PAID and order is not None:
+        confirmation = (messages.CONFIRMATION_SENT if _confirmation_sent(order.reference)
+                        else messages.CONFIRMATION_COMING).format(email=email)
     text = notice.text.format(
         product=attempt.product.name, amount=amount, reference=attempt.reference, email=email,
+        confirmation=confirmation,
         minutes=settings.IN_DOUBT_REPLY_MINUTES,
         ends_on=f"{entitlement.ends_at:%B %-d, %Y}" if entitlement is not None else "",
         refunded=refunded or "", refunded_on=refunded_on,
@@ -199,3 +204,12 @@ def _note(attempt: PurchaseAttempt, saw: str) -> None:
         return
     if PurchaseAttempt.objects.note_buyer_saw(attempt.pk, saw):
         attempt.buyer_saw = saw
+
+
+def _confirmation_sent(reference: str) -> bool:
+    """Whether the order's confirmation email went out (the page says "sent" only then)."""
+    # Here, not at the top: fulfilment reads this module (money, the outcomes), and this needs its key.
+    from backstop.billing.fulfilment import confirmation_key
+    from backstop.notify.models import DeliveryStatus, Message
+
+    return Message.objects.filter(key=confirmation_key(reference), status=DeliveryStatus.SENT).exists()

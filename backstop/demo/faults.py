@@ -15,7 +15,7 @@ from django.conf import settings
 
 from backstop.demo.models import FaultMode, FaultSetting
 from backstop.lib.env import parse_pairs
-from backstop.lib.errors import ProviderError, ProviderTimeout
+from backstop.lib.errors import ProviderRefused, ProviderTimeout
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ def apply_injected_behaviour(provider: str, timeout: float) -> str:
     """Misbehave as the provider's mode says before the call; returns the mode for after the call."""
     mode = FaultSetting.objects.mode_of(provider)
     if mode == FaultMode.ERROR:
-        raise ProviderError(f"the {provider} provider answered with an error")
+        # Raised before the call: nothing reached the provider, a clear refusal as an HTTP error answer is (an email
+        # under it may still be re-worded; a plain ProviderError would mark it as possibly delivered).
+        raise ProviderRefused(f"the {provider} provider answered with an error")
     if mode == FaultMode.TIMEOUT:
         time.sleep(timeout)
         raise ProviderTimeout(f"the {provider} provider did not answer within {timeout:g} seconds")

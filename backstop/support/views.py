@@ -126,10 +126,10 @@ def case_timeline(request: HttpRequest, case_id: int) -> HttpResponse:
     """The case's timeline before a moment (the case page shows its newest entries and links here for the rest)."""
     try:
         before = dt.datetime.fromisoformat(request.GET.get("before", ""))
-    except ValueError:
+        # In UTC, as the title says it is; a moment with an offset at the calendar's edge has no UTC time at all.
+        before = (before if before.tzinfo else before.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return redirect(reverse("desk-case", args=[case_id]) + "#timeline")
-    if before.tzinfo is None:
-        before = before.replace(tzinfo=dt.UTC)
     try:
         page = desk.earlier_timeline(case_id=case_id, before=before)
     except Case.DoesNotExist:

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from backstop.billing import checkout, messages
+from backstop.billing import checkout, fulfilment, messages
 from backstop.billing.models import (
     NOT_CHARGED,
     AttemptState,
@@ -20,6 +20,7 @@ from backstop.billing.models import (
     PurchaseAttempt,
 )
 from backstop.billing.tests.conftest import annual_plan, buy, processor, settled  # noqa: F401
+from backstop.notify.models import Channel, DeliveryStatus, Message
 
 # What each outcome must say, whatever else it says.
 MUST_SAY = {
@@ -82,6 +83,23 @@ def test_it_answers_every_outcome_on_the_page_and_in_the_api(client: Client, out
         assert 'id="try-again" hidden' not in html
     else:
         assert 'id="try-again" hidden' in html
+
+
+@pytest.mark.django_db
+def test_it_says_the_confirmation_was_sent_only_once_it_went(client: Client) -> None:
+    attempt = _attempt_in(messages.PAID)
+    # An email outage holds the confirmation: queued, failing, not sent.
+    confirmation = Message.objects.create(key=fulfilment.confirmation_key(attempt.reference), channel=Channel.EMAIL,
+                                          kind="purchase_confirmation", to=attempt.email,
+                                          status=DeliveryStatus.RETRYING)
+
+    waiting = client.get(f"/api/orders/{attempt.reference}").json()["message"]
+    assert messages.CONFIRMATION_COMING.format(email="a***@example.com") in waiting
+    assert "We've sent" not in waiting
+
+    Message.objects.filter(pk=confirmation.pk).update(status=DeliveryStatus.SENT, sent_at=timezone.now())
+    page = unescape(client.get(f"/checkout/{attempt.reference}").content.decode())
+    assert messages.CONFIRMATION_SENT.format(email="a***@example.com") in page
 
 
 @pytest.mark.django_db

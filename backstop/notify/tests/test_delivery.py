@@ -96,6 +96,25 @@ def test_it_records_a_failed_attempt_for_the_next_retry() -> None:
 
 
 @pytest.mark.django_db
+def test_it_keeps_an_email_refused_by_the_injected_error_open_to_rewording() -> None:
+    # The demo's "error" fault answers before any call: nothing was delivered, so the words may still change (a late
+    # welcome says sorry itself); only a timeout leaves the provider maybe holding them.
+    FaultSetting.objects.set_modes({"email": "error"})
+    message = code_email(new_key())
+
+    assert services.deliver_message(message_id=message.pk, attempt=1)["status"] == "failed"
+
+    message.refresh_from_db()
+    assert not message.maybe_sent
+    assert services.reword_late_email(message=message, template="welcome_late", context={
+        "account": {"name": "Seán O'Brien", "company": "Smith & Sons"}, "verify_url": "http://testserver/verify/x",
+        "signed_up": "20:07 UTC on 7 Dec", "since": "20:07 UTC on 7 Dec", "until": "20:08 UTC on 7 Dec"})
+    message.refresh_from_db()
+    assert message.carries_apology and message.subject.endswith("(sorry, this is late)")
+    assert "Hello Seán O'Brien," in message.text and "for Smith & Sons is created" in message.text
+
+
+@pytest.mark.django_db
 def test_it_never_marks_a_sent_message_failed() -> None:
     message = code_email(new_key())
     services.deliver_message(message_id=message.pk, attempt=1)

@@ -109,3 +109,19 @@ def test_it_is_registered_with_djangos_check_framework(settings: Any) -> None:
     backstop_check_ids(settings, DEMO_PAGES=True)
 
     assert "backstop.E003" in {message.id for message in run_checks(tags=["backstop"])}
+
+
+def test_it_logs_a_warning_report_at_start_up_as_one_record(settings: Any, caplog: pytest.LogCaptureFixture,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from django.core.management import call_command
+
+    from backstop.cli import _check_settings
+
+    settings.DATABASE_URL, settings.SERVE_WORKFLOWS = "", "process"
+    settings.BREAKER_PROBE_SECONDS, settings.SUPPORT_INCIDENT_SETTLE_SECONDS = 10, 900  # the suite's own are an error
+    with caplog.at_level("WARNING", logger="backstop.cli"):
+        _check_settings(call_command)
+
+    [record] = [r for r in caplog.records if r.name == "backstop.cli"]
+    assert "backstop.W002" in record.getMessage()
+    assert "backstop.W002" not in capsys.readouterr().err  # in the log line, not beside it

@@ -63,3 +63,17 @@ def test_it_says_nothing_is_earlier_past_the_first_entry() -> None:
     case = Case.objects.get(account=stalled_account("bob@example.com"))
     page = desk_client(staff_account()).get(f"/desk/cases/{case.pk}/timeline?before=2001-01-01T00:00:00%2B00:00")
     assert page.status_code == 200 and messages.TIMELINE_NONE_EARLIER in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_reads_a_moment_with_an_offset_in_utc_and_sends_one_with_no_utc_time_back_to_the_case() -> None:
+    case = Case.objects.get(account=stalled_account("bob@example.com"))
+    client = desk_client(staff_account())
+    page = client.get(f"/desk/cases/{case.pk}/timeline", {"before": "2026-12-07T20:00:00+05:00"})
+    assert page.status_code == 200
+    assert messages.TIMELINE_EARLIER_TITLE.format(case=case.pk, moment="15:00:00 UTC, 7 Dec 2026") in html.unescape(
+        page.content.decode())
+    # Year 1 at +05:00 is year 0 in UTC, and 9999's last evening west of Greenwich is year 10000: no such moments.
+    for edge in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "garbage"):
+        answer = client.get(f"/desk/cases/{case.pk}/timeline", {"before": edge})
+        assert (answer.status_code, answer["Location"]) == (302, f"/desk/cases/{case.pk}#timeline"), edge

@@ -239,17 +239,18 @@ def run_serve(args: argparse.Namespace) -> None:
     _setup_django()
     if args.listen_fd is not None:
         _run_web_process(args)
-    _prepare(migrate=args.migrate, command="serve")
     from django.conf import settings
 
     from backstop.runtime import engine
 
+    # Refused before anything is done: a serve that will not start must not have migrated the database first.
     if args.web_processes < 1:
         raise SystemExit("backstop serve: --web-processes must be 1 or more")
     if args.web_processes > 1 and settings.SERVE_WORKFLOWS == "inside":
         # Each process would run its own workflow engine on the one SQLite file, whose write lock they would fight for.
         raise SystemExit("backstop serve: --web-processes above 1 needs the workflows in a process of their own "
                          "(PostgreSQL's default, or BACKSTOP_SERVE_WORKFLOWS=process or none)")
+    _prepare(migrate=args.migrate, command="serve")
     worker: ChildProcess | None = None
     if settings.SERVE_WORKFLOWS == "inside":
         engine.launch(role="web")

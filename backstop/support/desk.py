@@ -6,10 +6,10 @@ import datetime as dt
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, prefetch_related_objects
+from django.db.models import Count, Model, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from backstop.accounts.models import Account, AccountEvent, StepStatus
@@ -254,13 +254,56 @@ class TimelineEntry:
     full: str = ""
     files: list[InboundAttachment] = field(default_factory=list)
     inbound_kind: str = ""
+    # Where the entry comes from (TIMELINE_ROWS) and that row's id; ``part`` tells apart two entries of one row (a
+    # contact and its automatic answer, a signal and its clearing). Pages are cut on (at, row, row_id), so entries
+    # at one moment, however many, have an order every page agrees on.
+    row: str = ""
+    row_id: int = 0
+    part: int = 0
+
+    @property
+    def key(self) -> TimelineKey:
+        return TimelineKey(self.at, self.row, self.row_id)
+
+
+@dataclass(frozen=True, order=True)
+class TimelineKey:
+    """A place in the timeline: entries are shown newest key first; "show earlier" asks for the keys below one."""
+    at: dt.datetime
+    row: str
+    row_id: int
+
+    @property
+    def param(self) -> str:
+        return f"{self.row}:{self.row_id}"
+
+
+# The rows a timeline entry comes from, as a cursor names them ("show earlier"'s ``key=<row>:<id>``).
+TIMELINE_ROWS = ("action", "contact", "event", "inbound", "message", "signal")
+# The largest id a cursor may name (a bigint): a larger one would overflow the query's parameter.
+_MAX_ROW_ID = 2**63 - 1
+
+
+def timeline_key(*, before: dt.datetime, key: str | None) -> TimelineKey:
+    """The cursor of a "show earlier" link; ValueError when ``key`` is not one a page wrote. A link with no key (as
+    written before keys) means everything strictly before the moment."""
+    if key is None:
+        return TimelineKey(before, "", 0)
+    row, _, row_id = key.partition(":")
+    if row not in TIMELINE_ROWS or not row_id.isascii() or not row_id.isdigit() or int(row_id) > _MAX_ROW_ID:
+        raise ValueError(f"not a timeline key: {key!r}")
+    return TimelineKey(before, row, int(row_id))
 
 
 @dataclass(frozen=True)
 class TimelinePage:
     entries: list[TimelineEntry]
-    # The moment the next page ("show earlier") starts before; None when nothing earlier is left.
-    earlier_than: dt.datetime | None = None
+    # The last entry shown: the next page ("show earlier") starts below it; None when nothing earlier is left.
+    earlier_than_key: TimelineKey | None = None
+
+    @property
+    def earlier_than(self) -> dt.datetime | None:
+        return self.earlier_than_key.at if self.earlier_than_key else None
 
     @property
     def earlier_text(self) -> str:
@@ -333,9 +376,11 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
     failing = triage.failing_providers()
     signals = list(Signal.objects.filter(case=case).order_by("cleared_at", "-harm", "id"))
     customer_cases = Case.objects.filter(customer_key=case.customer_key)
-    contacts = list(Contact.objects.filter(customer_key=case.customer_key).order_by("-id")[:CONTACTS_SHOWN])
+    # Newest by time, then id (the timeline's order: its first page is built from these rows).
+    contacts = list(Contact.objects.filter(customer_key=case.customer_key)
+                    .order_by("-created_at", "-id")[:CONTACTS_SHOWN])
     actions = list(SupportAction.objects.filter(case__in=customer_cases).select_related("staff", "message")
-                   .order_by("-id")[:ACTIONS_SHOWN])
+                   .order_by("-created_at", "-id")[:ACTIONS_SHOWN])
     message_rows = [_message_row(m) for m in _messages_for(case, account)]
     money = payments.payments_for(email=case.email, account=account)
     suggestion = (_suggestion_for(case, failing, person_promised=bool(_person_promised([case.pk])))
@@ -360,8 +405,8 @@ def case_view(*, case_id: int, staff: Account, saved_reply_id: int | None = None
 
 def _messages_for(case: Case, account: Account | None) -> list[Message]:
     if account is not None:
-        return list(Message.objects.filter(account=account).order_by("-id")[:MESSAGES_SHOWN])
-    return list(Message.objects.to_customer(case.email).order_by("-id")[:MESSAGES_SHOWN])
+        return list(Message.objects.filter(account=account).order_by("-created_at", "-id")[:MESSAGES_SHOWN])
+    return list(Message.objects.to_customer(case.email).order_by("-created_at", "-id")[:MESSAGES_SHOWN])
 
 
 def _inbound_sender(from_email: str, customer_key: str) -> str:
@@ -380,7 +425,7 @@ def _timeline(
     most their panel's limit) and a page of the account's events."""
     events = (list(AccountEvent.objects.filter(account=account).order_by("-created_at", "-id")[:TIMELINE_PAGE + 1])
               if account is not None else [])
-    inbound = list(_inbound_of(case).order_by("-id")[:INBOUND_SHOWN])
+    inbound = list(_inbound_of(case).order_by("-received_at", "-id")[:INBOUND_SHOWN])
     entries = _entries(case, events=events, message_rows=message_rows, contacts=contacts, actions=actions,
                        inbound=inbound, signals=signals, before=None)
     # Older rows than these lists hold may exist when a list came back full: "show earlier" asks for them.
@@ -389,27 +434,44 @@ def _timeline(
     return _page_of(entries, more=full)
 
 
-def earlier_timeline(*, case_id: int, before: dt.datetime) -> TimelinePage:
-    """The page of the case's timeline before ``before`` (the case page's "show earlier", then this page's own): each
-    source asked for its rows before that moment, a page of each, so any depth of history can be read."""
+def earlier_timeline(*, case_id: int, before: TimelineKey) -> TimelinePage:
+    """The page of the case's timeline below the key ``before`` (the case page's "show earlier", then this page's
+    own): each source asked for its rows below that key, a page of each, so any depth of history can be read, and
+    entries sharing one moment are split between pages by (row, id) rather than lost."""
     case = Case.objects.select_related("account").get(pk=case_id)
     account = case.account
     page = TIMELINE_PAGE + 1
-    events = (list(AccountEvent.objects.filter(account=account, created_at__lt=before)
-                   .order_by("-created_at", "-id")[:page]) if account is not None else [])
+    events = (list(_below(AccountEvent.objects.filter(account=account), "event", "created_at", before)[:page])
+              if account is not None else [])
     sent = (Message.objects.filter(account=account) if account is not None
             else Message.objects.to_customer(case.email))
-    message_rows = [_message_row(m) for m in sent.filter(created_at__lt=before).order_by("-created_at", "-id")[:page]]
-    contacts = list(Contact.objects.filter(customer_key=case.customer_key, created_at__lt=before)
-                    .order_by("-created_at", "-id")[:page])
-    actions = list(SupportAction.objects.filter(case__customer_key=case.customer_key, created_at__lt=before)
-                   .select_related("staff").order_by("-created_at", "-id")[:page])
-    inbound = list(_inbound_of(case).filter(received_at__lt=before).order_by("-received_at", "-id")[:page])
-    signals = list(Signal.objects.filter(case=case).filter(Q(created_at__lt=before) | Q(cleared_at__lt=before)))
+    message_rows = [_message_row(m) for m in _below(sent, "message", "created_at", before)[:page]]
+    contacts = list(_below(Contact.objects.filter(customer_key=case.customer_key), "contact", "created_at",
+                           before)[:page])
+    actions = list(_below(SupportAction.objects.filter(case__customer_key=case.customer_key).select_related("staff"),
+                          "action", "created_at", before)[:page])
+    inbound = list(_below(_inbound_of(case), "inbound", "received_at", before)[:page])
+    signals = list(Signal.objects.filter(case=case).filter(Q(created_at__lte=before.at) | Q(cleared_at__lte=before.at)))
     entries = _entries(case, events=events, message_rows=message_rows, contacts=contacts, actions=actions,
                        inbound=inbound, signals=signals, before=before)
     full = any(len(rows) >= page for rows in (events, message_rows, contacts, actions, inbound))
     return _page_of(entries, more=full)
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+def _below(rows: QuerySet[_M], row: str, at: str, before: TimelineKey) -> QuerySet[_M]:
+    """``rows`` whose key (their moment, ``row``, their id) is below ``before``, newest key first: at the cursor's
+    own moment a source named before the cursor's row comes entirely after it, one named after it not at all, and
+    the cursor's own source continues below its id."""
+    if row < before.row:
+        below = Q(**{f"{at}__lte": before.at})
+    elif row > before.row:
+        below = Q(**{f"{at}__lt": before.at})
+    else:
+        below = Q(**{f"{at}__lt": before.at}) | Q(**{at: before.at, "id__lt": before.row_id})
+    return rows.filter(below).order_by(f"-{at}", "-id")
 
 
 def _inbound_of(case: Case) -> QuerySet[InboundMessage]:
@@ -418,37 +480,40 @@ def _inbound_of(case: Case) -> QuerySet[InboundMessage]:
 
 
 def _page_of(entries: list[TimelineEntry], *, more: bool) -> TimelinePage:
-    """The newest ``TIMELINE_PAGE`` entries, and those at the same moment as the last of them (the next page starts
-    strictly before it, so no entry falls between two pages)."""
-    entries.sort(key=lambda e: e.at, reverse=True)
+    """The newest ``TIMELINE_PAGE`` entries by key, and the other entries of the last one's row (a contact's
+    automatic answer): the next page starts below that row's key, so no entry falls between two pages or is on two."""
+    entries.sort(key=lambda e: (e.key, e.part), reverse=True)
     cut = min(len(entries), TIMELINE_PAGE)
-    while 0 < cut < len(entries) and entries[cut].at == entries[cut - 1].at:
+    while 0 < cut < len(entries) and entries[cut].key == entries[cut - 1].key:
         cut += 1
     shown = entries[:cut]
     has_earlier = bool(shown) and (cut < len(entries) or more)
-    return TimelinePage(entries=shown, earlier_than=shown[-1].at if has_earlier else None)
+    return TimelinePage(entries=shown, earlier_than_key=shown[-1].key if has_earlier else None)
 
 
 def _entries(
     case: Case, *, events: list[AccountEvent], message_rows: list[MessageRow], contacts: list[Contact],
-    actions: list[SupportAction], inbound: list[InboundMessage], signals: list[Signal], before: dt.datetime | None,
+    actions: list[SupportAction], inbound: list[InboundMessage], signals: list[Signal], before: TimelineKey | None,
 ) -> list[TimelineEntry]:
-    entries = [TimelineEntry(e.created_at, "account", e.text) for e in events]
+    entries = [TimelineEntry(e.created_at, "account", e.text, row="event", row_id=e.pk) for e in events]
     for row in message_rows:
         m = row.message
         detail = f" ({m.last_error})" if m.last_error and not row.delivered else ""
         entries.append(TimelineEntry(m.created_at, m.channel, f"{m.subject or m.kind} to {m.to}{detail}",
-                                     status=row.status_label, body=m.text if m.kind in SHOWN_IN_FULL else ""))
+                                     status=row.status_label, body=m.text if m.kind in SHOWN_IN_FULL else "",
+                                     row="message", row_id=m.pk))
     for contact in contacts:
-        entries.append(TimelineEntry(contact.created_at, "contact", f"Wrote: “{contact.text}”", who=contact.email))
+        entries.append(TimelineEntry(contact.created_at, "contact", f"Wrote: “{contact.text}”", who=contact.email,
+                                     row="contact", row_id=contact.pk, part=1))
         if contact.finding:
             entries.append(TimelineEntry(contact.created_at, "answer",
-                                         f"Answered automatically ({contact.get_finding_display()})."))
+                                         f"Answered automatically ({contact.get_finding_display()}).",
+                                         row="contact", row_id=contact.pk, part=0))
     for action in actions:
         who = action.staff.email if action.staff else "automation"
         label = messages.ACTIONS[action.action].label if action.action in messages.ACTIONS else action.action
         entries.append(TimelineEntry(action.created_at, "support", f"{label}: {action.note}", who=who,
-                                     status=action.get_outcome_display()))
+                                     status=action.get_outcome_display(), row="action", row_id=action.pk))
     for mail in inbound:
         text = messages.INBOUND_TIMELINE[mail.kind].format(subject=mail.subject or "(no subject)",
                                                            problem=mail.problem)
@@ -456,12 +521,13 @@ def _entries(
             mail.received_at, "email in", text, who=_inbound_sender(mail.from_email, case.customer_key),
             body=mail.visible_text,
             full=mail.text if mail.text.strip() != mail.visible_text.strip() else "",
-            files=list(mail.attachments.all()), inbound_kind=mail.kind))
+            files=list(mail.attachments.all()), inbound_kind=mail.kind, row="inbound", row_id=mail.pk))
     for signal in signals:
-        entries.append(TimelineEntry(signal.created_at, "signal", signal.summary))
+        entries.append(TimelineEntry(signal.created_at, "signal", signal.summary, row="signal", row_id=signal.pk))
         if signal.cleared_at:
-            entries.append(TimelineEntry(signal.cleared_at, "signal", f"Cleared: {signal.cleared_how}."))
-    return [e for e in entries if e.at < before] if before is not None else entries
+            entries.append(TimelineEntry(signal.cleared_at, "signal", f"Cleared: {signal.cleared_how}.", row="signal",
+                                         row_id=signal.pk, part=1))
+    return [e for e in entries if e.key < before] if before is not None else entries
 
 
 # --- The reply draft ------------------------------------------------------------------------------------

@@ -128,10 +128,12 @@ def case_timeline(request: HttpRequest, case_id: int) -> HttpResponse:
         before = dt.datetime.fromisoformat(request.GET.get("before", ""))
         # In UTC, as the title says it is; a moment with an offset at the calendar's edge has no UTC time at all.
         before = (before if before.tzinfo else before.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        # Where in that moment the last page ended (entries sharing it are split by row and id, none lost).
+        key = desk.timeline_key(before=before, key=request.GET.get("key"))
     except (ValueError, OverflowError):
         return redirect(reverse("desk-case", args=[case_id]) + "#timeline")
     try:
-        page = desk.earlier_timeline(case_id=case_id, before=before)
+        page = desk.earlier_timeline(case_id=case_id, before=key)
     except Case.DoesNotExist:
         raise Http404 from None
     return render(request, "support/timeline_earlier.html", {

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -236,3 +237,17 @@ def test_it_refuses_several_web_processes_that_would_each_run_the_workflows(serv
         timeout=120)
     assert refused.returncode != 0
     assert b"--web-processes above 1 needs the workflows in a process of their own" in refused.stderr
+
+
+def test_it_refuses_several_web_processes_on_sqlite_before_migrating(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BACKSTOP_SERVE_WORKFLOWS")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "backstop.cli", "serve", "--port", "0", "--web-processes", "2", "--migrate"],
+        env={**env, "BACKSTOP_DATA_DIR": str(tmp_path)}, cwd=ROOT, capture_output=True, timeout=120)
+    assert refused.returncode != 0
+    assert b"--web-processes above 1 needs the workflows in a process of their own" in refused.stderr
+    # Nothing was migrated: the database file has no tables, if it was opened at all.
+    database = tmp_path / "backstop.sqlite3"
+    tables = (sqlite3.connect(database).execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0]
+              if database.exists() else 0)
+    assert tables == 0

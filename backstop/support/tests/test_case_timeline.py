@@ -12,7 +12,7 @@ from django.utils import timezone
 from backstop.accounts.models import AccountEvent
 from backstop.support import messages
 from backstop.support.desk import TIMELINE_PAGE
-from backstop.support.models import ActionOutcome, Case, SupportAction
+from backstop.support.models import ActionOutcome, Case, Contact, SupportAction
 from backstop.support.tests.helpers import desk_client, staff_account, stalled_account
 
 EARLIER_LINK = re.compile(r'<a id="timeline-earlier" href="([^"]+)"')
@@ -77,3 +77,61 @@ def test_it_reads_a_moment_with_an_offset_in_utc_and_sends_one_with_no_utc_time_
     for edge in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "garbage"):
         answer = client.get(f"/desk/cases/{case.pk}/timeline", {"before": edge})
         assert (answer.status_code, answer["Location"]) == (302, f"/desk/cases/{case.pk}#timeline"), edge
+
+
+def _walk(client: object, case: Case, pattern: str) -> tuple[list[str], int]:
+    """Every entry matching ``pattern``, the case page's first and then each "Show earlier" page's, in page order."""
+    page = _timeline_of(client.get(f"/desk/cases/{case.pk}").content.decode())  # type: ignore[attr-defined]
+    seen, pages = re.findall(pattern, page), 1
+    while link := EARLIER_LINK.search(page):
+        answer = client.get(html.unescape(link.group(1)))  # type: ignore[attr-defined]
+        assert answer.status_code == 200
+        page = _timeline_of(answer.content.decode())
+        seen += re.findall(pattern, page)
+        pages += 1
+    return seen, pages
+
+
+@pytest.mark.django_db
+def test_it_reaches_every_entry_once_when_more_than_a_page_share_one_moment() -> None:
+    account = stalled_account("bob@example.com")
+    case = Case.objects.get(account=account)
+    moment = timezone.now() - dt.timedelta(days=3)
+    AccountEvent.objects.bulk_create(
+        [AccountEvent(account=account, kind="test", text=f"Tied {n:02d}.", created_at=moment) for n in range(60)]
+        + [AccountEvent(account=account, kind="test", text=f"Older {n}.", created_at=moment - dt.timedelta(hours=n + 1))
+           for n in range(5)])
+
+    seen, pages = _walk(desk_client(staff_account()), case, r"(?:Tied \d\d|Older \d)\.")
+
+    assert pages >= 2
+    assert sorted(seen) == sorted([f"Tied {n:02d}." for n in range(60)] + [f"Older {n}." for n in range(5)])
+    assert len(seen) == 65  # each once: none on two pages
+
+
+@pytest.mark.django_db
+def test_it_orders_the_first_page_and_the_earlier_ones_alike_when_rows_were_not_written_in_time_order() -> None:
+    account = stalled_account("bob@example.com")
+    case = Case.objects.get(account=account)
+    newest = timezone.now() - dt.timedelta(days=3)
+    # Written oldest id first but newest moment first: the lowest id is the newest contact.
+    for n in range(70):
+        Contact.objects.create(case=case, email=case.email, customer_key=case.customer_key, account=account,
+                               text=f"Contact {n:02d}", our_reference=f"S-T{n:04d}", public_reply="",
+                               private_reply="", created_at=newest - dt.timedelta(minutes=n))
+
+    seen, _ = _walk(desk_client(staff_account()), case, r"Contact (\d\d)")
+
+    # Newest first on every page and across them: 00 (the newest) to 69, each once.
+    assert seen == [f"{n:02d}" for n in range(70)]
+
+
+@pytest.mark.django_db
+def test_it_sends_a_cursor_it_did_not_write_back_to_the_case() -> None:
+    case = Case.objects.get(account=stalled_account("bob@example.com"))
+    client = desk_client(staff_account())
+    for key in ("garbage", "event", "event:", "event:-1", "event:1.5", "nothing:1", "event:٣", f"event:{2**63}"):
+        answer = client.get(f"/desk/cases/{case.pk}/timeline", {"before": "2026-12-07T20:00:00+00:00", "key": key})
+        assert (answer.status_code, answer["Location"]) == (302, f"/desk/cases/{case.pk}#timeline"), key
+    answer = client.get(f"/desk/cases/{case.pk}/timeline", {"before": "2026-12-07T20:00:00+00:00", "key": "event:7"})
+    assert answer.status_code == 200

@@ -313,13 +313,20 @@ def _say_sorry_if_late(account: Account, message: Message) -> None:
     provider may already hold its first words under its key (``reword_late_email``)."""
     from backstop.accounts.signup import email_verification_url
 
-    if message.status not in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) or message.carries_apology:
+    if message.status not in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING):
         return
-    outage = (CircuitBreaker.objects.filter(
-        pk=STEP_PROVIDERS[StepName.WELCOME_EMAIL], state=BreakerState.CLOSED, failing_since__isnull=False,
-        recovered_at__gte=message.created_at).values_list("failing_since", "recovered_at").first())
-    since, until = outage or (None, None)
-    if since is None or until is None:
+    breaker = (CircuitBreaker.objects.filter(pk=STEP_PROVIDERS[StepName.WELCOME_EMAIL], failing_since__isnull=False)
+               .values_list("state", "failing_since", "recovered_at").first())
+    if breaker is None:
+        return
+    state, since, until = breaker
+    if state == BreakerState.HALF_OPEN:
+        # This send may be the breaker's trial call: if it goes through, the outage ends now. If it does not, the
+        # next attempt words it again with the window as it then stands (the words are decided at each attempt).
+        until = timezone.now()
+    elif state != BreakerState.CLOSED or until is None or until < message.created_at:
+        return
+    if since is None or until is None:  # failing_since is set (the filter); the check tells the type checker
         return
     notify.reword_late_email(message=message, template="welcome_late", context={
         "account": account, "verify_url": email_verification_url(account),

@@ -87,9 +87,7 @@ def reword_late_email(*, message: Message, template: str, context: dict[str, Any
     """Render an unsent email from another ``template`` that says sorry for its lateness, and mark it as carrying
     the apology; False, and nothing changed, once the provider may already hold its first words under its key (an
     attempt that was not clearly refused: ``maybe_sent``), or it was sent. The key and the kind stay: one message,
-    delivered once, in the words decided last."""
-    if message.carries_apology:
-        return True
+    delivered once, in the words decided last (each late attempt words it again: the outage's window may have moved)."""
     rendered = render_email(template, context)
     changed = Message.objects.filter(
         pk=message.pk, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.RETRYING), maybe_sent=False,

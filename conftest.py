@@ -247,6 +247,21 @@ class StubApi:
 
 
 @pytest.fixture
+def fakemail(settings: Any) -> Iterator[Any]:
+    """The fake Resend (backstop/notify/fakemail.py) on a free loopback port; our email goes to it through anymail."""
+    from backstop.notify.fakemail import FakeMail
+
+    fake = FakeMail().start()
+    settings.EMAIL_BACKEND = "backstop.notify.providers.ResendEmailBackend"
+    settings.ANYMAIL = {"RESEND_API_KEY": "re_test_key", "RESEND_API_URL": fake.url}
+    settings.EMAIL_TIMEOUT = 1.0
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
 def stub_api() -> Iterator[StubApi]:
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

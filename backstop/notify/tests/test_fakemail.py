@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,18 +16,6 @@ from backstop.notify.providers import DjangoEmailProvider
 from backstop.runtime.models import BreakerState, CircuitBreaker
 from backstop.runtime.probing import probe_provider
 from backstop.runtime.retrying import call_through_breaker
-
-
-@pytest.fixture
-def fakemail(settings: Any) -> Iterator[FakeMail]:
-    fake = FakeMail().start()
-    settings.EMAIL_BACKEND = "backstop.notify.providers.ResendEmailBackend"
-    settings.ANYMAIL = {"RESEND_API_KEY": "re_test_key", "RESEND_API_URL": fake.url}
-    settings.EMAIL_TIMEOUT = 1.0
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def send(number: int, to: str = "ann@example.com") -> None:

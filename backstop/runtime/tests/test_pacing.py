@@ -8,7 +8,6 @@ import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,15 +22,9 @@ from backstop.runtime.retrying import call_through_breaker
 
 
 @pytest.fixture
-def fakemail(settings: Any) -> Iterator[FakeMail]:
-    fake = FakeMail().start()
-    settings.EMAIL_BACKEND = "backstop.notify.providers.ResendEmailBackend"
-    settings.ANYMAIL = {"RESEND_API_KEY": "re_test_key", "RESEND_API_URL": fake.url}
+def fakemail(fakemail: FakeMail, settings: Any) -> FakeMail:
     settings.EMAIL_TIMEOUT = 2.0
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    return fakemail
 
 
 def send(number: int) -> None:

@@ -5,7 +5,6 @@ through anymail, the setup workflows, the breaker's probe and support's cycle.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,18 +26,11 @@ pytestmark = pytest.mark.usefixtures("engine_db")
 
 
 @pytest.fixture
-def fakemail(settings: Any) -> Iterator[FakeMail]:
-    fake = FakeMail().start()
-    settings.EMAIL_BACKEND = "backstop.notify.providers.ResendEmailBackend"
-    settings.ANYMAIL = {"RESEND_API_KEY": "re_test_key", "RESEND_API_URL": fake.url}
-    settings.EMAIL_TIMEOUT = 1.0
+def fakemail(fakemail: FakeMail, settings: Any) -> FakeMail:
     settings.BREAKER_THRESHOLD = 1
     settings.BREAKER_COOLDOWN_SECONDS = 1.0
     settings.RETRY_BASE_SECONDS, settings.RETRY_CAP_SECONDS = 0.2, 0.5
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    return fakemail
 
 
 def _sign_up(email: str) -> Account:

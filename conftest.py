@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import socket
 import subprocess
@@ -311,6 +312,9 @@ class Database:
 
     data_dir: Path
     url: str  # DATABASE_URL, empty for SQLite
+    # A copy of the migrated template: its processes start without `--migrate`, which on a database with nothing to
+    # apply still cost every start about a second of CPU (the migration graph, twice, and the deploy guard's plan).
+    migrated: bool = False
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if not self.url:
@@ -373,7 +377,7 @@ def server_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
             with sqlite3.connect(template.data_dir / "backstop.sqlite3") as source, \
                     sqlite3.connect(tmp_path / "backstop.sqlite3") as copy:
                 source.backup(copy)
-        yield Database(data_dir=tmp_path, url="")
+        yield Database(data_dir=tmp_path, url="", migrated=template is not None)
         return
     import psycopg
 
@@ -385,7 +389,7 @@ def server_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         else:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.url.rsplit("/", 1)[1]}"')
     try:
-        yield Database(data_dir=tmp_path, url=base_url.rsplit("/", 1)[0] + f"/{name}")
+        yield Database(data_dir=tmp_path, url=base_url.rsplit("/", 1)[0] + f"/{name}", migrated=template is not None)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -408,7 +412,7 @@ class ServerProcess:
 
     def start(self, *, wait: bool = True, **extra_env: str) -> ServerProcess:
         env = {**os.environ, **self.env, **extra_env}
-        args = [sys.executable, "-m", "backstop.cli", self.command, "--migrate"]
+        args = [sys.executable, "-m", "backstop.cli", self.command, *([] if self.database.migrated else ["--migrate"])]
         if self.command == "serve":
             args += ["--port", str(self.port)]
         self.log_path = self.database.data_dir / f"{self.command}-{self.port}-{int(time.time() * 1000)}.log"
@@ -425,7 +429,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/api/openapi.json", timeout=1).status_code == 200:
+                # /healthz: the cheapest page that answers once the server listens (the schema took a render a poll).
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -588,18 +593,48 @@ def setup_finished(account: Any, timeout: float = 30) -> dict[str, bool]:
 
 def pytest_configure(config: Any) -> None:
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    # Bytecode for the project's modules, which every server, worker and command the suite starts reads instead of
+    # compiling all of them again (about 0.4 s of CPU a start where PYTHONDONTWRITEBYTECODE is set, as on CI).
+    compileall.compile_dir(ROOT / "backstop", quiet=1, workers=0)
+
+
+# Tests whose result cannot depend on the suite's database: framework-free helpers, fakepay (its own SQLite file
+# whatever the suite runs on), the message catalogues, and the demo's ports (it always runs on SQLite). They run in
+# the SQLite suite only (docs/decisions.md, "Tests that cannot see the database run once"); one that asks for the
+# database after all (a database fixture or mark) runs in both.
+DATABASE_INDEPENDENT = (
+    "backstop/lib/tests/",
+    "backstop/fakepay/tests/",
+    "backstop/accounts/tests/test_messages.py",
+    "backstop/incidents/tests/test_messages.py",
+    "backstop/notify/tests/test_plain_text.py",
+    "backstop/demo/tests/test_demo_ports.py",
+)
+DATABASE_FIXTURES = frozenset({"db", "transactional_db", "engine_db", "workflow_engine", "server_database",
+                               "server_factory", "migrated_template", "live_server"})
 
 
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     """Browser tests run in the SQLite suite only (docs/decisions.md, "Browser tests run once"): what they check is
     the page and its script; what the database does under each step is checked on both databases by the tests of
-    the services and the HTTP API. Any test module driving Playwright counts as a browser test."""
+    the services and the HTTP API. Any test module driving Playwright counts as a browser test. So do the tests that
+    cannot see the database (``DATABASE_INDEPENDENT``)."""
     if not os.environ.get("DATABASE_URL"):
         return
     once = pytest.mark.skip(reason="browser tests run in the SQLite suite only (docs/decisions.md)")
+    independent = pytest.mark.skip(reason="it cannot see the database: it runs in the SQLite suite only "
+                                          "(docs/decisions.md)")
     for item in items:
         if _drives_a_browser(getattr(item, "module", None)):
             item.add_marker(once)
+        elif _cannot_see_the_database(item):
+            item.add_marker(independent)
+
+
+def _cannot_see_the_database(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).relative_to(ROOT).as_posix()
+    return (path.startswith(DATABASE_INDEPENDENT) and item.get_closest_marker("django_db") is None
+            and not DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
 
 
 def _drives_a_browser(module: Any) -> bool:

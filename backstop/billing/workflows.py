@@ -13,6 +13,7 @@ from backstop.billing import charging, checkout, fulfilment, reconcile
 from backstop.billing.models import FulfilledBy
 from backstop.billing.providers import ProcessorPayment
 from backstop.lib.backoff import backoff_delay
+from backstop.lib.sqlite_gate import defer_to_foreground
 from backstop.runtime.engine import reclaim_request_priority, release_db_connections, yield_cpu_to_requests
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ def purchase_workflow(attempt_id: int) -> str:
             mark_in_doubt(attempt_id)
             checkout.announce_answer(attempt_id)
             return "in_doubt"
+        # The buyer has their answer; their request still records what it showed them (a write). The email step's
+        # writes queue behind it, and behind every other web request's, as background work's do. (Not a lower CPU
+        # priority: a niced thread holding the write lock would hold up the request instead.)
+        defer_to_foreground()
         # Also after "settled": a webhook may have fulfilled the order while this workflow was down.
         send_confirmation(attempt_id)
         return charge["outcome"]

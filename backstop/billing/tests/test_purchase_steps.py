@@ -89,3 +89,39 @@ def test_it_runs_the_buyers_workflow_at_request_priority_on_threads_that_ran_bac
     assert seen and seen[0][1] is False  # in the foreground line for the write lock
     if os.geteuid() == 0:  # raising a nice value back needs the privilege to
         assert seen[0][0] == process_nice
+
+
+def test_it_queues_the_confirmation_steps_writes_behind_web_requests_once_the_buyer_has_an_answer(
+    engine_db: str, processor: Any, monkeypatch: Any,  # noqa: F811
+) -> None:
+    import os
+    import threading
+
+    from backstop.billing import fulfilment
+    from backstop.lib import sqlite_gate
+
+    seen: list[tuple[str, int, bool]] = []
+    charge_attempt, confirm = workflows.charging.charge_attempt, fulfilment.ensure_confirmation_queued
+
+    def note(step: str) -> None:
+        seen.append((step, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                     getattr(sqlite_gate._thread_role, "background", False)))
+
+    def charge_and_note(**kwargs: Any) -> Any:
+        note("charge")
+        return charge_attempt(**kwargs)
+
+    def confirm_and_note(**kwargs: Any) -> Any:
+        note("confirm")
+        return confirm(**kwargs)
+
+    # Spies: the real steps run.
+    monkeypatch.setattr(workflows.charging, "charge_attempt", charge_and_note)
+    monkeypatch.setattr(fulfilment, "ensure_confirmation_queued", confirm_and_note)
+    attempt = buy("di@example.com")
+
+    assert settled(attempt).state == AttemptState.FULFILLED
+    wait_for(lambda: len(seen) == 2, timeout=30, message="the confirmation step never ran")
+    (_, charge_nice, charge_behind), (_, confirm_nice, confirm_behind) = seen
+    assert (charge_behind, confirm_behind) == (False, True)
+    assert confirm_nice == charge_nice  # behind in the write line only: a niced thread holding the lock would stall

@@ -63,7 +63,8 @@ def yield_cpu_to_requests() -> None:
     """Lower this thread's CPU priority: a person waiting on a page comes before background work.
 
     Called first by the background workflows (setup, delivery, reconciliation) and by the supervisor; the purchase
-    workflow keeps normal priority because a buyer waits on its charge. On Linux the nice value belongs to the
+    workflow takes normal priority back (``reclaim_request_priority``: the engine reuses these threads) because a
+    buyer waits on its charge. On Linux the nice value belongs to the
     thread, so the web server's threads in the same process keep theirs; background work still gets every idle cycle.
     On SQLite its writes also queue behind the web requests' for the file's write lock.
     """

@@ -9,11 +9,12 @@ def freeze_startup_objects() -> int:
     """Collect once, then move every object alive now (modules, settings, URL patterns, the engine's registry: about
     150,000 in a web process) to the collector's permanent generation; returns how many.
 
-    Python's full (oldest-generation) collection walks every tracked object while holding the GIL, and in a running
-    server one comes every minute or so: a checkout that met one was measured waiting 313 ms on a loaded machine (the
-    walk itself tens of milliseconds on a quiet one). Frozen objects are never walked again, so a full collection
-    then walks only what requests and workflows made since. Cost: a startup object that becomes cyclic garbage later
-    is never freed (startup builds, it rarely discards). See docs/decisions.md, "Checkout's one-client tail".
+    Python's full (oldest-generation) collection walks every tracked object while holding the GIL: in a checkout
+    bench on a loaded machine one came during the run and held the web process (and any request in flight) 313 ms.
+    Frozen objects are never walked again, so a full collection then walks only what requests and workflows made
+    since (26 ms in the same bench). Cost: a start-up object that becomes cyclic garbage later is never freed
+    (start-up builds, it rarely discards). See docs/decisions.md, "Full garbage collections leave out what a process
+    started with".
     """
     gc.collect()
     gc.freeze()

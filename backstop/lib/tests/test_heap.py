@@ -23,8 +23,9 @@ def test_it_leaves_what_the_process_started_with_out_of_later_full_collections(u
 
     frozen = freeze_startup_objects()
 
-    assert frozen >= walked_before - 1_000
-    assert len(gc.get_objects()) < 1_000  # what a full collection still walks
+    assert frozen >= 2 * len(startup)  # each dict and its list
+    # What a full collection still walks: only what was made since (other threads of the session make a little).
+    assert len(gc.get_objects()) < walked_before // 20
     garbage: list[object] = []
     garbage.append(garbage)  # a cycle made after startup is still collected
     del garbage

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from backstop.lib.heap import freeze_startup_objects
+
 DEMO_INBOUND_SIGNING_KEY = "demo-inbound-signing-key"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
@@ -62,6 +64,7 @@ def _prepare(*, migrate: bool, command: str) -> None:
 
 def _serve_http(host: str, port: int, threads: int, *, listening: socket.socket | None = None) -> None:
     from django.conf import settings
+    from django.urls import get_resolver
     from waitress import serve
 
     from backstop.wsgi import application
@@ -69,6 +72,10 @@ def _serve_http(host: str, port: int, threads: int, *, listening: socket.socket 
     # Proxy headers are read in one place, ``lib.http.client_ip`` (BACKSTOP_TRUSTED_PROXY_COUNT): waitress passes them
     # on only when the site says it stands behind proxies of its own, and drops them otherwise.
     clear = settings.TRUSTED_PROXY_COUNT == 0
+    # Every view module loaded now rather than at the first request, so that it is frozen with the rest: what exists
+    # once the process has started lives as long as it does, and full collections need not walk it again.
+    get_resolver().check()
+    freeze_startup_objects()
     if listening is not None:  # waitress refuses a host and port beside the socket
         serve(application, sockets=[listening], threads=threads, ident="backstop", clear_untrusted_proxy_headers=clear)
     else:
@@ -373,6 +380,7 @@ def run_worker(args: argparse.Namespace) -> None:
     from backstop.runtime import engine
 
     executor = engine.launch(role="worker")
+    freeze_startup_objects()
     print(f"Backstop worker {executor} running workflows", flush=True)
     _stop_on_sigterm()
     _run_until_stopped(threading.Event().wait, then=engine.shutdown)

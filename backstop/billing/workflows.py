@@ -13,7 +13,8 @@ from backstop.billing import charging, checkout, fulfilment, reconcile
 from backstop.billing.models import FulfilledBy
 from backstop.billing.providers import ProcessorPayment
 from backstop.lib.backoff import backoff_delay
-from backstop.runtime.engine import release_db_connections, yield_cpu_to_requests
+from backstop.lib.sqlite_gate import defer_to_foreground
+from backstop.runtime.engine import reclaim_request_priority, release_db_connections, yield_cpu_to_requests
 
 log = logging.getLogger(__name__)
 RECONCILE_SCHEDULE_NAME = "reconcile-payments"
@@ -72,6 +73,8 @@ def purchase_workflow(attempt_id: int) -> str:
     checkout is "in doubt" and reconciliation settles it against the processor. The buyer's request waiting on this
     checkout is woken as soon as their answer (paid, declined, in doubt) is in the rows, before the email step.
     """
+    # A buyer waits on this: not at the priority of the background work this pool thread may have run before.
+    reclaim_request_priority()
     try:
         try:
             charge = charge_and_fulfil(attempt_id, 1)
@@ -94,6 +97,10 @@ def purchase_workflow(attempt_id: int) -> str:
             mark_in_doubt(attempt_id)
             checkout.announce_answer(attempt_id)
             return "in_doubt"
+        # The buyer has their answer; their request still records what it showed them (a write). The email step's
+        # writes queue behind it, and behind every other web request's, as background work's do. (Not a lower CPU
+        # priority: a niced thread holding the write lock would hold up the request instead.)
+        defer_to_foreground()
         # Also after "settled": a webhook may have fulfilled the order while this workflow was down.
         send_confirmation(attempt_id)
         return charge["outcome"]
@@ -109,6 +116,7 @@ def purchase_workflow(attempt_id: int) -> str:
 @DBOS.workflow(name="purchase_workflow")
 def four_step_purchase_workflow(attempt_id: int) -> str:
     """The four-step purchase (charge, record, fulfil, confirm), for workflows recorded before the upgrade."""
+    reclaim_request_priority()
     try:
         try:
             charge = _charge_with_retries(attempt_id)

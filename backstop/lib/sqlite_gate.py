@@ -40,6 +40,12 @@ def defer_to_foreground() -> None:
     _thread_role.background = True
 
 
+def serve_foreground() -> None:
+    """Put this thread back in the foreground line: a pool thread that ran background work now runs work a person
+    waits for (the engine reuses its threads, so the mark would otherwise stay with the thread)."""
+    _thread_role.background = False
+
+
 class WriteGate:
     """A lock handed over in arrival order, foreground waiters first; its owner is a connection, not a thread."""
 

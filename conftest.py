@@ -37,7 +37,7 @@ FAST_SETTINGS = {
     "FAULT_SLOW_SECONDS": 0.1,
     "RATE_LIMIT_SCALE": 1.0,
     "FAULT_INJECTION": True,
-    "QUEUE_POLL_SECONDS": 0.05,
+    "QUEUE_POLL_SECONDS": 0.2,
     # In-process tests run the support cycle themselves, at the moments they choose.
     "SUPPORT_CYCLE_SECONDS": 3600.0,
     # ... and the breakers' probes (a probe closing a breaker a test opened by hand would end its outage early).
@@ -59,7 +59,7 @@ FAST_ENV = {
     "BACKSTOP_HEARTBEAT_SECONDS": "1",
     "BACKSTOP_EXECUTOR_DEAD_AFTER_SECONDS": "4",
     "BACKSTOP_SWEEP_GRACE_SECONDS": "5",
-    "BACKSTOP_QUEUE_POLL_SECONDS": "0.05",
+    "BACKSTOP_QUEUE_POLL_SECONDS": "0.2",
     "BACKSTOP_RECONCILE_SCHEDULE": "",
     "BACKSTOP_PASSWORD_ARGON2_MEMORY_KIB": "1024",
 }

@@ -126,7 +126,11 @@ def test_it_refuses_over_http_to_close_a_case_with_a_promise_unkept_drafts_it_an
     _post_form(desk, desk.get(kept_path).text, 'id="reply-form"', subject="Your workspace is ready",
                body="It's ready now. Sorry!")
 
-    closed_at_once = _post_form(desk, desk.get(kept_path).text, 'data-action="close"')
+    closed_at_once = desk.get(kept_path).text
+    # The support cycle (every second here) may close it first, crediting the staff's action: every promise is kept,
+    # so that is the same end, and the close form is gone. Otherwise staff close it, at once.
+    if 'data-action="close"' in closed_at_once:
+        closed_at_once = _post_form(desk, closed_at_once, 'data-action="close"')
 
     assert "Not closed" not in closed_at_once and 'id="close-anyway"' not in closed_at_once
     assert '<span class="badge resolved">Resolved</span>' in closed_at_once and "Locked out" not in closed_at_once

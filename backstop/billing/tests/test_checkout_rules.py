@@ -35,6 +35,18 @@ def test_it_buys_for_the_signed_in_account(engine_db: str, processor: Any) -> No
     assert account.entitlements.filter(state="active").count() == 1
 
 
+@pytest.mark.django_db
+def test_it_answers_a_product_code_no_product_could_have_as_unknown() -> None:
+    annual_plan()
+    for code in ("annual\x00", "annual plan", "x" * 41):
+        answer = Client().post("/api/checkout", {"product": code, "email": "ann@example.com"},
+                               content_type="application/json", HTTP_IDEMPOTENCY_KEY=f"odd-code-{len(code)}")
+
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["fields"]["product"] == "Choose a plan that's on sale."
+    assert not PurchaseAttempt.objects.exists()
+
+
 def test_it_offers_the_crash_fault_for_payments_only() -> None:
     assert parse_faults("payments=crash_after_charge") == {"payments": "crash_after_charge"}
     with pytest.raises(ValueError, match="unknown mode 'crash_after_charge' for email"):

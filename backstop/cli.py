@@ -73,8 +73,9 @@ def _serve_http(host: str, port: int, threads: int, *, listening: socket.socket 
     # on only when the site says it stands behind proxies of its own, and drops them otherwise.
     clear = settings.TRUSTED_PROXY_COUNT == 0
     # Every view module loaded now rather than at the first request, so that it is frozen with the rest: what exists
-    # once the process has started lives as long as it does, and full collections need not walk it again.
-    get_resolver().check()
+    # once the process has started lives as long as it does, and full collections need not walk it again. (Reading
+    # the patterns imports the URLconf and its views; the system checks already ran in the first process.)
+    get_resolver().url_patterns  # noqa: B018
     freeze_startup_objects()
     if listening is not None:  # waitress refuses a host and port beside the socket
         serve(application, sockets=[listening], threads=threads, ident="backstop", clear_untrusted_proxy_headers=clear)
